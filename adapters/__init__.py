@@ -1,0 +1,1 @@
+"""adapters: a lash session's tools in the shapes LLM SDKs expect."""

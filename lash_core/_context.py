@@ -1,0 +1,25 @@
+"""Who a session is: the context every `PluginFactory.build` receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SessionKind(StrEnum):
+    """Why a session exists. Children are built from the same factories as their root."""
+
+    ROOT = "root"
+    SUBAGENT = "subagent"
+    FORK = "fork"
+    COMPACTION = "compaction"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSessionContext:
+    session_id: str
+    kind: SessionKind = SessionKind.ROOT
+    parent_id: str | None = None
+
+    def is_root_session(self) -> bool:
+        return self.kind is SessionKind.ROOT

@@ -1,0 +1,309 @@
+"""`Session`: one conversation's plugins, tool surface and call pipeline.
+
+A call runs: surface lookup -> before-hooks -> argument check -> provider -> after-hooks -> projector.
+Every failure on that path is a `ToolResult` failure naming its cause; only cancellation of the
+caller's own task propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+import anyio
+from pydantic import ValidationError
+
+from ._context import PluginSessionContext, SessionKind
+from ._errors import ActionArgumentsError, PluginUsageError, ToolConflictError, UnknownActionError
+from ._registrar import ActionSpec, Owned, Registrations, TurnContext, stored_categories
+from ._tools import (
+    Cancellation,
+    FailureClass,
+    ProgressReporter,
+    ToolCall,
+    ToolCallContext,
+    ToolDefinition,
+    ToolProvider,
+    ToolResult,
+    ignore_progress,
+    validate_args,
+)
+from ._types import JsonObject, JsonValue
+
+if TYPE_CHECKING:
+    from ._core import LashCore
+    from ._plugin import SessionPlugin
+
+log = logging.getLogger("lash_core")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """What `Session.snapshot()` returns and `core.session(snapshot=...)` restores: JSON-able."""
+
+    session_id: str
+    kind: SessionKind
+    parent_id: str | None
+    plugins: Mapping[str, JsonValue] = field(default_factory=dict)
+    """Each plugin's `snapshot()`, keyed by factory id; plugins with nothing to keep are absent."""
+
+    def to_dict(self) -> dict[str, JsonValue]:
+        return {
+            "session_id": self.session_id,
+            "kind": str(self.kind),
+            "parent_id": self.parent_id,
+            "plugins": dict(self.plugins),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, JsonValue]) -> SessionSnapshot:
+        return cls(str(data["session_id"]), SessionKind(data["kind"]), data.get("parent_id"), dict(data["plugins"]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Surface:
+    """The tool surface for one combination of provider definition sequences."""
+
+    key: tuple[Sequence[ToolDefinition], ...]
+    visible: tuple[ToolDefinition, ...]
+    index: Mapping[str, tuple[ToolDefinition, Owned[ToolProvider]]]
+
+
+class Session:
+    """Built by `LashCore.session()` or `Session.child()`; cheap to build, so build one per conversation."""
+
+    def __init__(
+        self,
+        core: LashCore,
+        context: PluginSessionContext,
+        plugins: Sequence[tuple[str, SessionPlugin]],
+        registrations: Registrations,
+    ) -> None:
+        self._core = core
+        self.context = context
+        self._plugins = plugins
+        self._reg = registrations
+        self._surface: _Surface | None = None
+        self._turns = 0
+
+    @property
+    def id(self) -> str:
+        return self.context.session_id
+
+    @property
+    def kind(self) -> SessionKind:
+        return self.context.kind
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} kind={self.kind} plugins={[pid for pid, _ in self._plugins]}>"
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    def tools(self) -> tuple[ToolDefinition, ...]:
+        """The tools this session sees. Recomputed only when a provider returns a new sequence.
+
+        Raises:
+            ToolConflictError: two providers offer one name.
+        """
+        return self._current_surface().visible
+
+    def _current_surface(self) -> _Surface:
+        key = tuple(owned.item.definitions() for owned in self._reg.providers)
+        surface = self._surface
+        if surface is not None and all(a is b for a, b in zip(key, surface.key, strict=True)):
+            return surface
+        index: dict[str, tuple[ToolDefinition, Owned[ToolProvider]]] = {}
+        for owned, definitions in zip(self._reg.providers, key, strict=True):
+            for definition in definitions:
+                other = index.get(definition.name)
+                if other is not None:
+                    raise ToolConflictError(definition.name, _provider_label(other[1]), _provider_label(owned))
+                index[definition.name] = (definition, owned)
+        hidden = [h.item for h in self._reg.hidden]
+        if hidden:
+            index = {n: entry for n, entry in index.items() if not any(h(entry[0]) for h in hidden)}
+        self._surface = surface = _Surface(key, tuple(d for d, _ in index.values()), index)
+        return surface
+
+    async def call_tool(
+        self,
+        name: str,
+        args: JsonObject | None = None,
+        *,
+        call_id: str | None = None,
+        progress: ProgressReporter | None = None,
+        cancellation: Cancellation | None = None,
+    ) -> ToolResult:
+        """Run one tool call through the session's hooks. Never raises for a failing call: unknown
+        tools, bad arguments, hook and provider errors, and a fired `cancellation` all come back as
+        failure results. Cancelling the calling task cancels the call and propagates as usual."""
+        context = ToolCallContext(
+            self.id, call_id or uuid.uuid4().hex, progress or ignore_progress, cancellation or Cancellation()
+        )
+        call = ToolCall(name, dict(args) if args is not None else {}, context)
+        if cancellation is None:
+            return await self._run(call)
+        result: ToolResult | None = None
+        if not cancellation.cancelled:
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    await cancellation.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(watch)
+                result = await self._run(call)
+                tg.cancel_scope.cancel()
+        if result is None:
+            reason = cancellation.reason or "cancelled"
+            return ToolResult.err(
+                f"call to {name!r} cancelled: {reason}", failure_class=FailureClass.CANCELLED, code="cancelled"
+            )
+        return result
+
+    async def _run(self, call: ToolCall) -> ToolResult:
+        entry = self._current_surface().index.get(call.name)
+        if entry is None:
+            return ToolResult.err(
+                f"unknown tool {call.name!r}: it is not in this session's tool list",
+                failure_class=FailureClass.INVALID_INPUT,
+                code="unknown_tool",
+            )
+        definition, provider = entry
+        result: ToolResult | None = None
+        for hook in self._reg.before:
+            try:
+                outcome = await hook.item(call)
+            except Exception as exc:
+                return _internal(call, f"before-hook of plugin {hook.owner!r}", exc)
+            if isinstance(outcome, ToolResult):
+                result = outcome
+                break
+            if outcome is not None:
+                call = call.with_args(outcome.args)
+        if result is None:
+            problem = validate_args(definition.input_schema, call.args)
+            if problem is not None:
+                return ToolResult.err(
+                    f"invalid arguments for {call.name!r}: {problem}",
+                    failure_class=FailureClass.INVALID_INPUT,
+                    code="invalid_arguments",
+                )
+            try:
+                result = await provider.item.execute(call)
+            except Exception as exc:
+                return _internal(call, _provider_label(provider), exc)
+        for after in self._reg.after:
+            try:
+                replaced = await after.item(call, result)
+            except Exception as exc:
+                return _internal(call, f"after-hook of plugin {after.owner!r}", exc)
+            result = replaced or result
+        projector = self._reg.projector
+        if projector is not None:
+            try:
+                result = await projector.item(call, result)
+            except Exception as exc:
+                return _internal(call, f"result projector of plugin {projector.owner!r}", exc)
+        return result
+
+    # -- actions, prompt, stored categories ----------------------------------------------------
+
+    def actions(self) -> tuple[ActionSpec, ...]:
+        return tuple(owned.item for owned in self._reg.actions.values())
+
+    async def invoke_action(self, name: str, args: JsonValue = None) -> JsonValue:
+        """Run a plugin action. The handler's own exceptions propagate unchanged.
+
+        Raises:
+            UnknownActionError: no plugin registered `name`.
+            ActionArgumentsError: `args` fail the action's input model.
+        """
+        owned = self._reg.actions.get(name)
+        if owned is None:
+            raise UnknownActionError(name, sorted(self._reg.actions))
+        spec = owned.item
+        if spec.input_model is not None:
+            try:
+                args = spec.input_model.model_validate(args if args is not None else {})
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+                raise ActionArgumentsError(name, problems) from None
+        return await spec.handler(args)
+
+    async def prompt_contributions(self) -> list[str]:
+        """Each plugin's prompt text, in stack order; empty contributions are left out."""
+        texts = [await owned.item(self.context) for owned in self._reg.prompt]
+        return [t for t in texts if t]
+
+    def registered(self, category: str) -> list[object]:
+        """What plugins stored in a category the runtime does not act on (see `PluginRegistrar`)."""
+        if category not in stored_categories():
+            raise PluginUsageError(f"unknown stored category {category!r}; one of {', '.join(stored_categories())}")
+        return [owned.item for owned in self._reg.stored.get(category, ())]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def child(self, kind: SessionKind | str) -> Session:
+        """A subagent, fork or compaction child, built from the same factories."""
+        kind = SessionKind(kind)
+        if kind is SessionKind.ROOT:
+            raise PluginUsageError("a child session cannot be a root session; use core.session() for a new root")
+        return self._core.session_for(PluginSessionContext(uuid.uuid4().hex, kind, self.id))
+
+    def snapshot(self) -> SessionSnapshot:
+        states = {pid: state for pid, plugin in self._plugins if (state := plugin.snapshot()) is not None}
+        return SessionSnapshot(self.id, self.kind, self.context.parent_id, states)
+
+    async def ready(self) -> None:
+        """Tell plugins the session is open: `SessionPlugin.session_ready`, then `session().on_ready` hooks."""
+        for _, plugin in self._plugins:
+            await plugin.session_ready(self.context)
+        for hook in self._reg.session_ready:
+            await hook.item(self.context)
+
+    async def aclose(self) -> None:
+        """Fire `session().on_close` hooks, in reverse registration order."""
+        for hook in reversed(self._reg.session_close):
+            await hook.item(self.context)
+
+    async def __aenter__(self) -> Self:
+        await self.ready()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.aclose()
+
+    async def start_turn(self) -> TurnContext:
+        """Begin a model turn: fires `turn().on_start` hooks and returns the turn for `end_turn`."""
+        turn = TurnContext(self.id, uuid.uuid4().hex, self._turns)
+        self._turns += 1
+        for hook in self._reg.turn_start:
+            await hook.item(turn)
+        return turn
+
+    async def end_turn(self, turn: TurnContext) -> None:
+        for hook in self._reg.turn_end:
+            await hook.item(turn)
+
+
+def _provider_label(owned: Owned[ToolProvider]) -> str:
+    return f"{owned.item.describe()} (plugin {owned.owner!r})"
+
+
+def _internal(call: ToolCall, where: str, exc: Exception) -> ToolResult:
+    log.error(
+        "tool call failed inside %s", where, exc_info=exc, extra={"tool": call.name, "call_id": call.context.call_id}
+    )
+    return ToolResult.err(
+        f"internal error in {where} while calling {call.name!r}: {type(exc).__name__}: {exc}",
+        failure_class=FailureClass.INTERNAL,
+        code="internal_error",
+    )

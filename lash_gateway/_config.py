@@ -1,0 +1,585 @@
+"""Upstream server configs: what to start or connect to, how long to wait, which tools to take.
+
+A server config is one of two frozen pydantic models, tagged on `transport`: `StdioServerConfig`
+("stdio") and `HttpServerConfig` ("streamable_http" or "sse"). `ServerConfig` is their union, the
+type the pool takes. `McpServerConfig` is a namespace of constructors, because a union cannot carry
+methods: `McpServerConfig.stdio(...)`, `.streamable_http(...)`, `.sse(...)` and `.parse(obj)`.
+
+`load_mcp_servers` reads the `mcpServers` JSON that Claude Desktop, Claude Code and Cursor write.
+Every failure of the constructors, `parse` and the loader is a `ConfigError` naming the server and
+the field (constructing the models directly raises pydantic's `ValidationError`). No message, repr
+or `redacted()` view contains an env or header value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Final, Literal, TypeAlias, TypeVar, final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ._errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CALL_TIMEOUT",
+    "DEFAULT_MODE",
+    "DEFAULT_STARTUP_TIMEOUT",
+    "MAX_SERVER_NAME_LENGTH",
+    "HttpServerConfig",
+    "McpServerConfig",
+    "ProtocolMode",
+    "ServerConfig",
+    "StdioServerConfig",
+    "TaggedServerConfig",
+    "ToolFilter",
+    "Transport",
+    "load_mcp_servers",
+    "redacted",
+    "validate_server_name",
+]
+
+DEFAULT_STARTUP_TIMEOUT: Final = 10.0
+"""Seconds for connect + initialize + the first complete tools/list."""
+DEFAULT_CALL_TIMEOUT: Final = 60.0
+"""Seconds one tools/call may run before it fails with `CallTimeout`."""
+MAX_SERVER_NAME_LENGTH: Final = 64
+"""Longest server name accepted (in characters)."""
+
+ProtocolMode: TypeAlias = Literal["legacy", "auto"]
+"""How the client picks the protocol era; see `_ServerConfigBase.mode`."""
+Transport: TypeAlias = Literal["stdio", "streamable_http", "sse"]
+
+DEFAULT_MODE: Final[ProtocolMode] = "legacy"
+
+REDACTED: Final = "***"
+"""What `redacted()` shows in place of a secret."""
+
+_MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
+
+# Keys of an `mcpServers` entry that other clients write for their own UI and that change nothing about
+# how the server is started or called: Cline's and Roo Code's per-tool auto-approval lists.
+_IGNORED_ENTRY_KEYS: Final = frozenset({"autoApprove", "alwaysAllow"})
+
+# `"type"` values in `mcpServers` entries: Claude Code writes stdio/http/sse, Cline writes streamableHttp.
+_TRANSPORT_BY_TYPE: Final[Mapping[str, Transport]] = {
+    "stdio": "stdio",
+    "sse": "sse",
+    "http": "streamable_http",
+    "streamable_http": "streamable_http",
+    "streamable-http": "streamable_http",
+    "streamableHttp": "streamable_http",
+}
+
+# RFC 9110 token characters: what an HTTP header name may contain.
+_TOKEN_CHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+# Words that mark a command-line flag as carrying a secret (`--api-key X`, `--token=X`) for `redacted()`.
+_SECRET_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "auth", "credential")
+
+
+def validate_server_name(name: str) -> str:
+    """Return `name` if it is a valid server name.
+
+    A valid name is 1-64 characters with no control or invisible formatting characters and no
+    whitespace at either end. Names are otherwise free: tool names use a normalised form of them.
+
+    Raises:
+        ConfigError: the name is not a string or breaks one of the rules.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(None, f"server name must be a string (got {type(name).__name__})")
+    if not name:
+        raise ConfigError(name, "server name must not be empty")
+    if len(name) > MAX_SERVER_NAME_LENGTH:
+        raise ConfigError(name, f"server name is {len(name)} characters long; the limit is {MAX_SERVER_NAME_LENGTH}")
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            raise ConfigError(name, f"server name contains the control character U+{ord(char):04X}")
+    if name != name.strip():
+        raise ConfigError(name, "server name must not start or end with whitespace")
+    return name
+
+
+class ToolFilter(BaseModel):
+    """Which upstream tools a server contributes.
+
+    Patterns are shell-style globs (`*`, `?`, `[abc]`), matched case-sensitively against the tool
+    names the upstream lists, before they are renamed to `mcp__<server>__<tool>`.
+    """
+
+    model_config = _MODEL_CONFIG
+
+    allow: list[str] = []
+    """A tool must match one of these patterns to be kept; an empty list keeps every tool."""
+    deny: list[str] = []
+    """A tool matching one of these patterns is dropped, even if `allow` matched it."""
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _check_patterns(cls, patterns: list[str]) -> list[str]:
+        if any(not pattern for pattern in patterns):
+            raise ValueError("patterns must not be empty strings")
+        return patterns
+
+    def allows(self, tool: str) -> bool:
+        """Whether the upstream tool named `tool` passes this filter."""
+        if self.allow and not any(fnmatchcase(tool, pattern) for pattern in self.allow):
+            return False
+        return not any(fnmatchcase(tool, pattern) for pattern in self.deny)
+
+
+class _ServerConfigBase(BaseModel):
+    """Settings every transport shares."""
+
+    model_config = _MODEL_CONFIG
+
+    startup_timeout: float = Field(DEFAULT_STARTUP_TIMEOUT, gt=0)
+    """Seconds for connect + initialize + the first complete tools/list; attach fails after that."""
+    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
+    """Seconds one tools/call may run before it fails with `CallTimeout`."""
+    tools: ToolFilter = ToolFilter()
+    """Which of the server's tools are offered; every tool by default."""
+    mode: ProtocolMode = DEFAULT_MODE
+    """Protocol era negotiation. "legacy" runs the classic initialize handshake (2025-11-25), which
+    every server understands and on which `notifications/tools/list_changed` arrives on the
+    connection. "auto" first probes `server/discover` for 2026-07-28: servers that ignore unknown
+    methods then cost a 10 s connect delay, very old servers (mcp 1.2.x) die, and on 2026-07-28
+    list_changed only arrives on a `subscriptions/listen` stream. Hence "legacy" by default."""
+
+
+class StdioServerConfig(_ServerConfigBase):
+    """A server the gateway starts as a child process and talks to over stdin/stdout."""
+
+    transport: Literal["stdio"] = "stdio"
+    command: str
+    """The program to run, looked up on PATH when it has no directory part."""
+    args: list[str] = []
+    """Arguments passed to the program."""
+    env: dict[str, SecretStr] = {}
+    """Environment variables for the child. The SDK merges them over a minimal set (HOME, LOGNAME,
+    PATH, SHELL, TERM, USER); the gateway's other variables are not inherited."""
+    cwd: str | None = None
+    """Working directory of the child; the gateway's own when None."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        # Credentials in URL-shaped arguments stay out of reprs, as they stay out of `redacted()`.
+        for key, value in super().__repr_args__():
+            yield key, (_redacted_args(self.args) if key == "args" else value)
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, command: str) -> str:
+        if not command.strip():
+            raise ValueError("must not be empty")
+        if "\0" in command:
+            raise ValueError("contains a NUL character")
+        return command
+
+    @field_validator("args")
+    @classmethod
+    def _check_args(cls, args: list[str]) -> list[str]:
+        for index, arg in enumerate(args):
+            if "\0" in arg:
+                raise ValueError(f"argument {index} contains a NUL character")
+        return args
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, env: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, value in env.items():
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"environment variable name {name!r} is empty or contains '=' or NUL")
+            if "\0" in value.get_secret_value():
+                raise ValueError(f"value of environment variable {name!r} contains a NUL character")
+        return env
+
+    @field_validator("cwd")
+    @classmethod
+    def _check_cwd(cls, cwd: str | None) -> str | None:
+        if cwd is not None and not cwd:
+            raise ValueError("must not be empty; leave it out to use the gateway's working directory")
+        return cwd
+
+
+class HttpServerConfig(_ServerConfigBase):
+    """A server the gateway connects to over streamable HTTP or the legacy HTTP+SSE transport."""
+
+    transport: Literal["streamable_http", "sse"] = "streamable_http"
+    url: str
+    """The MCP endpoint, http:// or https://: the streamable HTTP endpoint, or the SSE stream URL."""
+    headers: dict[str, SecretStr] = {}
+    """Headers sent with every request (e.g. Authorization); values are secrets."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        # Credentials and query values of the URL stay out of reprs, as they stay out of `redacted()`.
+        for key, value in super().__repr_args__():
+            yield key, (_redacted_url(self.url) if key == "url" else value)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+            raise ValueError("URL contains whitespace or control characters")
+        scheme, sep, _ = url.partition("://")
+        if not sep:
+            raise ValueError("URL must start with http:// or https://")
+        if scheme.lower() not in ("http", "https"):
+            raise ValueError(f"URL scheme must be http or https (got {scheme[:20]!r})")
+        try:
+            parts = urlsplit(url)
+            host, _port = parts.hostname, parts.port  # .port raises ValueError unless a number in 0-65535
+        except ValueError:
+            raise ValueError("URL has a malformed host or port") from None
+        if not host:
+            raise ValueError("URL has no host")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, value in headers.items():
+            if not name or not set(name) <= _TOKEN_CHARS:
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if any(char in "\r\n\0" for char in value.get_secret_value()):
+                raise ValueError(f"value of header {name!r} contains a line break or NUL")
+        return headers
+
+
+ServerConfig: TypeAlias = StdioServerConfig | HttpServerConfig
+"""Any upstream server config; tell them apart with `isinstance` or `config.transport`."""
+
+TaggedServerConfig: TypeAlias = Annotated[ServerConfig, Field(discriminator="transport")]
+"""`ServerConfig` for use as a field of another pydantic model: validated by its `transport` tag."""
+
+_Config = TypeVar("_Config", StdioServerConfig, HttpServerConfig)
+
+
+@final
+class McpServerConfig:
+    """Constructors for `ServerConfig`s; not instantiable.
+
+    ```python
+    McpServerConfig.stdio("uvx", ["mcp-server-time"], env={"TZ": "UTC"})
+    McpServerConfig.streamable_http("https://example.com/mcp", headers={"Authorization": "Bearer ..."})
+    McpServerConfig.sse("http://127.0.0.1:8000/sse")
+    McpServerConfig.parse({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]})
+    ```
+    Each raises `ConfigError` for invalid input.
+    """
+
+    def __init__(self) -> None:
+        raise TypeError("McpServerConfig is a namespace of constructors; call McpServerConfig.stdio(...) etc.")
+
+    @staticmethod
+    def stdio(
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        env: Mapping[str, str | SecretStr] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        tools: ToolFilter | None = None,
+        mode: ProtocolMode = DEFAULT_MODE,
+    ) -> StdioServerConfig:
+        """A server started as `command *args`.
+
+        Raises:
+            ConfigError: an argument is invalid.
+        """
+        if isinstance(args, str):
+            # A str is a Sequence[str]; taking it would run `command` with one argument per character.
+            raise ConfigError(None, "must be a list of strings, not one string", field="args")
+        data: dict[str, object] = {
+            "command": command,
+            "args": list(args),
+            "env": dict(env or {}),
+            "cwd": os.fspath(cwd) if cwd is not None else None,
+        }
+        return _build(StdioServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+
+    @staticmethod
+    def streamable_http(
+        url: str,
+        *,
+        headers: Mapping[str, str | SecretStr] | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        tools: ToolFilter | None = None,
+        mode: ProtocolMode = DEFAULT_MODE,
+    ) -> HttpServerConfig:
+        """A server reached over streamable HTTP at `url`.
+
+        Raises:
+            ConfigError: an argument is invalid.
+        """
+        data: dict[str, object] = {"transport": "streamable_http", "url": url, "headers": dict(headers or {})}
+        return _build(HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+
+    @staticmethod
+    def sse(
+        url: str,
+        *,
+        headers: Mapping[str, str | SecretStr] | None = None,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        tools: ToolFilter | None = None,
+        mode: ProtocolMode = DEFAULT_MODE,
+    ) -> HttpServerConfig:
+        """A server reached over the legacy HTTP+SSE transport; `url` is its SSE stream.
+
+        Raises:
+            ConfigError: an argument is invalid.
+        """
+        data: dict[str, object] = {"transport": "sse", "url": url, "headers": dict(headers or {})}
+        return _build(HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+
+    @staticmethod
+    def parse(obj: Mapping[str, object] | ServerConfig, *, name: str | None = None) -> ServerConfig:
+        """Validate a config given as a JSON-like object, in either shape.
+
+        - typed: `{"transport": "stdio" | "streamable_http" | "sse", ...the model's fields}`;
+        - an `mcpServers` entry: `{"command", "args"?, "env"?, "cwd"?}` is stdio, `{"url", "headers"?}`
+          is streamable HTTP unless `"type": "sse"`. Claude Code's `"type"` (stdio, http, sse,
+          streamable-http, streamable_http; Cline's streamableHttp) picks the transport, Windsurf's
+          `"serverUrl"` stands for `"url"`, and Cline's `autoApprove` / `alwaysAllow` are ignored.
+
+        Both shapes also take `startup_timeout`, `call_timeout`, `tools` and `mode`; other keys are
+        errors. `name` is used in error messages (and validated); a config object is returned as is.
+
+        Raises:
+            ConfigError: the name or the config is invalid; one line per problem.
+        """
+        if name is not None:
+            validate_server_name(name)
+        if isinstance(obj, StdioServerConfig | HttpServerConfig):
+            return obj
+        if not isinstance(obj, Mapping):
+            raise ConfigError(name, f"server config must be a JSON object (got {_kind(obj)})")
+        data = _typed_shape(obj, name)
+        if data["transport"] == "stdio":
+            return _build(StdioServerConfig, name, data)
+        return _build(HttpServerConfig, name, data)
+
+
+def load_mcp_servers(data: Mapping[str, object] | str | os.PathLike[str]) -> dict[str, ServerConfig]:
+    """Read the servers of an `mcpServers` config, as Claude Desktop, Claude Code and Cursor write it.
+
+    `data` is the parsed JSON, JSON text (a `str`), or the path of a file (a `pathlib.Path` or other
+    `os.PathLike`; a `str` is always JSON text). The top-level object must hold an `mcpServers`
+    object; its other keys (a client's own settings) are ignored. Each entry is read by
+    `McpServerConfig.parse`. An entry with `"disabled": true` (Cline, Roo Code, Windsurf) is left out.
+    Values are taken literally: `${VAR}` is not expanded. Returns the servers in file order.
+
+    Raises:
+        ConfigError: the file cannot be read, is not JSON, repeats a key, or an entry is invalid.
+    """
+    root = _load_json(data) if isinstance(data, str | os.PathLike) else data
+    if not isinstance(root, Mapping) or "mcpServers" not in root:
+        raise ConfigError(None, "expected a JSON object with an 'mcpServers' object (the Claude Desktop format)")
+    servers = root["mcpServers"]
+    if not isinstance(servers, Mapping):
+        raise ConfigError(None, f"must be a JSON object (got {_kind(servers)})", field="mcpServers")
+    result: dict[str, ServerConfig] = {}
+    for name, entry in servers.items():
+        validate_server_name(name)
+        if not isinstance(entry, Mapping):
+            raise ConfigError(name, f"server config must be a JSON object (got {_kind(entry)})")
+        if "disabled" in entry:
+            disabled = entry["disabled"]
+            if not isinstance(disabled, bool):
+                raise ConfigError(name, f"must be true or false (got {_kind(disabled)})", field="disabled")
+            if disabled:
+                continue
+            entry = {key: value for key, value in entry.items() if key != "disabled"}
+        result[name] = McpServerConfig.parse(entry, name=name)
+    return result
+
+
+def redacted(config: ServerConfig) -> dict[str, object]:
+    """A JSON-able view of `config` for status output and logs, with secrets replaced by "***".
+
+    Env and header values are always replaced (their names are kept). Best effort beyond that:
+    credentials and query values in the URL, credentials in URL-shaped arguments, and the values of
+    arguments such as `--api-key X` / `--token=X` are replaced too. A secret inside a URL path
+    (e.g. `/mcp/<key>/sse`) cannot be recognised; pass it in a header instead.
+    """
+    view: dict[str, object] = {"transport": config.transport}
+    if isinstance(config, StdioServerConfig):
+        view["command"] = config.command
+        view["args"] = _redacted_args(config.args)
+        view["env"] = dict.fromkeys(config.env, REDACTED)
+        view["cwd"] = config.cwd
+    else:
+        view["url"] = _redacted_url(config.url)
+        view["headers"] = dict.fromkeys(config.headers, REDACTED)
+    view.update(config.model_dump(mode="json", include={"startup_timeout", "call_timeout", "tools", "mode"}))
+    return view
+
+
+def _with_common(
+    data: dict[str, object],
+    startup_timeout: float,
+    call_timeout: float,
+    tools: ToolFilter | None,
+    mode: ProtocolMode,
+) -> dict[str, object]:
+    data.update(startup_timeout=startup_timeout, call_timeout=call_timeout, mode=mode)
+    if tools is not None:
+        data["tools"] = tools
+    return data
+
+
+def _build(model: type[_Config], name: str | None, data: Mapping[str, object]) -> _Config:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        # `from None`: each error is a line of the ConfigError already, and the pydantic chain is noise.
+        raise ConfigError.from_problems(name, _problems(exc, model, data.get("transport"))) from None
+
+
+def _problems(exc: ValidationError, model: type[BaseModel], transport: object) -> list[tuple[str | None, str]]:
+    """One `(field, problem)` per pydantic error, without the inputs (they may be secrets)."""
+    problems: list[tuple[str | None, str]] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = _field_path(error["loc"])
+        kind = error["type"]
+        if kind == "missing":
+            problem = "is required"
+        elif kind == "extra_forbidden":
+            allowed = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ", ".join(ToolFilter.model_fields)
+            where = f" for transport {transport!r}" if isinstance(transport, str) and len(error["loc"]) == 1 else ""
+            problem = f"unknown key{where} (allowed: {allowed})"
+        elif kind == "value_error" and "error" in error.get("ctx", {}):
+            problem = str(error["ctx"]["error"])
+        else:
+            problem = error["msg"]
+        problems.append((field, problem))
+    return problems
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str | None:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or None
+
+
+def _typed_shape(entry: Mapping[str, object], name: str | None) -> dict[str, object]:
+    """`entry` in the typed shape (with `transport`), translated from the `mcpServers` shape if needed."""
+    data = {key: value for key, value in entry.items() if key not in _IGNORED_ENTRY_KEYS}
+    if "serverUrl" in data:  # Windsurf's name for a remote server's URL
+        if "url" in data:
+            raise ConfigError(name, "has both 'url' and 'serverUrl'; keep one", field="serverUrl")
+        data["url"] = data.pop("serverUrl")
+    if "type" in data:
+        kind = data.pop("type")
+        if not isinstance(kind, str) or kind not in _TRANSPORT_BY_TYPE:
+            expected = ", ".join(repr(key) for key in _TRANSPORT_BY_TYPE)
+            raise ConfigError(name, f"must be one of {expected} (got {_short(kind)})", field="type")
+        transport = _TRANSPORT_BY_TYPE[kind]
+        if data.setdefault("transport", transport) != transport:
+            raise ConfigError(name, f"{kind!r} conflicts with transport {_short(data['transport'])}", field="type")
+    elif "transport" not in data:
+        if "command" in data and "url" in data:
+            raise ConfigError(name, "has both 'command' (stdio) and 'url' (HTTP); keep one")
+        if "command" in data:
+            data["transport"] = "stdio"
+        elif "url" in data:
+            data["transport"] = "streamable_http"
+        else:
+            raise ConfigError(name, "needs 'command' (stdio) or 'url' (HTTP)")
+    if data["transport"] not in ("stdio", "streamable_http", "sse"):
+        got = _short(data["transport"])
+        raise ConfigError(name, f"must be 'stdio', 'streamable_http' or 'sse' (got {got})", field="transport")
+    return data
+
+
+def _load_json(source: str | os.PathLike[str]) -> object:
+    if isinstance(source, str):
+        text, origin = source, "JSON text"
+    else:
+        try:
+            text, origin = Path(source).read_text(encoding="utf-8-sig"), os.fspath(source)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(None, f"cannot read {os.fspath(source)}: {exc}") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        hint = "" if text.lstrip().startswith("{") else "; to read a file, pass a pathlib.Path"
+        raise ConfigError(None, f"{origin} is not valid JSON: {exc}{hint}") from exc
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object hook that refuses repeated keys, which `json` would otherwise keep the last of."""
+    obj: dict[str, object] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ConfigError(None, f"the key {key!r} appears twice in one JSON object")
+        obj[key] = value
+    return obj
+
+
+def _redacted_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL after all (e.g. an unclosed IPv6 bracket): hide all of it
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(key, REDACTED if value else "") for key, value in pairs], safe="*")
+    fragment = REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _redacted_args(args: Sequence[str]) -> list[str]:
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        if hide_next:
+            shown.append(REDACTED)
+            hide_next = False
+        elif arg.startswith("-") and _is_secret_flag(arg.partition("=")[0]):
+            if "=" in arg:
+                shown.append(f"{arg.partition('=')[0]}={REDACTED}")
+            else:
+                shown.append(arg)
+                hide_next = True
+        elif "://" in arg:
+            shown.append(_redacted_url(arg) if "@" in arg or "?" in arg else arg)
+        else:
+            shown.append(arg)
+    return shown
+
+
+def _is_secret_flag(flag: str) -> bool:
+    lowered = flag.lower()
+    return any(word in lowered for word in _SECRET_FLAG_WORDS)
+
+
+def _kind(value: object) -> str:
+    """A JSON-ish name for the type of `value`, for messages that must not show the value."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number" if isinstance(value, int | float) else ("a string" if isinstance(value, str) else "a value")
+
+
+def _short(value: object) -> str:
+    """`value` quoted for a message when it is a short string (a type or transport tag), else its kind."""
+    return repr(value) if isinstance(value, str) and len(value) <= 40 else _kind(value)

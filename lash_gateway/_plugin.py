@@ -1,0 +1,184 @@
+"""The MCP plugin: `McpPluginFactory` owns the pool; each session gets the one shared
+`McpToolProvider` and the admin actions (`attach_server`, `detach_server`, `server_statuses`,
+`reconnect_server`). `build` allocates one small object and does no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from pydantic import BaseModel, ConfigDict
+
+from lash_core import (
+    FailureClass,
+    PluginFactory,
+    PluginRegistrar,
+    PluginSessionContext,
+    SessionPlugin,
+    ToolCall,
+    ToolDefinition,
+    ToolProvider,
+    ToolResult,
+    ignore_progress,
+)
+
+from ._config import ServerConfig
+from ._errors import (
+    CallTimeout,
+    GatewayError,
+    ServerDetached,
+    UnknownTool,
+    UpstreamCallError,
+    UpstreamUnavailable,
+)
+from ._pool import McpConnectionPool
+from ._upstream import ServerStatus
+
+INVALID_PARAMS = -32602
+
+
+class McpToolProvider(ToolProvider):
+    """The pool's tools as a lash provider; one instance serves every session."""
+
+    def __init__(self, pool: McpConnectionPool) -> None:
+        self._pool = pool
+
+    def definitions(self) -> tuple[ToolDefinition, ...]:
+        return self._pool.definitions()
+
+    async def execute(self, call: ToolCall) -> ToolResult:
+        progress = call.context.progress if call.context.progress is not ignore_progress else None
+        try:
+            return await self._pool.call_tool(call.name, call.args, progress=progress)
+        except UnknownTool as exc:
+            return ToolResult.err(str(exc), failure_class=FailureClass.INVALID_INPUT, code="unknown_tool")
+        except CallTimeout as exc:
+            return ToolResult.err(str(exc), failure_class=FailureClass.TIMEOUT, code="upstream_timeout")
+        except ServerDetached as exc:
+            return ToolResult.err(str(exc), failure_class=FailureClass.UNAVAILABLE, code="server_detached")
+        except UpstreamUnavailable as exc:
+            return ToolResult.err(str(exc), failure_class=FailureClass.UNAVAILABLE, code="upstream_unavailable")
+        except UpstreamCallError as exc:
+            failure_class = FailureClass.INVALID_INPUT if exc.code == INVALID_PARAMS else FailureClass.TOOL_ERROR
+            return ToolResult.err(str(exc), failure_class=failure_class, code="upstream_error")
+        except GatewayError as exc:
+            return ToolResult.err(str(exc), failure_class=FailureClass.TOOL_ERROR, code="upstream_protocol_error")
+
+
+class McpPluginFactory(PluginFactory):
+    """Owns one `McpConnectionPool` for the process.
+
+    Prefer `async with McpPluginFactory.empty() as factory:`; the pool then closes on exit.
+    Without `async with`, call `await factory.pool.shutdown()` when done.
+    """
+
+    def __init__(self, pool: McpConnectionPool | None = None) -> None:
+        self.pool = pool or McpConnectionPool()
+        self._provider = McpToolProvider(self.pool)
+
+    @classmethod
+    def empty(cls) -> McpPluginFactory:
+        return cls()
+
+    @classmethod
+    async def new(cls, servers: Mapping[str, ServerConfig | Mapping[str, Any]]) -> McpPluginFactory:
+        """A factory with `servers` attached. Servers that are down do not fail this: it returns
+        after every server's first connect attempt, and the failed ones retry in the background."""
+        factory = cls()
+        await factory.attach_servers(servers, fail_fast=False)
+        return factory
+
+    async def __aenter__(self) -> Self:
+        await self.pool.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.pool.__aexit__(exc_type, exc, tb)
+
+    def id(self) -> str:
+        return "mcp"
+
+    def build(self, ctx: PluginSessionContext) -> SessionPlugin:
+        return McpSessionPlugin(self)
+
+    async def attach_server(self, name: str, config: ServerConfig | Mapping[str, Any]) -> ServerStatus:
+        """Attach (or replace) a server; see `McpConnectionPool.attach`."""
+        return await self.pool.attach(name, config)
+
+    async def attach_servers(
+        self, servers: Mapping[str, ServerConfig | Mapping[str, Any]], *, fail_fast: bool = False
+    ) -> None:
+        """Attach several servers concurrently (each keeps its place in the naming order)."""
+        async with anyio.create_task_group() as tg:
+            for name, config in servers.items():
+                tg.start_soon(partial(self.pool.attach, name, config, fail_fast=fail_fast))
+
+    async def detach_server(self, name: str) -> None:
+        await self.pool.detach(name)
+
+    def server_statuses(self) -> list[ServerStatus]:
+        return self.pool.server_statuses()
+
+    @property
+    def provider(self) -> McpToolProvider:
+        return self._provider
+
+
+class _AttachArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    config: dict[str, Any]
+    """One server config, typed (`transport`: ...) or as an `mcpServers` entry."""
+
+
+class _NameArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+def status_dict(status: ServerStatus) -> dict[str, Any]:
+    """A JSON-able status (already free of secrets)."""
+    return dataclasses.asdict(status)
+
+
+class McpSessionPlugin(SessionPlugin):
+    __slots__ = ("_factory",)
+
+    def __init__(self, factory: McpPluginFactory) -> None:
+        self._factory = factory
+
+    def id(self) -> str:
+        return "mcp"
+
+    def register(self, reg: PluginRegistrar) -> None:
+        reg.tools().provider(self._factory.provider)
+        actions = reg.actions()
+        actions.register(
+            "attach_server", self._attach, description="Attach or replace an MCP server.", input_model=_AttachArgs
+        )
+        actions.register("detach_server", self._detach, description="Detach an MCP server.", input_model=_NameArgs)
+        actions.register(
+            "reconnect_server", self._reconnect, description="Reconnect an MCP server now.", input_model=_NameArgs
+        )
+        actions.register("server_statuses", self._statuses, description="Status of every attached MCP server.")
+
+    async def _attach(self, args: Any) -> Any:
+        return status_dict(await self._factory.attach_server(args.name, args.config))
+
+    async def _detach(self, args: Any) -> Any:
+        await self._factory.detach_server(args.name)
+        return {"detached": args.name}
+
+    async def _reconnect(self, args: Any) -> Any:
+        self._factory.pool.reconnect(args.name)
+        return {"reconnecting": args.name}
+
+    async def _statuses(self, args: Any) -> Any:
+        return [status_dict(s) for s in self._factory.server_statuses()]

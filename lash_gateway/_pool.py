@@ -1,0 +1,253 @@
+"""`McpConnectionPool`: every attached upstream MCP server, one long-lived connection each.
+
+Contract: a server that is down never fails the pool; calls to it fail at once while a background
+loop reconnects. Tool definitions are built once per change (attach, detach, an upstream's
+`list_changed`) and returned as the same tuple until the next change, with a generation number that
+goes up by one per change so sessions and downstream clients can tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from functools import partial
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+from anyio.abc import TaskGroup
+
+from lash_core import ProgressReporter, ToolDefinition, ToolResult
+
+from ._config import McpServerConfig, ServerConfig, validate_server_name
+from ._errors import ServerNotAttached, UnknownTool
+from ._naming import assign_tool_names
+from ._upstream import ServerStatus, Upstream
+
+log = logging.getLogger("lash_gateway.pool")
+
+SHUTDOWN_GRACE = 10.0
+"""Seconds shutdown waits for upstreams to close (stdio children get SIGTERM, then SIGKILL)."""
+
+
+class McpConnectionPool:
+    """Owns the upstream connections. Use it as `async with McpConnectionPool() as pool:`.
+
+    Used without `async with` (as `McpPluginFactory.empty()` allows), the first attach starts a
+    background task that owns the connections until `shutdown()`; that path needs asyncio.
+    """
+
+    def __init__(self) -> None:
+        self._servers: dict[str, Upstream] = {}
+        self._routes: Mapping[str, tuple[Upstream, str]] = MappingProxyType({})
+        self._definitions: tuple[ToolDefinition, ...] = ()
+        self._generation = 0
+        self._changed = anyio.Event()
+        self._locks: dict[str, anyio.Lock] = {}
+        self._state: Literal["new", "open", "closed"] = "new"
+        self._exit_stack = AsyncExitStack()
+        self._tg: TaskGroup | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._release_owner = anyio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError(f"the pool is {self._state}; create a new McpConnectionPool")
+        self._tg = await self._exit_stack.enter_async_context(anyio.create_task_group())
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE):
+            servers, self._servers = list(self._servers.values()), {}
+            self._rebuild()
+            async with anyio.create_task_group() as tg:
+                for upstream in servers:
+                    tg.start_soon(upstream.stop, f"the gateway shut down while calling server {upstream.name!r}")
+        self._state = "closed"
+        await self._exit_stack.aclose()
+
+    async def shutdown(self) -> None:
+        """Close every connection and reap every child process; in-flight calls end with `ServerDetached`.
+        Idempotent."""
+        if self._owner is not None:
+            self._release_owner.set()
+            await self._owner
+            self._owner = None
+        elif self._state == "open":
+            await self._close()
+        self._state = "closed"
+
+    async def _ensure_open(self) -> TaskGroup:
+        if self._state == "closed":
+            raise RuntimeError("the pool was shut down; create a new McpConnectionPool")
+        if self._tg is None:
+            ready = anyio.Event()
+
+            async def own() -> None:
+                async with self:
+                    ready.set()
+                    await self._release_owner.wait()
+
+            self._owner = asyncio.get_running_loop().create_task(own(), name="mcp-pool-owner")
+            await ready.wait()
+        assert self._tg is not None
+        return self._tg
+
+    # -- servers -------------------------------------------------------------------------------
+
+    async def attach(
+        self, name: str, config: ServerConfig | Mapping[str, Any], *, fail_fast: bool = True
+    ) -> ServerStatus:
+        """Connect to a server and take its tools; an existing server of that name is replaced once
+        the new connection works.
+
+        With `fail_fast` (the default) this returns only once the server is connected and its tools
+        are listed; if that fails, the pool is unchanged. Without it, this returns after the first
+        attempt whatever its outcome, and failures are retried in the background.
+
+        Raises:
+            ConfigError: bad name or config.
+            UpstreamUnavailable: `fail_fast` and the first connect failed (the message says why).
+        """
+        validate_server_name(name)
+        config = McpServerConfig.parse(config, name=name)
+        tg = await self._ensure_open()
+        async with self._locks.setdefault(name, anyio.Lock()):
+            upstream = Upstream(name, config, self._on_tools_changed)
+            await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
+            old = self._servers.get(name)
+            self._servers[name] = upstream
+            self._rebuild()
+            log.info("server attached", extra={"server": name, "transport": config.transport})
+            if old is not None:
+                await old.stop(f"server {name!r} was replaced while the call was in flight")
+            return upstream.status()
+
+    async def detach(self, name: str) -> None:
+        """Remove a server: its tools disappear, in-flight calls end with `ServerDetached`, its
+        connection closes and any child process is reaped before this returns.
+
+        Raises:
+            ServerNotAttached: no server has this name.
+        """
+        async with self._locks.setdefault(name, anyio.Lock()):
+            upstream = self._servers.pop(name, None)
+            if upstream is None:
+                raise ServerNotAttached(name)
+            self._rebuild()
+            await upstream.stop(f"server {name!r} was detached while the call was in flight")
+            log.info("server detached", extra={"server": name})
+
+    def reconnect(self, name: str) -> None:
+        """Drop a server's connection and connect again now (its tools stay advertised meanwhile).
+
+        Raises:
+            ServerNotAttached: no server has this name.
+        """
+        self._server(name).reconnect()
+
+    def server_statuses(self) -> list[ServerStatus]:
+        return [upstream.status() for upstream in self._servers.values()]
+
+    def status(self, name: str) -> ServerStatus:
+        """Raises `ServerNotAttached` for an unknown name."""
+        return self._server(name).status()
+
+    def _server(self, name: str) -> Upstream:
+        upstream = self._servers.get(name)
+        if upstream is None:
+            raise ServerNotAttached(name)
+        return upstream
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    def definitions(self) -> tuple[ToolDefinition, ...]:
+        """Every server's tools as `mcp__<server>__<tool>`; the same tuple until the next change."""
+        return self._definitions
+
+    @property
+    def generation(self) -> int:
+        """Goes up by one each time `definitions()` changes."""
+        return self._generation
+
+    async def wait_for_change(self, generation: int) -> int:
+        """Wait until the generation differs from `generation`; returns the new one."""
+        while self._generation == generation:
+            await self._changed.wait()
+        return self._generation
+
+    def route(self, tool: str) -> tuple[str, str]:
+        """`(server, upstream tool name)` for a lash tool name.
+
+        Raises:
+            UnknownTool: no attached server offers it.
+        """
+        upstream, original = self._route(tool)
+        return upstream.name, original
+
+    def _route(self, tool: str) -> tuple[Upstream, str]:
+        route = self._routes.get(tool)
+        if route is None:
+            raise UnknownTool(tool)
+        return route
+
+    async def call_tool(
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        progress: ProgressReporter | None = None,
+        call_timeout: float | None = None,
+    ) -> ToolResult:
+        """Call a tool by its lash name. A tool that reports an error is a failure result; everything
+        that keeps the call from an answer raises.
+
+        Raises:
+            UnknownTool: no attached server offers `tool`.
+            UpstreamUnavailable: the server is not connected or the connection dropped mid-call.
+            ServerDetached: the server was detached or replaced during the call.
+            CallTimeout: no answer within `call_timeout` (default: the server's `call_timeout`).
+            UpstreamCallError: the server answered with a JSON-RPC error.
+        """
+        upstream, original = self._route(tool)
+        return await upstream.call(original, args, progress=progress, call_timeout=call_timeout)
+
+    def _on_tools_changed(self, upstream: Upstream) -> None:
+        if self._servers.get(upstream.name) is upstream:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        names = assign_tool_names({name: [t.name for t in u.tools] for name, u in self._servers.items()})
+        routes: dict[str, tuple[Upstream, str]] = {}
+        definitions: list[ToolDefinition] = []
+        by_server = {name: {t.name: t for t in u.tools} for name, u in self._servers.items()}
+        for lash_name, ref in names.tools.items():
+            tool = by_server[ref.server][ref.tool]
+            definitions.append(
+                ToolDefinition(
+                    lash_name,
+                    tool.description or "",
+                    tool.input_schema,
+                    tool.output_schema,
+                    tool.title,
+                    tool.annotations,
+                )
+            )
+            routes[lash_name] = (self._servers[ref.server], ref.tool)
+        self._routes = MappingProxyType(routes)
+        new = tuple(definitions)
+        if new != self._definitions:
+            self._definitions = new
+            self._generation += 1
+            changed, self._changed = self._changed, anyio.Event()
+            changed.set()

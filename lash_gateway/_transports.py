@@ -1,0 +1,116 @@
+"""Open the byte pipe to one upstream: stdio child, streamable HTTP, or legacy HTTP+SSE.
+
+Each opener is an async context manager yielding the SDK's `(read, write)` stream pair and owning
+everything it started (child process, HTTP client). Events have no size limit: a 16 MiB tool result
+is a normal thing to forward, and the SDK's HTTP clients would drop anything over 1 MiB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeAlias
+from urllib.parse import urljoin, urlparse
+
+import anyio
+import httpx2
+import mcp_types as types
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import SessionMessage
+
+from ._config import HttpServerConfig, ServerConfig, StdioServerConfig
+
+log = logging.getLogger("lash_gateway.transport")
+
+ReadStream: TypeAlias = MemoryObjectReceiveStream[SessionMessage | Exception]
+WriteStream: TypeAlias = MemoryObjectSendStream[SessionMessage]
+
+
+@asynccontextmanager
+async def open_transport(config: ServerConfig) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
+    """The stream pair for `config`; leaving the context closes the pipe and reaps any child."""
+    if isinstance(config, StdioServerConfig):
+        params = StdioServerParameters(
+            command=config.command,
+            args=list(config.args),
+            env={key: value.get_secret_value() for key, value in config.env.items()} or None,
+            cwd=config.cwd,
+        )
+        async with stdio_client(params) as streams:
+            yield streams  # type: ignore[misc]
+        return
+    async with AsyncExitStack() as stack:
+        http = await stack.enter_async_context(_http_client(config))
+        if config.transport == "streamable_http":
+            streams = await stack.enter_async_context(
+                streamable_http_client(config.url, http_client=http, max_sse_event_size=None)
+            )
+        else:
+            streams = await stack.enter_async_context(_sse_transport(config.url, http))
+        yield streams  # type: ignore[misc]
+
+
+def _http_client(config: HttpServerConfig) -> httpx2.AsyncClient:
+    # No read timeout: the server-to-client stream idles for as long as nothing changes, and
+    # each request's wait is bounded by the pool (startup and call timeouts) instead.
+    return httpx2.AsyncClient(
+        headers={key: value.get_secret_value() for key, value in config.headers.items()},
+        timeout=httpx2.Timeout(config.startup_timeout, read=None),
+        follow_redirects=False,
+    )
+
+
+@asynccontextmanager
+async def _sse_transport(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
+    """The legacy HTTP+SSE client transport (2024-11-05 spec).
+
+    Written here rather than taken from `mcp.client.sse` because the SDK's version caps one event at
+    1 MiB and posts messages one at a time; this one has no cap and posts concurrently.
+    """
+    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](16)
+    async with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
+        response.raise_for_status()
+        events = httpx2.EventSource(response, max_event_size=None)
+
+        async def read_events(*, task_status: TaskStatus[str]) -> None:
+            async with read_writer:
+                async for event in events:
+                    if event.event == "endpoint":
+                        endpoint = urljoin(url, event.data)
+                        if urlparse(endpoint)[:2] != urlparse(url)[:2]:
+                            raise ValueError(f"SSE endpoint {endpoint!r} is not on the origin of {url!r}")
+                        task_status.started(endpoint)
+                    elif event.event == "message" and event.data:
+                        try:
+                            message = types.jsonrpc_message_adapter.validate_json(event.data, by_name=False)
+                        except ValueError as exc:
+                            await read_writer.send(exc)
+                            continue
+                        await read_writer.send(SessionMessage(message))
+
+        async def post(endpoint: str, message: SessionMessage) -> None:
+            body = message.message.model_dump(by_alias=True, mode="json", exclude_unset=True)
+            try:
+                reply = await http.post(endpoint, json=body)
+                reply.raise_for_status()
+            except httpx2.HTTPError as exc:
+                # The reader may have closed already; the connection is then lost anyway.
+                with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    await read_writer.send(exc)
+
+        async def write_messages(endpoint: str) -> None:
+            async with write_reader, anyio.create_task_group() as posts:
+                async for message in write_reader:
+                    posts.start_soon(post, endpoint, message)
+
+        async with read_stream, write_stream, anyio.create_task_group() as tg:
+            endpoint = await tg.start(read_events)
+            tg.start_soon(write_messages, endpoint)
+            yield read_stream, write_stream
+            tg.cancel_scope.cancel()

@@ -1,0 +1,420 @@
+"""One upstream MCP server: its supervisor task, its cached tools, and calls to it.
+
+Failure semantics (the pool's contract rests on them):
+- The supervisor owns the SDK `Client` for its whole life and reconnects with capped exponential
+  backoff and jitter; nothing it meets escapes, so one upstream can never take down the pool.
+- A server that is down fails calls at once with `UpstreamUnavailable`; its cached tools stay
+  advertised, so a short outage does not churn every client's tool list.
+- A lost connection is noticed by whichever comes first: end of the read stream (a child that
+  exited, an SSE stream that closed), a transport task failing, a call answered "session not found"
+  (an HTTP server that restarted), or a failed health ping while idle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+import httpx2
+import mcp_types as types
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+from mcp import Client, MCPError
+from mcp.shared.message import SessionMessage
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from lash_core import ProgressReporter, ToolResult
+
+from ._config import ServerConfig, redacted
+from ._errors import (
+    CallTimeout,
+    ServerDetached,
+    UpstreamCallError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamUnavailable,
+)
+from ._schema import SanitizedTool, sanitize_tool
+from ._transports import WriteStream, open_transport
+from ._wire import result_from_wire, send_raw
+
+log = logging.getLogger("lash_gateway.upstream")
+
+RECONNECT_INITIAL = 0.5
+"""Seconds before the first reconnect attempt; doubles per failure."""
+RECONNECT_MAX = 30.0
+"""Cap on the reconnect delay."""
+HEALTH_INTERVAL = 30.0
+"""Seconds between pings of an idle legacy-era connection."""
+MAX_TOOL_PAGES = 1000
+"""A server that paginates past this is lying about its cursor."""
+
+State = Literal["connecting", "connected", "reconnecting", "detached"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedTool:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    """What an operator needs to know about one server; never contains header or env values."""
+
+    name: str
+    transport: str
+    state: State
+    connected: bool
+    tool_count: int
+    skipped_tools: tuple[SkippedTool, ...]
+    last_error: str | None
+    protocol_version: str | None
+    server_name: str | None
+    server_version: str | None
+    reconnect_attempts: int
+    connected_since: float | None
+    """Unix time of the current connection, None while disconnected."""
+    calls_in_flight: int
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The server's config with header and env values replaced by `***`."""
+
+
+class _WatchedReadStream:
+    """The transport's read stream, reporting its end: for stdio and SSE, EOF is the only sign of a
+    dead upstream (the SDK's dispatcher just stops reading)."""
+
+    def __init__(self, inner: MemoryObjectReceiveStream[SessionMessage | Exception], on_end: Callable[[], None]):
+        self._inner, self._on_end = inner, on_end
+
+    async def receive(self) -> SessionMessage | Exception:
+        try:
+            return await self._inner.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._on_end()
+            raise
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class Upstream:
+    """One attached server. Created by the pool; `supervise` runs in the pool's task group until
+    `stop()`."""
+
+    def __init__(self, name: str, config: ServerConfig, on_tools_changed: Callable[[Upstream], None]) -> None:
+        self.name = name
+        self.config = config
+        self.tools: tuple[SanitizedTool, ...] = ()
+        self.skipped: tuple[SkippedTool, ...] = ()
+        self.last_error: str | None = None
+        self._on_tools_changed = on_tools_changed
+        self._client: Client | None = None
+        self._lost = anyio.Event()
+        self._refresh = anyio.Event()
+        self._scope = anyio.CancelScope()
+        self._stopped = anyio.Event()
+        self._calls: set[anyio.CancelScope] = set()
+        self._stop_reason: str | None = None
+        self._attempts = 0
+        self._connected_since: float | None = None
+        self._state: State = "connecting"
+
+    # -- supervision ---------------------------------------------------------------------------
+
+    async def supervise(self, *, fail_fast: bool, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Keep a connection until `stop()`. With `fail_fast`, a failed first connect raises
+        `UpstreamUnavailable` through `task_status` (attach); otherwise the first attempt, good or
+        bad, releases the starter and failures are retried in the background."""
+        started = False
+        delay = RECONNECT_INITIAL
+        try:
+            with self._scope:
+                while True:
+                    try:
+                        async with self._connect():
+                            self._attempts, delay = 0, RECONNECT_INITIAL
+                            if not started:
+                                task_status.started()
+                                started = True
+                            await self._serve()
+                    except Exception as exc:
+                        self.last_error = describe_error(exc)
+                        if not started and fail_fast:
+                            raise UpstreamUnavailable(self.name, self.last_error) from None
+                        log.warning(
+                            "upstream connection failed",
+                            extra={"server": self.name, "error": self.last_error, "attempt": self._attempts + 1},
+                        )
+                    finally:
+                        self._client = None
+                        self._connected_since = None
+                    self._attempts += 1
+                    self._state = "reconnecting"
+                    if not started:
+                        task_status.started()
+                        started = True
+                    await anyio.sleep(delay * random.uniform(0.5, 1.0))
+                    delay = min(delay * 2, RECONNECT_MAX)
+        finally:
+            self._state = "detached"
+            self._stopped.set()
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[None]:
+        """Connect, handshake and list tools within the startup timeout; yield while connected."""
+        self._lost = anyio.Event()
+        lost = self._lost
+        deadline = anyio.current_time() + self.config.startup_timeout
+        with anyio.CancelScope(deadline=deadline) as startup:
+            client = Client(
+                self._transport(lost.set),
+                mode=self.config.mode,
+                message_handler=self._on_message,
+                client_info=types.Implementation(name="lash-gateway", version="0.1.0"),
+                cache=None,
+            )
+            async with client:
+                await self._list_tools(client)
+                startup.deadline = math.inf
+                self._client = client
+                self._connected_since = time.time()
+                self._state = "connected"
+                self.last_error = None
+                log.info(
+                    "upstream connected",
+                    extra={"server": self.name, "protocol": client.protocol_version, "tools": len(self.tools)},
+                )
+                yield
+        if startup.cancelled_caught:
+            raise UpstreamUnavailable(
+                self.name, f"no complete handshake and tools/list within {self.config.startup_timeout:g}s"
+            )
+
+    @asynccontextmanager
+    async def _transport(self, on_end: Callable[[], None]) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream]]:
+        async with open_transport(self.config) as (read, write):
+            yield _WatchedReadStream(read, on_end), write
+
+    async def _serve(self) -> None:
+        """Run while connected: refresh tools on list_changed, ping while idle; return when lost."""
+        client = self._client
+        assert client is not None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refresh_on_request, client)
+            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                tg.start_soon(self._listen, client)
+            else:
+                tg.start_soon(self._health_check, client)
+            await self._lost.wait()
+            tg.cancel_scope.cancel()
+        raise UpstreamUnavailable(self.name, "connection lost")
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self._refresh.set()
+        elif isinstance(message, Exception):
+            # Garbage on stdout, a failed POST: logged, and the session carries on.
+            log.warning("upstream transport error", extra={"server": self.name, "error": describe_error(message)})
+
+    async def _refresh_on_request(self, client: Client) -> None:
+        while True:
+            await self._refresh.wait()
+            self._refresh = anyio.Event()
+            try:
+                with anyio.fail_after(self.config.startup_timeout):
+                    await self._list_tools(client)
+            except Exception as exc:
+                log.warning("tool refresh failed", extra={"server": self.name, "error": describe_error(exc)})
+
+    async def _listen(self, client: Client) -> None:
+        """2026-07-28 connections deliver list_changed only on a subscription stream."""
+        try:
+            async with client.listen(tools_list_changed=True) as subscription:
+                async for _ in subscription:
+                    self._refresh.set()
+        except Exception as exc:
+            log.warning("change subscription ended", extra={"server": self.name, "error": describe_error(exc)})
+
+    async def _health_check(self, client: Client) -> None:
+        while True:
+            await anyio.sleep(HEALTH_INTERVAL)
+            try:
+                with anyio.fail_after(min(10.0, self.config.call_timeout)):
+                    await client.session.send_ping()
+            except Exception as exc:
+                self.last_error = f"health ping failed: {describe_error(exc)}"
+                self._lost.set()
+                return
+
+    async def _list_tools(self, client: Client) -> None:
+        tools: list[SanitizedTool] = []
+        skipped: list[SkippedTool] = []
+        cursor: str | None = None
+        for _ in range(MAX_TOOL_PAGES):
+            page = await send_raw(client.session, "tools/list", {"cursor": cursor} if cursor else None)
+            raw_tools = page.get("tools")
+            if not isinstance(raw_tools, list):
+                raise UpstreamProtocolError(self.name, "tools/list result has no 'tools' list")
+            for raw in raw_tools:
+                outcome = sanitize_tool(raw)
+                if isinstance(outcome, SanitizedTool):
+                    if outcome.warnings:
+                        log.warning(
+                            "upstream tool repaired",
+                            extra={"server": self.name, "tool": outcome.name, "warnings": outcome.warnings},
+                        )
+                    if self.config.tools.allows(outcome.name):
+                        tools.append(outcome)
+                else:
+                    skipped.append(SkippedTool(outcome.name or "<unnamed>", outcome.reason))
+                    log.warning(
+                        "upstream tool skipped",
+                        extra={"server": self.name, "tool": outcome.name, "reason": outcome.reason},
+                    )
+            next_cursor = page.get("nextCursor")
+            if not next_cursor:
+                break
+            if next_cursor == cursor:
+                raise UpstreamProtocolError(self.name, f"tools/list returned the same cursor {cursor!r} twice")
+            cursor = str(next_cursor)
+        else:
+            raise UpstreamProtocolError(self.name, f"tools/list did not end within {MAX_TOOL_PAGES} pages")
+        unique = {tool.name: tool for tool in tools}
+        new_tools = tuple(unique.values())
+        self.skipped = tuple(skipped)
+        if new_tools != self.tools:
+            self.tools = new_tools
+            self._on_tools_changed(self)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    async def call(
+        self, tool: str, args: Mapping[str, Any], *, progress: ProgressReporter | None, call_timeout: float | None
+    ) -> ToolResult:
+        """Call one upstream tool by its original name.
+
+        Raises:
+            UpstreamUnavailable: not connected, or the connection was lost during the call.
+            ServerDetached: the server was detached (or replaced) while the call was in flight.
+            CallTimeout: no answer within the timeout; the upstream is told to cancel.
+            UpstreamCallError: the upstream answered with a JSON-RPC error.
+        """
+        client = self._client
+        if client is None:
+            detail = self.last_error or "still connecting"
+            raise UpstreamUnavailable(self.name, f"not connected ({detail}); the gateway keeps reconnecting")
+        limit = self.config.call_timeout if call_timeout is None else call_timeout
+        params = {"name": tool, "arguments": dict(args)}
+        with anyio.CancelScope() as scope:
+            self._calls.add(scope)
+            try:
+                with anyio.fail_after(limit):
+                    raw = await send_raw(client.session, "tools/call", params, on_progress=progress)
+                return result_from_wire(self.name, tool, raw)
+            except TimeoutError:
+                raise CallTimeout(self.name, tool, limit) from None
+            except MCPError as exc:
+                raise self._call_error(tool, exc) from None
+            finally:
+                self._calls.discard(scope)
+        raise ServerDetached(self.name, self._stop_reason or "server was detached while the call was in flight")
+
+    def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:
+        if self._stop_reason is not None:
+            return ServerDetached(self.name, self._stop_reason)
+        if exc.code == types.CONNECTION_CLOSED:
+            self._lost.set()
+            return UpstreamUnavailable(self.name, f"connection lost during the call to {tool!r}; reconnecting")
+        if exc.code == types.INVALID_REQUEST and exc.message in ("Session not found", "Session terminated"):
+            # An HTTP server that restarted forgot our session: the call never ran.
+            self._lost.set()
+            return UpstreamUnavailable(
+                self.name, f"the server no longer knows this session ({exc.message}); reconnecting"
+            )
+        return UpstreamCallError(self.name, tool, exc.code, exc.message)
+
+    # -- control -------------------------------------------------------------------------------
+
+    def reconnect(self) -> None:
+        """Drop the current connection; the supervisor connects again at once."""
+        self._lost.set()
+
+    async def stop(self, reason: str) -> None:
+        """End in-flight calls with `ServerDetached(reason)`, close the connection and reap any child."""
+        self._stop_reason = reason
+        for scope in list(self._calls):
+            scope.cancel()
+        self._scope.cancel()
+        await self._stopped.wait()
+
+    def status(self) -> ServerStatus:
+        client = self._client
+        info = client.server_info if client is not None else None
+        return ServerStatus(
+            name=self.name,
+            transport=self.config.transport,
+            state=self._state,
+            connected=client is not None,
+            tool_count=len(self.tools),
+            skipped_tools=self.skipped,
+            last_error=self.last_error,
+            protocol_version=client.protocol_version if client is not None else None,
+            server_name=info.name if info else None,
+            server_version=info.version if info else None,
+            reconnect_attempts=self._attempts,
+            connected_since=self._connected_since,
+            calls_in_flight=len(self._calls),
+            config=redacted(self.config),
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line an operator can act on, from whatever the SDK or transport raised."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [describe_error(e) for e in exc.exceptions]
+        return "; ".join(dict.fromkeys(leaves))
+    if isinstance(exc, UpstreamError):
+        return str(exc).split(": ", 1)[-1]
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {exc.filename or exc}"
+    if isinstance(exc, PermissionError):
+        return f"command not executable: {exc.filename or exc}"
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from {_without_secrets(exc.request.url)}"
+    if isinstance(exc, httpx2.ConnectError):
+        return f"cannot connect to {_without_secrets(exc.request.url)}"
+    if isinstance(exc, httpx2.HTTPError):
+        return f"{type(exc).__name__}: HTTP transport error"
+    if isinstance(exc, MCPError):
+        return f"MCP error {exc.code}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _without_secrets(url: httpx2.URL) -> str:
+    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
