@@ -78,7 +78,10 @@ def _binary_size(part: ContentPart) -> int:
     data = (
         part.data if isinstance(part, ImagePart | AudioPart) else part.blob if isinstance(part, ResourcePart) else None
     )
-    return len(data) * 3 // 4 if data else 0
+    if not data:
+        return 0
+    # 4 base64 characters carry 3 bytes; trailing "=" pad the last group and carry none
+    return len(data) * 3 // 4 - (2 if data.endswith("==") else 1 if data.endswith("=") else 0)
 
 
 def _binary_note(part: ContentPart, size: int, limit: int) -> str:

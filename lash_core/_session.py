@@ -117,15 +117,16 @@ class Session:
         if surface is not None and all(a is b for a, b in zip(key, surface.key, strict=True)):
             return surface
         index: dict[str, tuple[ToolDefinition, Owned[ToolProvider]]] = {}
+        hidden = [h.item for h in self._reg.hidden]
         for owned, definitions in zip(self._reg.providers, key, strict=True):
             for definition in definitions:
+                # Hidden tools are out of the session, so they cannot conflict: hiding one resolves a conflict.
+                if hidden and any(h(definition) for h in hidden):
+                    continue
                 other = index.get(definition.name)
                 if other is not None:
                     raise ToolConflictError(definition.name, _provider_label(other[1]), _provider_label(owned))
                 index[definition.name] = (definition, owned)
-        hidden = [h.item for h in self._reg.hidden]
-        if hidden:
-            index = {n: entry for n, entry in index.items() if not any(h(entry[0]) for h in hidden)}
         self._surface = surface = _Surface(key, tuple(d for d, _ in index.values()), index)
         return surface
 
@@ -149,15 +150,22 @@ class Session:
             return await self._run(call)
         result: ToolResult | None = None
         if not cancellation.cancelled:
-            async with anyio.create_task_group() as tg:
+            try:
+                async with anyio.create_task_group() as tg:
 
-                async def watch() -> None:
-                    await cancellation.wait()
+                    async def watch() -> None:
+                        await cancellation.wait()
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(watch)
+                    result = await self._run(call)
                     tg.cancel_scope.cancel()
-
-                tg.start_soon(watch)
-                result = await self._run(call)
-                tg.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # watch() never raises, so the group holds only what _run raised (a ToolConflictError):
+                # raise it as it would be raised without a token.
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
         if result is None:
             reason = cancellation.reason or "cancelled"
             return ToolResult.err(

@@ -316,7 +316,10 @@ def _is_json_type(value: JsonValue, expected: str) -> bool:
                 or (isinstance(value, float) and value.is_integer())
             )
         case "number":
-            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            # ints are finite however large; math.isfinite(int) converts to float and overflows past 1e308
+            return not isinstance(value, bool) and (
+                isinstance(value, int) or isinstance(value, float) and math.isfinite(value)
+            )
         case "boolean":
             return isinstance(value, bool)
         case "object":

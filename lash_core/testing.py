@@ -21,6 +21,7 @@ __all__ = [
     "StaticToolProvider",
     "ToolHandler",
     "echo",
+    "returns",
     "simple_tool",
 ]
 
@@ -34,6 +35,16 @@ RegisterFunction = Callable[[PluginRegistrar, PluginSessionContext], None]
 async def echo(call: ToolCall) -> ToolResult:
     """The default handler: succeeds with the call's arguments as structured content."""
     return ToolResult.ok(dict(call.args))
+
+
+def returns(result: ToolResult | str) -> ToolHandler:
+    """A handler that answers every call with `result` (a string means `ToolResult.ok(result)`)."""
+    answer = ToolResult.ok(result) if isinstance(result, str) else result
+
+    async def handler(call: ToolCall) -> ToolResult:
+        return answer
+
+    return handler
 
 
 def simple_tool(name: str, **property_types: str) -> ToolDefinition:

@@ -54,10 +54,11 @@ MAX_SERVER_NAME_LENGTH: Final = 64
 ProtocolMode: TypeAlias = Literal["legacy", "auto"]
 """How the client picks the protocol era; see `_ServerConfigBase.mode`."""
 Transport: TypeAlias = Literal["stdio", "streamable_http", "sse"]
+"""The `transport` tag of a server config."""
 
 DEFAULT_MODE: Final[ProtocolMode] = "legacy"
 
-REDACTED: Final = "***"
+_REDACTED: Final = "***"
 """What `redacted()` shows in place of a secret."""
 
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
@@ -139,9 +140,9 @@ class _ServerConfigBase(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    startup_timeout: float = Field(DEFAULT_STARTUP_TIMEOUT, gt=0)
+    startup_timeout: float = Field(default=DEFAULT_STARTUP_TIMEOUT, gt=0)
     """Seconds for connect + initialize + the first complete tools/list; attach fails after that."""
-    call_timeout: float = Field(DEFAULT_CALL_TIMEOUT, gt=0)
+    call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0)
     """Seconds one tools/call may run before it fails with `CallTimeout`."""
     tools: ToolFilter = ToolFilter()
     """Which of the server's tools are offered; every tool by default."""
@@ -414,11 +415,11 @@ def redacted(config: ServerConfig) -> dict[str, object]:
     if isinstance(config, StdioServerConfig):
         view["command"] = config.command
         view["args"] = _redacted_args(config.args)
-        view["env"] = dict.fromkeys(config.env, REDACTED)
+        view["env"] = dict.fromkeys(config.env, _REDACTED)
         view["cwd"] = config.cwd
     else:
         view["url"] = _redacted_url(config.url)
-        view["headers"] = dict.fromkeys(config.headers, REDACTED)
+        view["headers"] = dict.fromkeys(config.headers, _REDACTED)
     view.update(config.model_dump(mode="json", include={"startup_timeout", "call_timeout", "tools", "mode"}))
     return view
 
@@ -530,15 +531,15 @@ def _redacted_url(url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # not a URL after all (e.g. an unclosed IPv6 bracket): hide all of it
-        return REDACTED
+        return _REDACTED
     netloc = parts.netloc
     if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+        netloc = f"{_REDACTED}@{netloc.rpartition('@')[2]}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(key, REDACTED if value else "") for key, value in pairs], safe="*")
-    fragment = REDACTED if parts.fragment else ""
+        query = urlencode([(key, _REDACTED if value else "") for key, value in pairs], safe="*")
+    fragment = _REDACTED if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
@@ -547,11 +548,11 @@ def _redacted_args(args: Sequence[str]) -> list[str]:
     hide_next = False
     for arg in args:
         if hide_next:
-            shown.append(REDACTED)
+            shown.append(_REDACTED)
             hide_next = False
         elif arg.startswith("-") and _is_secret_flag(arg.partition("=")[0]):
             if "=" in arg:
-                shown.append(f"{arg.partition('=')[0]}={REDACTED}")
+                shown.append(f"{arg.partition('=')[0]}={_REDACTED}")
             else:
                 shown.append(arg)
                 hide_next = True

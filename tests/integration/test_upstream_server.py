@@ -63,6 +63,14 @@ async def connect(
             yield client
 
 
+@contextlib.asynccontextmanager
+async def connect_url(url: str) -> AsyncIterator[Client]:
+    """A legacy-mode SDK `Client` on an already running streamable-HTTP server."""
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+            yield client
+
+
 def text_of(result: types.CallToolResult) -> str:
     block = result.content[0]
     assert isinstance(block, types.TextContent)
@@ -291,10 +299,3 @@ async def test_restart_reuses_the_port(upstream: UpstreamFactory) -> None:
     async with connect_url(server.url) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
     assert names == BUILTIN_TOOLS  # a fresh process has fresh state
-
-
-@contextlib.asynccontextmanager
-async def connect_url(url: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(timeout=WAIT) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
-            yield client

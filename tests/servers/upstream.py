@@ -38,6 +38,10 @@ Behaviours (``--behaviour``, repeatable):
 - ``many-tools=N``: adds ``N`` trivial tools ``t0..tN-1`` answering with text ``"t<i> called"``.
 
 State (tool list, cancel log, release gates) is per process, shared by all connections.
+
+SDK client note: after every successful call to a tool whose output schema it has not cached, `ClientSession.call_tool`
+sends its own ``tools/list`` (first page only). Under ``hang-list`` such a call hangs and under ``bad-schema`` it
+raises, although the tool ran; list the tools first, or talk to these modes with raw requests.
 """
 
 from __future__ import annotations

@@ -448,12 +448,17 @@ async def test_ready_runs_session_ready_methods_then_on_ready_hooks() -> None:
 async def test_async_with_opens_the_session_and_closes_it_in_reverse_registration_order() -> None:
     factory = ReadyPluginFactory()
     events = factory.events
-    builder = LashCore.builder().plugin(factory)
-    session = builder.plugin(CallbackPluginFactory("one", closes(events, "one"))).plugin(
-        CallbackPluginFactory("two", closes(events, "two"))
+    core = (
+        LashCore.builder()
+        .plugin(factory)
+        .plugin(CallbackPluginFactory("one", closes(events, "one")))
+        .plugin(CallbackPluginFactory("two", closes(events, "two")))
+        .build()
     )
+    child = core.session().child("fork")
 
-    async with session.build().session().child("fork") as entered:
+    async with child as entered:
+        assert entered is child
         events.append(f"body ({entered.kind})")
 
     assert events == [
@@ -467,9 +472,9 @@ async def test_async_with_opens_the_session_and_closes_it_in_reverse_registratio
 
 async def test_aclose_fires_close_hooks_without_opening_again() -> None:
     factory = ReadyPluginFactory()
-    session = LashCore.builder().plugin(factory).plugin(CallbackPluginFactory("c", closes(factory.events, "c")))
+    core = LashCore.builder().plugin(factory).plugin(CallbackPluginFactory("c", closes(factory.events, "c"))).build()
 
-    await session.build().session().aclose()
+    await core.session().aclose()
 
     assert factory.events == ["close c"]
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from lash_core import (
     AudioPart,
+    ContentPart,
     FailureClass,
     ImagePart,
     ResourceLinkPart,
@@ -106,7 +107,7 @@ def test_err_defaults_to_a_tool_error() -> None:
 
 
 def test_err_with_explicit_content_shows_that_content() -> None:
-    parts = [TextPart("see the log"), ResourceLinkPart("file:///log", "log")]
+    parts: list[ContentPart] = [TextPart("see the log"), ResourceLinkPart("file:///log", "log")]
 
     result = ToolResult.err("failed", content=parts)
 
@@ -115,7 +116,7 @@ def test_err_with_explicit_content_shows_that_content() -> None:
 
 
 def test_from_parts_keeps_every_kind_of_content_part() -> None:
-    parts = [
+    parts: list[ContentPart] = [
         TextPart("a"),
         ImagePart("aW1n", "image/png"),
         AudioPart("YXVk", "audio/wav"),

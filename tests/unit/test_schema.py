@@ -160,6 +160,7 @@ def test_cleaned_schema_is_a_deep_copy() -> None:
 
 
 def test_output_schema_absent_null_or_empty_means_none_without_a_problem() -> None:
+    raw: object
     for raw in (None, {}):
         assert clean_output_schema(raw) == CleanSchema(None)
     tool = sanitized({"name": "t", "inputSchema": {"type": "object"}, "outputSchema": {}})

@@ -1,0 +1,189 @@
+"""The gateway service: one `LashCore` (runtime stack, MCP plugin, status plugin), its MCP export,
+and the ways to serve it: a Starlette app (streamable HTTP at `/mcp`, legacy SSE at `/sse`,
+`/healthz`, `/readyz`, `/metrics`) and stdio.
+
+`Gateway` is an async context manager that owns every connection and background task; the HTTP
+app enters it in its lifespan, so uvicorn's shutdown closes upstreams and reaps their children.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from mcp.server.sse import SseServerTransport
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
+
+from ._export import McpExport
+from ._metrics import CONTENT_TYPE, GatewayMetrics
+from ._plugin import McpPluginFactory
+from ._settings import GatewayConfig
+from ._status_plugin import GatewayStatusPluginFactory
+
+log = logging.getLogger("lash_gateway.app")
+
+MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+SSE_MESSAGES_PATH = "/messages/"
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+class Gateway:
+    """The running gateway. `async with Gateway(config) as gateway:` attaches the configured servers
+    in the background (`ready` is set once each had its first connect attempt) and forwards every
+    surface change to connected clients until exit."""
+
+    def __init__(self, config: GatewayConfig | None = None, *, plugins: Sequence[PluginFactory] = ()) -> None:
+        self.config = config or GatewayConfig()
+        self.factory = McpPluginFactory.empty()
+        budget = ToolOutputBudget(max_text_chars=self.config.settings.export.max_text_chars)
+        builder = (
+            LashCore.builder()
+            .configure_plugins(lambda stack: stack.replace(ToolOutputBudgetPluginFactory(budget)))
+            .plugin(self.factory)
+            .plugin(GatewayStatusPluginFactory(self.factory.pool))
+        )
+        for plugin in plugins:
+            builder.plugin(plugin)
+        self.core = builder.build()
+        self.export = McpExport(
+            self.core, name_limit=self.config.settings.export.name_limit, on_call=self._observe_call
+        )
+        self.metrics = GatewayMetrics(self.factory.pool, lambda: self.export.connected_clients)
+        self.ready = anyio.Event()
+        self._stack = AsyncExitStack()
+
+    def _observe_call(self, *args: Any) -> None:
+        self.metrics.observe(*args)
+
+    async def __aenter__(self) -> Self:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.factory)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)  # runs first on exit: background tasks end before the pool
+            tg.start_soon(self._attach_configured)
+            tg.start_soon(self._forward_changes)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _attach_configured(self) -> None:
+        await self.factory.attach_servers(self.config.servers, fail_fast=False)
+        self.ready.set()
+        log.info("configured servers attached", extra={"servers": len(self.config.servers)})
+
+    async def _forward_changes(self) -> None:
+        pool = self.factory.pool
+        generation = pool.generation
+        while True:
+            generation = await pool.wait_for_change(generation)
+            await self.export.tools_changed()
+
+    async def serve_stdio(self) -> None:
+        """Serve one MCP client over this process's stdin/stdout until it disconnects."""
+        server = self.export.server
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    def http_app(self) -> Starlette:
+        """The Starlette app; its lifespan enters this gateway."""
+        settings = self.config.settings
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts],
+            allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
+        )
+        manager = StreamableHTTPSessionManager(app=self.export.server, security_settings=security)
+        sse = SseServerTransport(SSE_MESSAGES_PATH, security_settings=security)
+        sse_endpoint = _SseEndpoint(sse, self.export)
+
+        token = settings.auth_token.get_secret_value() if settings.auth_token else None
+
+        def guarded(app: ASGIApp) -> ASGIApp:
+            return _RequireBearer(app, token) if token else app
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with self, manager.run():
+                yield
+
+        return Starlette(
+            routes=[
+                Route(MCP_PATH, endpoint=guarded(StreamableHTTPASGIApp(manager))),
+                Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
+                Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),
+                Route("/healthz", endpoint=self._healthz),
+                Route("/readyz", endpoint=self._readyz),
+                Route("/metrics", endpoint=self._metrics),
+            ],
+            lifespan=lifespan,
+        )
+
+    async def _healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, request: Request) -> Response:
+        servers = {s.name: {"connected": s.connected, "state": s.state} for s in self.factory.server_statuses()}
+        ready = self.ready.is_set()
+        return JSONResponse({"ready": ready, "servers": servers}, status_code=200 if ready else 503)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+class _SseEndpoint:
+    """Legacy SSE connections: each runs its own server loop (an ASGI app, not a Starlette endpoint)."""
+
+    def __init__(self, transport: SseServerTransport, export: McpExport) -> None:
+        self._transport, self._server = transport, export.server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with self._transport.connect_sse(scope, receive, send) as (read, write):
+                await self._server.run(read, write, self._server.create_initialization_options())
+        except ValueError:
+            pass  # a bad Host/Origin was already answered with 421/403
+
+
+class _RequireBearer:
+    """Answers 401 unless the request carries `Authorization: Bearer <token>` (constant-time check)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                body = json.dumps({"error": "missing or wrong bearer token"}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self._app(scope, receive, send)

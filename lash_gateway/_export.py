@@ -1,0 +1,276 @@
+"""Re-export lash sessions as one MCP server.
+
+Each downstream MCP connection gets its own lash session, built from the core on its first request
+(`build` is cheap by contract), so per-session plugin state and surface rules apply per client.
+`tools/list` is that session's surface under export names; `tools/call` runs `session.call_tool`, so
+hooks and the output budget apply. Progress and cancellation flow through; surface changes reach
+every client on both protocol eras (`notifications/tools/list_changed` on handshake connections,
+the `subscriptions/listen` bus for 2026-07-28 ones).
+
+The SDK has no public registry of connections: `_connection_of` is the one place that reads the
+private `ServerSession._connection`, to reach the public per-connection `state` and `exit_stack`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import mcp_types as types
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.caching import CacheHint
+from mcp.server.connection import Connection
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from lash_core import (
+    AudioPart,
+    ContentPart,
+    ImagePart,
+    LashCore,
+    ResourcePart,
+    Session,
+    TextPart,
+    ToolDefinition,
+    ToolResult,
+)
+
+from ._naming import MAX_TOOL_NAME_LENGTH, export_names
+from ._schema import SanitizedTool, sanitize_tool
+
+log = logging.getLogger("lash_gateway.export")
+
+_STATE_KEY = "lash_gateway.session"
+CallObserver = Callable[[str, ToolResult | None, float], None]
+"""Told of every call: lash tool name, result (None when cancelled) and seconds taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Surface:
+    """One session surface as exported: MCP tools and export name -> lash name."""
+
+    key: tuple[ToolDefinition, ...]
+    tools: tuple[Mapping[str, Any], ...]
+    lash_names: Mapping[str, str]
+
+
+class ExportedSession:
+    """A lash session as one downstream connection sees it."""
+
+    __slots__ = ("_limit", "_surface", "session")
+
+    def __init__(self, session: Session, limit: int) -> None:
+        self.session = session
+        self._limit = limit
+        self._surface: _Surface | None = None
+
+    def surface(self) -> _Surface:
+        tools = self.session.tools()
+        surface = self._surface
+        if surface is not None and surface.key is tools:
+            return surface
+        names = export_names([t.name for t in tools], self._limit)
+        wire: list[Mapping[str, Any]] = []
+        lash_names: dict[str, str] = {}
+        for tool in tools:
+            exported = _tool_to_wire(tool, names[tool.name])
+            if exported is not None:
+                wire.append(exported)
+                lash_names[names[tool.name]] = tool.name
+        self._surface = surface = _Surface(tools, tuple(wire), lash_names)
+        return surface
+
+
+class McpExport:
+    """The MCP server half of the gateway: a low-level SDK `Server` over a `LashCore`.
+
+    Serve `self.server` on any SDK transport; call `tools_changed()` when the surface may have changed.
+    """
+
+    def __init__(
+        self,
+        core: LashCore,
+        *,
+        name: str = "lash-gateway",
+        version: str = "0.1.0",
+        instructions: str | None = None,
+        name_limit: int = MAX_TOOL_NAME_LENGTH,
+        on_call: CallObserver | None = None,
+    ) -> None:
+        self._core = core
+        self._limit = name_limit
+        self._on_call = on_call
+        self._bus = InMemorySubscriptionBus()
+        self._handshake_connections: dict[int, Connection] = {}
+        self.server = _GatewayServer(
+            name,
+            version=version,
+            instructions=instructions,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_subscriptions_listen=ListenHandler(self._bus),
+            # 2026-07-28 results carry cache hints; tool lists change at runtime, so never cache them.
+            cache_hints={"tools/list": CacheHint(ttl_ms=0, scope="private")},
+        )
+        self.server.middleware.append(self._track_connection)
+
+    @property
+    def connected_clients(self) -> int:
+        """Open handshake-era connections (2026-07-28 clients are connectionless per request)."""
+        return len(self._handshake_connections)
+
+    async def tools_changed(self) -> None:
+        """Tell every connected client to re-list its tools."""
+        for connection in list(self._handshake_connections.values()):
+            await connection.send_tool_list_changed()
+        await self._bus.publish(ToolsListChanged())
+
+    async def _track_connection(
+        self, ctx: ServerRequestContext[Any, Any], call_next: Callable[..., Awaitable[Any]]
+    ) -> Any:
+        result = await call_next(ctx)
+        if ctx.method == "notifications/initialized":
+            connection = _connection_of(ctx)
+            key = id(connection)
+            self._handshake_connections[key] = connection
+            connection.exit_stack.callback(self._handshake_connections.pop, key, None)
+        return result
+
+    async def _exported(self, ctx: ServerRequestContext[Any, Any]) -> ExportedSession:
+        connection = _connection_of(ctx)
+        exported: ExportedSession | None = connection.state.get(_STATE_KEY)
+        if exported is None:
+            exported = ExportedSession(self._core.session(), self._limit)
+            connection.state[_STATE_KEY] = exported
+            await exported.session.ready()
+            connection.exit_stack.push_async_callback(exported.session.aclose)
+        return exported
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        surface = (await self._exported(ctx)).surface()
+        # The SDK takes wire-form dicts from handlers (and validates them); building N Tool models
+        # per list would cost more than the list itself.
+        return cast(types.ListToolsResult, _for_era(ctx, {"tools": list(surface.tools)}))
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        exported = await self._exported(ctx)
+        lash_name = exported.surface().lash_names.get(params.name)
+        if lash_name is None:
+            return cast(
+                types.CallToolResult, _error_result(f"unknown tool {params.name!r}: not in this gateway's list")
+            )
+        wants_progress = (ctx.meta or {}).get("progress_token") is not None
+        started = time.perf_counter()
+        result: ToolResult | None = None
+        try:
+            result = await exported.session.call_tool(
+                lash_name,
+                params.arguments or {},
+                call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
+                progress=ctx.session.report_progress if wants_progress else None,
+            )
+        finally:
+            if self._on_call is not None:
+                self._on_call(lash_name, result, time.perf_counter() - started)
+        return cast(types.CallToolResult, _for_era(ctx, result_to_wire(result)))  # a wire-form dict, as above
+
+
+class _GatewayServer(Server[Any]):
+    """Advertises `tools.listChanged` on every transport: the streamable-HTTP session manager calls
+    `create_initialization_options()` without options, which would advertise false."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> Any:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+        )
+
+
+def _for_era(ctx: ServerRequestContext[Any, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """2026-07-28 results must say `resultType` (the SDK fills it only for models it builds)."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        result["resultType"] = "complete"
+    return result
+
+
+def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    connection: Connection = ctx.session._connection
+    return connection
+
+
+def _tool_to_wire(tool: ToolDefinition, name: str) -> Mapping[str, Any] | None:
+    """The MCP form of a tool, sanitised so the SDK's strict result check accepts it (a plugin's
+    sloppy schema must not break `tools/list` for every tool)."""
+    raw: dict[str, Any] = {"name": name, "description": tool.description, "inputSchema": tool.input_schema}
+    if tool.output_schema is not None:
+        raw["outputSchema"] = tool.output_schema
+    if tool.title is not None:
+        raw["title"] = tool.title
+    if tool.annotations is not None:
+        raw["annotations"] = tool.annotations
+    clean = sanitize_tool(raw)
+    if not isinstance(clean, SanitizedTool):
+        log.warning("tool not exported", extra={"tool": tool.name, "reason": clean.reason})
+        return None
+    wire: dict[str, Any] = {"name": name, "inputSchema": clean.input_schema}
+    if clean.description:
+        wire["description"] = clean.description
+    if clean.output_schema is not None:
+        wire["outputSchema"] = clean.output_schema
+    if clean.title is not None:
+        wire["title"] = clean.title
+    if clean.annotations:
+        wire["annotations"] = clean.annotations
+    return wire
+
+
+def result_to_wire(result: ToolResult) -> dict[str, Any]:
+    """A `ToolResult` as a `tools/call` result; failures are `isError` results, never JSON-RPC errors."""
+    wire: dict[str, Any] = {"content": [_part_to_wire(p) for p in result.content], "isError": result.is_error}
+    if result.structured is not None and not result.is_error:
+        wire["structuredContent"] = dict(result.structured)
+    if result.meta:
+        wire["_meta"] = dict(result.meta)
+    return wire
+
+
+def _error_result(message: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": message}], "isError": True}
+
+
+def _part_to_wire(part: ContentPart) -> dict[str, Any]:
+    wire: dict[str, Any]
+    if isinstance(part, TextPart):
+        wire = {"type": "text", "text": part.text}
+    elif isinstance(part, ImagePart | AudioPart):
+        wire = {"type": part.type, "data": part.data, "mimeType": part.mime_type}
+    elif isinstance(part, ResourcePart):
+        resource: dict[str, Any] = {"uri": part.uri}
+        if part.mime_type is not None:
+            resource["mimeType"] = part.mime_type
+        if part.blob is not None:
+            resource["blob"] = part.blob
+        else:
+            resource["text"] = part.text or ""
+        wire = {"type": "resource", "resource": resource}
+    else:
+        wire = {"type": "resource_link", "uri": part.uri, "name": part.name}
+        if part.mime_type is not None:
+            wire["mimeType"] = part.mime_type
+        if part.description is not None:
+            wire["description"] = part.description
+    if part.annotations:
+        wire["annotations"] = dict(part.annotations)
+    return wire

@@ -1,0 +1,48 @@
+"""Prometheus metrics for the gateway: calls, errors and latency per server and tool; attached and
+connected servers; connected clients. Gauges are read at scrape time, never kept in sync by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from lash_core import ToolResult
+
+from ._errors import UnknownTool
+from ._pool import McpConnectionPool
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PLUGIN_SERVER = "(plugin)"
+"""The `server` label of tools that come from in-process plugins rather than an MCP server."""
+
+
+class GatewayMetrics:
+    def __init__(self, pool: McpConnectionPool, connected_clients: Callable[[], int]) -> None:
+        self._pool = pool
+        self.registry = CollectorRegistry()
+        self._calls = Counter(
+            "lash_gateway_tool_calls", "Tool calls answered", ["server", "tool", "outcome"], registry=self.registry
+        )
+        self._latency = Histogram(
+            "lash_gateway_tool_call_seconds", "Tool call latency", ["server", "tool"], registry=self.registry
+        )
+        attached = Gauge("lash_gateway_servers_attached", "Attached MCP servers", registry=self.registry)
+        attached.set_function(lambda: len(pool.server_statuses()))
+        connected = Gauge("lash_gateway_servers_connected", "Connected MCP servers", registry=self.registry)
+        connected.set_function(lambda: sum(s.connected for s in pool.server_statuses()))
+        clients = Gauge("lash_gateway_clients_connected", "Open downstream MCP connections", registry=self.registry)
+        clients.set_function(connected_clients)
+
+    def observe(self, tool: str, result: ToolResult | None, seconds: float) -> None:
+        """Record one call; `result` is None when the caller cancelled it."""
+        try:
+            server, name = self._pool.route(tool)
+        except UnknownTool:
+            server, name = PLUGIN_SERVER, tool
+        outcome = "cancelled" if result is None else (result.code or "error") if result.is_error else "ok"
+        self._calls.labels(server, name, outcome).inc()
+        self._latency.labels(server, name).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

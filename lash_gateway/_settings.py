@@ -1,0 +1,73 @@
+"""The gateway's config file: the `mcpServers` JSON users already have, plus an optional `gateway`
+section for the service itself. Unknown keys in `gateway` are errors; other top-level keys (a
+client's own settings) are ignored, so a Claude Desktop config works unchanged."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from ._config import ServerConfig, _load_json, load_mcp_servers
+from ._errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
+
+
+class ExportSettings(BaseModel):
+    model_config = _STRICT
+
+    name_limit: int = Field(default=64, ge=16, le=128)
+    """Longest exported tool name; Claude and OpenAI reject names over 64 characters."""
+    max_text_chars: int | None = Field(default=None, ge=0)
+    """Output budget per tool result, in characters of text; None passes results whole, since MCP
+    clients budget their own context (Claude Code's MAX_MCP_OUTPUT_TOKENS)."""
+
+
+class GatewaySettings(BaseModel):
+    model_config = _STRICT
+
+    host: str = DEFAULT_HOST
+    """Address to listen on. Loopback by default: anything else exposes every attached tool."""
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    """TCP port; 0 lets the OS pick (the chosen port is printed)."""
+    allowed_hosts: list[str] = []
+    """Extra `Host` header values accepted on the MCP endpoints (`name:port`, `name:*`); loopback
+    names are always accepted. Requests with other hosts get 421 (DNS rebinding protection)."""
+    allowed_origins: list[str] = []
+    """Extra `Origin` values accepted from browsers (`http://name:port`, `http://name:*`)."""
+    auth_token: SecretStr | None = None
+    """When set, `/mcp` and `/sse` require `Authorization: Bearer <token>`."""
+    export: ExportSettings = Field(default_factory=ExportSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    settings: GatewaySettings = field(default_factory=GatewaySettings)
+    servers: Mapping[str, ServerConfig] = field(default_factory=dict)
+
+
+def load_gateway_config(source: Mapping[str, object] | str | os.PathLike[str]) -> GatewayConfig:
+    """Read a gateway config: `{"mcpServers": {...}, "gateway": {...}}`, both optional.
+
+    Raises:
+        ConfigError: unreadable file, bad JSON, or a bad value (the message names server and field).
+    """
+    root = _load_json(source) if isinstance(source, str | os.PathLike) else source
+    if not isinstance(root, Mapping):
+        raise ConfigError(None, "the config file must hold a JSON object")
+    try:
+        settings = GatewaySettings.model_validate(root.get("gateway") or {})
+    except ValidationError as exc:
+        problems = [
+            (".".join(["gateway", *map(str, e["loc"])]), e["msg"])
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigError.from_problems(None, problems) from None
+    servers = load_mcp_servers(root) if "mcpServers" in root else {}
+    return GatewayConfig(settings, servers)

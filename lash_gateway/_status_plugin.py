@@ -1,0 +1,64 @@
+"""A plugin tool that lets a model (or a first-time user) see what the gateway is connected to."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lash_core import (
+    PluginFactory,
+    PluginRegistrar,
+    PluginSessionContext,
+    SessionPlugin,
+    ToolCall,
+    ToolDefinition,
+    ToolProvider,
+    ToolResult,
+)
+
+from ._pool import McpConnectionPool
+
+STATUS_TOOL = "lash_gateway_status"
+
+
+class _StatusTool(ToolProvider):
+    def __init__(self, pool: McpConnectionPool) -> None:
+        self._pool = pool
+        self._definitions = (
+            ToolDefinition.raw(
+                STATUS_TOOL,
+                "List the MCP servers attached to this lash gateway: transport, connection state, "
+                "tool count and last error of each.",
+                {"type": "object", "properties": {}},
+            ),
+        )
+
+    def definitions(self) -> tuple[ToolDefinition, ...]:
+        return self._definitions
+
+    async def execute(self, call: ToolCall) -> ToolResult:
+        servers = [
+            {key: value for key, value in dataclasses.asdict(s).items() if key != "config"}
+            for s in self._pool.server_statuses()
+        ]
+        return ToolResult.ok({"servers": servers})
+
+
+class GatewayStatusPluginFactory(PluginFactory):
+    def __init__(self, pool: McpConnectionPool) -> None:
+        self._tool = _StatusTool(pool)
+
+    def id(self) -> str:
+        return "gateway_status"
+
+    def build(self, ctx: PluginSessionContext) -> SessionPlugin:
+        return _StatusPlugin(self._tool)
+
+
+class _StatusPlugin(SessionPlugin):
+    __slots__ = ("_tool",)
+
+    def __init__(self, tool: _StatusTool) -> None:
+        self._tool = tool
+
+    def register(self, reg: PluginRegistrar) -> None:
+        reg.tools().provider(self._tool)

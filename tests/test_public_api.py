@@ -1,0 +1,92 @@
+"""Pins each public namespace's `__all__`: sorted, exact, every name importable.
+
+"Sorted" is isort-style, as ruff's RUF022 keeps it: CONSTANTS, then Classes, then functions.
+
+Changing a public API means changing this file on purpose. A new package is one more row in `PUBLIC_API`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC_API: dict[str, list[str]] = {
+    "lash_core": [
+        "DEFAULT_MAX_TEXT_CHARS",
+        "ActionArgumentsError",
+        "ActionSpec",
+        "AudioPart",
+        "Cancellation",
+        "ContentPart",
+        "DuplicatePluginError",
+        "ExclusiveRegistrationError",
+        "ExtensionContribution",
+        "FailureClass",
+        "ImagePart",
+        "LashCore",
+        "LashCoreBuilder",
+        "PluginError",
+        "PluginFactory",
+        "PluginRegistrar",
+        "PluginSessionContext",
+        "PluginStack",
+        "PluginUsageError",
+        "ProgressReporter",
+        "ResourceLinkPart",
+        "ResourcePart",
+        "Session",
+        "SessionKind",
+        "SessionPlugin",
+        "SessionSnapshot",
+        "TextPart",
+        "ToolCall",
+        "ToolCallContext",
+        "ToolConflictError",
+        "ToolDefinition",
+        "ToolFailure",
+        "ToolOutputBudget",
+        "ToolOutputBudgetPluginFactory",
+        "ToolProvider",
+        "ToolResult",
+        "TurnContext",
+        "UnknownActionError",
+        "UnknownPluginError",
+        "apply_budget",
+        "ignore_progress",
+    ],
+    "lash_core.testing": [
+        "CallbackPluginFactory",
+        "RegisterFunction",
+        "StaticToolProvider",
+        "ToolHandler",
+        "echo",
+        "returns",
+        "simple_tool",
+    ],
+}
+
+
+def isort_style(name: str) -> tuple[int, str]:
+    group = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+    return group, name
+
+
+@pytest.mark.parametrize(("module_name", "expected"), PUBLIC_API.items(), ids=list(PUBLIC_API))
+def test_dunder_all_is_sorted_exact_and_importable(module_name: str, expected: list[str]) -> None:
+    module = importlib.import_module(module_name)
+    exported = list(module.__all__)
+
+    assert exported == sorted(exported, key=isort_style), f"{module_name}.__all__ is not sorted"
+    assert exported == expected
+    missing = [name for name in exported if not hasattr(module, name)]
+    assert missing == [], f"{module_name}.__all__ names what the module does not define"
+
+
+@pytest.mark.parametrize("module_name", list(PUBLIC_API))
+def test_star_import_gives_exactly_dunder_all(module_name: str) -> None:
+    namespace: dict[str, object] = {}
+
+    exec(f"from {module_name} import *", namespace)
+
+    assert sorted(name for name in namespace if name != "__builtins__") == sorted(PUBLIC_API[module_name])

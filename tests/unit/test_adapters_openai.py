@@ -1,0 +1,451 @@
+"""`adapters.openai`: a session's tools for Chat Completions and the Responses API, and function calls run back.
+
+What the adapter produces is validated against the official SDK's typed request params (TypedDicts, checked with
+pydantic and compared back so an unknown key cannot slip through); recorded responses are fed in as the SDK's
+typed `ChatCompletion` / `Response` objects and as plain dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import anyio
+import openai.types.chat as chat
+import openai.types.responses as responses
+import pytest
+from openai.types.responses.response_input_item_param import FunctionCallOutput
+from pydantic import TypeAdapter
+
+from adapters import openai as lash_openai
+from lash_core import (
+    AudioPart,
+    ImagePart,
+    LashCore,
+    ResourceLinkPart,
+    ResourcePart,
+    Session,
+    TextPart,
+    ToolCall,
+    ToolDefinition,
+    ToolResult,
+)
+from lash_core.testing import StaticToolProvider, ToolHandler, returns
+
+ECHO_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+LONG_NAME = "mcp__a_server_with_a_rather_long_name__a_tool_whose_name_is_also_quite_long"
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(40))).decode()
+PDF = base64.b64encode(b"%PDF-1.4\n%fake\n").decode()
+
+
+def tool(
+    name: str, handler: ToolHandler, schema: Mapping[str, Any] | None = None, description: str = ""
+) -> tuple[ToolDefinition, ToolHandler]:
+    return ToolDefinition.raw(name, description, ECHO_SCHEMA if schema is None else schema), handler
+
+
+async def echo(call: ToolCall) -> ToolResult:
+    return ToolResult.ok(str(call.args["text"]))
+
+
+def session_with(*tools: tuple[ToolDefinition, ToolHandler]) -> Session:
+    """A session offering `tools`, each answered by its own handler."""
+    handlers = {definition.name: handler for definition, handler in tools}
+
+    async def dispatch(call: ToolCall) -> ToolResult:
+        return await handlers[call.name](call)
+
+    provider = StaticToolProvider((definition for definition, _ in tools), dispatch)
+    return LashCore.builder().tools(provider).build().session()
+
+
+def materialised(value: object) -> object:
+    """Validated TypedDicts hold lazy iterators for `Iterable` fields: consume them (which validates the items)."""
+    if isinstance(value, Mapping):
+        return {key: materialised(item) for key, item in value.items()}
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        return [materialised(item) for item in value]
+    return value
+
+
+def assert_valid(typed: Any, value: object) -> None:
+    """`value` validates as the SDK type `typed`, and validation dropped and coerced nothing."""
+    adapter: TypeAdapter[Any] = TypeAdapter(typed)  # kept alive: the lazy iterators validate through it
+    validated = adapter.validate_python(value)
+    assert materialised(validated) == materialised(value)
+
+
+def chat_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def recorded_completion(*tool_calls: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+        "object": "chat.completion",
+        "created": 1741570283,
+        "model": "gpt-5-2025-08-07",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": None, "refusal": None, "tool_calls": list(tool_calls)},
+            }
+        ],
+        "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99},
+    }
+
+
+def function_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": f"fc_{call_id}",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": "completed",
+    }
+
+
+def recorded_response(*items: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "resp_67ccd3a9da748190baa7f1570fe91ac6",
+        "object": "response",
+        "created_at": 1741476777,
+        "model": "gpt-5-2025-08-07",
+        "status": "completed",
+        "output": [
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+            *items,
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+async def chat_one(result: ToolResult) -> str:
+    session = session_with(tool("t", returns(result)))
+    (message,) = await lash_openai.run_tool_calls(session, [chat_call("call_1", "t", '{"text": "x"}')])
+    assert_valid(chat.ChatCompletionToolMessageParam, message)
+    content = message["content"]
+    assert isinstance(content, str)
+    return content
+
+
+async def respond_one(result: ToolResult) -> object:
+    session = session_with(tool("t", returns(result)))
+    (item,) = await lash_openai.run_function_calls(session, [function_call("call_1", "t", '{"text": "x"}')])
+    assert_valid(FunctionCallOutput, item)
+    assert item["call_id"] == "call_1"
+    return item["output"]
+
+
+# -- definitions -------------------------------------------------------------------------------------------------
+
+
+def test_chat_tools_are_valid_function_tool_params() -> None:
+    session = session_with(
+        tool("echo", echo, description="Echo the text back."), tool("no_args", echo, schema={}), tool(LONG_NAME, echo)
+    )
+    tools = lash_openai.chat_tools(session)
+    assert_valid(list[chat.ChatCompletionFunctionToolParam], tools)
+    assert tools[0] == {
+        "type": "function",
+        "function": {"name": "echo", "description": "Echo the text back.", "parameters": ECHO_SCHEMA},
+    }
+    assert tools[1] == {
+        "type": "function",
+        "function": {"name": "no_args", "parameters": {"type": "object", "properties": {}}},
+    }
+    assert len(tools[2]["function"]["name"]) <= 64
+
+
+def test_response_tools_are_valid_function_tool_params_without_strict_mode() -> None:
+    session = session_with(tool("echo", echo, description="Echo the text back."), tool("no_args", echo, schema={}))
+    tools = lash_openai.response_tools(session)
+    assert_valid(list[responses.FunctionToolParam], tools)
+    assert tools == [
+        {
+            "type": "function",
+            "name": "echo",
+            "description": "Echo the text back.",
+            "parameters": ECHO_SCHEMA,
+            "strict": False,
+        },
+        {"type": "function", "name": "no_args", "parameters": {"type": "object", "properties": {}}, "strict": False},
+    ]
+
+
+def test_parameters_are_adjusted_only_at_the_top_level() -> None:
+    nested = {
+        "properties": {"when": {"$ref": "#/$defs/When"}},
+        "$defs": {"When": {"type": "object"}},
+        "additionalProperties": False,
+    }
+    session = session_with(tool("typeless", echo, schema=nested), tool("bare", echo, schema={"type": "object"}))
+    typeless, bare = (t["function"]["parameters"] for t in lash_openai.chat_tools(session))
+    assert typeless == {**nested, "type": "object"}
+    assert bare == {"type": "object", "properties": {}}
+    assert [t["parameters"] for t in lash_openai.response_tools(session)] == [typeless, bare]
+
+
+# -- Chat Completions --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_chat_accepts_a_typed_message_its_tool_calls_and_their_dicts() -> None:
+    session = session_with(tool("echo", echo))
+    recorded = recorded_completion(
+        chat_call("call_a", "echo", '{"text": "one"}'), chat_call("call_b", "echo", '{"text": "two"}')
+    )
+    message = chat.ChatCompletion.model_validate(recorded).choices[0].message
+    expected = [
+        {"role": "tool", "tool_call_id": "call_a", "content": "one"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "two"},
+    ]
+    raw_message = recorded["choices"][0]["message"]
+    for source in (message, message.tool_calls, raw_message, raw_message["tool_calls"]):
+        assert await lash_openai.run_tool_calls(session, source) == expected
+    assert_valid(list[chat.ChatCompletionMessageParam], expected)
+
+
+@pytest.mark.anyio
+async def test_chat_tool_messages_carry_text_and_note_everything_else() -> None:
+    wav = base64.b64encode(b"RIFF" + bytes(96)).decode()
+    content = await chat_one(
+        ToolResult.from_parts(
+            [
+                TextPart("a chart:"),
+                ImagePart(PNG, "image/png"),
+                AudioPart(wav, "audio/wav"),
+                ResourcePart("file:///notes.txt", "text/plain", text="remember"),
+                ResourcePart("file:///report.pdf", "application/pdf", blob=PDF),
+                ResourceLinkPart("file:///big.csv", "big.csv"),
+            ]
+        )
+    )
+    assert content.splitlines() == [
+        "a chart:",
+        "[image omitted (image/png, 48 bytes): Chat Completions tool messages carry text only]",
+        "[audio omitted (audio/wav, 100 bytes): Chat Completions tool messages carry text only]",
+        "[resource file:///notes.txt]",
+        "remember",
+        "[resource file:///report.pdf omitted (application/pdf, 15 bytes): "
+        "Chat Completions tool messages carry text only]",
+        "[resource link big.csv: file:///big.csv]",
+    ]
+
+
+@pytest.mark.anyio
+async def test_chat_structured_content_and_failures() -> None:
+    assert await chat_one(ToolResult.from_parts([], structured={"sum": 3})) == '{"sum": 3}'
+    assert await chat_one(ToolResult.ok({"sum": 3})) == '{"sum": 3}'
+    assert await chat_one(ToolResult.err("disk full")) == "Error: disk full"
+
+
+@pytest.mark.anyio
+async def test_chat_bad_arguments_and_unknown_tools_are_answered_without_calling() -> None:
+    calls: list[Mapping[str, Any]] = []
+
+    async def record(call: ToolCall) -> ToolResult:
+        calls.append(call.args)
+        return ToolResult.ok("ran")
+
+    session = session_with(tool("record", record, schema={}))
+    results = await lash_openai.run_tool_calls(
+        session,
+        [
+            chat_call("c1", "record", "{not json"),
+            chat_call("c2", "record", "[1, 2]"),
+            chat_call("c3", "nope", "{}"),
+            chat_call("c4", "record", ""),
+        ],
+    )
+    contents = [m["content"] for m in results]
+    assert isinstance(contents[0], str) and contents[0].startswith("Error: invalid arguments for 'record': ")
+    assert "not valid JSON" in contents[0]
+    assert contents[1] == "Error: invalid arguments for 'record': arguments must be a JSON object, got list"
+    assert contents[2] == "Error: unknown tool 'nope': it is not among the tools this session offered"
+    assert contents[3] == "ran"
+    assert calls == [{}]
+
+
+@pytest.mark.anyio
+async def test_chat_tool_calls_run_concurrently_and_keep_their_order() -> None:
+    """`first` cannot finish until `second` has: run one after the other, the pair would never complete."""
+    second_done = anyio.Event()
+
+    async def first(call: ToolCall) -> ToolResult:
+        await second_done.wait()
+        return ToolResult.ok("first")
+
+    async def second(call: ToolCall) -> ToolResult:
+        second_done.set()
+        return ToolResult.ok("second")
+
+    session = session_with(tool("first", first, schema={}), tool("second", second, schema={}))
+    recorded = recorded_completion(chat_call("c1", "first", "{}"), chat_call("c2", "second", "{}"))
+    message = chat.ChatCompletion.model_validate(recorded).choices[0].message
+    with anyio.fail_after(5):
+        results = await lash_openai.run_tool_calls(session, message)
+    assert [(m["tool_call_id"], m["content"]) for m in results] == [("c1", "first"), ("c2", "second")]
+
+
+@pytest.mark.anyio
+async def test_chat_a_tool_name_over_64_characters_round_trips() -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def long_tool(call: ToolCall) -> ToolResult:
+        seen.append((call.name, call.context.call_id))
+        return ToolResult.ok("long done")
+
+    session = session_with(tool("echo", echo), tool(LONG_NAME, long_tool, schema={}))
+    model_name = lash_openai.chat_tools(session)[1]["function"]["name"]
+    assert len(model_name) <= 64
+    completion = chat.ChatCompletion.model_validate(recorded_completion(chat_call("call_long", model_name, "{}")))
+    results = await lash_openai.run_tool_calls(session, completion.choices[0].message)
+    assert results == [{"role": "tool", "tool_call_id": "call_long", "content": "long done"}]
+    assert seen == [(LONG_NAME, "call_long")]
+
+
+@pytest.mark.anyio
+async def test_chat_skips_custom_tool_calls_and_messages_without_calls() -> None:
+    session = session_with(tool("echo", echo))
+    custom = {"id": "call_x", "type": "custom", "custom": {"name": "grep", "input": "x"}}
+    assert await lash_openai.run_tool_calls(session, [custom]) == []
+    assert await lash_openai.run_tool_calls(session, {"role": "assistant", "content": "hi", "tool_calls": None}) == []
+    with pytest.raises(ValueError, match="'id'"):
+        await lash_openai.run_tool_calls(session, [{"type": "function", "function": {"name": "echo"}}])
+
+
+# -- Responses ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_responses_accepts_a_typed_response_its_output_and_their_dicts() -> None:
+    session = session_with(tool("echo", echo))
+    recorded = recorded_response(
+        function_call("call_a", "echo", '{"text": "one"}'),
+        {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": []},
+        function_call("call_b", "echo", '{"text": "two"}'),
+    )
+    response = responses.Response.model_validate(recorded)
+    expected = [
+        {"type": "function_call_output", "call_id": "call_a", "output": "one"},
+        {"type": "function_call_output", "call_id": "call_b", "output": "two"},
+    ]
+    for source in (response, response.output, recorded, recorded["output"]):
+        assert await lash_openai.run_function_calls(session, source) == expected
+    assert_valid(list[responses.ResponseInputItemParam], expected)
+
+
+@pytest.mark.anyio
+async def test_responses_outputs_carry_images_and_pdfs_as_items() -> None:
+    output = await respond_one(
+        ToolResult.from_parts(
+            [
+                TextPart("a chart:"),
+                ImagePart(PNG, "image/png"),
+                ImagePart(PNG, "image/bmp"),
+                ResourcePart("file:///docs/report%202025.pdf", "application/pdf", blob=PDF),
+                ResourcePart("file:///notes.txt", "text/plain", text="remember"),
+                ResourceLinkPart("file:///big.csv", "big.csv", description="all rows"),
+            ]
+        )
+    )
+    assert output == [
+        {"type": "input_text", "text": "a chart:"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+        {
+            "type": "input_text",
+            "text": "[image omitted (image/bmp, 48 bytes): OpenAI accepts JPEG, PNG, GIF and WebP images only]",
+        },
+        {"type": "input_file", "filename": "report 2025.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+        {"type": "input_text", "text": "[resource file:///notes.txt]\nremember"},
+        {"type": "input_text", "text": "[resource link big.csv: file:///big.csv - all rows]"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_responses_text_only_outputs_are_strings() -> None:
+    wav = base64.b64encode(b"RIFF" + bytes(96)).decode()
+    output = await respond_one(ToolResult.from_parts([TextPart("heard:"), AudioPart(wav, "audio/wav")]))
+    assert output == "heard:\n[audio omitted (audio/wav, 100 bytes): function outputs cannot carry audio]"
+    assert await respond_one(ToolResult.from_parts([], structured={"sum": 3})) == '{"sum": 3}'
+
+
+@pytest.mark.anyio
+async def test_responses_failures_start_with_error() -> None:
+    assert await respond_one(ToolResult.err("disk full")) == "Error: disk full"
+    with_image = await respond_one(
+        ToolResult.err("render failed", content=[ImagePart(PNG, "image/png"), TextPart("see above")])
+    )
+    assert with_image == [
+        {"type": "input_text", "text": "Error: render failed"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+        {"type": "input_text", "text": "see above"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_responses_function_calls_run_concurrently_and_keep_their_order() -> None:
+    second_done = anyio.Event()
+
+    async def first(call: ToolCall) -> ToolResult:
+        await second_done.wait()
+        return ToolResult.ok("first")
+
+    async def second(call: ToolCall) -> ToolResult:
+        second_done.set()
+        return ToolResult.ok("second")
+
+    session = session_with(tool("first", first, schema={}), tool("second", second, schema={}))
+    response = responses.Response.model_validate(
+        recorded_response(function_call("c1", "first", "{}"), function_call("c2", "second", "{}"))
+    )
+    with anyio.fail_after(5):
+        results = await lash_openai.run_function_calls(session, response)
+    assert [(item["call_id"], item["output"]) for item in results] == [("c1", "first"), ("c2", "second")]
+
+
+@pytest.mark.anyio
+async def test_responses_a_tool_name_over_64_characters_round_trips() -> None:
+    seen: list[str] = []
+
+    async def long_tool(call: ToolCall) -> ToolResult:
+        seen.append(call.name)
+        return ToolResult.ok("long done")
+
+    session = session_with(tool(LONG_NAME, long_tool, schema={}))
+    (definition,) = lash_openai.response_tools(session)
+    assert len(definition["name"]) <= 64
+    response = responses.Response.model_validate(recorded_response(function_call("c1", definition["name"], "{}")))
+    assert await lash_openai.run_function_calls(session, response) == [
+        {"type": "function_call_output", "call_id": "c1", "output": "long done"}
+    ]
+    assert seen == [LONG_NAME]
+    (unmapped,) = await lash_openai.run_function_calls(session, [function_call("c2", LONG_NAME, "{}")])
+    assert unmapped["output"] == f"Error: unknown tool {LONG_NAME!r}: it is not among the tools this session offered"
+
+
+@pytest.mark.anyio
+async def test_responses_bad_arguments_are_answered_without_calling() -> None:
+    session = session_with(tool("echo", echo))
+    (item,) = await lash_openai.run_function_calls(session, [function_call("c1", "echo", '"text"')])
+    assert item["output"] == "Error: invalid arguments for 'echo': arguments must be a JSON object, got str"
+    assert json.loads(json.dumps(item)) == item
+
+
+def test_importing_the_adapter_loads_no_sdk() -> None:
+    code = (
+        "import sys, adapters.openai; "
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'anthropic', 'openai'}); "
+        "sys.exit(str(loaded) if loaded else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
