@@ -145,6 +145,13 @@ class Session:
         context = ToolCallContext(
             self.id, call_id or uuid.uuid4().hex, progress or ignore_progress, cancellation or Cancellation()
         )
+        if args is not None and not isinstance(args, Mapping):
+            # Models do send lists and strings; that is a bad call, not a crash.
+            return ToolResult.err(
+                f"invalid arguments for {name!r}: arguments must be a JSON object, got {type(args).__name__}",
+                failure_class=FailureClass.INVALID_INPUT,
+                code="invalid_arguments",
+            )
         call = ToolCall(name, dict(args) if args is not None else {}, context)
         if cancellation is None:
             return await self._run(call)
@@ -258,7 +265,11 @@ class Session:
 
     def child(self, kind: SessionKind | str) -> Session:
         """A subagent, fork or compaction child, built from the same factories."""
-        kind = SessionKind(kind)
+        try:
+            kind = SessionKind(kind)
+        except ValueError:
+            choices = ", ".join(k.value for k in SessionKind if k is not SessionKind.ROOT)
+            raise PluginUsageError(f"unknown session kind {kind!r}; one of {choices}") from None
         if kind is SessionKind.ROOT:
             raise PluginUsageError("a child session cannot be a root session; use core.session() for a new root")
         return self._core.session_for(PluginSessionContext(uuid.uuid4().hex, kind, self.id))

@@ -5,6 +5,7 @@ MCP servers (stdio, streamable HTTP, legacy SSE) at runtime, keeps one connectio
 their tools to every lash session as `mcp__<server>__<tool>`.
 """
 
+from ._app import Gateway as Gateway
 from ._config import DEFAULT_CALL_TIMEOUT as DEFAULT_CALL_TIMEOUT
 from ._config import DEFAULT_STARTUP_TIMEOUT as DEFAULT_STARTUP_TIMEOUT
 from ._config import HttpServerConfig as HttpServerConfig
@@ -24,11 +25,16 @@ from ._errors import UpstreamCallError as UpstreamCallError
 from ._errors import UpstreamError as UpstreamError
 from ._errors import UpstreamProtocolError as UpstreamProtocolError
 from ._errors import UpstreamUnavailable as UpstreamUnavailable
+from ._export import McpExport as McpExport
 from ._naming import export_name as export_name
 from ._plugin import McpPluginFactory as McpPluginFactory
 from ._plugin import McpSessionPlugin as McpSessionPlugin
 from ._plugin import McpToolProvider as McpToolProvider
 from ._pool import McpConnectionPool as McpConnectionPool
+from ._settings import GatewayConfig as GatewayConfig
+from ._settings import GatewaySettings as GatewaySettings
+from ._settings import load_gateway_config as load_gateway_config
+from ._store import StateStore as StateStore
 from ._upstream import ServerStatus as ServerStatus
 from ._upstream import SkippedTool as SkippedTool
 
@@ -37,9 +43,13 @@ __all__ = [
     "DEFAULT_STARTUP_TIMEOUT",
     "CallTimeout",
     "ConfigError",
+    "Gateway",
+    "GatewayConfig",
     "GatewayError",
+    "GatewaySettings",
     "HttpServerConfig",
     "McpConnectionPool",
+    "McpExport",
     "McpPluginFactory",
     "McpServerConfig",
     "McpSessionPlugin",
@@ -49,6 +59,7 @@ __all__ = [
     "ServerNotAttached",
     "ServerStatus",
     "SkippedTool",
+    "StateStore",
     "StdioServerConfig",
     "ToolFilter",
     "UnknownTool",
@@ -57,6 +68,7 @@ __all__ = [
     "UpstreamProtocolError",
     "UpstreamUnavailable",
     "export_name",
+    "load_gateway_config",
     "load_mcp_servers",
     "redacted",
 ]

@@ -24,16 +24,18 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
+from ._admin import AdminApi
 from ._export import McpExport
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._plugin import McpPluginFactory
 from ._settings import GatewayConfig
 from ._status_plugin import GatewayStatusPluginFactory
+from ._store import StateStore, apply_changes
 
 log = logging.getLogger("lash_gateway.app")
 
@@ -49,8 +51,19 @@ class Gateway:
     in the background (`ready` is set once each had its first connect attempt) and forwards every
     surface change to connected clients until exit."""
 
-    def __init__(self, config: GatewayConfig | None = None, *, plugins: Sequence[PluginFactory] = ()) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig | None = None,
+        *,
+        plugins: Sequence[PluginFactory] = (),
+        store: StateStore | None = None,
+        admin_token: str | None = None,
+    ) -> None:
+        """`store` restores runtime attaches on start and records the admin API's changes;
+        `admin_token` enables the admin API (it needs a store too)."""
         self.config = config or GatewayConfig()
+        self.store = store
+        self._admin_token = admin_token
         self.factory = McpPluginFactory.empty()
         budget = ToolOutputBudget(max_text_chars=self.config.settings.export.max_text_chars)
         builder = (
@@ -88,9 +101,12 @@ class Gateway:
         await self._stack.__aexit__(exc_type, exc, tb)
 
     async def _attach_configured(self) -> None:
-        await self.factory.attach_servers(self.config.servers, fail_fast=False)
+        servers = dict(self.config.servers)
+        if self.store is not None:
+            servers = apply_changes(servers, await self.store.load())
+        await self.factory.attach_servers(servers, fail_fast=False)
         self.ready.set()
-        log.info("configured servers attached", extra={"servers": len(self.config.servers)})
+        log.info("configured servers attached", extra={"servers": len(servers)})
 
     async def _forward_changes(self) -> None:
         pool = self.factory.pool
@@ -127,8 +143,13 @@ class Gateway:
             async with self, manager.run():
                 yield
 
+        admin: list[BaseRoute] = []
+        if self._admin_token is not None and self.store is not None:
+            api = AdminApi(self.core.session(), self.factory.pool, self.store, settings.admin, self._admin_token)
+            admin = list(api.routes())
         return Starlette(
             routes=[
+                *admin,
                 Route(MCP_PATH, endpoint=guarded(StreamableHTTPASGIApp(manager))),
                 Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
                 Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),

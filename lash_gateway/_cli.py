@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -18,12 +19,25 @@ from pathlib import Path
 
 import anyio
 import uvicorn
+from pydantic import SecretStr
 
 from lash_core import Session
 
+from ._admin_cli import add_admin_commands, run_admin_command
 from ._app import MCP_PATH, SSE_PATH, Gateway
 from ._errors import GatewayError
 from ._settings import GatewayConfig, load_gateway_config
+from ._state import (
+    ADMIN_TOKEN_ENV,
+    STATE_DIR_ENV,
+    STORE_FILE,
+    URL_FILE,
+    admin_token,
+    ensure_state_dir,
+    state_dir,
+    write_private,
+)
+from ._store import StateStore
 from ._upstream import ServerStatus
 
 
@@ -35,13 +49,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", type=Path, help="mcpServers JSON, optionally with a 'gateway' section")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default 8765; 0 picks a free one)")
+    serve.add_argument("--admin-token", help=f"admin API token (default: ${ADMIN_TOKEN_ENV}, config, or generated)")
+    serve.add_argument("--state-dir", help=f"state directory (default: ${STATE_DIR_ENV} or the per-user state dir)")
     stdio = commands.add_parser("stdio", help="serve one MCP client over stdin/stdout")
     stdio.add_argument("--config", type=Path)
+    stdio.add_argument("--state-dir", help="state directory whose runtime attaches to restore")
     stack = commands.add_parser("stack", help="show the plugin stack and the tools a session sees")
     stack.add_argument("--config", type=Path)
     inspect = commands.add_parser("inspect", help="connect to the configured servers, list their tools, exit")
     inspect.add_argument("--config", type=Path, required=True)
-    args = parser.parse_args(argv)
+    add_admin_commands(commands)
+    # Everything after `--` is a stdio server's command line (`attach NAME -- COMMAND ARGS...`),
+    # split off before argparse, which would otherwise read the command's own flags.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tail = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: len(argv) - len(tail) - 1] if "--" in argv else argv)
+    args.server_command = tail
+    if args.command in ("attach", "detach", "status"):
+        return run_admin_command(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
         stream=sys.stderr,
@@ -50,26 +75,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_gateway_config(args.config) if args.config else GatewayConfig()
         if args.command == "serve":
-            return _serve(config, args.host, args.port)
+            return _serve(config, args)
         if args.command == "stdio":
-            return anyio.run(_stdio, config)
+            store = StateStore(ensure_state_dir(state_dir(args.state_dir)) / STORE_FILE)
+            return anyio.run(_stdio, config, store)
         return anyio.run(_stack if args.command == "stack" else _inspect, config)
     except GatewayError as exc:
         print(f"lash-gateway: {exc}", file=sys.stderr)
         return 2
 
 
-def _serve(config: GatewayConfig, host: str | None, port: int | None) -> int:
+def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     settings = config.settings
-    host = host or settings.host
+    host = args.host or settings.host
+    directory = ensure_state_dir(state_dir(args.state_dir))
+    configured = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or _secret(settings.admin.token)
+    token, token_file = admin_token(directory, configured)
     # Bind before serving, so port 0 works and the printed address is the real one.
-    sock = socket.create_server((host, settings.port if port is None else port))
-    bound_port = sock.getsockname()[1]
-    gateway = Gateway(config)
-    server = uvicorn.Server(uvicorn.Config(gateway.http_app(), log_level="warning", lifespan="on"))
+    sock = socket.create_server((host, settings.port if args.port is None else args.port))
     shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{bound_port}"
-    print(_banner(base, config), flush=True)
+    base = f"http://{shown}:{sock.getsockname()[1]}"
+    write_private(directory / URL_FILE, base + "\n")
+    gateway = Gateway(config, store=StateStore(directory / STORE_FILE), admin_token=token)
+    server = uvicorn.Server(uvicorn.Config(gateway.http_app(), log_level="warning", lifespan="on"))
+    token_source = f"in {token_file}" if token_file else "as configured"
+    print(_banner(base, config, token_source, directory), flush=True)
     try:
         server.run(sockets=[sock])
     finally:
@@ -77,7 +107,11 @@ def _serve(config: GatewayConfig, host: str | None, port: int | None) -> int:
     return 0
 
 
-def _banner(base: str, config: GatewayConfig) -> str:
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path) -> str:
     servers = ", ".join(config.servers) or "none (pass --config with an mcpServers file)"
     return "\n".join(
         [
@@ -85,7 +119,10 @@ def _banner(base: str, config: GatewayConfig) -> str:
             f"  streamable HTTP: {base}{MCP_PATH}",
             f"  legacy SSE:      {base}{SSE_PATH}",
             f"  health: {base}/healthz   ready: {base}/readyz   metrics: {base}/metrics",
+            f"  admin API: {base}/admin/servers (bearer token {token_source})",
+            f"  state directory: {directory}",
             f"  upstream servers: {servers}",
+            "Attach a server:        lash-gateway attach NAME --url URL  (or: attach NAME -- COMMAND ARGS...)",
             f"Connect Claude Code:    claude mcp add --transport http lash {base}{MCP_PATH}",
             'Connect Claude Desktop: add {"lash": {"command": "lash-gateway", "args": ["stdio", "--config", '
             '"/path/to/config.json"]}} to "mcpServers" in claude_desktop_config.json',
@@ -93,8 +130,8 @@ def _banner(base: str, config: GatewayConfig) -> str:
     )
 
 
-async def _stdio(config: GatewayConfig) -> int:
-    async with Gateway(config) as gateway:
+async def _stdio(config: GatewayConfig, store: StateStore) -> int:
+    async with Gateway(config, store=store) as gateway:
         await gateway.serve_stdio()
     return 0
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError
 
 from ._config import ServerConfig, _load_json, load_mcp_servers
 from ._errors import ConfigError
@@ -29,6 +30,27 @@ class ExportSettings(BaseModel):
     clients budget their own context (Claude Code's MAX_MCP_OUTPUT_TOKENS)."""
 
 
+DEFAULT_DENY_NETWORKS = ("169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128")
+"""Link-local (where AWS, GCP and Azure serve instance metadata) and the other clouds' metadata
+addresses. Loopback stays allowed: local servers are the common case."""
+
+
+class AdminSettings(BaseModel):
+    model_config = _STRICT
+
+    token: SecretStr | None = None
+    """Bearer token for `/admin`. Also `--admin-token` or LASH_GATEWAY_ADMIN_TOKEN; with none of
+    them the gateway generates one and keeps it in its state directory."""
+    allow_remote: bool = False
+    """Accept admin requests from non-loopback addresses (they still need the token)."""
+    stdio_allow: list[str] = []
+    """Glob patterns for the command lines (`command arg1 arg2`, shell-quoted) that `PUT
+    /admin/servers/...` may start; empty: the API starts no process. Config-file servers are
+    not subject to it. Example: `"uvx mcp-server-*"`."""
+    deny_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: [ip_network(n) for n in DEFAULT_DENY_NETWORKS])
+    """URL servers attached through the API must not resolve into these networks."""
+
+
 class GatewaySettings(BaseModel):
     model_config = _STRICT
 
@@ -44,6 +66,7 @@ class GatewaySettings(BaseModel):
     auth_token: SecretStr | None = None
     """When set, `/mcp` and `/sse` require `Authorization: Bearer <token>`."""
     export: ExportSettings = Field(default_factory=ExportSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
 
 
 @dataclass(frozen=True, slots=True)

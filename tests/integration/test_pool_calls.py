@@ -31,7 +31,7 @@ from lash_core import (
     ToolResult,
 )
 from lash_gateway import CallTimeout, McpConnectionPool, McpPluginFactory, UpstreamCallError
-from tests.integration._helpers import POLL_INTERVAL, TRANSPORTS, server_config, wait_until
+from tests.integration._helpers import TRANSPORTS, server_config, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text
 
@@ -83,7 +83,7 @@ async def wait_upstream_cancelled(pool: McpConnectionPool, name: str) -> None:
     `cancel_log` request, but the handler records its cancellation in its own task: ask until it has."""
     with anyio.fail_after(WAIT):
         while name not in await cancelled_upstream(pool):
-            await anyio.sleep(POLL_INTERVAL)
+            pass  # each round trip is the wait
 
 
 async def assert_still_usable(pool: McpConnectionPool, connected_since: float | None) -> None:
@@ -113,9 +113,7 @@ class ProgressLog:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_concurrent_calls_to_one_server_are_in_flight_together(
-    transport: str, upstream: UpstreamFactory
-) -> None:
+async def test_concurrent_calls_to_one_server_are_in_flight_together(transport: str, upstream: UpstreamFactory) -> None:
     """`wait_for_release` only returns once `release` ran, and `release` only once the waiter is in flight: the
     pair completes only if the pool keeps both calls on the wire at the same time."""
     results: dict[str, ToolResult] = {}
@@ -246,9 +244,7 @@ async def test_progress_reaches_the_callers_reporter_in_order(transport: str, up
     progress = ProgressLog()
     async with attached(transport, upstream) as factory:
         with anyio.fail_after(WAIT):
-            result = await session_of(factory).call_tool(
-                tool("slow"), {"seconds": 0.06, "steps": 3}, progress=progress
-            )
+            result = await session_of(factory).call_tool(tool("slow"), {"seconds": 0.06, "steps": 3}, progress=progress)
     assert not result.is_error, result
     assert result.text() == "slept 0.06s in 3 steps"
     assert progress.reports == [(0, 3, "step 0/3"), (1, 3, "step 1/3"), (2, 3, "step 2/3"), (3, 3, "done")]

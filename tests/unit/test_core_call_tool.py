@@ -39,6 +39,18 @@ async def test_provider_receives_the_call_with_the_sessions_context() -> None:
     assert result.structured == {"a": 1, "b": 2.5}
 
 
+async def test_arguments_that_are_not_an_object_are_a_failure_result_not_a_crash() -> None:
+    provider = StaticToolProvider([simple_tool("t")])
+    session = session_with(provider)
+
+    result = await session.call_tool("t", ["not", "an", "object"])  # type: ignore[arg-type]
+
+    assert result.failure_class is FailureClass.INVALID_INPUT
+    assert result.code == "invalid_arguments"
+    assert "list" in (result.message or "")
+    assert provider.calls == []
+
+
 async def test_each_call_without_an_id_gets_a_fresh_one() -> None:
     provider = StaticToolProvider([simple_tool("t")])
     session = session_with(provider)

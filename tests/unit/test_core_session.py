@@ -87,8 +87,8 @@ def test_a_child_cannot_be_a_root_session() -> None:
         root.child(SessionKind.ROOT)
 
 
-def test_an_unknown_child_kind_is_a_value_error_naming_it() -> None:
-    with pytest.raises(ValueError, match="'sidecar'"):
+def test_an_unknown_child_kind_is_a_usage_error_naming_it_and_the_choices() -> None:
+    with pytest.raises(PluginUsageError, match="'sidecar'.*subagent, fork, compaction"):
         LashCore.builder().build().session().child("sidecar")
 
 

@@ -1,0 +1,70 @@
+"""The gateway's state directory: where it keeps its store, its admin token and the address the
+CLI finds it at. Everything here is written owner-only (0600 files in a 0700 directory): the store
+holds server configs with their secrets.
+
+Resolution order: `--state-dir`, then `LASH_GATEWAY_STATE_DIR`, then the per-user state directory
+of the platform (`~/.local/state/lash-gateway` on Linux, `~/Library/Application Support/lash-gateway`
+on macOS, `%LOCALAPPDATA%\\lash-gateway` on Windows).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import platformdirs
+
+STATE_DIR_ENV = "LASH_GATEWAY_STATE_DIR"
+ADMIN_TOKEN_ENV = "LASH_GATEWAY_ADMIN_TOKEN"
+ADMIN_URL_ENV = "LASH_GATEWAY_ADMIN_URL"
+TOKEN_FILE = "admin-token"
+URL_FILE = "admin-url"
+STORE_FILE = "state.sqlite3"
+
+
+def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The state directory (not created)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if env := os.environ.get(STATE_DIR_ENV):
+        return Path(env).expanduser()
+    return Path(platformdirs.user_state_dir("lash-gateway", appauthor=False))
+
+
+def ensure_state_dir(path: Path) -> Path:
+    """Create the directory owner-only if missing; tighten it if it exists."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, never briefly world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.chmod(path, 0o600)
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def admin_token(directory: Path, configured: str | None) -> tuple[str, Path | None]:
+    """The admin token and, when it was generated or read from the state directory, its file.
+
+    A configured token (flag, env, config file) wins and is never written down. Otherwise the
+    token stored in the state directory is used, or a new one is generated and stored there.
+    """
+    if configured:
+        return configured, None
+    path = directory / TOKEN_FILE
+    token = read_text(path)
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        write_private(path, token + "\n")
+    return token, path

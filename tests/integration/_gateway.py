@@ -1,0 +1,471 @@
+"""Run the lash gateway for integration tests, and connect the official SDK's clients to it.
+
+- `GatewayProcess`: the real `lash-gateway serve` process (port 0, the address read back from its banner), stopped
+  with SIGTERM. `lash_gateway` has no `__main__` module, so the console script next to the interpreter is run.
+- `write_config` / `stdio_upstream` / `http_upstream`: the `mcpServers` config file the process reads.
+- `serve_app` / `run_gateway_in_process`: a `Gateway` (or any ASGI app) under uvicorn in this process, on a
+  127.0.0.1 port 0 socket, for tests that attach and detach servers at runtime through `gateway.factory`.
+- `connect`: an SDK `Client` on `/mcp` or `/sse` in either protocol era, counting `tools/list_changed` the way that
+  era delivers it (`message_handler` on handshake connections, `subscriptions/listen` on 2026-07-28 ones).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, Literal, Self, TypeVar, final
+
+import anyio
+import httpx2
+import mcp_types as types
+import uvicorn
+from anyio.abc import TaskStatus
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ToolsListChanged
+from starlette.types import ASGIApp
+
+from lash_gateway._app import Gateway
+from lash_gateway._settings import GatewayConfig
+from tests.servers.launch import PROJECT_ROOT, HttpTransport, UpstreamProcess, stdio_command
+
+__all__ = [
+    "AUTH_TOKEN",
+    "EXTRA_ALLOWED_HOST",
+    "EXTRA_ALLOWED_ORIGIN",
+    "HTTP_SERVER",
+    "STDIO_SERVER",
+    "GatewayStarter",
+    "ServiceGateway",
+    "BANNER_PREFIX",
+    "CLIENT_MODES",
+    "CONSOLE_SCRIPT",
+    "ClientMode",
+    "GatewayClient",
+    "GatewayProcess",
+    "GatewayStartError",
+    "InProcessGateway",
+    "connect",
+    "http_upstream",
+    "poll",
+    "run_gateway_in_process",
+    "serve_app",
+    "stdio_upstream",
+    "text_of",
+    "wait_servers_connected",
+    "write_config",
+]
+
+CONSOLE_SCRIPT: Final = Path(sys.executable).parent / "lash-gateway"
+"""The `lash-gateway` console script of this virtualenv (there is no `python -m lash_gateway`)."""
+BANNER_PREFIX: Final = "lash gateway listening on "
+"""The first line `lash-gateway serve` prints to stdout, followed by the base URL."""
+STARTUP_TIMEOUT: Final = 30.0
+"""Seconds for the process to print its banner, or for its configured servers to connect."""
+STOP_TIMEOUT: Final = 10.0
+"""Seconds SIGTERM may take before the process is killed."""
+POLL_INTERVAL: Final = 0.05
+"""Seconds between two probes of `poll`."""
+OUTPUT_TAIL_LINES: Final = 500
+
+STDIO_SERVER: Final = "local"
+"""The stdio upstream of the `service_gateway` fixture (its tools are exported as `local__<tool>`)."""
+HTTP_SERVER: Final = "remote"
+"""The streamable-HTTP upstream of the `service_gateway` fixture (`remote__<tool>`)."""
+AUTH_TOKEN: Final = "t0ken"
+"""The `gateway.auth_token` of the `secured_gateway` fixture."""
+EXTRA_ALLOWED_HOST: Final = "gw.example"
+"""A host name the `secured_gateway` config allows (`gateway.allowed_hosts`, any port)."""
+EXTRA_ALLOWED_ORIGIN: Final = "http://gw.example"
+"""An origin the `secured_gateway` config allows (`gateway.allowed_origins`, any port)."""
+
+JsonObject = dict[str, Any]
+T = TypeVar("T")
+
+
+# --- config files -------------------------------------------------------------------------------------------------
+
+
+def stdio_upstream(*args: str) -> JsonObject:
+    """An `mcpServers` entry that spawns `tests.servers.upstream` over stdio (with `args`)."""
+    command, stdio_args = stdio_command(*args)
+    return {"command": command, "args": stdio_args, "cwd": str(PROJECT_ROOT)}
+
+
+def http_upstream(url: str, transport: HttpTransport = "streamable_http") -> JsonObject:
+    """An `mcpServers` entry for an HTTP server at `url` (Claude Code's `"type"` spelling)."""
+    return {"type": "sse" if transport == "sse" else "http", "url": url}
+
+
+def write_config(path: Path, servers: Mapping[str, JsonObject], gateway: Mapping[str, Any] | None = None) -> Path:
+    """Write `{"mcpServers": servers, "gateway": gateway}` to `path` and return it."""
+    document: JsonObject = {"mcpServers": dict(servers)}
+    if gateway is not None:
+        document["gateway"] = dict(gateway)
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return path
+
+
+# --- the real process ---------------------------------------------------------------------------------------------
+
+
+class GatewayStartError(RuntimeError):
+    """The gateway exited or stayed silent before printing its banner."""
+
+
+class _LineDrain:
+    """Reads a child's output stream to EOF in a daemon thread, keeping a tail and noting the first line."""
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        self._stream = stream
+        self._lines: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self._lock = threading.Lock()
+        self._first = threading.Event()  # set on the first line, or on EOF
+        self.first_line: str | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for line in self._stream:
+                with self._lock:
+                    self._lines.append(line.rstrip("\n"))
+                if self.first_line is None:
+                    self.first_line = line.rstrip("\n")
+                    self._first.set()
+        finally:
+            self._first.set()
+
+    def wait_first_line(self, timeout: float) -> str | None:
+        self._first.wait(timeout)
+        return self.first_line
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self._lines)
+
+    def close(self) -> None:
+        """Wait for EOF (the process has exited) and close the pipe."""
+        self._thread.join(STOP_TIMEOUT)
+        if not self._thread.is_alive():
+            self._stream.close()
+
+
+@final
+class GatewayProcess:
+    """One running `lash-gateway [global_args] serve --port 0 [--config F]`.
+
+    The constructor blocks until the banner is printed (call it through `anyio.to_thread.run_sync` from async
+    code); the gateway then accepts connections, though its servers may still be connecting (`/readyz`).
+
+    Raises:
+        GatewayStartError: from the constructor, with the process's output in the message.
+    """
+
+    def __init__(
+        self,
+        config: Path | None = None,
+        *,
+        global_args: Sequence[str] = (),
+        startup_timeout: float = STARTUP_TIMEOUT,
+    ) -> None:
+        self.command = [str(CONSOLE_SCRIPT), *global_args, "serve", "--port", "0"]
+        if config is not None:
+            self.command += ["--config", str(config)]
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None  # PIPE guarantees both
+        self._stdout = _LineDrain(self.process.stdout, f"gateway-stdout-{self.process.pid}")
+        self._stderr = _LineDrain(self.process.stderr, f"gateway-stderr-{self.process.pid}")
+        banner = self._stdout.wait_first_line(startup_timeout)
+        if banner is None or not banner.startswith(BANNER_PREFIX):
+            self.stop()
+            raise GatewayStartError(
+                f"{' '.join(self.command)} printed no banner within {startup_timeout:g}s "
+                f"(exit code {self.process.returncode}, first line {banner!r}); stderr:\n{self.stderr_text()}"
+            )
+        self.base_url = banner[len(BANNER_PREFIX) :].strip()
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    @property
+    def sse_url(self) -> str:
+        return f"{self.base_url}/sse"
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stdout_text(self) -> str:
+        """What the process printed on stdout so far (the last lines)."""
+        return self._stdout.text()
+
+    def stderr_text(self) -> str:
+        """What the process logged on stderr so far (the last lines)."""
+        return self._stderr.text()
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, up to `timeout` seconds for a clean shutdown, then SIGKILL; returns the exit code. Idempotent."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        code = self.process.wait()
+        self._stdout.close()
+        self._stderr.close()
+        return code
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<GatewayProcess {getattr(self, 'base_url', '-')} pid={self.process.pid} alive={self.alive}>"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceGateway:
+    """What the `service_gateway` fixture yields: a running `lash-gateway serve` whose two upstreams connected."""
+
+    process: GatewayProcess
+    http_upstream: UpstreamProcess
+    """The streamable-HTTP upstream (`HTTP_SERVER`); the stdio one (`STDIO_SERVER`) is the gateway's child."""
+
+    @property
+    def base_url(self) -> str:
+        return self.process.base_url
+
+
+GatewayStarter = Callable[..., GatewayProcess]
+"""What the `gateway_process` fixture yields: ``start(config=None, *, global_args=()) -> GatewayProcess``."""
+
+
+# --- bounded polling ----------------------------------------------------------------------------------------------
+
+
+# ASYNC109: the timeout is this helper's API and is applied with anyio.fail_after just below.
+async def poll(probe: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+    """The first non-None value `probe()` returns, probing every `POLL_INTERVAL` seconds.
+
+    For observables that have no event to wait on (an HTTP endpoint, a server that is reconnecting).
+
+    Raises:
+        TimeoutError: `probe()` still returned None after `timeout` seconds.
+    """
+    with anyio.fail_after(timeout):
+        # ASYNC110: what is polled here has no event to wait on; the poll is bounded by fail_after.
+        while (value := await probe()) is None:  # noqa: ASYNC110
+            await anyio.sleep(POLL_INTERVAL)
+        return value
+
+
+async def wait_servers_connected(
+    base_url: str,
+    servers: Sequence[str],
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = STARTUP_TIMEOUT,  # noqa: ASYNC109 (passed to poll, which bounds the wait)
+) -> JsonObject:
+    """Wait until `/readyz` answers 200 with every one of `servers` connected; returns that body."""
+    async with httpx2.AsyncClient(headers=dict(headers or {}), timeout=5.0) as http:
+
+        async def probe() -> JsonObject | None:
+            reply = await http.get(f"{base_url}/readyz")
+            if reply.status_code != 200:
+                return None
+            body: JsonObject = reply.json()
+            known = body.get("servers", {})
+            return body if all(known.get(name, {}).get("connected") for name in servers) else None
+
+        return await poll(probe, timeout)
+
+
+# --- in-process serving -------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> AsyncIterator[str]:
+    """Serve `app` with uvicorn (lifespan on) on 127.0.0.1, port 0; yields the base URL once it answers.
+
+    Readiness is `GET health_path` answering 200, or uvicorn reporting it started when `health_path` is None.
+    On exit uvicorn is told to stop and awaited (open streams get 2 seconds).
+    """
+    sock = socket.create_server(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(server.serve, sockets=[sock]))
+            try:
+                async with httpx2.AsyncClient(timeout=5.0) as http:
+
+                    async def answers() -> bool | None:
+                        if health_path is None:
+                            return True if server.started else None
+                        if not server.started:
+                            return None
+                        return True if (await http.get(base_url + health_path)).status_code == 200 else None
+
+                    await poll(answers, STARTUP_TIMEOUT)
+                yield base_url
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+@dataclass(frozen=True, slots=True)
+class InProcessGateway:
+    gateway: Gateway
+    base_url: str
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    @property
+    def sse_url(self) -> str:
+        return f"{self.base_url}/sse"
+
+
+@asynccontextmanager
+async def run_gateway_in_process(config: GatewayConfig | None = None) -> AsyncIterator[InProcessGateway]:
+    """`Gateway(config).http_app()` served by `serve_app`; its lifespan enters (and at exit closes) the gateway."""
+    gateway = Gateway(config or GatewayConfig())
+    async with serve_app(gateway.http_app()) as base_url:
+        yield InProcessGateway(gateway, base_url)
+
+
+# --- SDK clients --------------------------------------------------------------------------------------------------
+
+ClientMode = Literal["http-legacy", "http-auto", "sse-legacy", "sse-auto"]
+"""`<transport>-<negotiation>`: `/mcp` or `/sse`; `mode="legacy"` (2025-11-25) or `mode="auto"` (2026-07-28)."""
+CLIENT_MODES: Final[tuple[ClientMode, ...]] = ("http-legacy", "http-auto", "sse-legacy", "sse-auto")
+
+
+@dataclass(eq=False)
+class GatewayClient:
+    """An entered SDK `Client` and what the gateway told it.
+
+    `tools_changed` counts `tools/list_changed` as the negotiated era delivers it: `ToolListChangedNotification`s
+    through `message_handler` on handshake connections, `ToolsListChanged` events of a `subscriptions/listen`
+    stream on 2026-07-28 ones (where the listen frames teed to `message_handler` are not counted again).
+    """
+
+    mode: ClientMode
+    client: Client = field(init=False)
+    tools_changed: int = 0
+    transport_errors: list[Exception] = field(default_factory=list)
+    _changed: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def modern(self) -> bool:
+        return self.mode.endswith("-auto")
+
+    def _note_change(self) -> None:
+        self.tools_changed += 1
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, Exception):
+            self.transport_errors.append(message)
+        elif isinstance(message, types.ToolListChangedNotification) and not self.modern:
+            self._note_change()
+
+    async def _listen(self, *, task_status: TaskStatus[None]) -> None:
+        async with self.client.listen(tools_list_changed=True) as subscription:
+            task_status.started()
+            async for event in subscription:
+                if isinstance(event, ToolsListChanged):
+                    self._note_change()
+
+    async def wait_tools_changed(self, seen: int) -> int:
+        """Wait until more than `seen` list_changed arrived (bound it with `anyio.fail_after`); returns the count."""
+        while self.tools_changed <= seen:
+            await self._changed.wait()
+        return self.tools_changed
+
+    async def list_tools(self) -> list[types.Tool]:
+        """Every page, bypassing any cache."""
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await self.client.list_tools(cursor=cursor, cache_mode="bypass")
+            tools.extend(page.tools)
+            if not page.next_cursor:
+                return tools
+            cursor = page.next_cursor
+
+    async def tool_names(self) -> set[str]:
+        return {tool.name for tool in await self.list_tools()}
+
+
+@asynccontextmanager
+async def connect(
+    base_url: str, mode: ClientMode, *, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[GatewayClient]:
+    """An SDK client on the gateway at `base_url`, over the transport and era `mode` names.
+
+    2026-07-28 clients have a `subscriptions/listen` stream open (acknowledged) before this yields.
+    """
+    transport_kind, _, negotiation = mode.partition("-")
+    handle = GatewayClient(mode)
+    async with AsyncExitStack() as stack:
+        if transport_kind == "http":
+            http = await stack.enter_async_context(
+                httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None))
+            )
+            transport: Any = streamable_http_client(f"{base_url}/mcp", http_client=http)
+        else:
+            transport = sse_client(f"{base_url}/sse", headers=dict(headers or {}), timeout=10.0)
+        handle.client = await stack.enter_async_context(
+            Client(
+                transport,
+                mode="auto" if negotiation == "auto" else "legacy",
+                message_handler=handle._on_message,
+                cache=None,
+            )
+        )
+        if handle.modern:
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)  # runs before the task group's exit waits for the listener
+            await tg.start(handle._listen)
+        yield handle
+
+
+def text_of(result: types.CallToolResult) -> str:
+    """The text of a tool result's text content blocks, joined."""
+    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
