@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("bench.bench_core",)
+MODULES = ("bench.bench_core", "bench.bench_pool", "bench.bench_gateway")
 
 
 def main() -> None:

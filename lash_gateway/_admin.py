@@ -32,12 +32,19 @@ from starlette.routing import Route
 
 from lash_core import Session
 
-from ._config import HttpServerConfig, McpServerConfig, ServerConfig, StdioServerConfig, validate_server_name
+from ._config import (
+    HttpServerConfig,
+    McpServerConfig,
+    ServerConfig,
+    StdioServerConfig,
+    redacted,
+    validate_server_name,
+)
 from ._errors import ConfigError, ServerNotAttached, UpstreamUnavailable
 from ._plugin import status_dict
 from ._pool import McpConnectionPool
 from ._settings import AdminSettings
-from ._store import StateStore
+from ._store import StateStore, StoreError
 
 log = logging.getLogger("lash_gateway.admin")
 
@@ -109,18 +116,31 @@ class AdminApi:
             await self._check_policy(config)
         except json.JSONDecodeError as exc:
             return _error(422, f"the body is not valid JSON: {exc}")
+        except UnicodeDecodeError:
+            return _error(422, "the body is not valid JSON: it is not UTF-8 text")
         except ConfigError as exc:
             return _error(422, str(exc))
         except PolicyError as exc:
             return _error(403, str(exc))
-        existed = any(s.name == name for s in self._pool.server_statuses())
+        try:
+            previous: ServerConfig | None = self._pool.config(name)
+        except ServerNotAttached:
+            previous = None
         try:
             status = await self._session.invoke_action("attach_server", {"name": name, "config": body})
         except UpstreamUnavailable as exc:
             return _error(502, f"could not attach: {exc}")
-        await self._store.record_attach(name, config)
+        try:
+            await self._store.record_attach(name, config)
+        except StoreError as exc:
+            # Unrecorded changes would vanish on restart: undo, so the answer and the state agree.
+            if previous is None:
+                await self._session.invoke_action("detach_server", {"name": name})
+            else:
+                await self._pool.attach(name, previous, fail_fast=False)
+            return _error(500, f"{exc}; the attach was undone")
         log.info("server attached through the admin API", extra={"server": name, "transport": config.transport})
-        return JSONResponse(status, status_code=200 if existed else 201)
+        return JSONResponse(status, status_code=201 if previous is None else 200)
 
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -128,7 +148,10 @@ class AdminApi:
             await self._session.invoke_action("detach_server", {"name": name})
         except ServerNotAttached as exc:
             return _error(404, str(exc))
-        await self._store.record_detach(name)
+        try:
+            await self._store.record_detach(name)
+        except StoreError as exc:
+            return _error(500, f"{exc}; the server is detached now but comes back when the gateway restarts")
         log.info("server detached through the admin API", extra={"server": name})
         return JSONResponse({"detached": name})
 
@@ -152,8 +175,11 @@ def check_stdio_allowed(config: StdioServerConfig, allow: Sequence[str]) -> None
     command_line = shlex.join([config.command, *config.args])
     if any(fnmatchcase(command_line, pattern) for pattern in allow):
         return
+    shown = redacted(config)
+    args = shown["args"] if isinstance(shown["args"], list) else []
     raise PolicyError(
-        f"starting a process through the admin API is refused: the command line {command_line!r} matches no "
+        f"starting a process through the admin API is refused: the command line "
+        f"{shlex.join([str(shown['command']), *(str(a) for a in args)])!r} matches no "
         "pattern of gateway.admin.stdio_allow in the gateway's config file; add a glob pattern that matches it "
         f"(for example {shlex.join([config.command])!r} followed by ' *') and restart the gateway"
     )

@@ -116,7 +116,13 @@ class Gateway:
             await self.export.tools_changed()
 
     async def serve_stdio(self) -> None:
-        """Serve one MCP client over this process's stdin/stdout until it disconnects."""
+        """Serve one MCP client over this process's stdin/stdout until it disconnects.
+
+        Waits (at most the longest startup timeout) for the configured servers first: a client that
+        launches the gateway lists tools once, and some never re-list on `list_changed`."""
+        timeouts = [config.startup_timeout for config in self.config.servers.values()]
+        with anyio.move_on_after(max(timeouts, default=0)):
+            await self.ready.wait()
         server = self.export.server
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())

@@ -164,9 +164,8 @@ class McpExport:
         exported = await self._exported(ctx)
         lash_name = exported.surface().lash_names.get(params.name)
         if lash_name is None:
-            return cast(
-                types.CallToolResult, _error_result(f"unknown tool {params.name!r}: not in this gateway's list")
-            )
+            unknown = _error_result(f"unknown tool {params.name!r}: it is not in this gateway's tool list")
+            return cast(types.CallToolResult, _for_era(ctx, unknown))
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
         started = time.perf_counter()
         result: ToolResult | None = None

@@ -35,6 +35,7 @@ __all__ = [
     "ToolRef",
     "assign_server_parts",
     "assign_tool_names",
+    "claim_server_part",
     "export_name",
     "export_names",
     "is_valid_tool_name",
@@ -111,13 +112,21 @@ def assign_server_parts(servers: Iterable[str]) -> dict[str, str]:
     return parts
 
 
-def assign_tool_names(servers: Mapping[str, Sequence[str]]) -> ToolNames:
+def claim_server_part(server: str, taken: Iterable[str]) -> str:
+    """The part a server attached after the holders of `taken` gets: its normal form, or that with a
+    digest suffix when it is taken. A pool keeps the part for the server's whole life, so neither
+    attaching nor detaching another server renames its tools."""
+    return _claim(normalize(server), server, set(taken))
+
+
+def assign_tool_names(servers: Mapping[str, Sequence[str]], server_parts: Mapping[str, str] | None = None) -> ToolNames:
     """Lash names for the tools of every server, unique across all of them.
 
     `servers` maps each server name to its tools' upstream names; its iteration order is the attach
     order. A tool listed twice by one server gets one name. The rules are in the module docstring.
     """
-    server_parts = assign_server_parts(servers)
+    if server_parts is None:
+        server_parts = assign_server_parts(servers)
     taken: set[str] = set()
     tools: dict[str, ToolRef] = {}
     for server, tool_names in servers.items():

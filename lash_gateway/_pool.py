@@ -23,7 +23,7 @@ from lash_core import ProgressReporter, ToolDefinition, ToolResult
 
 from ._config import McpServerConfig, ServerConfig, validate_server_name
 from ._errors import ServerNotAttached, UnknownTool
-from ._naming import assign_tool_names
+from ._naming import assign_tool_names, claim_server_part
 from ._upstream import ServerStatus, Upstream
 
 log = logging.getLogger("lash_gateway.pool")
@@ -46,6 +46,9 @@ class McpConnectionPool:
         self._generation = 0
         self._changed = anyio.Event()
         self._locks: dict[str, anyio.Lock] = {}
+        self._parts: dict[str, str] = {}
+        """Server name -> its part of tool names, claimed when attach is called (so concurrent
+        attaches name in call order) and kept until detach (so no other server's tools get renamed)."""
         self._state: Literal["new", "open", "closed"] = "new"
         self._exit_stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
@@ -121,17 +124,27 @@ class McpConnectionPool:
         """
         validate_server_name(name)
         config = McpServerConfig.parse(config, name=name)
-        tg = await self._ensure_open()
-        async with self._locks.setdefault(name, anyio.Lock()):
-            upstream = Upstream(name, config, self._on_tools_changed)
-            await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
-            old = self._servers.get(name)
-            self._servers[name] = upstream
-            self._rebuild()
-            log.info("server attached", extra={"server": name, "transport": config.transport})
-            if old is not None:
-                await old.stop(f"server {name!r} was replaced while the call was in flight")
-            return upstream.status()
+        claimed = name not in self._parts
+        if claimed:  # claimed now, before any await, so concurrent attaches name in call order
+            self._parts[name] = claim_server_part(name, self._parts.values())
+        try:
+            tg = await self._ensure_open()
+            async with self._locks.setdefault(name, anyio.Lock()):
+                upstream = Upstream(name, config, self._on_tools_changed)
+                await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
+                old = self._servers.get(name)
+                self._servers[name] = upstream
+                if name not in self._parts:  # a detach ran while this attach waited for the lock
+                    self._parts[name] = claim_server_part(name, self._parts.values())
+                self._rebuild()
+                log.info("server attached", extra={"server": name, "transport": config.transport})
+                if old is not None:
+                    await old.stop(f"server {name!r} was replaced while the call was in flight")
+                return upstream.status()
+        except BaseException:
+            if claimed and name not in self._servers:
+                self._parts.pop(name, None)
+            raise
 
     async def detach(self, name: str) -> None:
         """Remove a server: its tools disappear, in-flight calls end with `ServerDetached`, its
@@ -144,6 +157,7 @@ class McpConnectionPool:
             upstream = self._servers.pop(name, None)
             if upstream is None:
                 raise ServerNotAttached(name)
+            del self._parts[name]
             self._rebuild()
             await upstream.stop(f"server {name!r} was detached while the call was in flight")
             log.info("server detached", extra={"server": name})
@@ -155,6 +169,14 @@ class McpConnectionPool:
             ServerNotAttached: no server has this name.
         """
         self._server(name).reconnect()
+
+    def config(self, name: str) -> ServerConfig:
+        """A server's config, secrets included (as `SecretStr`): what a host needs to restore it.
+
+        Raises:
+            ServerNotAttached: no server has this name.
+        """
+        return self._server(name).config
 
     def server_statuses(self) -> list[ServerStatus]:
         return [upstream.status() for upstream in self._servers.values()]
@@ -227,7 +249,11 @@ class McpConnectionPool:
             self._rebuild()
 
     def _rebuild(self) -> None:
-        names = assign_tool_names({name: [t.name for t in u.tools] for name, u in self._servers.items()})
+        attached = [name for name in self._parts if name in self._servers]
+        names = assign_tool_names(
+            {name: [t.name for t in self._servers[name].tools] for name in attached},
+            {name: self._parts[name] for name in attached},
+        )
         routes: dict[str, tuple[Upstream, str]] = {}
         definitions: list[ToolDefinition] = []
         by_server = {name: {t.name: t for t in u.tools} for name, u in self._servers.items()}

@@ -61,7 +61,7 @@ class StateStore:
             with connection:
                 connection.execute(_SCHEMA)
             return connection
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
 
     def _load(self) -> list[StoredChange]:

@@ -12,6 +12,7 @@ Failure semantics (the pool's contract rests on them):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -28,6 +29,7 @@ import mcp_types as types
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import Client, MCPError
+from mcp.client.subscriptions import Subscription
 from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -135,6 +137,7 @@ class Upstream:
         self.last_error: str | None = None
         self._on_tools_changed = on_tools_changed
         self._client: Client | None = None
+        self._subscription: Subscription | None = None
         self._lost = anyio.Event()
         self._refresh = anyio.Event()
         self._scope = anyio.CancelScope()
@@ -142,6 +145,7 @@ class Upstream:
         self._calls: set[anyio.CancelScope] = set()
         self._stop_reason: str | None = None
         self._attempts = 0
+        self._reconnect_requested = False
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -164,21 +168,28 @@ class Upstream:
                                 started = True
                             await self._serve()
                     except Exception as exc:
-                        self.last_error = describe_error(exc)
-                        if not started and fail_fast:
-                            raise UpstreamUnavailable(self.name, self.last_error) from None
-                        log.warning(
-                            "upstream connection failed",
-                            extra={"server": self.name, "error": self.last_error, "attempt": self._attempts + 1},
-                        )
+                        if self._reconnect_requested:
+                            log.info("reconnecting on request", extra={"server": self.name})
+                        else:
+                            self.last_error = describe_error(exc)
+                            if not started and fail_fast:
+                                raise UpstreamUnavailable(self.name, self.last_error) from None
+                            log.warning(
+                                "upstream connection failed",
+                                extra={"server": self.name, "error": self.last_error, "attempt": self._attempts + 1},
+                            )
                     finally:
                         self._client = None
+                        self._subscription = None
                         self._connected_since = None
-                    self._attempts += 1
                     self._state = "reconnecting"
                     if not started:
                         task_status.started()
                         started = True
+                    if self._reconnect_requested:
+                        self._reconnect_requested = False
+                        continue
+                    self._attempts += 1
                     await anyio.sleep(delay * random.uniform(0.5, 1.0))
                     delay = min(delay * 2, RECONNECT_MAX)
         finally:
@@ -199,7 +210,10 @@ class Upstream:
                 client_info=types.Implementation(name="lash-gateway", version="0.1.0"),
                 cache=None,
             )
-            async with client:
+            async with client, contextlib.AsyncExitStack() as listening:
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    # Subscribe before the first tools/list: a change made after that list is then never missed.
+                    self._subscription = await self._subscribe(client, listening)
                 await self._list_tools(client)
                 startup.deadline = math.inf
                 self._client = client
@@ -228,7 +242,8 @@ class Upstream:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._refresh_on_request, client)
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                tg.start_soon(self._listen, client)
+                if self._subscription is not None:
+                    tg.start_soon(self._listen, self._subscription)
             else:
                 tg.start_soon(self._health_check, client)
             await self._lost.wait()
@@ -252,12 +267,19 @@ class Upstream:
             except Exception as exc:
                 log.warning("tool refresh failed", extra={"server": self.name, "error": describe_error(exc)})
 
-    async def _listen(self, client: Client) -> None:
-        """2026-07-28 connections deliver list_changed only on a subscription stream."""
+    async def _subscribe(self, client: Client, stack: contextlib.AsyncExitStack) -> Subscription | None:
+        """A tools/list_changed subscription, open (acknowledged) until `stack` closes; None if the server refuses."""
         try:
-            async with client.listen(tools_list_changed=True) as subscription:
-                async for _ in subscription:
-                    self._refresh.set()
+            return await stack.enter_async_context(client.listen(tools_list_changed=True))
+        except Exception as exc:
+            log.warning("change subscription refused", extra={"server": self.name, "error": describe_error(exc)})
+            return None
+
+    async def _listen(self, subscription: Subscription) -> None:
+        """2026-07-28 connections deliver list_changed only on a subscription stream (opened by `_connect`)."""
+        try:
+            async for _ in subscription:
+                self._refresh.set()
         except Exception as exc:
             log.warning("change subscription ended", extra={"server": self.name, "error": describe_error(exc)})
 
@@ -362,7 +384,8 @@ class Upstream:
     # -- control -------------------------------------------------------------------------------
 
     def reconnect(self) -> None:
-        """Drop the current connection; the supervisor connects again at once."""
+        """Drop the current connection; the supervisor connects again at once, without backoff."""
+        self._reconnect_requested = True
         self._lost.set()
 
     async def stop(self, reason: str) -> None:

@@ -1,7 +1,7 @@
 """Run the lash gateway for integration tests, and connect the official SDK's clients to it.
 
-- `GatewayProcess`: the real `lash-gateway serve` process (port 0, the address read back from its banner), stopped
-  with SIGTERM. `lash_gateway` has no `__main__` module, so the console script next to the interpreter is run.
+- `GatewayProcess`: the real `lash-gateway serve` process (`python -m lash_gateway`, port 0, the address read back
+  from its banner, its state directory under the test's tmp dir), stopped with SIGTERM.
 - `write_config` / `stdio_upstream` / `http_upstream`: the `mcpServers` config file the process reads.
 - `serve_app` / `run_gateway_in_process`: a `Gateway` (or any ASGI app) under uvicorn in this process, on a
   127.0.0.1 port 0 socket, for tests that attach and detach servers at runtime through `gateway.factory`.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -22,42 +23,45 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Literal, Self, TypeVar, final
+from typing import IO, Any, Final, Literal, Self, TextIO, TypeVar, final
 
 import anyio
 import httpx2
 import mcp_types as types
 import uvicorn
 from anyio.abc import TaskStatus
-from mcp import Client
+from mcp import Client, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ToolsListChanged
 from starlette.types import ASGIApp
 
-from lash_gateway._app import Gateway
-from lash_gateway._settings import GatewayConfig
+from lash_gateway import Gateway, GatewayConfig
 from tests.servers.launch import PROJECT_ROOT, HttpTransport, UpstreamProcess, stdio_command
 
 __all__ = [
     "AUTH_TOKEN",
-    "EXTRA_ALLOWED_HOST",
-    "EXTRA_ALLOWED_ORIGIN",
-    "HTTP_SERVER",
-    "STDIO_SERVER",
-    "GatewayStarter",
-    "ServiceGateway",
     "BANNER_PREFIX",
     "CLIENT_MODES",
     "CONSOLE_SCRIPT",
+    "EXTRA_ALLOWED_HOST",
+    "EXTRA_ALLOWED_ORIGIN",
+    "GATEWAY_COMMAND",
+    "HTTP_SERVER",
+    "STATE_DIR_ENV",
+    "STDIO_SERVER",
     "ClientMode",
     "GatewayClient",
     "GatewayProcess",
     "GatewayStartError",
+    "GatewayStarter",
     "InProcessGateway",
+    "ServiceGateway",
     "connect",
+    "connect_stdio",
     "http_upstream",
     "poll",
     "run_gateway_in_process",
@@ -69,7 +73,13 @@ __all__ = [
 ]
 
 CONSOLE_SCRIPT: Final = Path(sys.executable).parent / "lash-gateway"
-"""The `lash-gateway` console script of this virtualenv (there is no `python -m lash_gateway`)."""
+"""The `lash-gateway` console script of this virtualenv, as an MCP client config names it."""
+GATEWAY_COMMAND: Final = (
+    [sys.executable, "-m", "lash_gateway"] if find_spec("lash_gateway.__main__") else [str(CONSOLE_SCRIPT)]
+)
+"""How `GatewayProcess` runs the CLI: `python -m lash_gateway`, or the console script if that module is missing."""
+STATE_DIR_ENV: Final = "LASH_GATEWAY_STATE_DIR"
+"""Where the gateway keeps its store and admin token; tests point it into their tmp dir."""
 BANNER_PREFIX: Final = "lash gateway listening on "
 """The first line `lash-gateway serve` prints to stdout, followed by the base URL."""
 STARTUP_TIMEOUT: Final = 30.0
@@ -165,7 +175,7 @@ class _LineDrain:
 
 @final
 class GatewayProcess:
-    """One running `lash-gateway [global_args] serve --port 0 [--config F]`.
+    """One running `lash-gateway [global_args] serve --port 0 [--config F]` with its state in `state_dir`.
 
     The constructor blocks until the banner is printed (call it through `anyio.to_thread.run_sync` from async
     code); the gateway then accepts connections, though its servers may still be connecting (`/readyz`).
@@ -178,15 +188,17 @@ class GatewayProcess:
         self,
         config: Path | None = None,
         *,
+        state_dir: Path,
         global_args: Sequence[str] = (),
         startup_timeout: float = STARTUP_TIMEOUT,
     ) -> None:
-        self.command = [str(CONSOLE_SCRIPT), *global_args, "serve", "--port", "0"]
+        self.command = [*GATEWAY_COMMAND, *global_args, "serve", "--port", "0"]
         if config is not None:
             self.command += ["--config", str(config)]
         self.process = subprocess.Popen(
             self.command,
             cwd=PROJECT_ROOT,
+            env={**os.environ, STATE_DIR_ENV: str(state_dir)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -269,7 +281,8 @@ class ServiceGateway:
 
 
 GatewayStarter = Callable[..., GatewayProcess]
-"""What the `gateway_process` fixture yields: ``start(config=None, *, global_args=()) -> GatewayProcess``."""
+"""What the `gateway_process` fixture yields: ``start(config=None, *, global_args=()) -> GatewayProcess``
+(its state directory is under the test's tmp dir)."""
 
 
 # --- bounded polling ----------------------------------------------------------------------------------------------
@@ -370,9 +383,10 @@ async def run_gateway_in_process(config: GatewayConfig | None = None) -> AsyncIt
 
 # --- SDK clients --------------------------------------------------------------------------------------------------
 
-ClientMode = Literal["http-legacy", "http-auto", "sse-legacy", "sse-auto"]
-"""`<transport>-<negotiation>`: `/mcp` or `/sse`; `mode="legacy"` (2025-11-25) or `mode="auto"` (2026-07-28)."""
+ClientMode = Literal["http-legacy", "http-auto", "sse-legacy", "sse-auto", "stdio-legacy", "stdio-auto"]
+"""`<transport>-<negotiation>`: `/mcp`, `/sse` or stdio; `mode="legacy"` (2025-11-25) or `mode="auto"` (2026-07-28)."""
 CLIENT_MODES: Final[tuple[ClientMode, ...]] = ("http-legacy", "http-auto", "sse-legacy", "sse-auto")
+"""The modes of the HTTP service: both endpoints, both protocol eras."""
 
 
 @dataclass(eq=False)
@@ -437,24 +451,41 @@ class GatewayClient:
 async def connect(
     base_url: str, mode: ClientMode, *, headers: Mapping[str, str] | None = None
 ) -> AsyncIterator[GatewayClient]:
-    """An SDK client on the gateway at `base_url`, over the transport and era `mode` names.
+    """An SDK client on the gateway at `base_url`, over the HTTP transport and era `mode` names.
 
     2026-07-28 clients have a `subscriptions/listen` stream open (acknowledged) before this yields.
     """
     transport_kind, _, negotiation = mode.partition("-")
-    handle = GatewayClient(mode)
     async with AsyncExitStack() as stack:
         if transport_kind == "http":
             http = await stack.enter_async_context(
                 httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None))
             )
             transport: Any = streamable_http_client(f"{base_url}/mcp", http_client=http)
-        else:
+        elif transport_kind == "sse":
             transport = sse_client(f"{base_url}/sse", headers=dict(headers or {}), timeout=10.0)
+        else:
+            raise ValueError(f"{mode!r} is not an HTTP mode; use connect_stdio")
+        yield await stack.enter_async_context(_client(transport, mode))
+
+
+@asynccontextmanager
+async def connect_stdio(
+    params: StdioServerParameters, mode: Literal["stdio-legacy", "stdio-auto"], *, errlog: TextIO
+) -> AsyncIterator[GatewayClient]:
+    """An SDK client that starts the gateway as `params` and talks to it over stdio; its stderr goes to `errlog`."""
+    async with _client(stdio_client(params, errlog=errlog), mode) as handle:
+        yield handle
+
+
+@asynccontextmanager
+async def _client(transport: Any, mode: ClientMode) -> AsyncIterator[GatewayClient]:
+    handle = GatewayClient(mode)
+    async with AsyncExitStack() as stack:
         handle.client = await stack.enter_async_context(
             Client(
                 transport,
-                mode="auto" if negotiation == "auto" else "legacy",
+                mode="auto" if handle.modern else "legacy",
                 message_handler=handle._on_message,
                 cache=None,
             )

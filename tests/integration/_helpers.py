@@ -14,13 +14,21 @@ from typing import Any, Final
 
 import anyio
 
-from lash_gateway import McpServerConfig, ServerConfig
-from tests.servers.launch import PROJECT_ROOT, SERVER_MODULE, UpstreamFactory, leaked_processes, stdio_command
+from lash_gateway import HttpServerConfig, McpServerConfig, ServerConfig
+from tests.servers.launch import (
+    PROJECT_ROOT,
+    SERVER_MODULE,
+    UpstreamFactory,
+    UpstreamProcess,
+    leaked_processes,
+    stdio_command,
+)
 
 __all__ = [
     "POLL_INTERVAL",
     "TRANSPORTS",
     "established_connections",
+    "http_config",
     "server_config",
     "stdio_server_pids",
     "wait_until",
@@ -47,6 +55,13 @@ def server_config(transport: str, upstream: UpstreamFactory, *args: str, **confi
     if transport == "sse":
         return McpServerConfig.sse(upstream(*args, transport="sse").url, **config_kwargs)
     raise ValueError(f"unknown transport {transport!r}; expected one of {TRANSPORTS}")
+
+
+def http_config(server: UpstreamProcess, **config_kwargs: Any) -> HttpServerConfig:
+    """A config for an HTTP upstream the test holds on to (to kill or restart it), over the server's transport."""
+    if server.transport == "sse":
+        return McpServerConfig.sse(server.url, **config_kwargs)
+    return McpServerConfig.streamable_http(server.url, **config_kwargs)
 
 
 # ASYNC109: the timeout is part of the shared API and is applied with anyio.fail_after just below.

@@ -6,6 +6,7 @@ Helpers live in `tests.integration._gateway`; this file only wires them into pyt
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -47,7 +48,8 @@ async def service_gateway(
         tmp_path_factory.mktemp("service-gateway") / "config.json",
         {STDIO_SERVER: stdio_upstream(), HTTP_SERVER: http_upstream(module_http_upstream.url)},
     )
-    process = await anyio.to_thread.run_sync(GatewayProcess, config)
+    state_dir = tmp_path_factory.mktemp("service-gateway-state")
+    process = await anyio.to_thread.run_sync(partial(GatewayProcess, config, state_dir=state_dir))
     try:
         await wait_servers_connected(process.base_url, [STDIO_SERVER, HTTP_SERVER])
         yield ServiceGateway(process, module_http_upstream)
@@ -68,7 +70,8 @@ async def secured_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
             "allowed_origins": [f"{EXTRA_ALLOWED_ORIGIN}:*"],
         },
     )
-    process = await anyio.to_thread.run_sync(GatewayProcess, config)
+    state_dir = tmp_path_factory.mktemp("secured-gateway-state")
+    process = await anyio.to_thread.run_sync(partial(GatewayProcess, config, state_dir=state_dir))
     try:
         await wait_servers_connected(process.base_url, [])
         yield process
@@ -77,13 +80,14 @@ async def secured_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
 
 
 @pytest.fixture
-def gateway_process() -> Iterator[GatewayStarter]:
-    """Factory: ``start(config_path=None, *, global_args=()) -> GatewayProcess`` (blocks until the banner);
-    every process started is stopped with SIGTERM and reaped at teardown."""
+def gateway_process(tmp_path: Path) -> Iterator[GatewayStarter]:
+    """Factory: ``start(config_path=None, *, global_args=()) -> GatewayProcess`` (blocks until the banner; its
+    state directory is under `tmp_path`); every process started is stopped with SIGTERM and reaped at teardown."""
     started: list[GatewayProcess] = []
 
     def start(config: Path | None = None, *, global_args: Sequence[str] = ()) -> GatewayProcess:
-        process = GatewayProcess(config, global_args=global_args)
+        state_dir = tmp_path / f"gateway-state-{len(started)}"
+        process = GatewayProcess(config, state_dir=state_dir, global_args=global_args)
         started.append(process)
         return process
 

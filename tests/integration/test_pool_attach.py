@@ -8,13 +8,16 @@ secrets kept out of statuses and errors.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import anyio
 import pytest
@@ -32,19 +35,27 @@ from lash_gateway import (
 from tests.integration._helpers import (
     TRANSPORTS,
     established_connections,
+    http_config,
     server_config,
     stdio_server_pids,
     wait_until,
 )
-from tests.servers.launch import PROJECT_ROOT, UpstreamFactory, stdio_command
+from tests.servers.launch import PROJECT_ROOT, HttpTransport, UpstreamFactory, stdio_command
 
 pytestmark = pytest.mark.anyio
 
 BUILTIN_TOOL_COUNT: Final = 12
 """Tools `tests.servers.upstream` offers without behaviours."""
-WAIT: Final = 5.0
+WAIT: Final = 10.0
 """Bound on waits for things that should happen promptly."""
 SECRET: Final = "s3cr3t-value"
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect at teardown, so a resource the test leaked (ResourceWarning: unclosed stream) fails this test."""
+    yield
+    gc.collect()
 
 
 def session_of(factory: McpPluginFactory) -> Session:
@@ -63,6 +74,32 @@ def tool_names(factory: McpPluginFactory) -> set[str]:
     return {definition.name for definition in factory.pool.definitions()}
 
 
+class _TrackedFactory(McpPluginFactory):
+    """Records every instance, so a test can shut down a factory that `new` built even if `new` never returned."""
+
+    instances: ClassVar[list[McpPluginFactory]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _TrackedFactory.instances.append(self)
+
+
+@contextlib.asynccontextmanager
+async def built_by_new(servers: Mapping[str, ServerConfig]) -> AsyncIterator[McpPluginFactory]:
+    """`await McpPluginFactory.new(servers)` (the unstructured form, bounded by `WAIT`); `pool.shutdown()` on exit."""
+    _TrackedFactory.instances.clear()
+    try:
+        with anyio.fail_after(WAIT):
+            factory = await _TrackedFactory.new(servers)
+        yield factory
+    finally:
+        for built in _TrackedFactory.instances:
+            with anyio.fail_after(WAIT), contextlib.suppress(RuntimeError):
+                # A `new` that failed half-way may leave a crashed owner task, whose error is not cleanup's business.
+                await built.pool.shutdown()
+        _TrackedFactory.instances.clear()
+
+
 async def call_in_background(session: Session, tool: str, args: dict[str, Any], into: list[ToolResult]) -> None:
     into.append(await session.call_tool(tool, args))
 
@@ -74,7 +111,7 @@ async def call_in_background(session: Session, tool: str, args: dict[str, Any], 
 async def test_attach_connects_eagerly_and_returns_a_definitive_status(
     transport: str, upstream: UpstreamFactory
 ) -> None:
-    config = server_config(transport, upstream, startup_timeout=5)
+    config = server_config(transport, upstream, startup_timeout=10)
     async with McpPluginFactory.empty() as factory:
         generation = factory.pool.generation
         with anyio.fail_after(WAIT):
@@ -124,11 +161,11 @@ async def test_failed_attach_raises_and_leaves_the_pool_unchanged(failing: Any, 
     bad_config, expected_in_message = failing(upstream)
     async with McpPluginFactory.empty() as factory:
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=5))
+            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=10))
         pool = factory.pool
         before = pool.status("srv")
         definitions, generation = pool.definitions(), pool.generation
-        (child,) = stdio_server_pids()
+        children = stdio_server_pids()
 
         for name in ("new", "srv"):  # a new name, and an attempt to replace the working server
             with anyio.fail_after(WAIT), pytest.raises(UpstreamUnavailable) as caught:
@@ -142,7 +179,7 @@ async def test_failed_attach_raises_and_leaves_the_pool_unchanged(failing: Any, 
             assert pool.generation == generation
             after = pool.status("srv")
             assert after.connected and after.connected_since == before.connected_since
-            assert stdio_server_pids() == {child}  # the working server's child was not touched
+            assert stdio_server_pids() == children  # the working server's child was not touched
         with pytest.raises(ServerNotAttached):
             pool.status("new")
         with anyio.fail_after(WAIT):
@@ -150,24 +187,39 @@ async def test_failed_attach_raises_and_leaves_the_pool_unchanged(failing: Any, 
         assert result.structured == {"text": "still here"}
 
 
+async def test_refused_sse_connect_leaves_no_unclosed_stream() -> None:
+    """Bug: `_sse_transport` created its four memory streams before the GET, so every refused connect (attach, and
+    each background retry) left them unclosed, reported as ResourceWarnings when collected."""
+    config = McpServerConfig.sse(f"http://127.0.0.1:{free_port()}/sse", startup_timeout=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        async with McpPluginFactory.empty() as factory:
+            for _ in range(2):
+                with anyio.fail_after(WAIT), contextlib.suppress(UpstreamUnavailable):
+                    await factory.attach_server("sse", config)
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 async def test_attaching_an_existing_name_replaces_it_and_reaps_the_old_child(upstream: UpstreamFactory) -> None:
+    unrelated = stdio_server_pids()
     async with McpPluginFactory.empty() as factory:
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=5))
-        (old_child,) = stdio_server_pids()
+            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=10))
+        (old_child,) = stdio_server_pids() - unrelated
         generation = factory.pool.generation
         assert "mcp__srv__t0" not in tool_names(factory)
 
         with anyio.fail_after(WAIT):
             status = await factory.attach_server(
-                "srv", server_config("stdio", upstream, "--behaviour", "many-tools=3", startup_timeout=5)
+                "srv", server_config("stdio", upstream, "--behaviour", "many-tools=3", startup_timeout=10)
             )
         assert status.connected and status.tool_count == BUILTIN_TOOL_COUNT + 3
         assert {"mcp__srv__t0", "mcp__srv__t1", "mcp__srv__t2"} <= tool_names(factory)
         assert factory.pool.generation > generation
         assert [s.name for s in factory.pool.server_statuses()] == ["srv"]
         # attach returns only once the replaced connection is closed and its child reaped.
-        (new_child,) = stdio_server_pids()
+        (new_child,) = stdio_server_pids() - unrelated
         assert new_child != old_child
         with anyio.fail_after(WAIT):
             result = await session_of(factory).call_tool("mcp__srv__t1", {})
@@ -179,18 +231,13 @@ async def test_attaching_an_existing_name_replaces_it_and_reaps_the_old_child(up
 
 @pytest.mark.parametrize("transport", ["streamable_http", "sse"])
 async def test_new_with_a_down_server_succeeds_and_connects_once_it_comes_up(
-    transport: str, upstream: UpstreamFactory
+    transport: HttpTransport, upstream: UpstreamFactory
 ) -> None:
     server = upstream(transport=transport)
     server.kill()  # the port is known now, and nothing listens on it
-    down = (McpServerConfig.sse if transport == "sse" else McpServerConfig.streamable_http)(
-        server.url, startup_timeout=2
-    )
-    with anyio.fail_after(WAIT):
-        factory = await McpPluginFactory.new({"down": down, "up": server_config("stdio", upstream, startup_timeout=5)})
-    try:
+    down = http_config(server, startup_timeout=2)
+    async with built_by_new({"down": down}) as factory:
         pool = factory.pool
-        assert pool.status("up").connected
         status = pool.status("down")
         assert not status.connected
         assert status.state == "reconnecting"
@@ -213,9 +260,26 @@ async def test_new_with_a_down_server_succeeds_and_connects_once_it_comes_up(
         with anyio.fail_after(WAIT):
             result = await session_of(factory).call_tool("mcp__down__echo", {"text": "up now"})
         assert result.structured == {"text": "up now"}
-    finally:
+
+
+async def test_new_attaches_several_servers_and_one_that_is_down_does_not_fail_it(upstream: UpstreamFactory) -> None:
+    """`new` attaches its servers concurrently into a pool nobody opened yet, so each first attach must share one
+    owner task (bug: `McpConnectionPool._ensure_open` started one per attach; the second died with "the pool is
+    open" and its attach waited forever)."""
+    servers = {
+        "up1": server_config("stdio", upstream, startup_timeout=10),
+        "down": McpServerConfig.streamable_http(f"http://127.0.0.1:{free_port()}/mcp", startup_timeout=2),
+        "up2": server_config("stdio", upstream, "--behaviour", "many-tools=1", startup_timeout=10),
+    }
+    async with built_by_new(servers) as factory:
+        statuses = {status.name: status for status in factory.pool.server_statuses()}
+        assert set(statuses) == set(servers)
+        assert statuses["up1"].connected and statuses["up2"].connected
+        assert not statuses["down"].connected and "cannot connect" in (statuses["down"].last_error or "")
+        assert {"mcp__up1__echo", "mcp__up2__t0"} <= tool_names(factory)
         with anyio.fail_after(WAIT):
-            await factory.pool.shutdown()
+            result = await session_of(factory).call_tool("mcp__up2__t0", {})
+        assert result.text() == "t0 called"
 
 
 # -- (10) detach and shutdown ------------------------------------------------------------------------------------
@@ -223,12 +287,12 @@ async def test_new_with_a_down_server_succeeds_and_connects_once_it_comes_up(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_detach_ends_in_flight_calls_and_closes_the_connection(transport: str, upstream: UpstreamFactory) -> None:
-    config = server_config(transport, upstream, startup_timeout=5, call_timeout=30)
+    config = server_config(transport, upstream, startup_timeout=10, call_timeout=30)
+    unrelated = stdio_server_pids()
     async with McpPluginFactory.empty() as factory:
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", config)
-        children = stdio_server_pids()
-        assert len(children) == (1 if transport == "stdio" else 0)
+        assert len(stdio_server_pids() - unrelated) == (1 if transport == "stdio" else 0)
         session = session_of(factory)
         results: list[ToolResult] = []
         with anyio.fail_after(WAIT):
@@ -247,18 +311,18 @@ async def test_detach_ends_in_flight_calls_and_closes_the_connection(transport: 
         with pytest.raises(ServerNotAttached):
             factory.pool.status("srv")
         # Gone before detach returned: no child (not even a zombie), no open connection.
-        assert stdio_server_pids() == set()
+        assert stdio_server_pids() <= unrelated
         if transport != "stdio":
             assert established_connections(upstream_port(config)) == []
 
 
 async def test_shutdown_ends_in_flight_calls_and_leaves_no_child_or_connection(upstream: UpstreamFactory) -> None:
-    configs = {transport: server_config(transport, upstream, startup_timeout=5) for transport in TRANSPORTS}
+    configs = {transport: server_config(transport, upstream, startup_timeout=10) for transport in TRANSPORTS}
     http_ports = [upstream_port(config) for name, config in configs.items() if name != "stdio"]
-    with anyio.fail_after(WAIT):
-        factory = await McpPluginFactory.new(configs)
-    pool = factory.pool
+    children_before = stdio_server_pids()
     errors: dict[str, BaseException] = {}
+    factory = McpPluginFactory.empty()  # the unstructured form: no `async with`, `pool.shutdown()` at the end
+    pool = factory.pool
 
     async def call(server: str) -> None:
         try:
@@ -267,8 +331,10 @@ async def test_shutdown_ends_in_flight_calls_and_leaves_no_child_or_connection(u
             errors[server] = exc
 
     try:
-        assert all(status.connected for status in pool.server_statuses())
-        assert len(stdio_server_pids()) == 1
+        with anyio.fail_after(WAIT):
+            for name, config in configs.items():
+                await factory.attach_server(name, config)
+        assert len(stdio_server_pids() - children_before) == 1
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:
                 for server in configs:
@@ -283,7 +349,7 @@ async def test_shutdown_ends_in_flight_calls_and_leaves_no_child_or_connection(u
         assert str(error).startswith(f"{server}: ")
         assert "shut down" in str(error)
     assert pool.server_statuses() == []
-    assert stdio_server_pids() == set()
+    assert stdio_server_pids() <= children_before
     for port in http_ports:
         assert established_connections(port) == []
     with pytest.raises(RuntimeError, match="shut down"):
@@ -399,7 +465,8 @@ async def test_mcp_server_time_from_pypi_answers_get_current_time() -> None:
 
 async def test_admin_actions_attach_list_reconnect_and_detach(upstream: UpstreamFactory) -> None:
     command, args = stdio_command()
-    entry = {"command": command, "args": args, "cwd": str(PROJECT_ROOT), "startup_timeout": 5}
+    entry = {"command": command, "args": args, "cwd": str(PROJECT_ROOT), "startup_timeout": 10}
+    unrelated = stdio_server_pids()
     async with McpPluginFactory.empty() as factory:
         session = session_of(factory)
         assert session.tools() == ()
@@ -411,11 +478,11 @@ async def test_admin_actions_attach_list_reconnect_and_detach(upstream: Upstream
         assert "mcp__srv__echo" in {tool.name for tool in session.tools()}
 
         statuses = await session.invoke_action("server_statuses")
-        assert isinstance(statuses, list) and [s["name"] for s in statuses] == ["srv"]  # type: ignore[index]
+        assert isinstance(statuses, list) and [s["name"] for s in statuses] == ["srv"]
         json.dumps(statuses)  # JSON-able as returned
 
         since = factory.pool.status("srv").connected_since
-        (child,) = stdio_server_pids()
+        (child,) = stdio_server_pids() - unrelated
         assert await session.invoke_action("reconnect_server", {"name": "srv"}) == {"reconnecting": "srv"}
         await wait_until(lambda: factory.pool.status("srv").connected_since not in (None, since), timeout=WAIT)
         assert child not in stdio_server_pids()
@@ -423,7 +490,7 @@ async def test_admin_actions_attach_list_reconnect_and_detach(upstream: Upstream
         assert await session.invoke_action("detach_server", {"name": "srv"}) == {"detached": "srv"}
         assert session.tools() == ()
         assert await session.invoke_action("server_statuses") == []
-        assert stdio_server_pids() == set()
+        assert stdio_server_pids() <= unrelated
         with pytest.raises(ServerNotAttached):
             await session.invoke_action("detach_server", {"name": "srv"})
         with pytest.raises(ServerNotAttached):
@@ -469,14 +536,14 @@ async def test_statuses_and_errors_never_contain_env_or_header_values(upstream: 
                 repr(
                     await factory.attach_server(
                         "env",
-                        McpServerConfig.stdio(command, args, env=secret_env, cwd=str(PROJECT_ROOT), startup_timeout=5),
+                        McpServerConfig.stdio(command, args, env=secret_env, cwd=str(PROJECT_ROOT), startup_timeout=10),
                     )
                 )
             )
             texts.append(
                 repr(
                     await factory.attach_server(
-                        "hdr", McpServerConfig.streamable_http(http.url, headers=secret_headers, startup_timeout=5)
+                        "hdr", McpServerConfig.streamable_http(http.url, headers=secret_headers, startup_timeout=10)
                     )
                 )
             )

@@ -129,6 +129,22 @@ async def test_attaching_another_server_renames_no_existing_tool() -> None:
         assert echoed.text() == "third"
 
 
+async def test_detaching_a_server_renames_no_other_servers_tool() -> None:
+    """A client holding `mcp__my_docs_<hash>__echo` must not silently reach another server, nor lose
+    the tool, because the server that held the plain name went away."""
+    async with McpPluginFactory.empty() as factory:
+        pool = factory.pool
+        await attach(pool, "my_docs", "docs-a")
+        await attach(pool, "My-Docs", "docs-b")
+        before = tools_by_server(pool)["My-Docs"]
+
+        with anyio.fail_after(WAIT):
+            await pool.detach("my_docs")
+
+        assert tools_by_server(pool) == {"My-Docs": before}
+        assert all(name.startswith(f"mcp__{suffixed('my_docs', 'My-Docs')}__") for name in before)
+
+
 async def test_attach_servers_names_servers_in_the_order_given(upstream: UpstreamFactory) -> None:
     """`McpPluginFactory.attach_servers` attaches concurrently but documents that "each keeps its place in the
     naming order": the first server of the mapping keeps the plain name even when it is the slower to connect."""

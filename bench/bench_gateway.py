@@ -1,0 +1,572 @@
+"""Gateway benchmarks: what a tool call costs through `lash-gateway serve`, against the upstream called directly.
+
+`python -m bench.bench_gateway` starts real processes and prints one table:
+
+- the gateway: `lash-gateway serve --port 0` with one stdio upstream (`tests.servers.upstream`), reached over
+  streamable HTTP;
+- the baseline: the same upstream server run over streamable HTTP and called directly.
+
+One client process talks to both with the official SDK client (`mode="legacy"`); gateway and direct samples are
+taken alternately (calls for latency, rounds for throughput), so drift and load hit both alike. The tools/list
+figures run two more gateways at the end: 50 stdio servers of 20 tools each, and 1 server of 1,000 tools (the same
+surface size, so the only difference is the number of servers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import anyio
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.servers.launch import UpstreamProcess
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+BANNER: Final = re.compile(r"^lash gateway listening on (http://\S+)")
+STARTUP_TIMEOUT: Final = 30.0
+MANY_STARTUP_TIMEOUT: Final = 150.0
+STOP_TIMEOUT: Final = 20.0
+
+LATENCY_WARMUP: Final = 50
+LATENCY_CALLS: Final = 500
+IN_FLIGHT: Final = 16
+SESSIONS: Final = 4
+THROUGHPUT_CALLS: Final = 192
+THROUGHPUT_ROUNDS: Final = 3
+BIG_BYTES: Final = 1_048_576
+BIG_WARMUP: Final = 3
+BIG_CALLS: Final = 15
+CPU_CALLS: Final = 400
+LIST_SERVERS: Final = 50
+LIST_TOOLS_PER_SERVER: Final = 20
+LIST_WARMUP: Final = 5
+LIST_CALLS: Final = 30
+
+ADDED_P50_TARGET_NS: Final = 300_000
+"""A call through the gateway may take at most 0.3 ms longer (p50) than the same call made directly."""
+THROUGHPUT_TARGET_RATIO: Final = 1.0
+"""Calls per second through the gateway at least those of the direct server."""
+CPU_TARGET_NS: Final = 600_000
+"""CPU time of the gateway process (its upstream's excluded) per call: under 600 µs."""
+LIST_INDEPENDENCE_RATIO: Final = 1.25
+"""tools/list over 50 servers may take this factor longer than over 1 server with as many tools (timer noise)."""
+
+ECHO_ARGS: Final = {"text": "hello"}
+CLOCK_TICK_NS: Final = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+LOADS: list[float] = []
+"""1-minute load averages: at start, and before the tools/list part starts its 51 upstreams."""
+
+
+# -- processes -------------------------------------------------------------------------------------------------
+
+
+def _gateway_command() -> list[str]:
+    script = Path(sys.executable).parent / "lash-gateway"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from lash_gateway._cli import main; sys.exit(main())"]
+
+
+def stdio_upstream(*behaviours: str, allow: Sequence[str] = (), startup_timeout: float = 10.0) -> dict[str, Any]:
+    """An `mcpServers` entry running `tests.servers.upstream` over stdio."""
+    args = ["-m", "tests.servers.upstream", "--transport", "stdio"]
+    for behaviour in behaviours:
+        args += ["--behaviour", behaviour]
+    entry: dict[str, Any] = {
+        "command": sys.executable,
+        "args": args,
+        "cwd": str(ROOT),
+        "startup_timeout": startup_timeout,
+    }
+    if allow:
+        entry["tools"] = {"allow": list(allow)}
+    return entry
+
+
+class GatewayProcess:
+    """`lash-gateway serve --port 0 --config <tmp>` as a child process.
+
+    The constructor returns once the gateway printed its banner and `/readyz` reports every configured server
+    connected. Logs go to a file in the work directory; the state directory is a private temporary one.
+    """
+
+    def __init__(self, servers: Mapping[str, Mapping[str, Any]], workdir: Path, label: str, timeout: float) -> None:
+        self.label = label
+        self.servers = dict(servers)
+        config = workdir / f"{label}.json"
+        config.write_text(json.dumps({"mcpServers": self.servers, "gateway": {"host": "127.0.0.1"}}))
+        env = dict(os.environ, LASH_GATEWAY_STATE_DIR=str(workdir / f"{label}-state"))
+        self._log_path = workdir / f"{label}.log"
+        self._log = self._log_path.open("w")
+        self.process = subprocess.Popen(
+            [*_gateway_command(), "serve", "--port", "0", "--config", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+        )
+        self.base_url = ""
+        found = threading.Event()
+        threading.Thread(target=self._read_stdout, args=(found,), daemon=True).start()
+        try:
+            if not found.wait(timeout) or not self.base_url:
+                raise RuntimeError(f"{label}: no banner within {timeout:g}s\n{self.log_tail()}")
+            self._wait_ready(time.monotonic() + timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_stdout(self, found: threading.Event) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if not self.base_url and (match := BANNER.match(line)):
+                self.base_url = match.group(1)
+                found.set()
+        found.set()  # EOF: the process ended
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Poll /readyz until the gateway is ready and every server is connected (bounded by `deadline`)."""
+        last = ""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label}: exited with {self.process.returncode}\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=5) as response:
+                    body = json.load(response)
+            except OSError as exc:  # 503 until ready, or not accepting yet
+                last = str(exc)
+            else:
+                connected = [name for name, s in body.get("servers", {}).items() if s.get("connected")]
+                if body.get("ready") and len(connected) == len(self.servers):
+                    return
+                last = f"{len(connected)}/{len(self.servers)} servers connected"
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.label}: not ready in time ({last})\n{self.log_tail()}")
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    def children(self) -> list[int]:
+        """Pids whose parent is the gateway: its stdio upstreams."""
+        found = []
+        for name in os.listdir("/proc"):
+            if name.isdigit() and _stat_fields(int(name))[1:2] == [str(self.process.pid)]:
+                found.append(int(name))
+        return found
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from the state field on ([state, ppid, ...]); empty if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return []
+    return raw[raw.rindex(b")") + 2 :].decode().split()
+
+
+def cpu_ns(pid: int) -> int:
+    """utime + stime of one process (all its threads, not its children), in nanoseconds."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) * CLOCK_TICK_NS  # fields 14 and 15 of proc(5)
+
+
+# -- clients ---------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[Client]:
+    """A legacy-mode SDK client over streamable HTTP, its tools listed (so calls make no hidden tools/list)."""
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120)) as http:
+        transport = streamable_http_client(url, http_client=http, max_sse_event_size=None)
+        async with Client(transport, mode="legacy", read_timeout_seconds=120) as client:
+            await client.list_tools(cache_mode="bypass")
+            yield client
+
+
+async def tool_name(client: Client, suffix: str) -> str:
+    """The exported name of an upstream tool (`<server>__echo` through the gateway, `echo` directly)."""
+    names = [tool.name for tool in (await client.list_tools(cache_mode="bypass")).tools]
+    matches = [name for name in names if name == suffix or name.endswith(f"__{suffix}")]
+    if len(matches) != 1:
+        raise RuntimeError(f"expected one tool named like {suffix!r}, got {matches} of {names}")
+    return matches[0]
+
+
+async def call(client: Client, name: str, args: Mapping[str, Any]) -> None:
+    result = await client.call_tool(name, dict(args))
+    if result.is_error:
+        raise RuntimeError(f"{name} failed: {result.content}")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One side of a comparison: a connected client and the tool names it calls."""
+
+    client: Client
+    echo: str
+    big: str
+
+
+async def timed(fn: Callable[[], Awaitable[object]]) -> int:
+    start = time.perf_counter_ns()
+    await fn()
+    return time.perf_counter_ns() - start
+
+
+async def paired_latencies(
+    gateway: Callable[[], Awaitable[object]], direct: Callable[[], Awaitable[object]], *, warmup: int, calls: int
+) -> tuple[list[int], list[int]]:
+    """Nanoseconds per call of each, calls alternating so that drift and load hit both alike."""
+    for _ in range(warmup):
+        await gateway()
+        await direct()
+    through, straight = [], []
+    for _ in range(calls):
+        through.append(await timed(gateway))
+        straight.append(await timed(direct))
+    return through, straight
+
+
+async def calls_per_second(clients: Sequence[Client], name: str, in_flight: int, total: int) -> float:
+    """Throughput with `in_flight` calls outstanding at all times, spread evenly over `clients`."""
+    per_worker = total // in_flight
+
+    async def worker(client: Client) -> None:
+        for _ in range(per_worker):
+            await call(client, name, ECHO_ARGS)
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for index in range(in_flight):
+            tg.start_soon(worker, clients[index % len(clients)])
+    return per_worker * in_flight / (time.perf_counter() - start)
+
+
+def percentile(values: Sequence[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))])
+
+
+# -- the figures -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    value: float
+    baseline: float
+    baseline_is: str
+    unit: str
+    """"ns" (smaller is better) or "/s" (larger is better)."""
+    target: str
+    passed: bool | None
+    """None: informational, no target."""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("inf")
+
+    @property
+    def verdict(self) -> str:
+        return "info" if self.passed is None else "PASS" if self.passed else "FAIL"
+
+    def show(self, value: float) -> str:
+        return f"{value:,.0f} calls/s" if self.unit == "/s" else duration(value)
+
+
+def duration(ns: float) -> str:
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.0f} µs"
+    return f"{ns / 1_000_000:.2f} ms"
+
+
+async def latency_figures(gateway: Target, direct: Target) -> list[Figure]:
+    through, straight = await paired_latencies(
+        lambda: call(gateway.client, gateway.echo, ECHO_ARGS),
+        lambda: call(direct.client, direct.echo, ECHO_ARGS),
+        warmup=LATENCY_WARMUP,
+        calls=LATENCY_CALLS,
+    )
+    p50, base50 = statistics.median(through), statistics.median(straight)
+    p99, base99 = percentile(through, 0.99), percentile(straight, 0.99)
+    added = p50 - base50
+    return [
+        Figure(
+            f"echo call, p50 (added {duration(added) if added >= 0 else '-' + duration(-added)})",
+            p50,
+            base50,
+            "direct HTTP call",
+            "ns",
+            f"added <= {duration(ADDED_P50_TARGET_NS)}",
+            added <= ADDED_P50_TARGET_NS,
+        ),
+        Figure(
+            f"echo call, p99 (added {duration(p99 - base99) if p99 >= base99 else '-' + duration(base99 - p99)})",
+            p99,
+            base99,
+            "direct HTTP call",
+            "ns",
+            "-",
+            None,
+        ),
+    ]
+
+
+async def throughput_figures(gateway: list[Target], direct: list[Target]) -> list[Figure]:
+    figures = []
+    for sessions in (1, SESSIONS):
+        through: list[float] = []
+        straight: list[float] = []
+        sides = [
+            ([t.client for t in gateway[:sessions]], gateway[0].echo, through),
+            ([t.client for t in direct[:sessions]], direct[0].echo, straight),
+        ]
+        for _ in range(THROUGHPUT_ROUNDS):
+            for clients, name, results in sides:
+                await calls_per_second(clients, name, IN_FLIGHT, 4 * IN_FLIGHT)  # warm this layout's connections
+                results.append(await calls_per_second(clients, name, IN_FLIGHT, THROUGHPUT_CALLS))
+        value, baseline = statistics.median(through), statistics.median(straight)
+        where = "1 session" if sessions == 1 else f"{sessions} sessions"
+        figures.append(
+            Figure(
+                f"throughput, {IN_FLIGHT} in flight on {where}",
+                value,
+                baseline,
+                "direct, same layout",
+                "/s",
+                f"ratio >= {THROUGHPUT_TARGET_RATIO:.1f}",
+                value / baseline >= THROUGHPUT_TARGET_RATIO,
+            )
+        )
+    return figures
+
+
+async def big_result_figure(gateway: Target, direct: Target) -> Figure:
+    args = {"size_bytes": BIG_BYTES}
+    through, straight = await paired_latencies(
+        lambda: call(gateway.client, gateway.big, args),
+        lambda: call(direct.client, direct.big, args),
+        warmup=BIG_WARMUP,
+        calls=BIG_CALLS,
+    )
+    return Figure(
+        "1 MiB result (big), median",
+        statistics.median(through),
+        statistics.median(straight),
+        "direct HTTP call",
+        "ns",
+        "-",
+        None,
+    )
+
+
+async def cpu_figures(gateway: Target, direct: Target, gateway_pid: int, upstream_pid: int, direct_pid: int) -> Figure:
+    """CPU time per sequential echo call: the gateway process alone, against the direct HTTP server's."""
+    before = cpu_ns(gateway_pid), cpu_ns(upstream_pid)
+    for _ in range(CPU_CALLS):
+        await call(gateway.client, gateway.echo, ECHO_ARGS)
+    after = cpu_ns(gateway_pid), cpu_ns(upstream_pid)
+    direct_before = cpu_ns(direct_pid)
+    for _ in range(CPU_CALLS):
+        await call(direct.client, direct.echo, ECHO_ARGS)
+    direct_after = cpu_ns(direct_pid)
+    own = (after[0] - before[0]) / CPU_CALLS
+    upstream = (after[1] - before[1]) / CPU_CALLS
+    return Figure(
+        f"gateway CPU per call (its stdio upstream: {duration(upstream)})",
+        own,
+        (direct_after - direct_before) / CPU_CALLS,
+        "direct server's CPU/call",
+        "ns",
+        f"< {duration(CPU_TARGET_NS)}",
+        own < CPU_TARGET_NS,
+    )
+
+
+async def list_figures(workdir: Path) -> list[Figure]:
+    """tools/list with 50 servers of 20 tools against 1 server of 1,000 tools: same surface, 50x the servers."""
+    allow = ["t[0-9]*"]  # only the many-tools tools t0..tN-1, not the upstream's built-in ones
+    many = {
+        f"s{i:02d}": stdio_upstream(
+            f"many-tools={LIST_TOOLS_PER_SERVER}", allow=allow, startup_timeout=MANY_STARTUP_TIMEOUT
+        )
+        for i in range(LIST_SERVERS)
+    }
+    total = LIST_SERVERS * LIST_TOOLS_PER_SERVER
+    one = {"s00": stdio_upstream(f"many-tools={total}", allow=allow, startup_timeout=MANY_STARTUP_TIMEOUT)}
+    started = time.perf_counter()
+    with (
+        GatewayProcess(one, workdir, "list-1", MANY_STARTUP_TIMEOUT) as single,
+        GatewayProcess(many, workdir, "list-50", MANY_STARTUP_TIMEOUT) as fifty,
+    ):
+        ready_s = time.perf_counter() - started
+        async with connect(fifty.url) as to_fifty, connect(single.url) as to_single:
+            sizes = {len((await c.list_tools(cache_mode="bypass")).tools) for c in (to_fifty, to_single)}
+            if len(sizes) != 1:
+                raise RuntimeError(f"the two surfaces differ in size: {sizes}")
+            through, straight = await paired_latencies(
+                lambda: to_fifty.list_tools(cache_mode="bypass"),
+                lambda: to_single.list_tools(cache_mode="bypass"),
+                warmup=LIST_WARMUP,
+                calls=LIST_CALLS,
+            )
+    value, baseline = statistics.median(through), statistics.median(straight)
+    print(f"  ({LIST_SERVERS + 1} stdio upstreams started and attached in {ready_s:.1f} s)", flush=True)
+    return [
+        Figure(
+            f"tools/list, {LIST_SERVERS} servers x {LIST_TOOLS_PER_SERVER} tools ({sizes.pop()} listed)",
+            value,
+            baseline,
+            f"1 server x {total} tools",
+            "ns",
+            f"ratio < {LIST_INDEPENDENCE_RATIO}",
+            value / baseline < LIST_INDEPENDENCE_RATIO,
+        )
+    ]
+
+
+async def small_list_figure(gateway: Target, direct: Target) -> Figure:
+    through, straight = await paired_latencies(
+        lambda: gateway.client.list_tools(cache_mode="bypass"),
+        lambda: direct.client.list_tools(cache_mode="bypass"),
+        warmup=LIST_WARMUP,
+        calls=LIST_CALLS,
+    )
+    return Figure(
+        "tools/list, 1 server, all its tools",
+        statistics.median(through),
+        statistics.median(straight),
+        "direct HTTP call",
+        "ns",
+        "-",
+        None,
+    )
+
+
+async def run(workdir: Path) -> list[Figure]:
+    figures: list[Figure] = []
+    with (
+        UpstreamProcess("streamable_http") as upstream,
+        GatewayProcess({"up": stdio_upstream()}, workdir, "gateway", STARTUP_TIMEOUT) as gateway,
+    ):
+        children = gateway.children()
+        if len(children) != 1:
+            raise RuntimeError(f"expected one stdio upstream under the gateway, found pids {children}")
+        async with AsyncExitStack() as stack:
+            gateways, directs = [], []
+            for _ in range(SESSIONS):
+                through = await stack.enter_async_context(connect(gateway.url))
+                straight = await stack.enter_async_context(connect(upstream.url))
+                gateways.append(Target(through, await tool_name(through, "echo"), await tool_name(through, "big")))
+                directs.append(Target(straight, await tool_name(straight, "echo"), await tool_name(straight, "big")))
+            print("measuring: call latency", flush=True)
+            figures += await latency_figures(gateways[0], directs[0])
+            print("measuring: throughput", flush=True)
+            figures += await throughput_figures(gateways, directs)
+            print("measuring: 1 MiB results", flush=True)
+            figures.append(await big_result_figure(gateways[0], directs[0]))
+            print("measuring: CPU per call", flush=True)
+            figures.append(
+                await cpu_figures(gateways[0], directs[0], gateway.process.pid, children[0], upstream.process.pid)
+            )
+            figures.append(await small_list_figure(gateways[0], directs[0]))
+    LOADS.append(os.getloadavg()[0])
+    print(f"measuring: tools/list with {LIST_SERVERS} servers", flush=True)
+    figures += await list_figures(workdir)
+    return figures
+
+
+def render(figures: Sequence[Figure]) -> str:
+    header = ("figure", "gateway", "baseline", "baseline is", "ratio", "target", "verdict")
+    rows = [
+        (f.name, f.show(f.value), f.show(f.baseline), f.baseline_is, f"{f.ratio:.2f}x", f.target, f.verdict)
+        for f in figures
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    right = {1, 2, 4}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+NOTES = f"""\
+notes:
+  gateway: lash-gateway serve (HTTP downstream) -> tests.servers.upstream over stdio; direct: the same server over
+    streamable HTTP. Both reached from one client process (mcp.Client, mode="legacy").
+  latency: {LATENCY_CALLS} echo calls each, gateway and direct alternating; "added" is gateway minus direct.
+  throughput: {THROUGHPUT_CALLS} echo calls with {IN_FLIGHT} outstanding at all times, on 1 session or spread over
+    {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
+  CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}
+    sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
+  tools/list: same surface size ({LIST_SERVERS * LIST_TOOLS_PER_SERVER} tools) from {LIST_SERVERS} servers or from 1,
+    so the ratio isolates the server count; the gateway serves the list from its cache, no upstream round trip."""
+
+
+def main() -> None:
+    started = time.perf_counter()
+    LOADS.append(os.getloadavg()[0])
+    with tempfile.TemporaryDirectory(prefix="lash-bench-") as workdir:
+        figures = anyio.run(run, Path(workdir))
+    print("lash gateway: through the gateway against the upstream called directly, measured in the same run")
+    print(render(figures))
+    print(NOTES)
+    # Other work on the machine inflates wall-clock figures (less so the ratios): say how busy it was.
+    start, before_list = LOADS[-2:]
+    load = f"1-minute load average {start:.1f} at start, {before_list:.1f} before the tools/list part"
+    print(f"({time.perf_counter() - started:.1f} s; {load}, on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
