@@ -93,7 +93,9 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     token, token_file = admin_token(directory, configured)
     # Bind before serving, so port 0 works and the printed address is the real one.
     sock = socket.create_server((host, settings.port if args.port is None else args.port))
-    shown = f"[{host}]" if ":" in host else host
+    # A wildcard bind is reached through loopback locally; that is the address to print and store.
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"[{shown}]" if ":" in shown else shown
     base = f"http://{shown}:{sock.getsockname()[1]}"
     write_private(directory / URL_FILE, base + "\n")
     gateway = Gateway(config, store=StateStore(directory / STORE_FILE), admin_token=token)

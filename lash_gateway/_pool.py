@@ -54,6 +54,7 @@ class McpConnectionPool:
         self._tg: TaskGroup | None = None
         self._owner: asyncio.Task[None] | None = None
         self._release_owner = anyio.Event()
+        self._owner_ready = anyio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -94,15 +95,15 @@ class McpConnectionPool:
         if self._state == "closed":
             raise RuntimeError("the pool was shut down; create a new McpConnectionPool")
         if self._tg is None:
-            ready = anyio.Event()
+            if self._owner is None:  # the first caller starts the owner; concurrent callers wait for it
 
-            async def own() -> None:
-                async with self:
-                    ready.set()
-                    await self._release_owner.wait()
+                async def own() -> None:
+                    async with self:
+                        self._owner_ready.set()
+                        await self._release_owner.wait()
 
-            self._owner = asyncio.get_running_loop().create_task(own(), name="mcp-pool-owner")
-            await ready.wait()
+                self._owner = asyncio.get_running_loop().create_task(own(), name="mcp-pool-owner")
+            await self._owner_ready.wait()
         assert self._tg is not None
         return self._tg
 

@@ -72,11 +72,11 @@ async def _sse_transport(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tu
     Written here rather than taken from `mcp.client.sse` because the SDK's version caps one event at
     1 MiB and posts messages one at a time; this one has no cap and posts concurrently.
     """
-    read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-    write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](16)
     async with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
         response.raise_for_status()
         events = httpx2.EventSource(response, max_event_size=None)
+        read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+        write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](16)
 
         async def read_events(*, task_status: TaskStatus[str]) -> None:
             async with read_writer:
@@ -109,7 +109,7 @@ async def _sse_transport(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tu
                 async for message in write_reader:
                     posts.start_soon(post, endpoint, message)
 
-        async with read_stream, write_stream, anyio.create_task_group() as tg:
+        async with read_writer, read_stream, write_stream, write_reader, anyio.create_task_group() as tg:
             endpoint = await tg.start(read_events)
             tg.start_soon(write_messages, endpoint)
             yield read_stream, write_stream

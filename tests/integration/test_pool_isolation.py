@@ -22,7 +22,7 @@ from tests.servers.upstream import BAD_SCHEMA_TOOL
 
 pytestmark = pytest.mark.anyio
 
-WAIT: Final = 10.0
+WAIT: Final = 20.0
 """Bound on waits for things that should happen promptly (generous: the machine may be loaded)."""
 BUILTIN_TOOL_COUNT: Final = 12
 
@@ -49,7 +49,7 @@ async def test_tool_with_a_bad_schema_is_skipped_and_the_other_tools_work(
     async with McpPluginFactory.empty() as factory:
         with anyio.fail_after(WAIT):
             status = await factory.attach_server(
-                "srv", server_config(transport, upstream, "--behaviour", "bad-schema", startup_timeout=10)
+                "srv", server_config(transport, upstream, "--behaviour", "bad-schema", startup_timeout=15)
             )
         assert status.connected
         assert status.tool_count == BUILTIN_TOOL_COUNT
@@ -74,7 +74,7 @@ async def test_hanging_tools_list_fails_its_attach_at_the_startup_timeout_while_
     upstream: UpstreamFactory,
 ) -> None:
     hanging = server_config("streamable_http", upstream, "--behaviour", "hang-list", startup_timeout=1)
-    healthy = server_config("stdio", upstream, startup_timeout=10)
+    healthy = server_config("stdio", upstream, startup_timeout=15)
     errors: list[UpstreamUnavailable] = []
     results: list[ToolResult] = []
 
@@ -109,8 +109,8 @@ async def test_hanging_tools_list_fails_its_attach_at_the_startup_timeout_while_
 
 async def test_garbage_on_stdout_is_isolated(upstream: UpstreamFactory) -> None:
     configs: dict[str, ServerConfig] = {
-        "garbage": server_config("stdio", upstream, "--behaviour", "garbage", startup_timeout=10),
-        "good": server_config("stdio", upstream, startup_timeout=10),
+        "garbage": server_config("stdio", upstream, "--behaviour", "garbage", startup_timeout=15),
+        "good": server_config("stdio", upstream, startup_timeout=15),
     }
     async with McpPluginFactory.empty() as factory:
         with anyio.fail_after(WAIT):
@@ -142,8 +142,8 @@ async def test_upstream_crashing_mid_call_leaves_concurrent_calls_on_another_ser
         pool = factory.pool
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(factory.attach_server, "good", server_config("stdio", upstream, startup_timeout=10))
-                tg.start_soon(factory.attach_server, "bad", server_config(crasher, upstream, startup_timeout=10))
+                tg.start_soon(factory.attach_server, "good", server_config("stdio", upstream, startup_timeout=15))
+                tg.start_soon(factory.attach_server, "bad", server_config(crasher, upstream, startup_timeout=15))
         session = session_of(factory)
         good_since = pool.status("good").connected_since
 

@@ -23,7 +23,7 @@ from tests.servers.launch import HttpTransport, UpstreamFactory
 
 pytestmark = pytest.mark.anyio
 
-WAIT: Final = 10.0
+WAIT: Final = 20.0
 """Bound on waits for things that should happen promptly (generous: the machine may be loaded)."""
 
 
@@ -70,7 +70,7 @@ async def test_stdio_child_killed_mid_call_fails_the_call_and_is_respawned(how: 
     async with McpPluginFactory.empty() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=10, call_timeout=30))
+            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=15, call_timeout=30))
         (child,) = stdio_server_pids() - unrelated
         session = session_of(factory)
         definitions, generation = pool.definitions(), pool.generation
@@ -109,7 +109,7 @@ async def test_http_server_killed_mid_call_fails_the_call_and_reconnects_once_re
     async with McpPluginFactory.empty() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", http_config(server, startup_timeout=10, call_timeout=30))
+            await factory.attach_server("srv", http_config(server, startup_timeout=15, call_timeout=30))
         session = session_of(factory)
         definitions, generation = pool.definitions(), pool.generation
         since = pool.status("srv").connected_since
@@ -145,7 +145,7 @@ async def test_streamable_http_session_expired_by_a_restart_fails_the_call_and_r
     async with McpPluginFactory.empty() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", http_config(server, startup_timeout=10, call_timeout=30))
+            await factory.attach_server("srv", http_config(server, startup_timeout=15, call_timeout=30))
         session = session_of(factory)
         definitions = pool.definitions()
         since = pool.status("srv").connected_since
@@ -168,7 +168,7 @@ async def test_sse_server_restarted_while_idle_is_noticed_and_reconnected(upstre
     async with McpPluginFactory.empty() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", http_config(server, startup_timeout=10))
+            await factory.attach_server("srv", http_config(server, startup_timeout=15))
         definitions = pool.definitions()
         since = pool.status("srv").connected_since
 
@@ -186,7 +186,7 @@ async def test_reconnect_server_action_forces_a_new_connection(transport: str, u
     async with McpPluginFactory.empty() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
-            await factory.attach_server("srv", server_config(transport, upstream, startup_timeout=10))
+            await factory.attach_server("srv", server_config(transport, upstream, startup_timeout=15))
         session = session_of(factory)
         children = stdio_server_pids() - unrelated
         definitions = pool.definitions()
