@@ -8,14 +8,13 @@ contract that `build()` runs for every session, subagent, fork and compaction ch
 
 from __future__ import annotations
 
-import gc
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from bench._report import duration, median_pair, table, verdict_of
 from lash_core import (
     LashCore,
     PluginFactory,
@@ -141,36 +140,6 @@ def core_with_plugins(*providers: ToolProvider) -> LashCore:
 # -- measuring -------------------------------------------------------------------------------------
 
 
-def _sample(fn: Callable[[], object], batch: int) -> float:
-    start = time.perf_counter_ns()
-    for _ in range(batch):
-        fn()
-    return (time.perf_counter_ns() - start) / batch
-
-
-def median_pair(
-    fn: Callable[[], object], baseline: Callable[[], object], *, batch: int, samples: int, warmup: int = 20
-) -> tuple[float, float]:
-    """Median nanoseconds per call of `fn` and `baseline`, sampled alternately so drift hits both."""
-    for _ in range(warmup):
-        _sample(fn, batch)
-        _sample(baseline, batch)
-    values: list[float] = []
-    baselines: list[float] = []
-    # As timeit does: no cyclic GC while sampling, or a full collection scanning the 20,000 live tool
-    # definitions lands in random samples and measures the heap, not lash_core. Sessions hold no
-    # reference cycles, so reference counting frees each one as it goes.
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(samples):
-            values.append(_sample(fn, batch))
-            baselines.append(_sample(baseline, batch))
-    finally:
-        gc.enable()
-    return statistics.median(values), statistics.median(baselines)
-
-
 @dataclass(frozen=True, slots=True)
 class Figure:
     name: str
@@ -187,15 +156,7 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        return "info" if self.passed is None else "PASS" if self.passed else "FAIL"
-
-
-def duration(ns: float) -> str:
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1_000:.1f} µs"
-    return f"{ns / 1_000_000:.2f} ms"
+        return verdict_of(self.passed)
 
 
 # -- the figures -----------------------------------------------------------------------------------
@@ -299,16 +260,7 @@ def render(figures: Sequence[Figure]) -> str:
         )
         for f in figures
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {1, 2, 4}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    return table(header, rows)
 
 
 NOTES = f"""\

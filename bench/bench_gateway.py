@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,8 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.servers.launch import UpstreamProcess
+from bench import _report
+from tests.servers.launch import UpstreamProcess, terminate
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 BANNER: Final = re.compile(r"^lash gateway listening on (http://\S+)")
@@ -180,13 +180,7 @@ class GatewayProcess:
         return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, STOP_TIMEOUT)
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
@@ -313,18 +307,15 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        return "info" if self.passed is None else "PASS" if self.passed else "FAIL"
+        return _report.verdict_of(self.passed)
 
     def show(self, value: float) -> str:
         return f"{value:,.0f} calls/s" if self.unit == "/s" else duration(value)
 
 
 def duration(ns: float) -> str:
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1_000:.0f} µs"
-    return f"{ns / 1_000_000:.2f} ms"
+    """Figures here are hundreds of µs and more: whole microseconds are enough."""
+    return _report.duration(ns, us_decimals=0)
 
 
 async def latency_figures(gateway: Target, direct: Target) -> list[Figure]:
@@ -529,16 +520,7 @@ def render(figures: Sequence[Figure]) -> str:
         (f.name, f.show(f.value), f.show(f.baseline), f.baseline_is, f"{f.ratio:.2f}x", f.target, f.verdict)
         for f in figures
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {1, 2, 4}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    return _report.table(header, rows)
 
 
 NOTES = f"""\

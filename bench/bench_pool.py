@@ -28,6 +28,7 @@ import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from bench._report import duration, median_pair, table, verdict_of
 from lash_gateway import McpConnectionPool, McpServerConfig, ServerConfig
 from tests.servers.launch import PROJECT_ROOT, UpstreamProcess, stdio_command, stdio_params
 
@@ -77,19 +78,11 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        verdict = "info" if self.passed is None else "PASS" if self.passed else "FAIL"
-        return f"{verdict} (noisy)" if self.noisy and self.passed is not None else verdict
+        shown = verdict_of(self.passed)
+        return f"{shown} (noisy)" if self.noisy and self.passed is not None else shown
 
     def show(self, value: float) -> str:
         return f"{value:,.0f}/s" if self.unit == "calls/s" else duration(value)
-
-
-def duration(ns: float) -> str:
-    if ns < 1_000:
-        return f"{ns:.0f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1_000:.1f} µs"
-    return f"{ns / 1_000_000:.2f} ms"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -240,33 +233,6 @@ async def definitions_figure() -> Figure:
     )
 
 
-def median_pair(
-    fn: Callable[[], object], baseline: Callable[[], object], *, batch: int, samples: int
-) -> tuple[float, float]:
-    """Median nanoseconds per call of `fn` and `baseline`, sampled alternately."""
-
-    def sample(f: Callable[[], object]) -> float:
-        start = time.perf_counter_ns()
-        for _ in range(batch):
-            f()
-        return (time.perf_counter_ns() - start) / batch
-
-    for _ in range(20):
-        sample(fn)
-        sample(baseline)
-    values: list[float] = []
-    baselines: list[float] = []
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(samples):
-            values.append(sample(fn))
-            baselines.append(sample(baseline))
-    finally:
-        gc.enable()
-    return statistics.median(values), statistics.median(baselines)
-
-
 # -- output ----------------------------------------------------------------------------------------
 
 
@@ -276,16 +242,7 @@ def render(figures: Sequence[Figure]) -> str:
         (f.name, f.show(f.pool), f.show(f.baseline), f.baseline_is, f"{f.ratio:.2f}x", f.target, f.verdict)
         for f in figures
     ]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    right = {1, 2, 4}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+    return table(header, rows)
 
 
 NOTES = f"""\

@@ -35,6 +35,7 @@ from ._tools import Cancellation as Cancellation
 from ._tools import ContentPart as ContentPart
 from ._tools import FailureClass as FailureClass
 from ._tools import ImagePart as ImagePart
+from ._tools import LogReporter as LogReporter
 from ._tools import ProgressReporter as ProgressReporter
 from ._tools import ResourceLinkPart as ResourceLinkPart
 from ._tools import ResourcePart as ResourcePart
@@ -45,6 +46,7 @@ from ._tools import ToolDefinition as ToolDefinition
 from ._tools import ToolFailure as ToolFailure
 from ._tools import ToolProvider as ToolProvider
 from ._tools import ToolResult as ToolResult
+from ._tools import ignore_log as ignore_log
 from ._tools import ignore_progress as ignore_progress
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "ImagePart",
     "LashCore",
     "LashCoreBuilder",
+    "LogReporter",
     "PluginError",
     "PluginFactory",
     "PluginRegistrar",
@@ -88,5 +91,6 @@ __all__ = [
     "UnknownActionError",
     "UnknownPluginError",
     "apply_budget",
+    "ignore_log",
     "ignore_progress",
 ]

@@ -23,12 +23,14 @@ from ._registrar import ActionSpec, Owned, Registrations, TurnContext, stored_ca
 from ._tools import (
     Cancellation,
     FailureClass,
+    LogReporter,
     ProgressReporter,
     ToolCall,
     ToolCallContext,
     ToolDefinition,
     ToolProvider,
     ToolResult,
+    ignore_log,
     ignore_progress,
     validate_args,
 )
@@ -138,12 +140,17 @@ class Session:
         call_id: str | None = None,
         progress: ProgressReporter | None = None,
         cancellation: Cancellation | None = None,
+        log: LogReporter | None = None,
     ) -> ToolResult:
         """Run one tool call through the session's hooks. Never raises for a failing call: unknown
         tools, bad arguments, hook and provider errors, and a fired `cancellation` all come back as
         failure results. Cancelling the calling task cancels the call and propagates as usual."""
         context = ToolCallContext(
-            self.id, call_id or uuid.uuid4().hex, progress or ignore_progress, cancellation or Cancellation()
+            self.id,
+            call_id or uuid.uuid4().hex,
+            progress or ignore_progress,
+            cancellation or Cancellation(),
+            log or ignore_log,
         )
         if args is not None and not isinstance(args, Mapping):
             # Models do send lists and strings; that is a bad call, not a crash.

@@ -66,6 +66,17 @@ async def ignore_progress(progress: float, total: float | None = None, message: 
     """The reporter used when the caller asked for no progress."""
 
 
+class LogReporter(Protocol):
+    """Receives log messages a tool emits while it runs (MCP `notifications/message`); `level` is
+    a syslog name as MCP uses them ("debug" ... "emergency")."""
+
+    async def __call__(self, level: str, data: JsonValue, logger: str | None = None) -> None: ...
+
+
+async def ignore_log(level: str, data: JsonValue, logger: str | None = None) -> None:
+    """The reporter used when the caller asked for no log messages."""
+
+
 class Cancellation:
     """Lets a host cancel a call from outside the task that runs it.
 
@@ -94,12 +105,14 @@ class Cancellation:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallContext:
-    """Who is calling: the session, this call's id, where progress goes, and how to cancel it."""
+    """Who is calling: the session, this call's id, where progress and log messages go, and how to
+    cancel it."""
 
     session_id: str
     call_id: str
     progress: ProgressReporter = ignore_progress
     cancellation: Cancellation = field(default_factory=Cancellation)
+    log: LogReporter = ignore_log
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import ConfigError
+from ._schema import json_kind as _kind
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
@@ -320,8 +321,7 @@ class McpServerConfig:
         Raises:
             ConfigError: an argument is invalid.
         """
-        data: dict[str, object] = {"transport": "streamable_http", "url": url, "headers": dict(headers or {})}
-        return _build(HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+        return _http("streamable_http", url, headers, startup_timeout, call_timeout, tools, mode)
 
     @staticmethod
     def sse(
@@ -338,8 +338,7 @@ class McpServerConfig:
         Raises:
             ConfigError: an argument is invalid.
         """
-        data: dict[str, object] = {"transport": "sse", "url": url, "headers": dict(headers or {})}
-        return _build(HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+        return _http("sse", url, headers, startup_timeout, call_timeout, tools, mode)
 
     @staticmethod
     def parse(obj: Mapping[str, object] | ServerConfig, *, name: str | None = None) -> ServerConfig:
@@ -367,6 +366,19 @@ class McpServerConfig:
         if data["transport"] == "stdio":
             return _build(StdioServerConfig, name, data)
         return _build(HttpServerConfig, name, data)
+
+
+def _http(
+    transport: Literal["streamable_http", "sse"],
+    url: str,
+    headers: Mapping[str, str | SecretStr] | None,
+    startup_timeout: float,
+    call_timeout: float,
+    tools: ToolFilter | None,
+    mode: ProtocolMode,
+) -> HttpServerConfig:
+    data: dict[str, object] = {"transport": transport, "url": url, "headers": dict(headers or {})}
+    return _build(HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
 
 
 def load_mcp_servers(data: Mapping[str, object] | str | os.PathLike[str]) -> dict[str, ServerConfig]:
@@ -566,19 +578,6 @@ def _redacted_args(args: Sequence[str]) -> list[str]:
 def _is_secret_flag(flag: str) -> bool:
     lowered = flag.lower()
     return any(word in lowered for word in _SECRET_FLAG_WORDS)
-
-
-def _kind(value: object) -> str:
-    """A JSON-ish name for the type of `value`, for messages that must not show the value."""
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number" if isinstance(value, int | float) else ("a string" if isinstance(value, str) else "a value")
 
 
 def _short(value: object) -> str:

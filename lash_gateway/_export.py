@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 import mcp_types as types
@@ -175,6 +176,7 @@ class McpExport:
                 params.arguments or {},
                 call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
                 progress=ctx.session.report_progress if wants_progress else None,
+                log=partial(_relay_log, ctx),
             )
         finally:
             if self._on_call is not None:
@@ -195,6 +197,11 @@ class _GatewayServer(Server[Any]):
         return super().create_initialization_options(
             notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
         )
+
+
+async def _relay_log(ctx: ServerRequestContext[Any, Any], level: str, data: Any, logger: str | None = None) -> None:
+    """Upstream log messages of a call go to the client that made it (on its request's stream)."""
+    await ctx.session.send_log_message(cast(types.LoggingLevel, level), data, logger, related_request_id=ctx.request_id)
 
 
 def _for_era(ctx: ServerRequestContext[Any, Any], result: dict[str, Any]) -> dict[str, Any]:

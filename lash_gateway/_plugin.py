@@ -24,6 +24,7 @@ from lash_core import (
     ToolDefinition,
     ToolProvider,
     ToolResult,
+    ignore_log,
     ignore_progress,
 )
 
@@ -52,9 +53,12 @@ class McpToolProvider(ToolProvider):
         return self._pool.definitions()
 
     async def execute(self, call: ToolCall) -> ToolResult:
-        progress = call.context.progress if call.context.progress is not ignore_progress else None
+        context = call.context
+        # Only a real reporter makes the upstream call carry a progress token / collect logs.
+        progress = context.progress if context.progress is not ignore_progress else None
+        log = context.log if context.log is not ignore_log else None
         try:
-            return await self._pool.call_tool(call.name, call.args, progress=progress)
+            return await self._pool.call_tool(call.name, call.args, progress=progress, log=log)
         except UnknownTool as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.INVALID_INPUT, code="unknown_tool")
         except CallTimeout as exc:

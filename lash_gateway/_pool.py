@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 import anyio
 from anyio.abc import TaskGroup
 
-from lash_core import ProgressReporter, ToolDefinition, ToolResult
+from lash_core import LogReporter, ProgressReporter, ToolDefinition, ToolResult
 
 from ._config import McpServerConfig, ServerConfig, validate_server_name
 from ._errors import ServerNotAttached, UnknownTool
@@ -231,6 +231,7 @@ class McpConnectionPool:
         *,
         progress: ProgressReporter | None = None,
         call_timeout: float | None = None,
+        log: LogReporter | None = None,
     ) -> ToolResult:
         """Call a tool by its lash name. A tool that reports an error is a failure result; everything
         that keeps the call from an answer raises.
@@ -243,7 +244,7 @@ class McpConnectionPool:
             UpstreamCallError: the server answered with a JSON-RPC error.
         """
         upstream, original = self._route(tool)
-        return await upstream.call(original, args, progress=progress, call_timeout=call_timeout)
+        return await upstream.call(original, args, progress=progress, call_timeout=call_timeout, log_to=log)
 
     def _on_tools_changed(self, upstream: Upstream) -> None:
         if self._servers.get(upstream.name) is upstream:

@@ -36,6 +36,7 @@ __all__ = [
     "SanitizedTool",
     "clean_input_schema",
     "clean_output_schema",
+    "json_kind",
     "sanitize_tool",
 ]
 
@@ -114,10 +115,10 @@ def sanitize_tool(raw: object) -> SanitizedTool | RejectedTool:
     from SDK models without aliases. See the module docstring for the rules.
     """
     if not isinstance(raw, Mapping):
-        return RejectedTool(None, f"a tool definition must be a JSON object (got {_kind(raw)})")
+        return RejectedTool(None, f"a tool definition must be a JSON object (got {json_kind(raw)})")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        shown = "an empty string" if name == "" else _kind(name)
+        shown = "an empty string" if name == "" else json_kind(name)
         return RejectedTool(None, f"a tool's name must be a non-empty string (got {shown})")
     input_schema = clean_input_schema(_field(raw, "inputSchema", "input_schema"))
     if input_schema.schema is None:
@@ -142,7 +143,7 @@ def sanitize_tool(raw: object) -> SanitizedTool | RejectedTool:
 
 def _clean(raw: object) -> CleanSchema:
     if not isinstance(raw, Mapping):
-        return CleanSchema(None, f"the schema must be a JSON object (got {_kind(raw)})")
+        return CleanSchema(None, f"the schema must be a JSON object (got {json_kind(raw)})")
     schema_type = raw.get("type")
     if schema_type is None:
         schema_type = "object"
@@ -164,16 +165,16 @@ def _problem(schema: Mapping[str, object]) -> str | None:
     properties = schema.get("properties")
     if properties is not None:
         if not isinstance(properties, Mapping):
-            return f"'properties' must be a JSON object (got {_kind(properties)})"
+            return f"'properties' must be a JSON object (got {json_kind(properties)})"
         for prop, prop_schema in properties.items():
             if not isinstance(prop_schema, Mapping | bool):
-                return f"the schema of property {prop!r} must be an object or a boolean (got {_kind(prop_schema)})"
+                return f"the schema of property {prop!r} must be an object or a boolean (got {json_kind(prop_schema)})"
     required = schema.get("required")
     if required is not None and (not isinstance(required, list) or not all(isinstance(item, str) for item in required)):
         return "'required' must be an array of strings"
     dialect = schema.get("$schema")
     if dialect is not None and not isinstance(dialect, str):
-        return f"'$schema' must be a string (got {_kind(dialect)})"
+        return f"'$schema' must be a string (got {json_kind(dialect)})"
     return None
 
 
@@ -185,7 +186,7 @@ def _optional_string(raw: Mapping[object, object], key: str, warnings: list[str]
     value = raw.get(key)
     if value is None or isinstance(value, str):
         return value
-    warnings.append(f"{key} dropped: must be a string (got {_kind(value)})")
+    warnings.append(f"{key} dropped: must be a string (got {json_kind(value)})")
     return None
 
 
@@ -193,7 +194,7 @@ def _annotations(raw: object, warnings: list[str]) -> dict[str, object] | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        warnings.append(f"annotations dropped: must be a JSON object (got {_kind(raw)})")
+        warnings.append(f"annotations dropped: must be a JSON object (got {json_kind(raw)})")
         return None
     kept: dict[str, object] = {}
     for key, expected in _ANNOTATION_TYPES.items():
@@ -203,12 +204,12 @@ def _annotations(raw: object, warnings: list[str]) -> dict[str, object] | None:
         if isinstance(value, expected):
             kept[key] = value
         else:
-            warnings.append(f"annotation {key} dropped: must be a {expected.__name__} (got {_kind(value)})")
+            warnings.append(f"annotation {key} dropped: must be a {expected.__name__} (got {json_kind(value)})")
     return kept or None
 
 
-def _kind(value: object) -> str:
-    """The JSON type of `value`, for messages."""
+def json_kind(value: object) -> str:
+    """The JSON type of `value` ("an object", "a string"...), for messages that must not show it."""
     if isinstance(value, Mapping):
         return "an object"
     if isinstance(value, list | tuple):
@@ -228,4 +229,4 @@ def _shown(value: object) -> str:
         return repr(value)
     if isinstance(value, list) and all(isinstance(item, str) for item in value) and len(value) <= 5:
         return repr(value)
-    return _kind(value)
+    return json_kind(value)

@@ -33,7 +33,7 @@ from mcp.client.subscriptions import Subscription
 from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from lash_core import ProgressReporter, ToolResult
+from lash_core import LogReporter, ProgressReporter, ToolResult
 
 from ._config import ServerConfig, redacted
 from ._errors import (
@@ -146,6 +146,8 @@ class Upstream:
         self._stop_reason: str | None = None
         self._attempts = 0
         self._reconnect_requested = False
+        self._transport_errors = 0
+        self._log_sinks: list[LogReporter] = []
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -207,6 +209,7 @@ class Upstream:
                 self._transport(lost.set),
                 mode=self.config.mode,
                 message_handler=self._on_message,
+                logging_callback=self._on_log,
                 client_info=types.Implementation(name="lash-gateway", version="0.1.0"),
                 cache=None,
             )
@@ -220,11 +223,16 @@ class Upstream:
                 self._connected_since = time.time()
                 self._state = "connected"
                 self.last_error = None
+                self._transport_errors = 0
                 log.info(
                     "upstream connected",
                     extra={"server": self.name, "protocol": client.protocol_version, "tools": len(self.tools)},
                 )
-                yield
+                try:
+                    yield
+                finally:
+                    # Before the client closes: a call starting now must see "not connected", not a closing client.
+                    self._client = None
         if startup.cancelled_caught:
             raise UpstreamUnavailable(
                 self.name, f"no complete handshake and tools/list within {self.config.startup_timeout:g}s"
@@ -254,8 +262,24 @@ class Upstream:
         if isinstance(message, types.ToolListChangedNotification):
             self._refresh.set()
         elif isinstance(message, Exception):
-            # Garbage on stdout, a failed POST: logged, and the session carries on.
-            log.warning("upstream transport error", extra={"server": self.name, "error": describe_error(message)})
+            # Garbage on stdout, a failed POST: the session carries on. An upstream that writes garbage
+            # with every message would flood the log, so only the first per connection is a warning.
+            self._transport_errors += 1
+            level = logging.WARNING if self._transport_errors == 1 else logging.DEBUG
+            log.log(level, "upstream transport error", extra={"server": self.name, "error": describe_error(message)})
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        """Upstream log messages go to the callers with calls in flight on this server: MCP ties a
+        log message to a connection, not a request, so with several calls in flight each caller
+        gets it. With none in flight it goes to the gateway's own log."""
+        sinks = list(self._log_sinks)
+        if not sinks:
+            log.info("upstream log message", extra={"server": self.name, "level": params.level, "data": params.data})
+        for sink in sinks:
+            try:
+                await sink(params.level, params.data, params.logger)
+            except Exception as exc:
+                log.debug("log message not relayed", extra={"server": self.name, "error": describe_error(exc)})
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -337,7 +361,13 @@ class Upstream:
     # -- calls ---------------------------------------------------------------------------------
 
     async def call(
-        self, tool: str, args: Mapping[str, Any], *, progress: ProgressReporter | None, call_timeout: float | None
+        self,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        progress: ProgressReporter | None,
+        call_timeout: float | None,
+        log_to: LogReporter | None = None,
     ) -> ToolResult:
         """Call one upstream tool by its original name.
 
@@ -355,6 +385,8 @@ class Upstream:
         params = {"name": tool, "arguments": dict(args)}
         with anyio.CancelScope() as scope:
             self._calls.add(scope)
+            if log_to is not None:
+                self._log_sinks.append(log_to)
             try:
                 with anyio.fail_after(limit):
                     raw = await send_raw(client.session, "tools/call", params, on_progress=progress)
@@ -365,6 +397,8 @@ class Upstream:
                 raise self._call_error(tool, exc) from None
             finally:
                 self._calls.discard(scope)
+                if log_to is not None:
+                    self._log_sinks.remove(log_to)
         raise ServerDetached(self.name, self._stop_reason or "server was detached while the call was in flight")
 
     def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:

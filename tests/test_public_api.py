@@ -26,6 +26,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "ImagePart",
         "LashCore",
         "LashCoreBuilder",
+        "LogReporter",
         "PluginError",
         "PluginFactory",
         "PluginRegistrar",
@@ -53,6 +54,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "UnknownActionError",
         "UnknownPluginError",
         "apply_budget",
+        "ignore_log",
         "ignore_progress",
     ],
     "lash_gateway": [

@@ -11,14 +11,11 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,7 +23,7 @@ from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Literal, Self, TextIO, TypeVar, final
+from typing import Any, Final, Literal, Self, TextIO, TypeVar, final
 
 import anyio
 import httpx2
@@ -40,7 +37,14 @@ from mcp.client.subscriptions import ToolsListChanged
 from starlette.types import ASGIApp
 
 from lash_gateway import Gateway, GatewayConfig
-from tests.servers.launch import PROJECT_ROOT, HttpTransport, UpstreamProcess, stdio_command
+from tests.servers.launch import (
+    PROJECT_ROOT,
+    HttpTransport,
+    OutputDrain,
+    UpstreamProcess,
+    stdio_command,
+    terminate,
+)
 
 __all__ = [
     "AUTH_TOKEN",
@@ -135,44 +139,6 @@ class GatewayStartError(RuntimeError):
     """The gateway exited or stayed silent before printing its banner."""
 
 
-class _LineDrain:
-    """Reads a child's output stream to EOF in a daemon thread, keeping a tail and noting the first line."""
-
-    def __init__(self, stream: IO[str], name: str) -> None:
-        self._stream = stream
-        self._lines: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-        self._lock = threading.Lock()
-        self._first = threading.Event()  # set on the first line, or on EOF
-        self.first_line: str | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for line in self._stream:
-                with self._lock:
-                    self._lines.append(line.rstrip("\n"))
-                if self.first_line is None:
-                    self.first_line = line.rstrip("\n")
-                    self._first.set()
-        finally:
-            self._first.set()
-
-    def wait_first_line(self, timeout: float) -> str | None:
-        self._first.wait(timeout)
-        return self.first_line
-
-    def text(self) -> str:
-        with self._lock:
-            return "\n".join(self._lines)
-
-    def close(self) -> None:
-        """Wait for EOF (the process has exited) and close the pipe."""
-        self._thread.join(STOP_TIMEOUT)
-        if not self._thread.is_alive():
-            self._stream.close()
-
-
 @final
 class GatewayProcess:
     """One running `lash-gateway [global_args] serve --port 0 [--config F]` with its state in `state_dir`.
@@ -207,9 +173,9 @@ class GatewayProcess:
             errors="replace",
         )
         assert self.process.stdout is not None and self.process.stderr is not None  # PIPE guarantees both
-        self._stdout = _LineDrain(self.process.stdout, f"gateway-stdout-{self.process.pid}")
-        self._stderr = _LineDrain(self.process.stderr, f"gateway-stderr-{self.process.pid}")
-        banner = self._stdout.wait_first_line(startup_timeout)
+        self._stdout = OutputDrain(self.process.stdout, f"gateway-stdout-{self.process.pid}", keep=OUTPUT_TAIL_LINES)
+        self._stderr = OutputDrain(self.process.stderr, f"gateway-stderr-{self.process.pid}", keep=OUTPUT_TAIL_LINES)
+        banner = self._stdout.wait_for_match(startup_timeout)
         if banner is None or not banner.startswith(BANNER_PREFIX):
             self.stop()
             raise GatewayStartError(
@@ -244,15 +210,9 @@ class GatewayProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, up to `timeout` seconds for a clean shutdown, then SIGKILL; returns the exit code. Idempotent."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        code = self.process.wait()
-        self._stdout.close()
-        self._stderr.close()
+        code = terminate(self.process, timeout)
+        self._stdout.close(STOP_TIMEOUT)
+        self._stderr.close(STOP_TIMEOUT)
         return code
 
     def __enter__(self) -> Self:
@@ -402,6 +362,7 @@ class GatewayClient:
     client: Client = field(init=False)
     tools_changed: int = 0
     transport_errors: list[Exception] = field(default_factory=list)
+    logs: list[types.LoggingMessageNotificationParams] = field(default_factory=list)
     _changed: anyio.Event = field(default_factory=anyio.Event)
 
     @property
@@ -412,6 +373,9 @@ class GatewayClient:
         self.tools_changed += 1
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(params)
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, Exception):
@@ -487,6 +451,9 @@ async def _client(transport: Any, mode: ClientMode) -> AsyncIterator[GatewayClie
                 transport,
                 mode="auto" if handle.modern else "legacy",
                 message_handler=handle._on_message,
+                logging_callback=handle._on_log,
+                # 2026-07-28 log delivery is a per-request opt-in; handshake clients get every level.
+                log_level="debug" if handle.modern else None,
                 cache=None,
             )
         )

@@ -3,7 +3,8 @@
 `server_config` turns a transport name into a `ServerConfig` for `tests.servers.upstream`: stdio servers are
 described for the pool to spawn (with `cwd=PROJECT_ROOT`), HTTP servers are started through the `upstream` fixture
 factory (which stops them at teardown). `wait_until` is the one place a test may poll: a bounded wait on an
-observable (e.g. `pool.status(name)`), never a sleep used to synchronise.
+observable (e.g. `pool.status(name)`), never a sleep used to synchronise. `session_of` and `call_in_background`
+build a session on a plugin factory and run a call from a task group.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Final
 
 import anyio
 
-from lash_gateway import HttpServerConfig, McpServerConfig, ServerConfig
+from lash_core import LashCore, Session, ToolResult
+from lash_gateway import HttpServerConfig, McpPluginFactory, McpServerConfig, ServerConfig
 from tests.servers.launch import (
     PROJECT_ROOT,
     SERVER_MODULE,
@@ -27,9 +29,11 @@ from tests.servers.launch import (
 __all__ = [
     "POLL_INTERVAL",
     "TRANSPORTS",
+    "call_in_background",
     "established_connections",
     "http_config",
     "server_config",
+    "session_of",
     "stdio_server_pids",
     "wait_until",
 ]
@@ -62,6 +66,16 @@ def http_config(server: UpstreamProcess, **config_kwargs: Any) -> HttpServerConf
     if server.transport == "sse":
         return McpServerConfig.sse(server.url, **config_kwargs)
     return McpServerConfig.streamable_http(server.url, **config_kwargs)
+
+
+def session_of(factory: McpPluginFactory) -> Session:
+    """A session of a core built with `factory` as its only plugin."""
+    return LashCore.builder().plugin(factory).build().session()
+
+
+async def call_in_background(session: Session, tool: str, args: dict[str, Any], into: list[ToolResult]) -> None:
+    """Call `tool` and append the result to `into`: for `task_group.start_soon`, which drops return values."""
+    into.append(await session.call_tool(tool, args))
 
 
 # ASYNC109: the timeout is part of the shared API and is applied with anyio.fail_after just below.

@@ -1,10 +1,12 @@
-"""Fixtures for the gateway service tests: the real `lash-gateway serve` process, and the gateway in-process.
+"""Fixtures for the gateway service tests: the real `lash-gateway serve` process, and the gateway in-process;
+and `collect_garbage`, for the pool tests that want a leaked resource to fail the test that leaked it.
 
 Helpers live in `tests.integration._gateway`; this file only wires them into pytest.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -101,3 +103,14 @@ async def inprocess_gateway() -> AsyncIterator[InProcessGateway]:
     """A `Gateway` with no configured servers, its HTTP app served by uvicorn in this process."""
     async with run_gateway_in_process() as served:
         yield served
+
+
+@pytest.fixture
+def collect_garbage() -> Iterator[None]:
+    """Collect at teardown, so a resource the test leaked (ResourceWarning: unclosed stream) fails this test.
+
+    Used with ``pytestmark = pytest.mark.usefixtures("collect_garbage")``, which sets it up before the test's own
+    fixtures and so tears it down after them, as an autouse fixture would.
+    """
+    yield
+    gc.collect()

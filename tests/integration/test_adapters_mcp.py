@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anthropic.types as at
@@ -20,12 +20,21 @@ import openai.types.chat as chat
 import openai.types.responses as responses
 import pytest
 from openai.types.responses.response_input_item_param import FunctionCallOutput
-from pydantic import TypeAdapter
 
 from adapters import anthropic as lash_anthropic
 from adapters import openai as lash_openai
-from lash_core import LashCore, Session
+from lash_core import Session
 from lash_gateway import McpConnectionPool, McpPluginFactory, McpServerConfig
+from tests.integration._helpers import session_of
+from tests.sdk_types import (
+    assert_valid,
+    chat_call,
+    function_call,
+    recorded_completion,
+    recorded_message,
+    recorded_response,
+    tool_use,
+)
 from tests.servers.launch import PROJECT_ROOT, stdio_command
 from tests.servers.upstream import PNG_BYTES
 
@@ -62,108 +71,25 @@ async def factory() -> AsyncIterator[McpPluginFactory]:
         yield plugin_factory
 
 
-def session_of(factory: McpPluginFactory) -> Session:
-    return LashCore.builder().plugin(factory).build().session()
-
-
-# --- validation against the SDK types (as in tests/unit/test_adapters_*.py) -------------------------------------------
-
-
-def materialised(value: object) -> object:
-    """Validated TypedDicts hold lazy iterators for `Iterable` fields: consume them (which validates the items)."""
-    if isinstance(value, Mapping):
-        return {key: materialised(item) for key, item in value.items()}
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return [materialised(item) for item in value]
-    return value
-
-
-def assert_valid(typed: Any, value: object) -> None:
-    """`value` validates as the SDK type `typed`, and validation dropped and coerced nothing."""
-    adapter: TypeAdapter[Any] = TypeAdapter(typed)  # kept alive: the lazy iterators validate through it
-    validated = adapter.validate_python(value)
-    assert materialised(validated) == materialised(value)
-
-
 # --- recorded model responses, as the SDKs' typed objects -------------------------------------------------------------
 
 
 def anthropic_message(*calls: Call) -> at.Message:
     return at.Message.model_validate(
-        {
-            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-4-5",
-            "content": [
-                {"type": "text", "text": "Let me use the tools."},
-                *({"type": "tool_use", "id": call_id, "name": name, "input": args} for call_id, name, args in calls),
-            ],
-            "stop_reason": "tool_use",
-            "stop_sequence": None,
-            "usage": {"input_tokens": 412, "output_tokens": 96},
-        }
+        recorded_message(*(tool_use(call_id, name, args) for call_id, name, args in calls))
     )
 
 
 def chat_message(*calls: Call) -> chat.ChatCompletionMessage:
     completion = chat.ChatCompletion.model_validate(
-        {
-            "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-            "object": "chat.completion",
-            "created": 1741570283,
-            "model": "gpt-5-2025-08-07",
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "tool_calls",
-                    "message": {
-                        "role": "assistant",
-                        "content": None,
-                        "refusal": None,
-                        "tool_calls": [
-                            {
-                                "id": call_id,
-                                "type": "function",
-                                "function": {"name": name, "arguments": json.dumps(args)},
-                            }
-                            for call_id, name, args in calls
-                        ],
-                    },
-                }
-            ],
-            "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99},
-        }
+        recorded_completion(*(chat_call(call_id, name, json.dumps(args)) for call_id, name, args in calls))
     )
     return completion.choices[0].message
 
 
 def response(*calls: Call) -> responses.Response:
     return responses.Response.model_validate(
-        {
-            "id": "resp_67ccd3a9da748190baa7f1570fe91ac6",
-            "object": "response",
-            "created_at": 1741476777,
-            "model": "gpt-5-2025-08-07",
-            "status": "completed",
-            "output": [
-                {"type": "reasoning", "id": "rs_1", "summary": []},
-                *(
-                    {
-                        "type": "function_call",
-                        "id": f"fc_{call_id}",
-                        "call_id": call_id,
-                        "name": name,
-                        "arguments": json.dumps(args),
-                        "status": "completed",
-                    }
-                    for call_id, name, args in calls
-                ),
-            ],
-            "parallel_tool_calls": True,
-            "tool_choice": "auto",
-            "tools": [],
-        }
+        recorded_response(*(function_call(call_id, name, json.dumps(args)) for call_id, name, args in calls))
     )
 
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -41,7 +39,14 @@ from tests.integration._gateway import (
     wait_servers_connected,
     write_config,
 )
-from tests.servers.launch import PROJECT_ROOT, SERVER_MODULE, UpstreamProcess, stdio_command
+from tests.servers.launch import (
+    PROJECT_ROOT,
+    SERVER_MODULE,
+    OutputDrain,
+    UpstreamProcess,
+    stdio_command,
+    terminate,
+)
 
 TOKEN_FILE: Final = "admin-token"
 URL_FILE: Final = "admin-url"
@@ -79,36 +84,6 @@ def child_env(overrides: Mapping[str, str] | None = None, *, home: Path | None =
     return env
 
 
-class _Drain:
-    """Reads a child's output stream to EOF in a daemon thread, keeping every line."""
-
-    def __init__(self, stream: Any, name: str) -> None:
-        self._stream = stream
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self.first_line_seen = threading.Event()  # also set on EOF
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for line in self._stream:
-                with self._lock:
-                    self._lines.append(line.rstrip("\n"))
-                self.first_line_seen.set()
-        finally:
-            self.first_line_seen.set()
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return list(self._lines)
-
-    def close(self) -> None:
-        self._thread.join(STOP_TIMEOUT)
-        if not self._thread.is_alive():
-            self._stream.close()
-
-
 class ServeProcess:
     """One `lash-gateway [-v] serve --port 0 [--state-dir D] [--config F] [args...]`, cwd the project root.
 
@@ -143,10 +118,10 @@ class ServeProcess:
             encoding="utf-8",
             errors="replace",
         )
-        self._stdout = _Drain(self.process.stdout, f"serve-stdout-{self.process.pid}")
-        self._stderr = _Drain(self.process.stderr, f"serve-stderr-{self.process.pid}")
-        self._stdout.first_line_seen.wait(STARTUP_TIMEOUT)
-        first = next(iter(self._stdout.lines()), "")
+        assert self.process.stdout is not None and self.process.stderr is not None  # PIPE guarantees both
+        self._stdout = OutputDrain(self.process.stdout, f"serve-stdout-{self.process.pid}")
+        self._stderr = OutputDrain(self.process.stderr, f"serve-stderr-{self.process.pid}")
+        first = self._stdout.wait_for_match(STARTUP_TIMEOUT) or ""
         if not first.startswith(BANNER_PREFIX):
             self.stop()
             raise RuntimeError(
@@ -170,23 +145,17 @@ class ServeProcess:
         return (self.state_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
 
     def stdout_text(self) -> str:
-        return "\n".join(self._stdout.lines())
+        return self._stdout.text()
 
     def stderr_text(self) -> str:
         """Everything logged so far; complete once `stop()` returned."""
-        return "\n".join(self._stderr.lines())
+        return self._stderr.text()
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after `STOP_TIMEOUT`; waits for the output to end. Idempotent."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        code = self.process.wait()
-        self._stdout.close()
-        self._stderr.close()
+        code = terminate(self.process, STOP_TIMEOUT)
+        self._stdout.close(STOP_TIMEOUT)
+        self._stderr.close(STOP_TIMEOUT)
         return code
 
 

@@ -44,6 +44,7 @@ from tests.integration._gateway import (
     wait_servers_connected,
     write_config,
 )
+from tests.servers.upstream import TOOL_NAMES
 
 pytestmark = pytest.mark.anyio
 
@@ -54,23 +55,6 @@ RECONNECT_WAIT: Final = 30.0
 PLUGIN_TOOL: Final = "lash_gateway_status"
 PLUGIN_SERVER_LABEL: Final = "(plugin)"
 UPSTREAMS: Final = (STDIO_SERVER, HTTP_SERVER)
-BUILTIN_TOOLS: Final = frozenset(
-    {
-        "echo",
-        "add",
-        "slow",
-        "wait_for_release",
-        "release",
-        "content_kinds",
-        "big",
-        "fail",
-        "add_tool",
-        "remove_tool",
-        "cancel_log",
-        "crash",
-    }
-)
-"""What `tests.servers.upstream` offers without behaviours."""
 EXPORTABLE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LOG_LINE: Final = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 AUTH: Final = {"Authorization": f"Bearer {AUTH_TOKEN}"}
@@ -222,7 +206,7 @@ async def test_lists_both_upstreams_and_the_plugin_under_export_names(
     assert PLUGIN_TOOL in names
     by_name = {tool.name: tool for tool in tools}
     for server in UPSTREAMS:
-        assert {f"{server}__{tool}" for tool in BUILTIN_TOOLS} <= set(names)
+        assert {f"{server}__{tool}" for tool in TOOL_NAMES} <= set(names)
     # The HTTP upstream's tools, exactly, with their definitions unchanged (schemas, output schemas, descriptions,
     # titles, annotations); the stdio upstream runs the same code, so its built-in tools must match them too.
     assert {name for name in names if name.startswith(f"{HTTP_SERVER}__")} == {
@@ -230,7 +214,7 @@ async def test_lists_both_upstreams_and_the_plugin_under_export_names(
     }
     for name, upstream_tool in reference.items():
         assert tool_dict(by_name[f"{HTTP_SERVER}__{name}"]) == tool_dict(upstream_tool), name
-        if name in BUILTIN_TOOLS:
+        if name in TOOL_NAMES:
             assert tool_dict(by_name[f"{STDIO_SERVER}__{name}"]) == tool_dict(upstream_tool), name
     assert reference["add"].output_schema is not None  # the comparison covers an output schema
     status = by_name[PLUGIN_TOOL]
@@ -261,6 +245,20 @@ async def test_calls_reach_each_upstream_and_the_plugin(service_gateway: Service
     assert servers[STDIO_SERVER]["transport"] == "stdio"
     assert servers[HTTP_SERVER]["transport"] == "streamable_http"
     assert all(s["connected"] for s in servers.values())
+
+
+@mode_params
+async def test_upstream_log_messages_reach_the_client_that_made_the_call(
+    service_gateway: ServiceGateway, mode: ClientMode
+) -> None:
+    async with connect(service_gateway.base_url, mode) as client:
+        for server in UPSTREAMS:
+            with anyio.fail_after(WAIT):
+                result = await client.client.call_tool(f"{server}__log", {"message": f"hello from {server}"})
+            assert text_of(result) == f"logged hello from {server}"
+        assert [(log.level, log.data, log.logger) for log in client.logs] == [
+            ("info", {"message": f"hello from {server}"}, "upstream") for server in UPSTREAMS
+        ]
 
 
 @mode_params

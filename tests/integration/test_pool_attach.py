@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Final
 import anyio
 import pytest
 
-from lash_core import FailureClass, LashCore, Session, ToolResult
+from lash_core import FailureClass, LashCore, ToolResult
 from lash_gateway import (
     ConfigError,
     McpPluginFactory,
@@ -34,32 +34,24 @@ from lash_gateway import (
 )
 from tests.integration._helpers import (
     TRANSPORTS,
+    call_in_background,
     established_connections,
     http_config,
     server_config,
+    session_of,
     stdio_server_pids,
     wait_until,
 )
 from tests.servers.launch import PROJECT_ROOT, HttpTransport, UpstreamFactory, stdio_command
+from tests.servers.upstream import TOOL_NAMES
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("collect_garbage")]
 
-BUILTIN_TOOL_COUNT: Final = 12
+BUILTIN_TOOL_COUNT: Final = len(TOOL_NAMES)
 """Tools `tests.servers.upstream` offers without behaviours."""
 WAIT: Final = 20.0
 """Bound on waits for things that should happen promptly (generous: the machine may be loaded)."""
 SECRET: Final = "s3cr3t-value"
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    """Collect at teardown, so a resource the test leaked (ResourceWarning: unclosed stream) fails this test."""
-    yield
-    gc.collect()
-
-
-def session_of(factory: McpPluginFactory) -> Session:
-    return LashCore.builder().plugin(factory).build().session()
 
 
 def free_port() -> int:
@@ -98,10 +90,6 @@ async def built_by_new(servers: Mapping[str, ServerConfig]) -> AsyncIterator[Mcp
                 # A `new` that failed half-way may leave a crashed owner task, whose error is not cleanup's business.
                 await built.pool.shutdown()
         _TrackedFactory.instances.clear()
-
-
-async def call_in_background(session: Session, tool: str, args: dict[str, Any], into: list[ToolResult]) -> None:
-    into.append(await session.call_tool(tool, args))
 
 
 # -- (1) attach --------------------------------------------------------------------------------------------------

@@ -21,17 +21,15 @@ from lash_core import (
     Cancellation,
     FailureClass,
     ImagePart,
-    LashCore,
     ResourceLinkPart,
     ResourcePart,
-    Session,
     TextPart,
     ToolCall,
     ToolCallContext,
     ToolResult,
 )
 from lash_gateway import CallTimeout, McpConnectionPool, McpPluginFactory, UpstreamCallError
-from tests.integration._helpers import TRANSPORTS, server_config, wait_until
+from tests.integration._helpers import TRANSPORTS, server_config, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text
 
@@ -63,10 +61,6 @@ async def attached(transport: str, upstream: UpstreamFactory, **config: Any) -> 
         with anyio.fail_after(STARTUP):
             await factory.attach_server(SERVER, server_config(transport, upstream, **config))
         yield factory
-
-
-def session_of(factory: McpPluginFactory) -> Session:
-    return LashCore.builder().plugin(factory).build().session()
 
 
 async def cancelled_upstream(pool: McpConnectionPool) -> list[str]:
@@ -248,6 +242,20 @@ async def test_progress_reaches_the_callers_reporter_in_order(transport: str, up
     assert not result.is_error, result
     assert result.text() == "slept 0.06s in 3 steps"
     assert progress.reports == [(0, 3, "step 0/3"), (1, 3, "step 1/3"), (2, 3, "step 2/3"), (3, 3, "done")]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_upstream_log_messages_reach_the_callers_log_reporter(transport: str, upstream: UpstreamFactory) -> None:
+    received: list[tuple[str, object, str | None]] = []
+
+    async def log(level: str, data: object, logger: str | None = None) -> None:
+        received.append((level, data, logger))
+
+    async with attached(transport, upstream) as factory:
+        with anyio.fail_after(WAIT):
+            result = await session_of(factory).call_tool(tool("log"), {"message": "m1", "level": "warning"}, log=log)
+    assert result.text() == "logged m1", result
+    assert received == [("warning", {"message": "m1"}, "upstream")]
 
 
 # --- result mapping -------------------------------------------------------------------------------------------------

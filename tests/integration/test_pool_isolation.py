@@ -7,39 +7,22 @@ stdio server's stdout is shrugged off; an upstream that crashes mid-call leaves 
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import pytest
 
-from lash_core import FailureClass, LashCore, Session, ToolResult
+from lash_core import FailureClass, ToolResult
 from lash_gateway import McpPluginFactory, ServerConfig, UpstreamUnavailable
-from tests.integration._helpers import TRANSPORTS, server_config, wait_until
+from tests.integration._helpers import TRANSPORTS, call_in_background, server_config, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
-from tests.servers.upstream import BAD_SCHEMA_TOOL
+from tests.servers.upstream import BAD_SCHEMA_TOOL, TOOL_NAMES
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("collect_garbage")]
 
 WAIT: Final = 20.0
 """Bound on waits for things that should happen promptly (generous: the machine may be loaded)."""
-BUILTIN_TOOL_COUNT: Final = 12
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    """Collect at teardown, so a resource the test leaked (ResourceWarning: unclosed stream) fails this test."""
-    yield
-    gc.collect()
-
-
-def session_of(factory: McpPluginFactory) -> Session:
-    return LashCore.builder().plugin(factory).build().session()
-
-
-async def call_in_background(session: Session, tool: str, args: dict[str, Any], into: list[ToolResult]) -> None:
-    into.append(await session.call_tool(tool, args))
+BUILTIN_TOOL_COUNT: Final = len(TOOL_NAMES)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -16,27 +16,12 @@ import pytest
 from lash_core import LashCore
 from lash_gateway import McpConnectionPool, McpPluginFactory, McpServerConfig, ServerConfig, StdioServerConfig
 from tests.servers.launch import PROJECT_ROOT, UpstreamFactory, stdio_command
+from tests.servers.upstream import TOOL_NAMES
 
 pytestmark = pytest.mark.anyio
 
 STARTUP = 15.0
 WAIT = 5.0
-BUILTIN_TOOLS = frozenset(
-    {
-        "echo",
-        "add",
-        "slow",
-        "wait_for_release",
-        "release",
-        "content_kinds",
-        "big",
-        "fail",
-        "add_tool",
-        "remove_tool",
-        "cancel_log",
-        "crash",
-    }
-)
 LASH_NAME = re.compile(r"mcp__[a-z0-9_]+__[a-z0-9_]+")
 
 
@@ -82,10 +67,10 @@ async def test_servers_whose_names_normalise_alike_keep_their_tools_apart() -> N
         first, second = "my_docs", suffixed("my_docs", "my_docs")
 
         by_server = tools_by_server(pool)
-        assert by_server["My-Docs"] == {f"mcp__{first}__{tool}": tool for tool in BUILTIN_TOOLS}
-        assert by_server["my_docs"] == {f"mcp__{second}__{tool}": tool for tool in BUILTIN_TOOLS}
+        assert by_server["My-Docs"] == {f"mcp__{first}__{tool}": tool for tool in TOOL_NAMES}
+        assert by_server["my_docs"] == {f"mcp__{second}__{tool}": tool for tool in TOOL_NAMES}
         names = [definition.name for definition in pool.definitions()]
-        assert len(names) == len(set(names)) == 2 * len(BUILTIN_TOOLS)
+        assert len(names) == len(set(names)) == 2 * len(TOOL_NAMES)
         assert all(LASH_NAME.fullmatch(name) for name in names), names
 
         # Each server's add_tool reaches that server: the new tool shows up under its prefix only, and calling it
@@ -119,10 +104,10 @@ async def test_attaching_another_server_renames_no_existing_tool() -> None:
         assert pool.generation > generation
         assert after["my_docs"] == before["my_docs"]
         assert after["My-Docs"] == before["My-Docs"]
-        assert set(after["my_docs"]) == {f"mcp__my_docs__{tool}" for tool in BUILTIN_TOOLS}
+        assert set(after["my_docs"]) == {f"mcp__my_docs__{tool}" for tool in TOOL_NAMES}
         third = suffixed("my_docs", "MY.DOCS")
-        assert after["MY.DOCS"] == {f"mcp__{third}__{tool}": tool for tool in BUILTIN_TOOLS}
-        assert len({name for tools in after.values() for name in tools}) == 3 * len(BUILTIN_TOOLS)
+        assert after["MY.DOCS"] == {f"mcp__{third}__{tool}": tool for tool in TOOL_NAMES}
+        assert len({name for tools in after.values() for name in tools}) == 3 * len(TOOL_NAMES)
 
         with anyio.fail_after(WAIT):
             echoed = await pool.call_tool(f"mcp__{third}__echo", {"text": "third"})

@@ -7,39 +7,30 @@ port. A restarted streamable-HTTP server no longer knows the gateway's session a
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
-from collections.abc import Iterator
 from typing import Any, Final
 
 import anyio
 import pytest
 
-from lash_core import FailureClass, LashCore, Session, ToolResult
+from lash_core import FailureClass, Session, ToolResult
 from lash_gateway import McpConnectionPool, McpPluginFactory, ServerNotAttached
-from tests.integration._helpers import TRANSPORTS, http_config, server_config, stdio_server_pids, wait_until
+from tests.integration._helpers import (
+    TRANSPORTS,
+    call_in_background,
+    http_config,
+    server_config,
+    session_of,
+    stdio_server_pids,
+    wait_until,
+)
 from tests.servers.launch import HttpTransport, UpstreamFactory
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("collect_garbage")]
 
 WAIT: Final = 20.0
 """Bound on waits for things that should happen promptly (generous: the machine may be loaded)."""
-
-
-@pytest.fixture(autouse=True)
-def _collect_garbage() -> Iterator[None]:
-    """Collect at teardown, so a resource the test leaked (ResourceWarning: unclosed stream) fails this test."""
-    yield
-    gc.collect()
-
-
-def session_of(factory: McpPluginFactory) -> Session:
-    return LashCore.builder().plugin(factory).build().session()
-
-
-async def call_in_background(session: Session, tool: str, args: dict[str, Any], into: list[ToolResult]) -> None:
-    into.append(await session.call_tool(tool, args))
 
 
 def assert_unavailable(result: ToolResult, server: str) -> None:

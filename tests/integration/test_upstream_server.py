@@ -18,26 +18,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ToolsListChanged
 
 from tests.servers.launch import UpstreamFactory, stdio_params
-from tests.servers.upstream import BAD_SCHEMA_TOOL, BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text
+from tests.servers.upstream import BAD_SCHEMA_TOOL, BLOB_BYTES, PNG_BYTES, TOOL_NAMES, WAV_BYTES, big_text
 
 pytestmark = pytest.mark.anyio
 
 Transport = Literal["stdio", "streamable_http", "sse"]
 TRANSPORTS: tuple[Transport, ...] = ("stdio", "streamable_http", "sse")
-BUILTIN_TOOLS = {
-    "echo",
-    "add",
-    "slow",
-    "wait_for_release",
-    "release",
-    "content_kinds",
-    "big",
-    "fail",
-    "add_tool",
-    "remove_tool",
-    "cancel_log",
-    "crash",
-}
 WAIT = 5.0  # bound on every wait for something the server should do promptly
 
 
@@ -83,7 +69,7 @@ async def test_lists_tools_and_echoes(transport: Transport, upstream: UpstreamFa
         assert client.server_capabilities.tools is not None
         assert client.server_capabilities.tools.list_changed is True
         listed = await client.list_tools()
-        assert {tool.name for tool in listed.tools} == BUILTIN_TOOLS
+        assert {tool.name for tool in listed.tools} == TOOL_NAMES
         assert listed.next_cursor is None
         result = await client.call_tool("echo", {"text": "hello"})
     assert text_of(result) == "hello"
@@ -175,7 +161,7 @@ async def test_paginate_with_many_tools() -> None:
             cursor = page.next_cursor
             if cursor is None:
                 break
-    assert set(names) == BUILTIN_TOOLS | {"t0", "t1", "t2"}
+    assert set(names) == TOOL_NAMES | {"t0", "t1", "t2"}
     assert len(names) == len(set(names)) == 15
     assert pages == 8
 
@@ -298,4 +284,4 @@ async def test_restart_reuses_the_port(upstream: UpstreamFactory) -> None:
     assert server.process.pid != pid
     async with connect_url(server.url) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
-    assert names == BUILTIN_TOOLS  # a fresh process has fresh state
+    assert names == TOOL_NAMES  # a fresh process has fresh state

@@ -2,8 +2,9 @@
 
 `UpstreamProcess` runs one HTTP server (streamable HTTP or SSE) with `subprocess.Popen` and a stderr-draining
 thread, so it works from sync and async tests alike; `stdio_command` / `stdio_params` describe a stdio server for an
-MCP client to spawn. `leaked_processes` and `leaked_listening_sockets` read /proc (Linux only) for the session check
-in `tests/conftest.py`.
+MCP client to spawn. `OutputDrain` and `terminate` are the pieces every test-run process (the upstream server, the
+gateway) is read and stopped with. `leaked_processes` and `leaked_listening_sockets` read /proc (Linux only) for the
+session check in `tests/conftest.py`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal, Protocol, Self, final
+from typing import IO, Final, Literal, Protocol, Self, final
 
 from mcp import StdioServerParameters
 
@@ -53,44 +54,73 @@ class UpstreamStartError(RuntimeError):
     """The server process exited or stayed silent before reporting its address."""
 
 
-class _StderrDrain:
-    """Reads a child's stderr to EOF in a daemon thread, noting the LISTENING line and keeping a tail."""
+class OutputDrain:
+    """Reads a child's output stream to EOF in a daemon thread, keeping its lines and noting the first `match` line.
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        assert process.stderr is not None  # Popen(stderr=PIPE) guarantees it
-        self._stream = process.stderr
-        self._lines: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    `keep` bounds how many of the last lines are kept (None: all of them); `match` picks the line `wait_for_match`
+    returns (by default the first line of all).
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        name: str,
+        *,
+        keep: int | None = None,
+        match: Callable[[str], bool] = lambda line: True,
+    ) -> None:
+        self._stream = stream
+        self._match = match
+        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
         self._lock = threading.Lock()
-        self._ready = threading.Event()  # set on the LISTENING line or on EOF
-        self.base_url: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"upstream-stderr-{process.pid}", daemon=True)
+        self._matched = threading.Event()  # set on the first matching line, or on EOF
+        self.matched: str | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            for line in self._stream:
+            for raw in self._stream:
+                line = raw.rstrip("\n")
                 with self._lock:
-                    self._lines.append(line.rstrip("\n"))
-                if self.base_url is None and line.startswith(LISTENING_PREFIX):
-                    self.base_url = line[len(LISTENING_PREFIX) :].strip()
-                    self._ready.set()
+                    self._lines.append(line)
+                if self.matched is None and self._match(line):
+                    self.matched = line
+                    self._matched.set()
         finally:
-            self._ready.set()
+            self._matched.set()
 
-    def wait_listening(self, timeout: float) -> str | None:
-        """The announced base URL, or None if the stream ended or `timeout` passed first."""
-        self._ready.wait(timeout)
-        return self.base_url
+    def wait_for_match(self, timeout: float) -> str | None:
+        """The first matching line, or None if the stream ended or `timeout` passed first."""
+        self._matched.wait(timeout)
+        return self.matched
 
-    def tail(self) -> str:
+    def lines(self) -> list[str]:
         with self._lock:
-            return "\n".join(self._lines)
+            return list(self._lines)
 
-    def close(self) -> None:
-        """Wait for EOF (the process has exited) and close the pipe."""
-        self._thread.join(STOP_TIMEOUT)
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+    def close(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Wait (up to `timeout` seconds) for EOF, which comes once the process has exited, and close the pipe."""
+        self._thread.join(timeout)
         if not self._thread.is_alive():
             self._stream.close()
+
+
+def terminate(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> int:
+    """SIGTERM `process`, give it `timeout` seconds to exit, then SIGKILL; reaps it and returns its exit code.
+
+    Idempotent: for a process that has already exited it only returns the exit code.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
 
 
 @final
@@ -148,20 +178,26 @@ class UpstreamProcess:
             encoding="utf-8",
             errors="replace",
         )
-        self._stderr = _StderrDrain(self.process)
-        base_url = self._stderr.wait_listening(self.startup_timeout)
-        if base_url is None:
+        assert self.process.stderr is not None  # Popen(stderr=PIPE) guarantees it
+        self._stderr = OutputDrain(
+            self.process.stderr,
+            f"upstream-stderr-{self.process.pid}",
+            keep=STDERR_TAIL_LINES,
+            match=lambda line: line.startswith(LISTENING_PREFIX),
+        )
+        listening = self._stderr.wait_for_match(self.startup_timeout)
+        if listening is None:
             self.kill()
             raise UpstreamStartError(
                 f"upstream server {' '.join(self.command[2:])} did not report LISTENING within "
                 f"{self.startup_timeout:g}s (exit code {self.process.returncode}); stderr:\n{self.stderr_tail()}"
             )
-        self.base_url = base_url
-        self.port = int(base_url.rsplit(":", 1)[1])
+        self.base_url = listening[len(LISTENING_PREFIX) :].strip()
+        self.port = int(self.base_url.rsplit(":", 1)[1])
 
     def stderr_tail(self) -> str:
         """The last lines the server wrote to stderr (for failure messages)."""
-        return self._stderr.tail()
+        return self._stderr.text()
 
     @property
     def alive(self) -> bool:
@@ -176,12 +212,7 @@ class UpstreamProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the server, give it `timeout` seconds to shut down, then SIGKILL. Idempotent."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process, timeout)
         self.kill()
 
     def restart(self, *, graceful: bool = False) -> Self:

@@ -21,6 +21,8 @@ Tools (input errors come back as ``is_error`` results, never as JSON-RPC errors)
 - ``content_kinds()``: text, image (``PNG_BYTES``), audio (``WAV_BYTES``), embedded text and blob resources,
   a resource link, and structured content.
 - ``big(size_bytes)``: one text content equal to ``big_text(size_bytes)``.
+- ``log(message, level="info")``: sends ``{"message": message}`` as a log message (logger ``upstream``) to the
+  caller, then answers ``logged <message>``.
 - ``fail(message)``: ``CallToolResult(is_error=True)`` with ``message`` as its text.
 - ``add_tool(name)`` / ``remove_tool(name)``: change the tool list and announce it to every connected client
   (``notifications/tools/list_changed`` on legacy connections, the listen bus for 2026-07-28 clients). An added
@@ -59,7 +61,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from io import TextIOWrapper
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import anyio
 import mcp_types as types
@@ -341,6 +343,12 @@ class Upstream:
         )
         self._tool("fail", self._fail, "Return a tool error.", _schema({"message": string}, ["message"]))
         self._tool(
+            "log",
+            self._log,
+            "Send a log message (notifications/message) to the caller, then answer.",
+            _schema({"message": string, "level": string}, ["message"]),
+        )
+        self._tool(
             "add_tool", self._add_tool, "Add a tool and announce the change.", _schema({"name": string}, ["name"])
         )
         self._tool(
@@ -502,6 +510,12 @@ class Upstream:
     async def _fail(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         return _error(_arg_str(args, "message"))
 
+    async def _log(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
+        message = _arg_str(args, "message")
+        level = cast(types.LoggingLevel, args.get("level", "info"))
+        await ctx.session.send_log_message(level, {"message": message}, "upstream", related_request_id=ctx.request_id)
+        return types.CallToolResult(content=[_text(f"logged {message}")])
+
     async def _add_tool(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         name = _arg_str(args, "name")
         if name in self.tools:
@@ -525,6 +539,10 @@ class Upstream:
 
     async def _crash(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         os._exit(1)
+
+
+TOOL_NAMES: Final = frozenset(Upstream(Options()).tools)
+"""The names of the tools the server offers without behaviours: its built-in tool table."""
 
 
 # --- transports ---------------------------------------------------------------------------------------------------

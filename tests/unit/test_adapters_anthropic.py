@@ -9,89 +9,17 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import anthropic.types as at
 import anyio
 import pytest
-from pydantic import TypeAdapter
 
 from adapters import anthropic as lash_anthropic
-from lash_core import (
-    AudioPart,
-    ImagePart,
-    LashCore,
-    ResourceLinkPart,
-    ResourcePart,
-    Session,
-    TextPart,
-    ToolCall,
-    ToolDefinition,
-    ToolResult,
-)
-from lash_core.testing import StaticToolProvider, ToolHandler, returns
-
-ECHO_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-LONG_NAME = "mcp__a_server_with_a_rather_long_name__a_tool_whose_name_is_also_quite_long"
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(40))).decode()
-PDF = base64.b64encode(b"%PDF-1.4\n%fake\n").decode()
-
-
-def tool(
-    name: str, handler: ToolHandler, schema: Mapping[str, Any] | None = None, description: str = ""
-) -> tuple[ToolDefinition, ToolHandler]:
-    return ToolDefinition.raw(name, description, ECHO_SCHEMA if schema is None else schema), handler
-
-
-async def echo(call: ToolCall) -> ToolResult:
-    return ToolResult.ok(str(call.args["text"]))
-
-
-def session_with(*tools: tuple[ToolDefinition, ToolHandler]) -> Session:
-    """A session offering `tools`, each answered by its own handler."""
-    handlers = {definition.name: handler for definition, handler in tools}
-
-    async def dispatch(call: ToolCall) -> ToolResult:
-        return await handlers[call.name](call)
-
-    provider = StaticToolProvider((definition for definition, _ in tools), dispatch)
-    return LashCore.builder().tools(provider).build().session()
-
-
-def materialised(value: object) -> object:
-    """Validated TypedDicts hold lazy iterators for `Iterable` fields: consume them (which validates the items)."""
-    if isinstance(value, Mapping):
-        return {key: materialised(item) for key, item in value.items()}
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return [materialised(item) for item in value]
-    return value
-
-
-def assert_valid(typed: Any, value: object) -> None:
-    """`value` validates as the SDK type `typed`, and validation dropped and coerced nothing."""
-    adapter: TypeAdapter[Any] = TypeAdapter(typed)  # kept alive: the lazy iterators validate through it
-    validated = adapter.validate_python(value)
-    assert materialised(validated) == materialised(value)
-
-
-def tool_use(call_id: str, name: str, args: object) -> dict[str, Any]:
-    return {"type": "tool_use", "id": call_id, "name": name, "input": args}
-
-
-def recorded_message(*blocks: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-sonnet-4-5",
-        "content": [{"type": "text", "text": "Let me use the tools."}, *blocks],
-        "stop_reason": "tool_use",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 412, "output_tokens": 96},
-    }
+from lash_core import AudioPart, ImagePart, ResourceLinkPart, ResourcePart, TextPart, ToolCall, ToolResult
+from lash_core.testing import returns
+from tests.sdk_types import assert_valid, recorded_message, tool_use
+from tests.unit._adapters import ECHO_SCHEMA, LONG_NAME, PDF, PNG, echo, import_fresh, session_with, tool
 
 
 async def run_one(result: ToolResult) -> dict[str, Any]:
@@ -307,10 +235,5 @@ async def test_a_tool_use_without_an_id_is_refused() -> None:
 
 
 def test_importing_the_adapter_loads_no_sdk() -> None:
-    code = (
-        "import sys, adapters.anthropic; "
-        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'anthropic', 'openai'}); "
-        "sys.exit(str(loaded) if loaded else 0)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    done = import_fresh("adapters.anthropic")
     assert done.returncode == 0, done.stderr

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -19,113 +17,12 @@ import openai.types.chat as chat
 import openai.types.responses as responses
 import pytest
 from openai.types.responses.response_input_item_param import FunctionCallOutput
-from pydantic import TypeAdapter
 
 from adapters import openai as lash_openai
-from lash_core import (
-    AudioPart,
-    ImagePart,
-    LashCore,
-    ResourceLinkPart,
-    ResourcePart,
-    Session,
-    TextPart,
-    ToolCall,
-    ToolDefinition,
-    ToolResult,
-)
-from lash_core.testing import StaticToolProvider, ToolHandler, returns
-
-ECHO_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
-LONG_NAME = "mcp__a_server_with_a_rather_long_name__a_tool_whose_name_is_also_quite_long"
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(40))).decode()
-PDF = base64.b64encode(b"%PDF-1.4\n%fake\n").decode()
-
-
-def tool(
-    name: str, handler: ToolHandler, schema: Mapping[str, Any] | None = None, description: str = ""
-) -> tuple[ToolDefinition, ToolHandler]:
-    return ToolDefinition.raw(name, description, ECHO_SCHEMA if schema is None else schema), handler
-
-
-async def echo(call: ToolCall) -> ToolResult:
-    return ToolResult.ok(str(call.args["text"]))
-
-
-def session_with(*tools: tuple[ToolDefinition, ToolHandler]) -> Session:
-    """A session offering `tools`, each answered by its own handler."""
-    handlers = {definition.name: handler for definition, handler in tools}
-
-    async def dispatch(call: ToolCall) -> ToolResult:
-        return await handlers[call.name](call)
-
-    provider = StaticToolProvider((definition for definition, _ in tools), dispatch)
-    return LashCore.builder().tools(provider).build().session()
-
-
-def materialised(value: object) -> object:
-    """Validated TypedDicts hold lazy iterators for `Iterable` fields: consume them (which validates the items)."""
-    if isinstance(value, Mapping):
-        return {key: materialised(item) for key, item in value.items()}
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
-        return [materialised(item) for item in value]
-    return value
-
-
-def assert_valid(typed: Any, value: object) -> None:
-    """`value` validates as the SDK type `typed`, and validation dropped and coerced nothing."""
-    adapter: TypeAdapter[Any] = TypeAdapter(typed)  # kept alive: the lazy iterators validate through it
-    validated = adapter.validate_python(value)
-    assert materialised(validated) == materialised(value)
-
-
-def chat_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def recorded_completion(*tool_calls: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-        "object": "chat.completion",
-        "created": 1741570283,
-        "model": "gpt-5-2025-08-07",
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "tool_calls",
-                "message": {"role": "assistant", "content": None, "refusal": None, "tool_calls": list(tool_calls)},
-            }
-        ],
-        "usage": {"prompt_tokens": 82, "completion_tokens": 17, "total_tokens": 99},
-    }
-
-
-def function_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    return {
-        "type": "function_call",
-        "id": f"fc_{call_id}",
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-        "status": "completed",
-    }
-
-
-def recorded_response(*items: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": "resp_67ccd3a9da748190baa7f1570fe91ac6",
-        "object": "response",
-        "created_at": 1741476777,
-        "model": "gpt-5-2025-08-07",
-        "status": "completed",
-        "output": [
-            {"type": "reasoning", "id": "rs_1", "summary": []},
-            *items,
-        ],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-    }
+from lash_core import AudioPart, ImagePart, ResourceLinkPart, ResourcePart, TextPart, ToolCall, ToolResult
+from lash_core.testing import returns
+from tests.sdk_types import assert_valid, chat_call, function_call, recorded_completion, recorded_response
+from tests.unit._adapters import ECHO_SCHEMA, LONG_NAME, PDF, PNG, echo, import_fresh, session_with, tool
 
 
 async def chat_one(result: ToolResult) -> str:
@@ -442,10 +339,5 @@ async def test_responses_bad_arguments_are_answered_without_calling() -> None:
 
 
 def test_importing_the_adapter_loads_no_sdk() -> None:
-    code = (
-        "import sys, adapters.openai; "
-        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'anthropic', 'openai'}); "
-        "sys.exit(str(loaded) if loaded else 0)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    done = import_fresh("adapters.openai")
     assert done.returncode == 0, done.stderr
