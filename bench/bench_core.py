@@ -268,7 +268,8 @@ notes:
   plugins: each of the {PLUGINS} shares one provider (3 tools) and adds a hook, prompt, turn, action or close/monitor
     registration; the runtime stack adds the tool output budget (the result projector).
   warm tools(): one definitions() call and one identity check per provider ({PLUGINS + 1} here), no per-tool work.
-  first tools(): each new session indexes its surface once, so that read grows with the tool count; build does not."""
+  first tools(): sessions with the same providers share one surface (the core caches it), so a new
+    session's first read does not grow with the tool count either."""
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from ._context import PluginSessionContext, SessionKind
 from ._plugin import PluginFactory, SessionPlugin
 from ._registrar import PluginRegistrar
-from ._session import Session, SessionSnapshot
+from ._session import Session, SessionSnapshot, SurfaceCache
 from ._stack import PluginStack
 from ._tools import ToolProvider
 
@@ -17,11 +17,12 @@ from ._tools import ToolProvider
 class LashCore:
     """Builds sessions from a fixed list of factories. Use `LashCore.builder()` to make one."""
 
-    __slots__ = ("_factories", "_providers")
+    __slots__ = ("_factories", "_providers", "surfaces")
 
     def __init__(self, stack: PluginStack, providers: Sequence[ToolProvider] = ()) -> None:
         self._factories: tuple[PluginFactory, ...] = tuple(stack)
         self._providers = tuple(providers)
+        self.surfaces = SurfaceCache()
 
     @staticmethod
     def builder() -> LashCoreBuilder:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -68,11 +69,53 @@ class SessionSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class _Surface:
-    """The tool surface for one combination of provider definition sequences."""
+    """The tool surface for one combination of providers and their definition sequences."""
 
+    providers: tuple[tuple[str, ToolProvider], ...]
     key: tuple[Sequence[ToolDefinition], ...]
     visible: tuple[ToolDefinition, ...]
     index: Mapping[str, tuple[ToolDefinition, Owned[ToolProvider]]]
+
+    def serves(self, providers: Sequence[Owned[ToolProvider]], key: Sequence[Sequence[ToolDefinition]]) -> bool:
+        return (
+            len(providers) == len(self.providers)
+            and all(o.item is p and o.owner == owner for o, (owner, p) in zip(providers, self.providers, strict=True))
+            and all(a is b for a, b in zip(key, self.key, strict=True))
+        )
+
+
+class SurfaceCache:
+    """Surfaces shared by sessions that register the same provider objects and hide nothing.
+
+    A gateway builds a session per client (per request, for stateless clients); with thousands of
+    tools, building each session's index would cost milliseconds. Small and LRU: a plugin that
+    builds a provider per session only ever misses.
+    """
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[tuple[int, str], ...], _Surface] = OrderedDict()
+
+    @staticmethod
+    def _key(providers: Sequence[Owned[ToolProvider]]) -> tuple[tuple[int, str], ...]:
+        # ids are safe as keys: each entry holds its providers, so no id is reused while it is cached.
+        return tuple((id(o.item), o.owner) for o in providers)
+
+    def get(self, providers: Sequence[Owned[ToolProvider]], key: Sequence[Sequence[ToolDefinition]]) -> _Surface | None:
+        cache_key = self._key(providers)
+        surface = self._entries.get(cache_key)
+        if surface is None or not surface.serves(providers, key):
+            return None
+        self._entries.move_to_end(cache_key)
+        return surface
+
+    def put(self, providers: Sequence[Owned[ToolProvider]], surface: _Surface) -> None:
+        cache_key = self._key(providers)
+        self._entries[cache_key] = surface
+        self._entries.move_to_end(cache_key)
+        while len(self._entries) > self.SIZE:
+            self._entries.popitem(last=False)
 
 
 class Session:
@@ -114,12 +157,17 @@ class Session:
         return self._current_surface().visible
 
     def _current_surface(self) -> _Surface:
-        key = tuple(owned.item.definitions() for owned in self._reg.providers)
+        providers = self._reg.providers
+        key = tuple(owned.item.definitions() for owned in providers)
         surface = self._surface
         if surface is not None and all(a is b for a, b in zip(key, surface.key, strict=True)):
             return surface
-        index: dict[str, tuple[ToolDefinition, Owned[ToolProvider]]] = {}
         hidden = [h.item for h in self._reg.hidden]
+        shared = None if hidden else self._core.surfaces.get(providers, key)
+        if shared is not None:
+            self._surface = shared
+            return shared
+        index: dict[str, tuple[ToolDefinition, Owned[ToolProvider]]] = {}
         for owned, definitions in zip(self._reg.providers, key, strict=True):
             for definition in definitions:
                 # Hidden tools are out of the session, so they cannot conflict: hiding one resolves a conflict.
@@ -129,7 +177,10 @@ class Session:
                 if other is not None:
                     raise ToolConflictError(definition.name, _provider_label(other[1]), _provider_label(owned))
                 index[definition.name] = (definition, owned)
-        self._surface = surface = _Surface(key, tuple(d for d, _ in index.values()), index)
+        owners = tuple((o.owner, o.item) for o in providers)
+        self._surface = surface = _Surface(owners, key, tuple(d for d, _ in index.values()), index)
+        if not hidden:
+            self._core.surfaces.put(providers, surface)
         return surface
 
     async def call_tool(

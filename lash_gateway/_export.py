@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -59,14 +60,41 @@ class _Surface:
     lash_names: Mapping[str, str]
 
 
+class _SurfaceCache:
+    """Export surfaces by the session surface they came from. Sessions with the same providers share
+    one surface tuple (lash_core caches it), so every client of a gateway shares one export: a
+    stateless client builds a session per request, and sanitising thousands of tools each time
+    would cost more than the call."""
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[int, _Surface] = OrderedDict()
+
+    def get(self, tools: tuple[ToolDefinition, ...]) -> _Surface | None:
+        # The entry holds `tools`, so its id cannot be reused while it is cached.
+        surface = self._entries.get(id(tools))
+        if surface is None or surface.key is not tools:
+            return None
+        self._entries.move_to_end(id(tools))
+        return surface
+
+    def put(self, surface: _Surface) -> None:
+        self._entries[id(surface.key)] = surface
+        self._entries.move_to_end(id(surface.key))
+        while len(self._entries) > self.SIZE:
+            self._entries.popitem(last=False)
+
+
 class ExportedSession:
     """A lash session as one downstream connection sees it."""
 
-    __slots__ = ("_limit", "_surface", "session")
+    __slots__ = ("_cache", "_limit", "_surface", "session")
 
-    def __init__(self, session: Session, limit: int) -> None:
+    def __init__(self, session: Session, limit: int, cache: _SurfaceCache) -> None:
         self.session = session
         self._limit = limit
+        self._cache = cache
         self._surface: _Surface | None = None
 
     def surface(self) -> _Surface:
@@ -74,6 +102,14 @@ class ExportedSession:
         surface = self._surface
         if surface is not None and surface.key is tools:
             return surface
+        surface = self._cache.get(tools)
+        if surface is None:
+            surface = self._build(tools)
+            self._cache.put(surface)
+        self._surface = surface
+        return surface
+
+    def _build(self, tools: tuple[ToolDefinition, ...]) -> _Surface:
         names = export_names([t.name for t in tools], self._limit)
         wire: list[Mapping[str, Any]] = []
         lash_names: dict[str, str] = {}
@@ -82,8 +118,7 @@ class ExportedSession:
             if exported is not None:
                 wire.append(exported)
                 lash_names[names[tool.name]] = tool.name
-        self._surface = surface = _Surface(tools, tuple(wire), lash_names)
-        return surface
+        return _Surface(tools, tuple(wire), lash_names)
 
 
 class McpExport:
@@ -107,6 +142,7 @@ class McpExport:
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
         self._handshake_connections: dict[int, Connection] = {}
+        self._surfaces = _SurfaceCache()
         self.server = _GatewayServer(
             name,
             version=version,
@@ -145,7 +181,7 @@ class McpExport:
         connection = _connection_of(ctx)
         exported: ExportedSession | None = connection.state.get(_STATE_KEY)
         if exported is None:
-            exported = ExportedSession(self._core.session(), self._limit)
+            exported = ExportedSession(self._core.session(), self._limit, self._surfaces)
             connection.state[_STATE_KEY] = exported
             await exported.session.ready()
             connection.exit_stack.push_async_callback(exported.session.aclose)

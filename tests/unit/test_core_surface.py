@@ -199,3 +199,53 @@ def test_surface_is_not_recomputed_while_providers_return_the_same_sequence() ->
     provider.set_definitions(provider.definitions() + (simple_tool("c"),))
     session.tools()
     assert checked == ["a", "b", "a", "b", "c"]
+
+
+def test_sessions_with_the_same_providers_share_one_surface() -> None:
+    """A gateway builds a session per client; with thousands of tools, each must not rebuild the index."""
+    shared = StaticToolProvider([simple_tool(f"t{i}") for i in range(1000)])
+    core = LashCore.builder().plugin(offering("big", shared)).build()
+
+    first, second = core.session(), core.session()
+
+    assert first.tools() is second.tools()
+    assert second.child("subagent").tools() is first.tools()
+
+
+def test_a_shared_surface_follows_the_providers_changes() -> None:
+    provider = StaticToolProvider([simple_tool("old")])
+    core = LashCore.builder().plugin(offering("p", provider)).build()
+    before = core.session()
+    assert names(before.tools()) == ["old"]
+
+    provider.set_definitions([simple_tool("new")])
+
+    assert names(core.session().tools()) == ["new"]
+    assert names(before.tools()) == ["new"]
+
+
+def test_a_session_that_hides_tools_does_not_share_or_spoil_the_surface() -> None:
+    provider = StaticToolProvider([simple_tool("keep"), simple_tool("secret")])
+
+    def register(reg: PluginRegistrar, ctx: PluginSessionContext) -> None:
+        if not ctx.is_root_session():
+            reg.surface().hide("secret")
+
+    core = LashCore.builder().plugin(offering("p", provider)).plugin(CallbackPluginFactory("hide", register)).build()
+    root = core.session()
+    child = root.child("subagent")
+
+    assert names(child.tools()) == ["keep"]
+    assert names(root.tools()) == ["keep", "secret"]
+    assert names(core.session().tools()) == ["keep", "secret"]
+
+
+def test_sessions_with_their_own_providers_get_their_own_surfaces() -> None:
+    def register(reg: PluginRegistrar, ctx: PluginSessionContext) -> None:
+        reg.tools().provider(StaticToolProvider([simple_tool(f"for_{ctx.session_id[:6]}")]))
+
+    core = LashCore.builder().plugin(CallbackPluginFactory("own", register)).build()
+    first, second = core.session(), core.session()
+
+    assert names(first.tools()) == [f"for_{first.id[:6]}"]
+    assert names(second.tools()) == [f"for_{second.id[:6]}"]
