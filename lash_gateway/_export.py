@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -60,65 +59,16 @@ class _Surface:
     lash_names: Mapping[str, str]
 
 
-class _SurfaceCache:
-    """Export surfaces by the session surface they came from. Sessions with the same providers share
-    one surface tuple (lash_core caches it), so every client of a gateway shares one export: a
-    stateless client builds a session per request, and sanitising thousands of tools each time
-    would cost more than the call."""
-
-    SIZE = 32
-
-    def __init__(self) -> None:
-        self._entries: OrderedDict[int, _Surface] = OrderedDict()
-
-    def get(self, tools: tuple[ToolDefinition, ...]) -> _Surface | None:
-        # The entry holds `tools`, so its id cannot be reused while it is cached.
-        surface = self._entries.get(id(tools))
-        if surface is None or surface.key is not tools:
-            return None
-        self._entries.move_to_end(id(tools))
-        return surface
-
-    def put(self, surface: _Surface) -> None:
-        self._entries[id(surface.key)] = surface
-        self._entries.move_to_end(id(surface.key))
-        while len(self._entries) > self.SIZE:
-            self._entries.popitem(last=False)
-
-
-class ExportedSession:
-    """A lash session as one downstream connection sees it."""
-
-    __slots__ = ("_cache", "_limit", "_surface", "session")
-
-    def __init__(self, session: Session, limit: int, cache: _SurfaceCache) -> None:
-        self.session = session
-        self._limit = limit
-        self._cache = cache
-        self._surface: _Surface | None = None
-
-    def surface(self) -> _Surface:
-        tools = self.session.tools()
-        surface = self._surface
-        if surface is not None and surface.key is tools:
-            return surface
-        surface = self._cache.get(tools)
-        if surface is None:
-            surface = self._build(tools)
-            self._cache.put(surface)
-        self._surface = surface
-        return surface
-
-    def _build(self, tools: tuple[ToolDefinition, ...]) -> _Surface:
-        names = export_names([t.name for t in tools], self._limit)
-        wire: list[Mapping[str, Any]] = []
-        lash_names: dict[str, str] = {}
-        for tool in tools:
-            exported = _tool_to_wire(tool, names[tool.name])
-            if exported is not None:
-                wire.append(exported)
-                lash_names[names[tool.name]] = tool.name
-        return _Surface(tools, tuple(wire), lash_names)
+def _export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> _Surface:
+    names = export_names([t.name for t in tools], limit)
+    wire: list[Mapping[str, Any]] = []
+    lash_names: dict[str, str] = {}
+    for tool in tools:
+        exported = _tool_to_wire(tool, names[tool.name])
+        if exported is not None:
+            wire.append(exported)
+            lash_names[names[tool.name]] = tool.name
+    return _Surface(tools, tuple(wire), lash_names)
 
 
 class McpExport:
@@ -142,7 +92,7 @@ class McpExport:
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
         self._handshake_connections: dict[int, Connection] = {}
-        self._surfaces = _SurfaceCache()
+        self._surface: _Surface | None = None
         self.server = _GatewayServer(
             name,
             version=version,
@@ -177,20 +127,31 @@ class McpExport:
             connection.exit_stack.callback(self._handshake_connections.pop, key, None)
         return result
 
-    async def _exported(self, ctx: ServerRequestContext[Any, Any]) -> ExportedSession:
+    async def _session(self, ctx: ServerRequestContext[Any, Any]) -> Session:
+        """The connection's lash session, built on its first request."""
         connection = _connection_of(ctx)
-        exported: ExportedSession | None = connection.state.get(_STATE_KEY)
-        if exported is None:
-            exported = ExportedSession(self._core.session(), self._limit, self._surfaces)
-            connection.state[_STATE_KEY] = exported
-            await exported.session.ready()
-            connection.exit_stack.push_async_callback(exported.session.aclose)
-        return exported
+        session: Session | None = connection.state.get(_STATE_KEY)
+        if session is None:
+            session = connection.state[_STATE_KEY] = self._core.session()
+            await session.ready()
+            connection.exit_stack.push_async_callback(session.aclose)
+        return session
+
+    def _surface_of(self, session: Session) -> _Surface:
+        """The export of a session's surface. Sessions with the same providers share one surface
+        tuple (lash_core caches it), so one entry serves every client: a stateless client builds a
+        session per request, and sanitising thousands of tools each time would cost more than the
+        call. Sessions whose surfaces differ (per-session hide rules) rebuild it."""
+        tools = session.tools()
+        surface = self._surface
+        if surface is None or surface.key is not tools:
+            surface = self._surface = _export_surface(tools, self._limit)
+        return surface
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        surface = (await self._exported(ctx)).surface()
+        surface = self._surface_of(await self._session(ctx))
         # The SDK takes wire-form dicts from handlers (and validates them); building N Tool models
         # per list would cost more than the list itself.
         return cast(types.ListToolsResult, _for_era(ctx, {"tools": list(surface.tools)}))
@@ -198,8 +159,8 @@ class McpExport:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        exported = await self._exported(ctx)
-        lash_name = exported.surface().lash_names.get(params.name)
+        session = await self._session(ctx)
+        lash_name = self._surface_of(session).lash_names.get(params.name)
         if lash_name is None:
             unknown = _error_result(f"unknown tool {params.name!r}: it is not in this gateway's tool list")
             return cast(types.CallToolResult, _for_era(ctx, unknown))
@@ -207,7 +168,7 @@ class McpExport:
         started = time.perf_counter()
         result: ToolResult | None = None
         try:
-            result = await exported.session.call_tool(
+            result = await session.call_tool(
                 lash_name,
                 params.arguments or {},
                 call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
