@@ -80,7 +80,7 @@ class AdminApi:
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
             client = request.client.host if request.client else ""
-            if not self._settings.allow_remote and not _is_loopback(client):
+            if not self._settings.allow_remote and not is_loopback(client):
                 return _error(403, "the admin API only answers loopback clients; set gateway.admin.allow_remote")
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, self._expected):
@@ -206,11 +206,12 @@ async def check_url_allowed(url: str, deny: Sequence[ipaddress.IPv4Network | ipa
                 )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether a client address or bind host is this machine only."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False
+        return host == "localhost"
 
 
 def _error(code: int, message: str) -> Response:

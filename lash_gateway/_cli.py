@@ -23,10 +23,11 @@ from pydantic import SecretStr
 
 from lash_core import Session
 
+from ._admin import is_loopback
 from ._admin_cli import add_admin_commands, run_admin_command
 from ._app import MCP_PATH, SSE_PATH, Gateway
 from ._errors import GatewayError
-from ._settings import GatewayConfig, load_gateway_config
+from ._settings import GatewayConfig, GatewaySettings, load_gateway_config
 from ._state import (
     ADMIN_TOKEN_ENV,
     STATE_DIR_ENV,
@@ -39,6 +40,8 @@ from ._state import (
 )
 from ._store import StateStore
 from ._upstream import ServerStatus
+
+log = logging.getLogger("lash_gateway.cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,6 +101,8 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     shown = f"[{shown}]" if ":" in shown else shown
     base = f"http://{shown}:{sock.getsockname()[1]}"
     write_private(directory / URL_FILE, base + "\n")
+    if warning := exposure_warning(host, settings):
+        log.warning(warning)
     gateway = Gateway(config, store=StateStore(directory / STORE_FILE), admin_token=token)
     server = uvicorn.Server(uvicorn.Config(gateway.http_app(), log_level="warning", lifespan="on"))
     token_source = f"in {token_file}" if token_file else "as configured"
@@ -107,6 +112,16 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def exposure_warning(host: str, settings: GatewaySettings) -> str | None:
+    """What to tell an operator who exposes the MCP endpoints beyond this machine without a token."""
+    if is_loopback(host) or settings.auth_token is not None:
+        return None
+    return (
+        f"listening on {host} with no gateway.auth_token: anyone who can reach it and passes the Host check "
+        "can call every attached tool; set gateway.auth_token"
+    )
 
 
 def _secret(value: SecretStr | None) -> str | None:
