@@ -86,28 +86,54 @@ def result_from_wire(server: str, tool: str, raw: Mapping[str, Any]) -> ToolResu
 
 
 def _part(server: str, tool: str, item: Any) -> ContentPart:
+    # Fields of the wrong type are dropped here: passed through, they would make the gateway's own
+    # answer fail the SDK's result check, and the client would get an opaque internal error.
     if not isinstance(item, Mapping):
         return TextPart(json.dumps(item))
-    annotations = item.get("annotations") if isinstance(item.get("annotations"), Mapping) else None
+    annotations = _annotations(item.get("annotations"))
     kind = item.get("type")
     if kind == "text" and isinstance(item.get("text"), str):
         return TextPart(item["text"], annotations)
-    if kind == "image" and isinstance(item.get("data"), str):
-        return ImagePart(item["data"], str(item.get("mimeType", "application/octet-stream")), annotations)
-    if kind == "audio" and isinstance(item.get("data"), str):
-        return AudioPart(item["data"], str(item.get("mimeType", "application/octet-stream")), annotations)
+    if kind in ("image", "audio") and isinstance(item.get("data"), str):
+        mime = _str(item.get("mimeType")) or "application/octet-stream"
+        return (ImagePart if kind == "image" else AudioPart)(item["data"], mime, annotations)
     if kind == "resource" and isinstance(resource := item.get("resource"), Mapping) and "uri" in resource:
         return ResourcePart(
             str(resource["uri"]),
-            resource.get("mimeType"),
-            resource.get("text"),
-            resource.get("blob"),
+            _str(resource.get("mimeType")),
+            _str(resource.get("text")),
+            _str(resource.get("blob")),
             annotations,
         )
     if kind == "resource_link" and "uri" in item:
         return ResourceLinkPart(
-            str(item["uri"]), str(item.get("name", "")), item.get("mimeType"), item.get("description"), annotations
+            str(item["uri"]),
+            str(item.get("name", "")),
+            _str(item.get("mimeType")),
+            _str(item.get("description")),
+            annotations,
         )
     # Unknown or malformed content stays visible rather than vanishing.
     log.warning("unrecognised content item in tool result", extra={"server": server, "tool": tool, "type": kind})
     return TextPart(json.dumps(item, ensure_ascii=False))
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _annotations(raw: Any) -> dict[str, Any] | None:
+    """MCP content annotations that are well-formed: `audience` of roles, `priority` in [0, 1],
+    `lastModified` a string; anything else is dropped."""
+    if not isinstance(raw, Mapping):
+        return None
+    kept: dict[str, Any] = {}
+    audience = raw.get("audience")
+    if isinstance(audience, list) and all(role in ("user", "assistant") for role in audience):
+        kept["audience"] = audience
+    priority = raw.get("priority")
+    if isinstance(priority, int | float) and not isinstance(priority, bool) and 0 <= priority <= 1:
+        kept["priority"] = priority
+    if isinstance(raw.get("lastModified"), str):
+        kept["lastModified"] = raw["lastModified"]
+    return kept or None
