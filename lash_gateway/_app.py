@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 from mcp.server.sse import SseServerTransport
@@ -75,15 +75,13 @@ class Gateway:
         for plugin in plugins:
             builder.plugin(plugin)
         self.core = builder.build()
-        self.export = McpExport(
-            self.core, name_limit=self.config.settings.export.name_limit, on_call=self._observe_call
-        )
+        # The client gauge reads the export at scrape time, so metrics can exist before it.
         self.metrics = GatewayMetrics(self.factory.pool, lambda: self.export.connected_clients)
+        self.export = McpExport(
+            self.core, name_limit=self.config.settings.export.name_limit, on_call=self.metrics.observe
+        )
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
-
-    def _observe_call(self, *args: Any) -> None:
-        self.metrics.observe(*args)
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import mcp_types as types
 from pydantic import BaseModel, ConfigDict
 
 from lash_core import (
@@ -40,8 +41,6 @@ from ._errors import (
 from ._pool import McpConnectionPool
 from ._upstream import ServerStatus
 
-INVALID_PARAMS = -32602
-
 
 class McpToolProvider(ToolProvider):
     """The pool's tools as a lash provider; one instance serves every session."""
@@ -68,7 +67,7 @@ class McpToolProvider(ToolProvider):
         except UpstreamUnavailable as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.UNAVAILABLE, code="upstream_unavailable")
         except UpstreamCallError as exc:
-            failure_class = FailureClass.INVALID_INPUT if exc.code == INVALID_PARAMS else FailureClass.TOOL_ERROR
+            failure_class = FailureClass.INVALID_INPUT if exc.code == types.INVALID_PARAMS else FailureClass.TOOL_ERROR
             return ToolResult.err(str(exc), failure_class=failure_class, code="upstream_error")
         except GatewayError as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.TOOL_ERROR, code="upstream_protocol_error")

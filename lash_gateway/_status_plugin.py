@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from lash_core import (
     PluginFactory,
     PluginRegistrar,
@@ -15,6 +13,7 @@ from lash_core import (
     ToolResult,
 )
 
+from ._plugin import status_dict
 from ._pool import McpConnectionPool
 
 STATUS_TOOL = "lash_gateway_status"
@@ -37,7 +36,7 @@ class _StatusTool(ToolProvider):
 
     async def execute(self, call: ToolCall) -> ToolResult:
         servers = [
-            {key: value for key, value in dataclasses.asdict(s).items() if key != "config"}
+            {key: value for key, value in status_dict(s).items() if key != "config"}
             for s in self._pool.server_statuses()
         ]
         return ToolResult.ok({"servers": servers})

@@ -181,7 +181,6 @@ class Upstream:
                                 extra={"server": self.name, "error": self.last_error, "attempt": self._attempts + 1},
                             )
                     finally:
-                        self._client = None
                         self._subscription = None
                         self._connected_since = None
                     self._state = "reconnecting"
