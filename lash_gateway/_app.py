@@ -19,7 +19,7 @@ from typing import Self
 import anyio
 from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,6 +31,7 @@ from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudge
 
 from ._admin import AdminApi
 from ._export import McpExport
+from ._fast_path import FastPath
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._plugin import McpPluginFactory
 from ._settings import GatewayConfig
@@ -133,7 +134,11 @@ class Gateway:
             allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts],
             allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
         )
-        manager = StreamableHTTPSessionManager(app=self.export.server, security_settings=security)
+        manager = StreamableHTTPSessionManager(
+            app=self.export.server,
+            security_settings=security,
+            session_idle_timeout=settings.export.session_idle_timeout,
+        )
         sse = SseServerTransport(SSE_MESSAGES_PATH, security_settings=security)
         sse_endpoint = _SseEndpoint(sse, self.export)
 
@@ -154,7 +159,7 @@ class Gateway:
         return Starlette(
             routes=[
                 *admin,
-                Route(MCP_PATH, endpoint=guarded(StreamableHTTPASGIApp(manager))),
+                Route(MCP_PATH, endpoint=guarded(FastPath(self.export, manager, security))),
                 Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
                 Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),
                 Route("/healthz", endpoint=self._healthz),

@@ -25,14 +25,18 @@ import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.caching import CacheHint
 from mcp.server.connection import Connection
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.requests import Request
 
 from lash_core import (
     AudioPart,
     ContentPart,
     ImagePart,
     LashCore,
+    LogReporter,
+    ProgressReporter,
     ResourcePart,
     Session,
     TextPart,
@@ -92,6 +96,7 @@ class McpExport:
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
         self._handshake_connections: dict[int, Connection] = {}
+        self._http_connections: dict[str, Connection] = {}
         self._surface: _Surface | None = None
         self.server = _GatewayServer(
             name,
@@ -116,6 +121,10 @@ class McpExport:
             await connection.send_tool_list_changed()
         await self._bus.publish(ToolsListChanged())
 
+    def http_connection(self, session_id: str) -> Connection | None:
+        """The handshake-era connection behind a streamable-HTTP `Mcp-Session-Id`, once initialized."""
+        return self._http_connections.get(session_id)
+
     async def _track_connection(
         self, ctx: ServerRequestContext[Any, Any], call_next: Callable[..., Awaitable[Any]]
     ) -> Any:
@@ -125,11 +134,14 @@ class McpExport:
             key = id(connection)
             self._handshake_connections[key] = connection
             connection.exit_stack.callback(self._handshake_connections.pop, key, None)
+            session_id = ctx.request.headers.get(MCP_SESSION_ID_HEADER) if isinstance(ctx.request, Request) else None
+            if session_id:
+                self._http_connections[session_id] = connection
+                connection.exit_stack.callback(self._http_connections.pop, session_id, None)
         return result
 
-    async def _session(self, ctx: ServerRequestContext[Any, Any]) -> Session:
+    async def session_of(self, connection: Connection) -> Session:
         """The connection's lash session, built on its first request."""
-        connection = _connection_of(ctx)
         session: Session | None = connection.state.get(_STATE_KEY)
         if session is None:
             session = connection.state[_STATE_KEY] = self._core.session()
@@ -148,37 +160,54 @@ class McpExport:
             surface = self._surface = _export_surface(tools, self._limit)
         return surface
 
+    def list_result(self, session: Session) -> dict[str, Any]:
+        """A `tools/list` result (wire form) for `session`."""
+        return {"tools": list(self._surface_of(session).tools)}
+
+    async def call(
+        self,
+        session: Session,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        call_id: str,
+        progress: ProgressReporter | None,
+        log: LogReporter,
+    ) -> dict[str, Any]:
+        """Run a `tools/call` for an exported name; the result is in wire form, failures are `isError` results."""
+        lash_name = self._surface_of(session).lash_names.get(name)
+        if lash_name is None:
+            return _error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
+        started = time.perf_counter()
+        result: ToolResult | None = None
+        try:
+            result = await session.call_tool(lash_name, arguments, call_id=call_id, progress=progress, log=log)
+        finally:
+            if self._on_call is not None:
+                self._on_call(lash_name, result, time.perf_counter() - started)
+        return result_to_wire(result)
+
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        surface = self._surface_of(await self._session(ctx))
+        session = await self.session_of(_connection_of(ctx))
         # The SDK takes wire-form dicts from handlers (and validates them); building N Tool models
         # per list would cost more than the list itself.
-        return cast(types.ListToolsResult, _for_era(ctx, {"tools": list(surface.tools)}))
+        return cast(types.ListToolsResult, _for_era(ctx, self.list_result(session)))
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        session = await self._session(ctx)
-        lash_name = self._surface_of(session).lash_names.get(params.name)
-        if lash_name is None:
-            unknown = _error_result(f"unknown tool {params.name!r}: it is not in this gateway's tool list")
-            return cast(types.CallToolResult, _for_era(ctx, unknown))
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
-        started = time.perf_counter()
-        result: ToolResult | None = None
-        try:
-            result = await session.call_tool(
-                lash_name,
-                params.arguments or {},
-                call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
-                progress=ctx.session.report_progress if wants_progress else None,
-                log=partial(_relay_log, ctx),
-            )
-        finally:
-            if self._on_call is not None:
-                self._on_call(lash_name, result, time.perf_counter() - started)
-        return cast(types.CallToolResult, _for_era(ctx, result_to_wire(result)))  # a wire-form dict, as above
+        result = await self.call(
+            await self.session_of(_connection_of(ctx)),
+            params.name,
+            params.arguments or {},
+            call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
+            progress=ctx.session.report_progress if wants_progress else None,
+            log=partial(_relay_log, ctx),
+        )
+        return cast(types.CallToolResult, _for_era(ctx, result))  # a wire-form dict, as above
 
 
 class _GatewayServer(Server[Any]):

@@ -28,6 +28,9 @@ class ExportSettings(BaseModel):
     max_text_chars: int | None = Field(default=None, ge=0)
     """Output budget per tool result, in characters of text; None passes results whole, since MCP
     clients budget their own context (Claude Code's MAX_MCP_OUTPUT_TOKENS)."""
+    session_idle_timeout: float = Field(default=1800.0, gt=0, allow_inf_nan=False)
+    """Seconds a streamable-HTTP session may go without a request (or an open stream) before the
+    gateway forgets it; the client then gets 404 and starts a new session."""
 
 
 DEFAULT_DENY_NETWORKS = ("169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128")

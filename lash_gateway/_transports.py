@@ -1,8 +1,9 @@
 """Open the byte pipe to one upstream: stdio child, streamable HTTP, or legacy HTTP+SSE.
 
-Each opener is an async context manager yielding the SDK's `(read, write)` stream pair and owning
-everything it started (child process, HTTP client). Events have no size limit: a 16 MiB tool result
-is a normal thing to forward, and the SDK's HTTP clients would drop anything over 1 MiB.
+Each opener is an async context manager yielding a `Pipe` (the SDK's stream pair, plus the call
+lane on stdio) and owning everything it started (child process, HTTP client). Events have no size
+limit: a 16 MiB tool result is a normal thing to forward, and the SDK's HTTP clients would drop
+anything over 1 MiB.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TypeAlias
+from dataclasses import dataclass
+from typing import TypeAlias, cast
 from urllib.parse import urljoin, urlparse
 
 import anyio
@@ -19,11 +21,11 @@ import httpx2
 import mcp_types as types
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from mcp import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from ._config import HttpServerConfig, ServerConfig, StdioServerConfig
+from ._stdio import LogHandler, StdioLane, open_stdio
 
 log = logging.getLogger("lash_gateway.transport")
 
@@ -31,28 +33,34 @@ ReadStream: TypeAlias = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream: TypeAlias = MemoryObjectSendStream[SessionMessage]
 
 
+@dataclass(frozen=True, slots=True)
+class Pipe:
+    """An open connection's streams for the SDK session, and the lane that bypasses it (stdio only)."""
+
+    read: ReadStream
+    write: WriteStream
+    lane: StdioLane | None = None
+
+
 @asynccontextmanager
-async def open_transport(config: ServerConfig) -> AsyncIterator[tuple[ReadStream, WriteStream]]:
-    """The stream pair for `config`; leaving the context closes the pipe and reaps any child."""
+async def open_transport(config: ServerConfig, on_log: LogHandler) -> AsyncIterator[Pipe]:
+    """The pipe for `config`; leaving the context closes it and reaps any child. `on_log` gets the
+    log messages the stdio transport takes off the session's path (the others arrive through it)."""
     if isinstance(config, StdioServerConfig):
-        params = StdioServerParameters(
-            command=config.command,
-            args=list(config.args),
-            env={key: value.get_secret_value() for key, value in config.env.items()} or None,
-            cwd=config.cwd,
-        )
-        async with stdio_client(params) as streams:
-            yield streams  # type: ignore[misc]
+        async with open_stdio(config, on_log) as (read, write, lane):
+            yield Pipe(read, write, lane)
         return
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(_http_client(config))
         if config.transport == "streamable_http":
+            # Typed by the SDK with its private stream protocols; they are anyio memory streams.
             streams = await stack.enter_async_context(
                 streamable_http_client(config.url, http_client=http, max_sse_event_size=None)
             )
+            read, write = cast(tuple[ReadStream, WriteStream], streams)
         else:
-            streams = await stack.enter_async_context(_sse_transport(config.url, http))
-        yield streams  # type: ignore[misc]
+            read, write = await stack.enter_async_context(_sse_transport(config.url, http))
+        yield Pipe(read, write)
 
 
 def _http_client(config: HttpServerConfig) -> httpx2.AsyncClient:

@@ -45,6 +45,7 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._schema import SanitizedTool, sanitize_tool
+from ._stdio import StdioLane
 from ._transports import WriteStream, open_transport
 from ._wire import result_from_wire, send_raw
 
@@ -137,6 +138,7 @@ class Upstream:
         self.last_error: str | None = None
         self._on_tools_changed = on_tools_changed
         self._client: Client | None = None
+        self._lane: StdioLane | None = None
         self._subscription: Subscription | None = None
         self._lost = anyio.Event()
         self._refresh = anyio.Event()
@@ -204,43 +206,43 @@ class Upstream:
         lost = self._lost
         deadline = anyio.current_time() + self.config.startup_timeout
         with anyio.CancelScope(deadline=deadline) as startup:
-            client = Client(
-                self._transport(lost.set),
-                mode=self.config.mode,
-                message_handler=self._on_message,
-                logging_callback=self._on_log,
-                client_info=types.Implementation(name="lash-gateway", version="0.1.0"),
-                cache=None,
-            )
-            async with client, contextlib.AsyncExitStack() as listening:
-                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                    # Subscribe before the first tools/list: a change made after that list is then never missed.
-                    self._subscription = await self._subscribe(client, listening)
-                await self._list_tools(client)
-                startup.deadline = math.inf
-                self._client = client
-                self._connected_since = time.time()
-                self._state = "connected"
-                self.last_error = None
-                self._transport_errors = 0
-                log.info(
-                    "upstream connected",
-                    extra={"server": self.name, "protocol": client.protocol_version, "tools": len(self.tools)},
+            async with open_transport(self.config, self._on_log) as pipe:
+                client = Client(
+                    _opened(_WatchedReadStream(pipe.read, lost.set), pipe.write),
+                    mode=self.config.mode,
+                    message_handler=self._on_message,
+                    logging_callback=self._on_log,
+                    client_info=types.Implementation(name="lash-gateway", version="0.1.0"),
+                    cache=None,
                 )
-                try:
-                    yield
-                finally:
-                    # Before the client closes: a call starting now must see "not connected", not a closing client.
-                    self._client = None
+                async with client, contextlib.AsyncExitStack() as listening:
+                    modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
+                    if modern:
+                        # Subscribe before the first tools/list: a change made after that list is then never missed.
+                        self._subscription = await self._subscribe(client, listening)
+                    await self._list_tools(client)
+                    startup.deadline = math.inf
+                    self._client = client
+                    # 2026-07-28 requests carry a per-request envelope only the SDK session writes.
+                    self._lane = None if modern else pipe.lane
+                    self._connected_since = time.time()
+                    self._state = "connected"
+                    self.last_error = None
+                    self._transport_errors = 0
+                    log.info(
+                        "upstream connected",
+                        extra={"server": self.name, "protocol": client.protocol_version, "tools": len(self.tools)},
+                    )
+                    try:
+                        yield
+                    finally:
+                        # Before the client closes: a call starting now must see "not connected", not a closing client.
+                        self._client = None
+                        self._lane = None
         if startup.cancelled_caught:
             raise UpstreamUnavailable(
                 self.name, f"no complete handshake and tools/list within {self.config.startup_timeout:g}s"
             )
-
-    @asynccontextmanager
-    async def _transport(self, on_end: Callable[[], None]) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream]]:
-        async with open_transport(self.config) as (read, write):
-            yield _WatchedReadStream(read, on_end), write
 
     async def _serve(self) -> None:
         """Run while connected: refresh tools on list_changed, ping while idle; return when lost."""
@@ -382,23 +384,27 @@ class Upstream:
             raise UpstreamUnavailable(self.name, f"not connected ({detail}); the gateway keeps reconnecting")
         limit = self.config.call_timeout if call_timeout is None else call_timeout
         params = {"name": tool, "arguments": dict(args)}
-        with anyio.CancelScope() as scope:
+        # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
+        with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
             self._calls.add(scope)
             if log_to is not None:
                 self._log_sinks.append(log_to)
             try:
-                with anyio.fail_after(limit):
+                lane = self._lane
+                if lane is not None:
+                    raw = await lane.request("tools/call", params, on_progress=progress)
+                else:
                     raw = await send_raw(client.session, "tools/call", params, on_progress=progress)
                 return result_from_wire(self.name, tool, raw)
-            except TimeoutError:
-                raise CallTimeout(self.name, tool, limit) from None
             except MCPError as exc:
                 raise self._call_error(tool, exc) from None
             finally:
                 self._calls.discard(scope)
                 if log_to is not None:
                     self._log_sinks.remove(log_to)
-        raise ServerDetached(self.name, self._stop_reason or "server was detached while the call was in flight")
+        if self._stop_reason is not None:
+            raise ServerDetached(self.name, self._stop_reason)
+        raise CallTimeout(self.name, tool, limit)
 
     def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:
         if self._stop_reason is not None:
@@ -448,6 +454,14 @@ class Upstream:
             calls_in_flight=len(self._calls),
             config=redacted(self.config),
         )
+
+
+@asynccontextmanager
+async def _opened(
+    read: _WatchedReadStream, write: WriteStream
+) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream]]:
+    """An already open stream pair in the shape `mcp.Client` takes as a transport."""
+    yield read, write
 
 
 def describe_error(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """Raw MCP requests on an SDK session, and the mapping of raw results to lash values.
 
-This is the one module that reaches into `mcp` internals (`ClientSession._stamp` and
-`._dispatcher`), for two reasons the public API cannot serve:
+This is the one module that reaches into `mcp` client session internals (`ClientSession._stamp`
+and `._dispatcher`), for two reasons the public API cannot serve:
 - `list_tools()` validates the whole page strictly, so one upstream tool with a bad schema would
   hide every other tool of that server; we take the raw page and sanitise tool by tool.
 - `call_tool()` validates results strictly and, after a success, silently re-lists the tools to

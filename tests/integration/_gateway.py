@@ -48,6 +48,7 @@ from tests.servers.launch import (
 
 __all__ = [
     "AUTH_TOKEN",
+    "MCP_HEADERS",
     "BANNER_PREFIX",
     "CLIENT_MODES",
     "CONSOLE_SCRIPT",
@@ -63,13 +64,18 @@ __all__ = [
     "GatewayStartError",
     "GatewayStarter",
     "InProcessGateway",
+    "RawSession",
     "ServiceGateway",
     "connect",
     "connect_stdio",
     "http_upstream",
+    "initialize_body",
     "poll",
+    "raw_session",
+    "reply_to",
     "run_gateway_in_process",
     "serve_app",
+    "sse_messages",
     "stdio_upstream",
     "text_of",
     "wait_servers_connected",
@@ -296,6 +302,7 @@ async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> As
     On exit uvicorn is told to stop and awaited (open streams get 2 seconds).
     """
     sock = socket.create_server(("127.0.0.1", 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `lash-gateway serve` does
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
     try:
@@ -339,6 +346,70 @@ async def run_gateway_in_process(config: GatewayConfig | None = None) -> AsyncIt
     gateway = Gateway(config or GatewayConfig())
     async with serve_app(gateway.http_app()) as base_url:
         yield InProcessGateway(gateway, base_url)
+
+
+# --- hand-built HTTP exchanges -------------------------------------------------------------------------------------
+
+MCP_HEADERS: Final = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def initialize_body(version: str = "2025-11-25") -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+    }
+
+
+def sse_messages(reply: httpx2.Response) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a POST reply, whether it came as JSON or as an SSE stream."""
+    if reply.headers["content-type"].startswith("application/json"):
+        body = reply.json()
+        return body if isinstance(body, list) else [body]
+    return [json.loads(line[len("data:") :]) for line in reply.text.splitlines() if line.startswith("data:")]
+
+
+def reply_to(reply: httpx2.Response, request_id: int) -> dict[str, Any]:
+    assert reply.status_code == 200, reply.text
+    for message in sse_messages(reply):
+        if message.get("id") == request_id:
+            return message
+    raise AssertionError(f"no reply to request {request_id} in {reply.text!r}")
+
+
+@dataclass
+class RawSession:
+    """An initialized streamable-HTTP session driven by hand: `headers` carry its id and protocol version."""
+
+    http: httpx2.AsyncClient
+    url: str
+    headers: dict[str, str]
+
+    async def post(self, message: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> httpx2.Response:
+        return await self.http.post(self.url, json=dict(message), headers={**self.headers, **(headers or {})})
+
+
+@asynccontextmanager
+async def raw_session(
+    url: str, version: str = "2025-11-25", headers: Mapping[str, str] | None = None
+) -> AsyncIterator[RawSession]:
+    """`initialize` and `notifications/initialized` at `version` on `url` (a `/mcp` endpoint), every request with
+    `headers` too; DELETE at exit. Each HTTP request may take 10 seconds."""
+    async with httpx2.AsyncClient(timeout=10.0) as http:
+        init = await http.post(url, json=initialize_body(version), headers={**MCP_HEADERS, **(headers or {})})
+        reply_to(init, 1)
+        session_headers = {
+            **MCP_HEADERS,
+            **(headers or {}),
+            "Mcp-Session-Id": init.headers["mcp-session-id"],
+            "MCP-Protocol-Version": version,
+        }
+        session = RawSession(http, url, session_headers)
+        initialized = await session.post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert initialized.status_code == 202, initialized.text
+        yield session
+        await http.delete(url, headers=session_headers)
 
 
 # --- SDK clients --------------------------------------------------------------------------------------------------

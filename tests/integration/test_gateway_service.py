@@ -10,7 +10,6 @@ cancellation reaching the upstream, upstream `list_changed` reaching every clien
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import uuid
@@ -31,6 +30,7 @@ from tests.integration._gateway import (
     EXTRA_ALLOWED_HOST,
     EXTRA_ALLOWED_ORIGIN,
     HTTP_SERVER,
+    MCP_HEADERS,
     STDIO_SERVER,
     ClientMode,
     GatewayClient,
@@ -39,7 +39,9 @@ from tests.integration._gateway import (
     ServiceGateway,
     connect,
     http_upstream,
+    initialize_body,
     poll,
+    reply_to,
     text_of,
     wait_servers_connected,
     write_config,
@@ -58,7 +60,6 @@ UPSTREAMS: Final = (STDIO_SERVER, HTTP_SERVER)
 EXPORTABLE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LOG_LINE: Final = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 AUTH: Final = {"Authorization": f"Bearer {AUTH_TOKEN}"}
-MCP_HEADERS: Final = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 mode_params = pytest.mark.parametrize("mode", CLIENT_MODES)
 
@@ -109,31 +110,6 @@ async def cancel_log(client: GatewayClient, server: str) -> list[str]:
     assert result.structured_content is not None
     cancelled: list[str] = result.structured_content["cancelled"]
     return cancelled
-
-
-def sse_messages(reply: httpx2.Response) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of a POST reply, whether it came as JSON or as an SSE stream."""
-    if reply.headers["content-type"].startswith("application/json"):
-        body = reply.json()
-        return body if isinstance(body, list) else [body]
-    return [json.loads(line[len("data:") :]) for line in reply.text.splitlines() if line.startswith("data:")]
-
-
-def reply_to(reply: httpx2.Response, request_id: int) -> dict[str, Any]:
-    assert reply.status_code == 200, reply.text
-    for message in sse_messages(reply):
-        if message.get("id") == request_id:
-            return message
-    raise AssertionError(f"no reply to request {request_id} in {reply.text!r}")
-
-
-def initialize_body(version: str = "2025-11-25") -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-    }
 
 
 # --- endpoints ----------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ STARTUP = 15.0
 WAIT = 5.0
 """Bound on anything the upstream should do promptly."""
 BIG_WAIT = 30.0
-"""Bound on one 16 MiB call (the SDK's stdio reader needs a few seconds for it)."""
+"""Bound on one 16 MiB call (generous: the SDK's HTTP clients take about a second for one)."""
 BIG_SIZE = 16 * 1024 * 1024
 LONG_CALL = {"seconds": 30, "steps": 300}
 """A `slow` call that never ends within a test, but reports progress every 0.1 s."""

@@ -1,0 +1,89 @@
+"""Calls over the gateway's own stdio transport (`lash_gateway._stdio`) to an upstream that breaks the protocol.
+
+`tests.servers.liar` answers `tools/call` wrongly in each of the ways a sloppy or hostile server might: a response
+with no result and no error, an error or a result that is not an object, noise around the answer. Each must end the
+call with a clear error (or with the answer, where one came) and leave the connection usable; a log message the
+server wrote before its answer must reach the caller before the call returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import pytest
+
+from lash_gateway import McpConnectionPool, McpServerConfig, UpstreamCallError
+from tests.servers.launch import PROJECT_ROOT
+from tests.servers.liar import REFUSE_CODE, REFUSE_MESSAGE
+
+pytestmark = pytest.mark.anyio
+
+SERVER: Final = "liar"
+WAIT: Final = 10.0
+"""Bound on starting the liar and on each call (it answers at once)."""
+
+
+def tool(name: str) -> str:
+    return f"mcp__{SERVER}__{name}"
+
+
+@asynccontextmanager
+async def liar() -> AsyncIterator[McpConnectionPool]:
+    config = McpServerConfig.stdio(sys.executable, ["-m", "tests.servers.liar"], cwd=str(PROJECT_ROOT))
+    async with McpConnectionPool() as pool:
+        with anyio.fail_after(WAIT):
+            await pool.attach(SERVER, config)
+        yield pool
+
+
+async def still_answers(pool: McpConnectionPool) -> None:
+    with anyio.fail_after(WAIT):
+        result = await pool.call_tool(tool("noise_then_answer"), {})
+    assert result.text() == "answered"
+    assert pool.status(SERVER).connected
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("no_answer_fields", "malformed response"),
+        ("error_not_an_object", "malformed response"),
+        ("result_not_an_object", "malformed response"),
+        ("refuse", REFUSE_MESSAGE),
+    ],
+)
+async def test_a_bad_answer_fails_the_call_and_keeps_the_connection(name: str, problem: str) -> None:
+    async with liar() as pool:
+        connected_since = pool.status(SERVER).connected_since
+        with anyio.fail_after(WAIT), pytest.raises(UpstreamCallError) as caught:
+            await pool.call_tool(tool(name), {})
+        assert (caught.value.server, caught.value.tool) == (SERVER, name)
+        assert problem in str(caught.value)
+        if name == "refuse":
+            assert caught.value.code == REFUSE_CODE
+        await still_answers(pool)
+        assert pool.status(SERVER).connected_since == connected_since
+
+
+async def test_noise_around_an_answer_does_not_disturb_the_call() -> None:
+    async with liar() as pool:
+        await still_answers(pool)
+        await still_answers(pool)
+
+
+async def test_a_log_message_written_before_the_answer_arrives_before_the_call_returns() -> None:
+    received: list[tuple[str, Any, str | None]] = []
+
+    async def sink(level: str, data: Any, logger: str | None = None) -> None:
+        received.append((level, data, logger))
+
+    async with liar() as pool:
+        with anyio.fail_after(WAIT):
+            result = await pool.call_tool(tool("log_then_answer"), {}, log=sink)
+            answered_with: list[Any] = list(received)
+    assert result.text() == "answered"
+    assert answered_with == [("warning", {"before": "answer"}, "liar")]

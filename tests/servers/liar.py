@@ -1,0 +1,87 @@
+"""An MCP server over stdio that breaks the protocol on purpose, written by hand (stdlib only).
+
+The SDK validates what its servers send, so it cannot play a server that lies; this one speaks newline-delimited
+JSON-RPC itself. `python -m tests.servers.liar`. It answers `initialize` (echoing the client's protocol version),
+`tools/list` and `ping` correctly; each tool answers `tools/call` its own way:
+
+- ``no_answer_fields``: a response with neither ``result`` nor ``error``.
+- ``error_not_an_object``: ``"error": "nope"``.
+- ``result_not_an_object``: ``"result": [1, 2]``.
+- ``refuse``: a well-formed JSON-RPC error, code ``REFUSE_CODE``, message ``REFUSE_MESSAGE``.
+- ``noise_then_answer``: a non-JSON line, a response to an id nobody sent, a progress notification for a token
+  nobody holds, then the right answer (text ``"answered"``).
+- ``log_then_answer``: a ``notifications/message`` (logger ``liar``, data ``{"before": "answer"}``), then the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Final
+
+REFUSE_CODE: Final = -32042
+REFUSE_MESSAGE: Final = "the liar refuses"
+TOOLS: Final = (
+    "no_answer_fields",
+    "error_not_an_object",
+    "result_not_an_object",
+    "refuse",
+    "noise_then_answer",
+    "log_then_answer",
+)
+ANSWER: Final = {"content": [{"type": "text", "text": "answered"}], "isError": False}
+
+
+def _write(message: Any) -> None:
+    sys.stdout.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
+    sys.stdout.flush()
+
+
+def _call(request_id: Any, tool: str) -> None:
+    reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+    if tool == "error_not_an_object":
+        reply["error"] = "nope"
+    elif tool == "result_not_an_object":
+        reply["result"] = [1, 2]
+    elif tool == "refuse":
+        reply["error"] = {"code": REFUSE_CODE, "message": REFUSE_MESSAGE}
+    elif tool == "noise_then_answer":
+        _write("this is not JSON")
+        _write({"jsonrpc": "2.0", "id": "nobody-asked", "result": {}})
+        _write({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "x", "progress": 1}})
+        reply["result"] = ANSWER
+    elif tool == "log_then_answer":
+        log = {"level": "warning", "logger": "liar", "data": {"before": "answer"}}
+        _write({"jsonrpc": "2.0", "method": "notifications/message", "params": log})
+        reply["result"] = ANSWER
+    elif tool != "no_answer_fields":
+        reply["error"] = {"code": -32602, "message": f"unknown tool {tool!r}"}
+    _write(reply)
+
+
+def main() -> None:
+    for line in sys.stdin:
+        message = json.loads(line)
+        method, request_id = message.get("method"), message.get("id")
+        if request_id is None or method is None:
+            continue  # notifications, and answers to requests this server never sends
+        if method == "initialize":
+            result = {
+                "protocolVersion": message["params"]["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "liar", "version": "0"},
+            }
+            _write({"jsonrpc": "2.0", "id": request_id, "result": result})
+        elif method == "tools/list":
+            tools = [{"name": name, "inputSchema": {"type": "object"}} for name in TOOLS]
+            _write({"jsonrpc": "2.0", "id": request_id, "result": {"tools": tools}})
+        elif method == "tools/call":
+            _call(request_id, message["params"]["name"])
+        elif method == "ping":
+            _write({"jsonrpc": "2.0", "id": request_id, "result": {}})
+        else:
+            _write({"jsonrpc": "2.0", "id": request_id, "error": {"code": -32601, "message": "method not found"}})
+
+
+if __name__ == "__main__":
+    main()
