@@ -15,6 +15,8 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from functools import partial
+from importlib.util import find_spec
 from pathlib import Path
 
 import anyio
@@ -42,6 +44,8 @@ from ._store import StateStore
 from ._upstream import ServerStatus
 
 log = logging.getLogger("lash_gateway.cli")
+_HAVE_UVLOOP = find_spec("uvloop") is not None
+"""uvloop is a dependency except on Windows, where it does not exist."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,7 +115,10 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory), flush=True)
     try:
-        server.run(sockets=[sock])
+        # Under anyio.run rather than server.run(): anyio then reads its event loop from a context
+        # variable instead of sniffing for it on every cancel scope, event and lock (about a tenth
+        # of a call's CPU). The loop is uvloop when it is installed, as uvicorn would pick.
+        anyio.run(partial(server.serve, sockets=[sock]), backend_options={"use_uvloop": _HAVE_UVLOOP})
     finally:
         sock.close()
     return 0

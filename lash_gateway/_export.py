@@ -25,10 +25,8 @@ import mcp_types as types
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.caching import CacheHint
 from mcp.server.connection import Connection
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from starlette.requests import Request
 
 from lash_core import (
     AudioPart,
@@ -122,22 +120,22 @@ class McpExport:
         await self._bus.publish(ToolsListChanged())
 
     def http_connection(self, session_id: str) -> Connection | None:
-        """The handshake-era connection behind a streamable-HTTP `Mcp-Session-Id`, once initialized."""
+        """The connection behind a streamable-HTTP `Mcp-Session-Id`, once `initialize` was answered."""
         return self._http_connections.get(session_id)
 
     async def _track_connection(
         self, ctx: ServerRequestContext[Any, Any], call_next: Callable[..., Awaitable[Any]]
     ) -> Any:
         result = await call_next(ctx)
-        if ctx.method == "notifications/initialized":
-            connection = _connection_of(ctx)
+        connection = _connection_of(ctx)
+        # Registered before the initialize answer goes out, so the client's next request finds it.
+        if ctx.method == "initialize" and connection.session_id:
+            self._http_connections[connection.session_id] = connection
+            connection.exit_stack.callback(self._http_connections.pop, connection.session_id, None)
+        elif ctx.method == "notifications/initialized":
             key = id(connection)
             self._handshake_connections[key] = connection
             connection.exit_stack.callback(self._handshake_connections.pop, key, None)
-            session_id = ctx.request.headers.get(MCP_SESSION_ID_HEADER) if isinstance(ctx.request, Request) else None
-            if session_id:
-                self._http_connections[session_id] = connection
-                connection.exit_stack.callback(self._http_connections.pop, session_id, None)
         return result
 
     async def session_of(self, connection: Connection) -> Session:
