@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 import anyio
+import anyio.lowlevel
 from pydantic import BaseModel
 
 from ._types import JsonObject, JsonValue
@@ -84,22 +85,30 @@ class Cancellation:
     cancel request arrives elsewhere (a downstream `notifications/cancelled`, an admin action).
     """
 
-    __slots__ = ("_event", "reason")
+    __slots__ = ("_cancelled", "_event", "reason")
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        self._cancelled = False
+        self._event: anyio.Event | None = None  # made by the first waiter: most tokens are never waited on
         self.reason: str | None = None
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def cancel(self, reason: str = "cancelled by the caller") -> None:
-        if not self._event.is_set():
+        if not self._cancelled:
+            self._cancelled = True
             self.reason = reason
-            self._event.set()
+            if self._event is not None:
+                self._event.set()
 
     async def wait(self) -> None:
+        if self._cancelled:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
         await self._event.wait()
 
 

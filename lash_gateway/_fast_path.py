@@ -52,6 +52,8 @@ log = logging.getLogger("lash_gateway.fast_path")
 _SESSION_HEADER: Final = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
 _VERSION_HEADER: Final = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
 _CALL_PARAMS: Final = frozenset({"name", "arguments", "_meta"})
+_CHECKED_HEADERS: Final = (b"content-type", b"host", b"origin", b"accept")
+_PASSED_HEADERS_KEPT: Final = 64
 
 RequestKey = tuple[str, int | str]
 """(session id, JSON-RPC request id) of a call in flight on this path."""
@@ -68,6 +70,7 @@ class FastPath:
         self._sdk = StreamableHTTPASGIApp(manager)
         self._security = TransportSecurityMiddleware(security)
         self._calls: dict[RequestKey, anyio.CancelScope] = {}
+        self._passed_headers: set[tuple[bytes | None, ...]] = set()
         # Bodies are read whole under the SDK's own size limit before anything is decided.
         self._posts = RequestBodyLimitMiddleware(self._post, manager.max_request_body_size)
 
@@ -84,7 +87,9 @@ class FastPath:
 
     async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
         """Answer the POST if it is ours to answer; False hands it to the SDK, unanswered."""
-        headers = dict(scope["headers"])
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)  # the first of repeated headers, as Starlette (and so the SDK) reads them
         raw_session = headers.get(_SESSION_HEADER)
         version = headers.get(_VERSION_HEADER)
         if raw_session is None or (
@@ -102,10 +107,7 @@ class FastPath:
             return False
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return False
-        request = Request(scope)
-        if await self._security.validate_request(request, is_post=True) is not None:
-            return False
-        if check_accept_headers(request) != (True, True):
+        if not await self._headers_pass(scope, headers):
             return False
         method, params = message.get("method"), message.get("params", {})
         if not isinstance(params, dict):
@@ -126,6 +128,21 @@ class FastPath:
                 await self._call((session_id, request_id), connection, params, reply)
         else:
             return False
+        return True
+
+    async def _headers_pass(self, scope: Scope, headers: Mapping[bytes, bytes]) -> bool:
+        """The SDK's own Content-Type, Host, Origin and Accept checks. A client sends the same headers on
+        every request, so each combination that passed is remembered (a few; a failure is never cached)."""
+        key = tuple(headers.get(name) for name in _CHECKED_HEADERS)
+        if key in self._passed_headers:
+            return True
+        request = Request(scope)
+        if await self._security.validate_request(request, is_post=True) is not None:
+            return False
+        if check_accept_headers(request) != (True, True):
+            return False
+        if len(self._passed_headers) < _PASSED_HEADERS_KEPT:
+            self._passed_headers.add(key)
         return True
 
     async def _call(self, key: RequestKey, connection: Connection, params: Mapping[str, Any], reply: _Reply) -> None:

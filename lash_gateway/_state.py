@@ -54,6 +54,9 @@ def read_text(path: Path) -> str | None:
         return None
 
 
+GENERATED_TOKEN_PREFIX = "lgw_"
+
+
 def admin_token(directory: Path, configured: str | None) -> tuple[str, Path | None]:
     """The admin token and, when it was generated or read from the state directory, its file.
 
@@ -65,6 +68,8 @@ def admin_token(directory: Path, configured: str | None) -> tuple[str, Path | No
     path = directory / TOKEN_FILE
     token = read_text(path)
     if token is None:
-        token = secrets.token_urlsafe(32)
+        # The prefix names the token in secret scanners, and a token never starts with "-", which
+        # argparse would take for an option (`--admin-token -x...`).
+        token = GENERATED_TOKEN_PREFIX + secrets.token_urlsafe(32)
         write_private(path, token + "\n")
     return token, path

@@ -4,11 +4,12 @@ lane for the gateway's own calls that skips the SDK session.
 Taken over from the SDK's `stdio_client` for speed. There, every message crosses two memory streams,
 a writer task, strict model validation and the session's dispatcher: about 400 µs of CPU per call,
 more than the rest of a gateway hop. Here the reader parses each line once. Answers to the lane's
-requests, their progress and log messages are handled right in the reader, in the order they
-arrived (a log line a tool wrote before its result reaches the caller before the result); every
-other message is validated and handed to the SDK session as before (handshake, tools/list,
-list_changed, ping, requests from the server). Lines are split without rescanning what was
-already scanned, so a 16 MiB result costs one pass.
+requests, their progress and log messages are queued for the calls they belong to and delivered by
+those calls' own tasks, in the order they arrived: a log line a tool wrote before its result reaches
+the caller before the result, and a caller that reads slowly holds up nobody else. Every other
+message is validated and handed to the SDK session as before (handshake, tools/list, list_changed,
+ping, requests from the server). Lines are split without rescanning what was already scanned, so a
+16 MiB result costs one pass.
 
 The child is spawned and stopped with the SDK's own helpers (its own process group or job object;
 close stdin, wait, then kill the tree): they are private names in `mcp.client.stdio`, and the stdio
@@ -20,8 +21,10 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -38,7 +41,7 @@ from mcp.client.stdio import (
 )
 from mcp.shared.message import SessionMessage
 
-from lash_core import ProgressReporter
+from lash_core import LogReporter, ProgressReporter
 
 from ._config import StdioServerConfig
 
@@ -53,19 +56,39 @@ _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 """Seconds a cancelled call waits to tell the server (a child that stopped reading must not hang it)."""
 
 
-class _Pending:
-    __slots__ = ("done", "on_progress", "result", "error")
+_Notice = Callable[[], Awaitable[None]]
+"""A progress or log delivery, queued for the call it belongs to."""
 
-    def __init__(self, on_progress: ProgressReporter | None) -> None:
-        self.done = anyio.Event()
+
+class _Pending:
+    """One request of the lane: its notices (delivered by the caller's task, in arrival order) and outcome."""
+
+    __slots__ = ("on_progress", "on_log", "notices", "wakeup", "done", "result", "error")
+
+    def __init__(self, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
         self.on_progress = on_progress
+        self.on_log = on_log
+        self.notices: deque[_Notice] = deque()
+        self.wakeup = anyio.Event()
+        self.done = False
         self.result: dict[str, Any] | None = None
         self.error: MCPError | None = None
+
+    def notify(self, notice: _Notice) -> None:
+        self.notices.append(notice)
+        self.wakeup.set()
+
+    def settle(self, result: dict[str, Any] | None, error: MCPError | None) -> None:
+        self.result, self.error, self.done = result, error, True
+        self.wakeup.set()
 
 
 class StdioLane:
     """Requests written straight to the child and answered straight from its stdout. Ids are strings
-    (`lash-N`), so they never collide with the SDK session's integer ids on the same pipe."""
+    (`lash-N`), so they never collide with the SDK session's integer ids on the same pipe.
+
+    The reader only queues: progress and log messages are delivered by the task that made the call,
+    before its result, so a client that reads slowly holds up its own call and nobody else's."""
 
     def __init__(self, stdin: ByteSendStream) -> None:
         self._stdin = stdin
@@ -74,9 +97,16 @@ class StdioLane:
         self._closed = False
 
     async def request(
-        self, method: str, params: Mapping[str, Any], *, on_progress: ProgressReporter | None = None
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        on_progress: ProgressReporter | None = None,
+        on_log: LogReporter | None = None,
     ) -> dict[str, Any]:
-        """Send one request and wait for its answer; cancelling the caller tells the server.
+        """Send one request and wait for its answer; cancelling the caller tells the server. The
+        server's log messages go to `on_log` of every request in flight, as MCP ties them to the
+        connection, not to a request.
 
         Raises:
             mcp.MCPError: an error response, a malformed answer, or `CONNECTION_CLOSED`.
@@ -87,12 +117,18 @@ class StdioLane:
         body = dict(params)
         if on_progress is not None:
             body["_meta"] = {**body.get("_meta", {}), "progressToken": request_id}
-        pending = self._pending[request_id] = _Pending(on_progress)
+        pending = self._pending[request_id] = _Pending(on_progress, on_log)
         try:
             await self.write({"jsonrpc": "2.0", "id": request_id, "method": method, "params": body})
-            await pending.done.wait()
+            while True:
+                await pending.wakeup.wait()
+                pending.wakeup = anyio.Event()
+                while pending.notices:
+                    await _deliver(pending.notices.popleft())
+                if pending.done:
+                    break
         except anyio.get_cancelled_exc_class():
-            if not pending.done.is_set():
+            if not pending.done:
                 await self._notify_cancelled(request_id)
             raise
         finally:
@@ -120,26 +156,37 @@ class StdioLane:
             except MCPError:
                 pass  # the connection is gone, and the call with it
 
-    async def take(self, message: dict[str, Any]) -> bool:
-        """Handle `message` if it answers or reports on one of this lane's requests."""
-        if "method" not in message:
+    def take(self, message: dict[str, Any]) -> bool:
+        """Queue `message` for the requests it concerns: an answer, progress for one of them, or a
+        log message while any of them listens for logs. False: it is the SDK session's."""
+        method = message.get("method")
+        params = message.get("params")
+        if method is None:
             request_id = message.get("id")
             pending = self._pending.get(request_id) if isinstance(request_id, str) else None
             if pending is None:
                 return False
-            _settle(pending, message)
+            pending.settle(*_outcome(message))
             return True
-        if message["method"] == "notifications/progress":
-            params = message.get("params")
-            token = params.get("progressToken") if isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            return False
+        if method == "notifications/progress":
+            token = params.get("progressToken")
             pending = self._pending.get(token) if isinstance(token, str) else None
-            if pending is None or params is None:
+            if pending is None:
                 return False
-            if pending.on_progress is not None and isinstance(params.get("progress"), int | float):
-                try:
-                    await pending.on_progress(params["progress"], params.get("total"), params.get("message"))
-                except Exception:
-                    log.exception("progress not delivered")
+            progress = params.get("progress")
+            if pending.on_progress is not None and isinstance(progress, int | float):
+                total, text = params.get("total"), params.get("message")
+                pending.notify(partial(pending.on_progress, progress, total, text))
+            return True
+        if method == "notifications/message":
+            listeners = [p for p in self._pending.values() if p.on_log is not None]
+            if not listeners or not isinstance(params.get("level"), str):
+                return False
+            for pending in listeners:
+                assert pending.on_log is not None
+                pending.notify(partial(pending.on_log, params["level"], params.get("data"), params.get("logger")))
             return True
         return False
 
@@ -147,20 +194,24 @@ class StdioLane:
         """Fail every request still waiting: the connection is gone."""
         self._closed = True
         for pending in self._pending.values():
-            if not pending.done.is_set():
-                pending.error = MCPError(types.CONNECTION_CLOSED, "Connection closed")
-                pending.done.set()
+            if not pending.done:
+                pending.settle(None, MCPError(types.CONNECTION_CLOSED, "Connection closed"))
 
 
-def _settle(pending: _Pending, message: Mapping[str, Any]) -> None:
+async def _deliver(notice: _Notice) -> None:
+    try:
+        await notice()
+    except Exception:
+        log.exception("progress or log message not delivered to the caller")
+
+
+def _outcome(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, MCPError | None]:
     result, error = message.get("result"), message.get("error")
     if isinstance(result, dict):
-        pending.result = result
-    elif isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str):
-        pending.error = MCPError(error["code"], error["message"], error.get("data"))
-    else:
-        pending.error = MCPError(types.INTERNAL_ERROR, "malformed response: no result object and no valid error")
-    pending.done.set()
+        return result, None
+    if isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str):
+        return None, MCPError(error["code"], error["message"], error.get("data"))
+    return None, MCPError(types.INTERNAL_ERROR, "malformed response: no result object and no valid error")
 
 
 @asynccontextmanager
@@ -195,7 +246,7 @@ async def open_stdio(
             await to_session.send(exc)
             return
         if isinstance(message, dict):
-            if await lane.take(message):
+            if lane.take(message):
                 return
             if message.get("method") == "notifications/message":
                 try:

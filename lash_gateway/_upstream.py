@@ -385,14 +385,16 @@ class Upstream:
         limit = self.config.call_timeout if call_timeout is None else call_timeout
         params = {"name": tool, "arguments": dict(args)}
         # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
+        lane = self._lane
+        # On the lane, the lane hands log messages to its callers; otherwise `_on_log` does.
+        sink = log_to if lane is None else None
         with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
             self._calls.add(scope)
-            if log_to is not None:
-                self._log_sinks.append(log_to)
+            if sink is not None:
+                self._log_sinks.append(sink)
             try:
-                lane = self._lane
                 if lane is not None:
-                    raw = await lane.request("tools/call", params, on_progress=progress)
+                    raw = await lane.request("tools/call", params, on_progress=progress, on_log=log_to)
                 else:
                     raw = await send_raw(client.session, "tools/call", params, on_progress=progress)
                 return result_from_wire(self.name, tool, raw)
@@ -400,8 +402,8 @@ class Upstream:
                 raise self._call_error(tool, exc) from None
             finally:
                 self._calls.discard(scope)
-                if log_to is not None:
-                    self._log_sinks.remove(log_to)
+                if sink is not None:
+                    self._log_sinks.remove(sink)
         if self._stop_reason is not None:
             raise ServerDetached(self.name, self._stop_reason)
         raise CallTimeout(self.name, tool, limit)

@@ -297,6 +297,7 @@ def test_generated_token_and_state_files_are_owner_only(gateway: SharedGateway) 
     for name in (TOKEN_FILE, URL_FILE, STORE_FILE):
         assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
     assert len(gateway.token) >= 32
+    assert gateway.token.startswith("lgw_")  # also: never "-", which a CLI flag value cannot start with
     assert (state_dir / URL_FILE).read_text(encoding="utf-8").strip() == gateway.base_url
     banner = gateway.process.stdout_text()
     assert str(state_dir / TOKEN_FILE) in banner  # the banner says where the token is...

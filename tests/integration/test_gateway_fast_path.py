@@ -140,6 +140,11 @@ async def test_calls_on_a_session_still_pass_the_sdk_checks(service_gateway: Ser
             assert (await session.post(echo, {"Content-Type": "text/plain"})).status_code == 400
             assert (await session.post(echo, {"Mcp-Session-Id": "no-such-session"})).status_code == 404
             assert (await session.post(echo)).status_code == 200
+            # Of repeated headers the first counts, as in the SDK's check: what passed must not vouch for the other.
+            origins = [("Origin", f"http://localhost:{port}"), ("Origin", "http://evil.example")]
+            doubled = await session.http.post(session.url, json=echo, headers=[*session.headers.items(), *origins])
+            assert doubled.status_code == 200, doubled.text
+            assert (await session.post(echo, {"Origin": "http://evil.example"})).status_code == 403
 
 
 async def test_calls_need_the_bearer_token_too(secured_gateway: GatewayProcess) -> None:

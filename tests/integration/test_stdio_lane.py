@@ -3,7 +3,8 @@
 `tests.servers.liar` answers `tools/call` wrongly in each of the ways a sloppy or hostile server might: a response
 with no result and no error, an error or a result that is not an object, noise around the answer. Each must end the
 call with a clear error (or with the answer, where one came) and leave the connection usable; a log message the
-server wrote before its answer must reach the caller before the call returns.
+server wrote before its answer must reach the caller before the call returns, and a caller that stops taking log
+messages must hold up no other call.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -87,3 +89,19 @@ async def test_a_log_message_written_before_the_answer_arrives_before_the_call_r
             answered_with: list[Any] = list(received)
     assert result.text() == "answered"
     assert answered_with == [("warning", {"before": "answer"}, "liar")]
+
+
+async def test_a_caller_that_stops_taking_messages_holds_up_no_other_call() -> None:
+    stuck = anyio.Event()
+
+    async def stuck_sink(level: str, data: Any, logger: str | None = None) -> None:
+        stuck.set()
+        await anyio.sleep_forever()  # a client that stopped reading its stream
+
+    async with liar() as pool, anyio.create_task_group() as tg:
+        tg.start_soon(partial(pool.call_tool, tool("log_then_answer"), {}, log=stuck_sink))
+        with anyio.fail_after(WAIT):
+            await stuck.wait()
+            result = await pool.call_tool(tool("noise_then_answer"), {})
+        assert result.text() == "answered"
+        tg.cancel_scope.cancel()
