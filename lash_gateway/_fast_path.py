@@ -118,16 +118,15 @@ class FastPath:
         if not _is_request_id(request_id) or (session_id, request_id) in self._calls:
             return False
         reply = _Reply(send, raw_session, request_id)
-        if method == "ping":
-            await reply.result({})
-        elif method == "tools/list":
-            with _holding(transport):
+        with _holding(transport):  # a ping keeps a session alive too, as it does through the SDK
+            if method == "ping":
+                await reply.result({})
+            elif method == "tools/list":
                 await reply.result(self._export.list_result(await self._export.session_of(connection)))
-        elif method == "tools/call" and _is_call(params):
-            with _holding(transport):
+            elif method == "tools/call" and _is_call(params):
                 await self._call((session_id, request_id), connection, params, reply)
-        else:
-            return False
+            else:
+                return False
         return True
 
     async def _headers_pass(self, scope: Scope, headers: Mapping[bytes, bytes]) -> bool:

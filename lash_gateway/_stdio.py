@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import anyio
 import mcp_types as types
@@ -47,15 +47,13 @@ from ._config import StdioServerConfig
 
 log = logging.getLogger("lash_gateway.stdio")
 
-LogHandler = Callable[[types.LoggingMessageNotificationParams], Awaitable[None]]
-"""Where an upstream's `notifications/message` go."""
-
 _WRITER_FLUSH_TIMEOUT: Final = 0.5
 """Seconds the SDK's queued messages get to reach the child before its stdin closes."""
 _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 """Seconds a cancelled call waits to tell the server (a child that stopped reading must not hang it)."""
 
 
+_LOG_LEVELS: Final = frozenset(get_args(types.LoggingLevel))
 _Notice = Callable[[], Awaitable[None]]
 """A progress or log delivery, queued for the call it belongs to."""
 
@@ -182,11 +180,17 @@ class StdioLane:
             return True
         if method == "notifications/message":
             listeners = [p for p in self._pending.values() if p.on_log is not None]
-            if not listeners or not isinstance(params.get("level"), str):
-                return False
+            level, logger = params.get("level"), params.get("logger")
+            if (
+                not listeners
+                or not isinstance(level, str)
+                or level not in _LOG_LEVELS
+                or not isinstance(logger, str | None)
+            ):
+                return False  # the SDK session's: it logs what is malformed
             for pending in listeners:
                 assert pending.on_log is not None
-                pending.notify(partial(pending.on_log, params["level"], params.get("data"), params.get("logger")))
+                pending.notify(partial(pending.on_log, level, params.get("data"), logger))
             return True
         return False
 
@@ -216,7 +220,7 @@ def _outcome(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, MCPErro
 
 @asynccontextmanager
 async def open_stdio(
-    config: StdioServerConfig, on_log: LogHandler
+    config: StdioServerConfig,
 ) -> AsyncIterator[
     tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage], StdioLane]
 ]:
@@ -245,17 +249,8 @@ async def open_stdio(
         except ValueError as exc:
             await to_session.send(exc)
             return
-        if isinstance(message, dict):
-            if lane.take(message):
-                return
-            if message.get("method") == "notifications/message":
-                try:
-                    params = types.LoggingMessageNotificationParams.model_validate(message.get("params"))
-                except ValueError as exc:
-                    await to_session.send(exc)
-                    return
-                await on_log(params)
-                return
+        if isinstance(message, dict) and lane.take(message):
+            return
         try:
             parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
         except ValueError as exc:

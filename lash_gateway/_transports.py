@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from ._config import HttpServerConfig, ServerConfig, StdioServerConfig
-from ._stdio import LogHandler, StdioLane, open_stdio
+from ._stdio import StdioLane, open_stdio
 
 log = logging.getLogger("lash_gateway.transport")
 
@@ -43,11 +43,10 @@ class Pipe:
 
 
 @asynccontextmanager
-async def open_transport(config: ServerConfig, on_log: LogHandler) -> AsyncIterator[Pipe]:
-    """The pipe for `config`; leaving the context closes it and reaps any child. `on_log` gets the
-    log messages the stdio transport takes off the session's path (the others arrive through it)."""
+async def open_transport(config: ServerConfig) -> AsyncIterator[Pipe]:
+    """The pipe for `config`; leaving the context closes it and reaps any child."""
     if isinstance(config, StdioServerConfig):
-        async with open_stdio(config, on_log) as (read, write, lane):
+        async with open_stdio(config) as (read, write, lane):
             yield Pipe(read, write, lane)
         return
     async with AsyncExitStack() as stack:

@@ -206,7 +206,7 @@ class Upstream:
         lost = self._lost
         deadline = anyio.current_time() + self.config.startup_timeout
         with anyio.CancelScope(deadline=deadline) as startup:
-            async with open_transport(self.config, self._on_log) as pipe:
+            async with open_transport(self.config) as pipe:
                 client = Client(
                     _opened(_WatchedReadStream(pipe.read, lost.set), pipe.write),
                     mode=self.config.mode,

@@ -34,6 +34,7 @@ from mcp import Client, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import ToolsListChanged
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from lash_gateway import Gateway, GatewayConfig
@@ -68,8 +69,10 @@ __all__ = [
     "ServiceGateway",
     "connect",
     "connect_stdio",
+    "gauge",
     "http_upstream",
     "initialize_body",
+    "metrics",
     "poll",
     "raw_session",
     "reply_to",
@@ -346,6 +349,26 @@ async def run_gateway_in_process(config: GatewayConfig | None = None) -> AsyncIt
     gateway = Gateway(config or GatewayConfig())
     async with serve_app(gateway.http_app()) as base_url:
         yield InProcessGateway(gateway, base_url)
+
+
+# --- service routes -----------------------------------------------------------------------------------------------
+
+
+async def metrics(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """`/metrics`, parsed as the Prometheus text format: (sample name, labels) -> value."""
+    async with httpx2.AsyncClient(timeout=5.0) as http:
+        reply = await http.get(f"{base_url}/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+    }
+
+
+def gauge(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str) -> float:
+    return samples[(name, frozenset())]
 
 
 # --- hand-built HTTP exchanges -------------------------------------------------------------------------------------

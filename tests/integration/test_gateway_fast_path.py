@@ -22,6 +22,8 @@ from tests.integration._gateway import (
     GatewayStarter,
     RawSession,
     ServiceGateway,
+    gauge,
+    metrics,
     poll,
     raw_session,
     sse_messages,
@@ -38,7 +40,7 @@ REQUEST_CANCELLED: Final = -32800
 IDLE_TIMEOUT: Final = 1.0
 """`session_idle_timeout` of the gateway in the expiry test."""
 BUSY_FOR: Final = 3 * IDLE_TIMEOUT
-"""How long that test keeps its session busy with calls alone."""
+"""How long that test keeps its session busy with calls alone, then with pings alone."""
 
 
 def call(request_id: int, tool: str, arguments: dict[str, Any], progress_token: str | None = None) -> dict[str, Any]:
@@ -156,23 +158,31 @@ async def test_calls_need_the_bearer_token_too(secured_gateway: GatewayProcess) 
             assert (await session.post(ping, {"Authorization": "Bearer wrong"})).status_code == 401
 
 
-async def test_a_session_busy_with_calls_alone_does_not_expire(gateway_process: GatewayStarter, tmp_path: Path) -> None:
+async def test_a_session_busy_with_calls_or_pings_alone_does_not_expire(
+    gateway_process: GatewayStarter, tmp_path: Path
+) -> None:
     config = write_config(
         tmp_path / "config.json", {STDIO_SERVER: stdio_upstream()}, {"export": {"session_idle_timeout": IDLE_TIMEOUT}}
     )
     process = gateway_process(config)
     await wait_servers_connected(process.base_url, [STDIO_SERVER])
     async with raw_session(process.mcp_url) as session:
-        with anyio.fail_after(BUSY_FOR + WAIT):
+        with anyio.fail_after(2 * BUSY_FOR + WAIT):
             request_id = 2
             busy_until = anyio.current_time() + BUSY_FOR
             while anyio.current_time() < busy_until:
                 reply = await session.post(call(request_id, "echo", {"text": "busy"}))
                 assert reply.status_code == 200, f"call {request_id}: {reply.status_code} {reply.text}"
                 request_id += 1
+            busy_until = anyio.current_time() + BUSY_FOR
+            while anyio.current_time() < busy_until:  # pings alone keep it too
+                reply = await session.post({"jsonrpc": "2.0", "id": request_id, "method": "ping"})
+                assert reply.status_code == 200, f"ping {request_id}: {reply.status_code} {reply.text}"
+                request_id += 1
 
+        # Once idle, it does expire; watched on /metrics, since a request to /mcp would keep it.
         async def expired() -> bool | None:
-            ping = await session.post({"jsonrpc": "2.0", "id": 0, "method": "ping"})
-            return True if ping.status_code == 404 else None
+            return True if gauge(await metrics(process.base_url), "lash_gateway_clients_connected") == 0 else None
 
-        await poll(expired, WAIT)  # once idle, it does expire
+        await poll(expired, WAIT)
+        assert (await session.post({"jsonrpc": "2.0", "id": 0, "method": "ping"})).status_code == 404

@@ -21,7 +21,6 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration._gateway import (
     AUTH_TOKEN,
@@ -38,8 +37,10 @@ from tests.integration._gateway import (
     GatewayStarter,
     ServiceGateway,
     connect,
+    gauge,
     http_upstream,
     initialize_body,
+    metrics,
     poll,
     reply_to,
     text_of,
@@ -78,19 +79,6 @@ async def direct_tools(url: str) -> dict[str, types.Tool]:
         return {tool.name: tool for tool in (await client.list_tools()).tools}
 
 
-async def metrics(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """`/metrics`, parsed as the Prometheus text format: (sample name, labels) -> value."""
-    async with httpx2.AsyncClient(timeout=5.0) as http:
-        reply = await http.get(f"{base_url}/metrics")
-    assert reply.status_code == 200
-    assert reply.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(reply.text)
-        for sample in family.samples
-    }
-
-
 def calls(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], server: str, tool: str, outcome: str) -> float:
     key = frozenset({"server": server, "tool": tool, "outcome": outcome}.items())
     return samples.get(("lash_gateway_tool_calls_total", key), 0.0)
@@ -98,10 +86,6 @@ def calls(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], server: 
 
 def latency_count(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], server: str, tool: str) -> float:
     return samples.get(("lash_gateway_tool_call_seconds_count", frozenset({"server": server, "tool": tool}.items())), 0)
-
-
-def gauge(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str) -> float:
-    return samples[(name, frozenset())]
 
 
 async def cancel_log(client: GatewayClient, server: str) -> list[str]:

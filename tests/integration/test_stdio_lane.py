@@ -87,8 +87,12 @@ async def test_a_log_message_written_before_the_answer_arrives_before_the_call_r
         with anyio.fail_after(WAIT):
             result = await pool.call_tool(tool("log_then_answer"), {}, log=sink)
             answered_with: list[Any] = list(received)
+            malformed = await pool.call_tool(tool("bad_log_then_answer"), {}, log=sink)
     assert result.text() == "answered"
     assert answered_with == [("warning", {"before": "answer"}, "liar")]
+    # A log message at a level MCP does not have is not relayed (a client would reject it); the call is unharmed.
+    assert malformed.text() == "answered"
+    assert received == answered_with
 
 
 async def test_a_caller_that_stops_taking_messages_holds_up_no_other_call() -> None:

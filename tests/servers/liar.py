@@ -11,6 +11,7 @@ JSON-RPC itself. `python -m tests.servers.liar`. It answers `initialize` (echoin
 - ``noise_then_answer``: a non-JSON line, a response to an id nobody sent, a progress notification for a token
   nobody holds, then the right answer (text ``"answered"``).
 - ``log_then_answer``: a ``notifications/message`` (logger ``liar``, data ``{"before": "answer"}``), then the answer.
+- ``bad_log_then_answer``: a ``notifications/message`` at level ``"loud"`` (no such level), then the answer.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ TOOLS: Final = (
     "refuse",
     "noise_then_answer",
     "log_then_answer",
+    "bad_log_then_answer",
 )
 ANSWER: Final = {"content": [{"type": "text", "text": "answered"}], "isError": False}
 
@@ -50,8 +52,9 @@ def _call(request_id: Any, tool: str) -> None:
         _write({"jsonrpc": "2.0", "id": "nobody-asked", "result": {}})
         _write({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "x", "progress": 1}})
         reply["result"] = ANSWER
-    elif tool == "log_then_answer":
-        log = {"level": "warning", "logger": "liar", "data": {"before": "answer"}}
+    elif tool in ("log_then_answer", "bad_log_then_answer"):
+        level = "warning" if tool == "log_then_answer" else "loud"
+        log = {"level": level, "logger": "liar", "data": {"before": "answer"}}
         _write({"jsonrpc": "2.0", "method": "notifications/message", "params": log})
         reply["result"] = ANSWER
     elif tool != "no_answer_fields":
