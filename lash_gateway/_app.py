@@ -158,8 +158,9 @@ class Gateway:
             admin = list(api.routes())
         return Starlette(
             routes=[
-                *admin,
+                # First: every tool call matches it, and the router tries routes in order.
                 Route(MCP_PATH, endpoint=guarded(FastPath(self.export, manager, security))),
+                *admin,
                 Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
                 Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),
                 Route("/healthz", endpoint=self._healthz),

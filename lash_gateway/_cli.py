@@ -44,6 +44,9 @@ from ._store import StateStore
 from ._upstream import ServerStatus
 
 log = logging.getLogger("lash_gateway.cli")
+SHUTDOWN_DRAIN = 5
+"""Seconds `serve` gives requests in flight to finish after SIGTERM; then they are cancelled (and so
+are their upstream calls). Without a bound, one long tool call would keep the gateway from stopping."""
 _HAVE_UVLOOP = find_spec("uvloop") is not None
 """uvloop is a dependency except on Windows, where it does not exist."""
 
@@ -111,7 +114,9 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     if warning := exposure_warning(host, settings):
         log.warning(warning)
     gateway = Gateway(config, store=StateStore(directory / STORE_FILE), admin_token=token)
-    server = uvicorn.Server(uvicorn.Config(gateway.http_app(), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(gateway.http_app(), log_level="warning", lifespan="on", timeout_graceful_shutdown=SHUTDOWN_DRAIN)
+    )
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory), flush=True)
     try:

@@ -9,12 +9,14 @@ cancellation, and the idle expiry of sessions.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any, Final
 
 import anyio
 import pytest
 
+from lash_gateway._cli import SHUTDOWN_DRAIN
 from tests.integration._gateway import (
     AUTH_TOKEN,
     STDIO_SERVER,
@@ -186,3 +188,20 @@ async def test_a_session_busy_with_calls_or_pings_alone_does_not_expire(
 
         await poll(expired, WAIT)
         assert (await session.post({"jsonrpc": "2.0", "id": 0, "method": "ping"})).status_code == 404
+
+
+async def test_sigterm_with_a_call_in_flight_stops_the_gateway_after_the_drain_period(
+    gateway_process: GatewayStarter, tmp_path: Path
+) -> None:
+    process = gateway_process(write_config(tmp_path / "config.json", {STDIO_SERVER: stdio_upstream()}))
+    await wait_servers_connected(process.base_url, [STDIO_SERVER])
+    async with raw_session(process.mcp_url) as session:
+        body = call(2, "slow", {"seconds": 60, "steps": 600}, progress_token="s-1")
+        with anyio.fail_after(WAIT):
+            async with session.http.stream("POST", session.url, json=body, headers=session.headers) as reply:
+                async for line in reply.aiter_lines():
+                    if line.startswith("data:"):
+                        break  # the first progress: the call is running upstream
+                process.process.send_signal(signal.SIGTERM)
+                with anyio.fail_after(SHUTDOWN_DRAIN + WAIT):
+                    await anyio.to_thread.run_sync(process.process.wait)
