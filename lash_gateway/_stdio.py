@@ -51,8 +51,6 @@ _WRITER_FLUSH_TIMEOUT: Final = 0.5
 """Seconds the SDK's queued messages get to reach the child before its stdin closes."""
 _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 """Seconds a cancelled call waits to tell the server (a child that stopped reading must not hang it)."""
-
-
 _LOG_LEVELS: Final = frozenset(get_args(types.LoggingLevel))
 _Notice = Callable[[], Awaitable[None]]
 """A progress or log delivery, queued for the call it belongs to."""
@@ -120,7 +118,9 @@ class StdioLane:
             await self.write({"jsonrpc": "2.0", "id": request_id, "method": method, "params": body})
             while True:
                 await pending.wakeup.wait()
-                pending.wakeup = anyio.Event()
+                if pending.done and not pending.notices:
+                    break  # the common case: the answer, nothing before it
+                pending.wakeup = anyio.Event()  # before delivering: what arrives meanwhile wakes the next wait
                 while pending.notices:
                     await _deliver(pending.notices.popleft())
                 if pending.done:
