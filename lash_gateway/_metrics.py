@@ -27,6 +27,7 @@ class GatewayMetrics:
         self._latency = Histogram(
             "lash_gateway_tool_call_seconds", "Tool call latency", ["server", "tool"], registry=self.registry
         )
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         attached = Gauge("lash_gateway_servers_attached", "Attached MCP servers", registry=self.registry)
         attached.set_function(lambda: len(pool.server_statuses()))
         connected = Gauge("lash_gateway_servers_connected", "Connected MCP servers", registry=self.registry)
@@ -41,8 +42,16 @@ class GatewayMetrics:
         except UnknownTool:
             server, name = PLUGIN_SERVER, tool
         outcome = "cancelled" if result is None else (result.code or "error") if result.is_error else "ok"
-        self._calls.labels(server, name, outcome).inc()
-        self._latency.labels(server, name).observe(seconds)
+        children = self._children.get((server, name, outcome))
+        if children is None:
+            # labels() validates and locks on every call, a measurable share of a fast call: look them up once.
+            children = self._children[(server, name, outcome)] = (
+                self._calls.labels(server, name, outcome),
+                self._latency.labels(server, name),
+            )
+        calls, latency = children
+        calls.inc()
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
