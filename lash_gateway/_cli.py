@@ -103,8 +103,9 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     token, token_file = admin_token(directory, configured)
     # Bind before serving, so port 0 works and the printed address is the real one.
     sock = socket.create_server((host, settings.port if args.port is None else args.port))
-    # Connections inherit this. asyncio sets it only on sockets it creates itself; without it, a
-    # response written in two parts waits out the client's delayed ACK (~40 ms per request).
+    # Connections inherit this. asyncio sets it only on sockets it knows are TCP, and create_server()
+    # leaves the protocol unset; without it, a response written in two parts (headers, then body)
+    # waits out the client's delayed ACK (~40 ms per request).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # A wildcard bind is reached through loopback locally; that is the address to print and store.
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)

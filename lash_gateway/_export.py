@@ -127,12 +127,14 @@ class McpExport:
         self, ctx: ServerRequestContext[Any, Any], call_next: Callable[..., Awaitable[Any]]
     ) -> Any:
         result = await call_next(ctx)
-        connection = _connection_of(ctx)
-        # Registered before the initialize answer goes out, so the client's next request finds it.
-        if ctx.method == "initialize" and connection.session_id:
-            self._http_connections[connection.session_id] = connection
-            connection.exit_stack.callback(self._http_connections.pop, connection.session_id, None)
+        if ctx.method == "initialize":
+            connection = _connection_of(ctx)
+            # Registered before the initialize answer goes out, so the client's next request finds it.
+            if connection.session_id:
+                self._http_connections[connection.session_id] = connection
+                connection.exit_stack.callback(self._http_connections.pop, connection.session_id, None)
         elif ctx.method == "notifications/initialized":
+            connection = _connection_of(ctx)
             key = id(connection)
             self._handshake_connections[key] = connection
             connection.exit_stack.callback(self._handshake_connections.pop, key, None)

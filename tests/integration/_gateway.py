@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.util import find_spec
@@ -79,6 +79,7 @@ __all__ = [
     "reply_to",
     "run_gateway_in_process",
     "serve_app",
+    "sse_message",
     "sse_messages",
     "stdio_upstream",
     "text_of",
@@ -391,7 +392,12 @@ def sse_messages(reply: httpx2.Response) -> list[dict[str, Any]]:
     if reply.headers["content-type"].startswith("application/json"):
         body = reply.json()
         return body if isinstance(body, list) else [body]
-    return [json.loads(line[len("data:") :]) for line in reply.text.splitlines() if line.startswith("data:")]
+    return [message for line in reply.text.splitlines() if (message := sse_message(line)) is not None]
+
+
+def sse_message(line: str) -> dict[str, Any] | None:
+    """The JSON-RPC message of one SSE `data:` line; None for any other line."""
+    return json.loads(line[len("data:") :]) if line.startswith("data:") else None
 
 
 def reply_to(reply: httpx2.Response, request_id: int) -> dict[str, Any]:
@@ -412,6 +418,10 @@ class RawSession:
 
     async def post(self, message: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> httpx2.Response:
         return await self.http.post(self.url, json=dict(message), headers={**self.headers, **(headers or {})})
+
+    def stream(self, message: Mapping[str, Any]) -> AbstractAsyncContextManager[httpx2.Response]:
+        """POST `message` and read the reply as it arrives (an SSE answer, line by line)."""
+        return self.http.stream("POST", self.url, json=dict(message), headers=self.headers)
 
 
 @asynccontextmanager

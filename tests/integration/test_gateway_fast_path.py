@@ -8,7 +8,6 @@ cancellation, and the idle expiry of sessions.
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +27,7 @@ from tests.integration._gateway import (
     metrics,
     poll,
     raw_session,
+    sse_message,
     sse_messages,
     stdio_upstream,
     wait_servers_connected,
@@ -39,6 +39,8 @@ pytestmark = pytest.mark.anyio
 WAIT: Final = 10.0
 """Bound on anything that should happen promptly."""
 REQUEST_CANCELLED: Final = -32800
+LONG_CALL: Final = {"seconds": 60, "steps": 600}
+"""A `slow` call that never ends within a test, but reports progress every 0.1 s."""
 IDLE_TIMEOUT: Final = 1.0
 """`session_idle_timeout` of the gateway in the expiry test."""
 BUSY_FOR: Final = 3 * IDLE_TIMEOUT
@@ -111,13 +113,12 @@ async def test_a_cancelled_call_is_answered_as_cancelled_and_cancelled_upstream(
     async with raw_session(service_gateway.process.mcp_url) as session:
         with anyio.fail_after(WAIT):
             before = (await cancelled_upstream(session)).count("slow")
-            body = call(7, "slow", {"seconds": 60, "steps": 600}, progress_token="c-1")
             messages: list[dict[str, Any]] = []
-            async with session.http.stream("POST", session.url, json=body, headers=session.headers) as reply:
+            async with session.stream(call(7, "slow", LONG_CALL, progress_token="c-1")) as reply:
                 async for line in reply.aiter_lines():
-                    if not line.startswith("data:"):
+                    if (message := sse_message(line)) is None:
                         continue
-                    messages.append(json.loads(line[len("data:") :]))
+                    messages.append(message)
                     if len(messages) == 1:  # the first progress: the call is running upstream
                         notice = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
                         assert (await session.post(notice)).status_code == 202
@@ -196,11 +197,10 @@ async def test_sigterm_with_a_call_in_flight_stops_the_gateway_after_the_drain_p
     process = gateway_process(write_config(tmp_path / "config.json", {STDIO_SERVER: stdio_upstream()}))
     await wait_servers_connected(process.base_url, [STDIO_SERVER])
     async with raw_session(process.mcp_url) as session:
-        body = call(2, "slow", {"seconds": 60, "steps": 600}, progress_token="s-1")
         with anyio.fail_after(WAIT):
-            async with session.http.stream("POST", session.url, json=body, headers=session.headers) as reply:
+            async with session.stream(call(2, "slow", LONG_CALL, progress_token="s-1")) as reply:
                 async for line in reply.aiter_lines():
-                    if line.startswith("data:"):
+                    if sse_message(line) is not None:
                         break  # the first progress: the call is running upstream
                 process.process.send_signal(signal.SIGTERM)
                 with anyio.fail_after(SHUTDOWN_DRAIN + WAIT):
