@@ -3,14 +3,15 @@
 `server_config` turns a transport name into a `ServerConfig` for `tests.servers.upstream`: stdio servers are
 described for the pool to spawn (with `cwd=PROJECT_ROOT`), HTTP servers are started through the `upstream` fixture
 factory (which stops them at teardown). `wait_until` is the one place a test may poll: a bounded wait on an
-observable (e.g. `pool.status(name)`), never a sleep used to synchronise. `session_of` and `call_in_background`
-build a session on a plugin factory and run a call from a task group.
+observable (e.g. `pool.status(name)`), never a sleep used to synchronise. `attached` gives a plugin factory with
+one server attached; `session_of` and `call_in_background` build a session on it and run a call from a task group.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import anyio
@@ -27,8 +28,11 @@ from tests.servers.launch import (
 )
 
 __all__ = [
+    "ATTACHED_SERVER",
+    "ATTACH_TIMEOUT",
     "POLL_INTERVAL",
     "TRANSPORTS",
+    "attached",
     "call_in_background",
     "established_connections",
     "http_config",
@@ -42,6 +46,10 @@ TRANSPORTS: Final = ("stdio", "streamable_http", "sse")
 """The three upstream transports, for `pytest.mark.parametrize("transport", TRANSPORTS)`."""
 POLL_INTERVAL: Final = 0.01
 """Seconds between two checks of `wait_until`'s predicate."""
+ATTACHED_SERVER: Final = "up"
+"""The name `attached` gives its server unless told otherwise (tool names are `mcp__up__<tool>`)."""
+ATTACH_TIMEOUT: Final = 15.0
+"""Bound on attaching one server (process start, handshake, tools/list)."""
 
 
 def server_config(transport: str, upstream: UpstreamFactory, *args: str, **config_kwargs: Any) -> ServerConfig:
@@ -66,6 +74,17 @@ def http_config(server: UpstreamProcess, **config_kwargs: Any) -> HttpServerConf
     if server.transport == "sse":
         return McpServerConfig.sse(server.url, **config_kwargs)
     return McpServerConfig.streamable_http(server.url, **config_kwargs)
+
+
+@asynccontextmanager
+async def attached(
+    transport: str, upstream: UpstreamFactory, *, server: str = ATTACHED_SERVER, **config: Any
+) -> AsyncIterator[McpPluginFactory]:
+    """A plugin factory whose pool has the upstream test server attached as `server` (with `config`)."""
+    async with McpPluginFactory.empty() as factory:
+        with anyio.fail_after(ATTACH_TIMEOUT):
+            await factory.attach_server(server, server_config(transport, upstream, **config))
+        yield factory
 
 
 def session_of(factory: McpPluginFactory) -> Session:

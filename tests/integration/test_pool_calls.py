@@ -8,9 +8,6 @@ errors, and 16 MiB results with and without the session's output budget.
 from __future__ import annotations
 
 import base64
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import pytest
@@ -28,16 +25,14 @@ from lash_core import (
     ToolCallContext,
     ToolResult,
 )
-from lash_gateway import CallTimeout, McpConnectionPool, McpPluginFactory, UpstreamCallError
-from tests.integration._helpers import TRANSPORTS, server_config, session_of, wait_until
+from lash_gateway import CallTimeout, McpConnectionPool, UpstreamCallError
+from tests.integration._helpers import ATTACHED_SERVER, TRANSPORTS, attached, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text
 
 pytestmark = pytest.mark.anyio
 
-SERVER = "up"
-STARTUP = 15.0
-"""Bound on attaching one server (process start, handshake, tools/list)."""
+SERVER = ATTACHED_SERVER
 WAIT = 5.0
 """Bound on anything the upstream should do promptly."""
 BIG_WAIT = 30.0
@@ -52,15 +47,6 @@ JSON-RPC error (code 0) instead of a result."""
 
 def tool(name: str) -> str:
     return f"mcp__{SERVER}__{name}"
-
-
-@contextlib.asynccontextmanager
-async def attached(transport: str, upstream: UpstreamFactory, **config: Any) -> AsyncIterator[McpPluginFactory]:
-    """A plugin factory whose pool has the upstream test server attached as `SERVER`."""
-    async with McpPluginFactory.empty() as factory:
-        with anyio.fail_after(STARTUP):
-            await factory.attach_server(SERVER, server_config(transport, upstream, **config))
-        yield factory
 
 
 async def cancelled_upstream(pool: McpConnectionPool) -> list[str]:

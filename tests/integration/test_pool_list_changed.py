@@ -7,22 +7,17 @@ Both protocol eras: the legacy era (2025-11-25, the default `mode="legacy"`) get
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 import anyio
 import pytest
 
 from lash_core import FailureClass, LashCore
 from lash_gateway import McpConnectionPool, McpPluginFactory
-from tests.integration._helpers import TRANSPORTS, server_config
+from tests.integration._helpers import ATTACHED_SERVER, TRANSPORTS, attached
 from tests.servers.launch import UpstreamFactory
 
 pytestmark = pytest.mark.anyio
 
-SERVER = "up"
-STARTUP = 15.0
+SERVER = ATTACHED_SERVER
 WAIT = 5.0
 ADDED = "added_at_runtime"
 MODERN = "2026-07-28"
@@ -30,14 +25,6 @@ MODERN = "2026-07-28"
 
 def tool(name: str) -> str:
     return f"mcp__{SERVER}__{name}"
-
-
-@contextlib.asynccontextmanager
-async def attached(transport: str, upstream: UpstreamFactory, **config: Any) -> AsyncIterator[McpPluginFactory]:
-    async with McpPluginFactory.empty() as factory:
-        with anyio.fail_after(STARTUP):
-            await factory.attach_server(SERVER, server_config(transport, upstream, **config))
-        yield factory
 
 
 def names(pool: McpConnectionPool) -> set[str]:
