@@ -126,8 +126,8 @@ class Gateway:
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
 
-    def http_app(self) -> Starlette:
-        """The Starlette app; its lifespan enters this gateway."""
+    def http_app(self) -> ASGIApp:
+        """The ASGI app: Starlette, with the MCP endpoint reached ahead of it. Its lifespan enters this gateway."""
         settings = self.config.settings
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
@@ -156,10 +156,10 @@ class Gateway:
         if self._admin_token is not None and self.store is not None:
             api = AdminApi(self.core.session(), self.factory.pool, self.store, settings.admin, self._admin_token)
             admin = list(api.routes())
-        return Starlette(
+        mcp = guarded(FastPath(self.export, manager, security))
+        app = Starlette(
             routes=[
-                # First: every tool call matches it, and the router tries routes in order.
-                Route(MCP_PATH, endpoint=guarded(FastPath(self.export, manager, security))),
+                Route(MCP_PATH, endpoint=mcp),  # reached only through the router's `/mcp/` redirect
                 *admin,
                 Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
                 Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),
@@ -169,6 +169,7 @@ class Gateway:
             ],
             lifespan=lifespan,
         )
+        return _McpFirst(app, mcp)
 
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -180,6 +181,20 @@ class Gateway:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+class _McpFirst:
+    """Hands requests for the MCP endpoint straight to it, past Starlette's middleware and router:
+    every tool call goes there, and those layers wrap each request and each `send` once more."""
+
+    def __init__(self, app: Starlette, mcp: ASGIApp) -> None:
+        self._app, self._mcp = app, mcp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == MCP_PATH:
+            await self._mcp(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
 
 
 class _SseEndpoint:

@@ -22,6 +22,7 @@ from pathlib import Path
 import anyio
 import uvicorn
 from pydantic import SecretStr
+from starlette.types import ASGIApp
 
 from lash_core import Session
 
@@ -115,9 +116,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     if warning := exposure_warning(host, settings):
         log.warning(warning)
     gateway = Gateway(config, store=StateStore(directory / STORE_FILE), admin_token=token)
-    server = uvicorn.Server(
-        uvicorn.Config(gateway.http_app(), log_level="warning", lifespan="on", timeout_graceful_shutdown=SHUTDOWN_DRAIN)
-    )
+    server = http_server(gateway.http_app())
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory), flush=True)
     try:
@@ -128,6 +127,14 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def http_server(app: ASGIApp, *, drain: int = SHUTDOWN_DRAIN) -> uvicorn.Server:
+    """uvicorn as `serve` runs it: calls in flight get `drain` seconds at shutdown. No access log: it
+    was never shown at this log level, yet uvicorn built its fields for every request. Proxy headers
+    stay trusted from loopback, so the admin API's loopback check sees a local proxy's real client."""
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=drain, access_log=False)
+    return uvicorn.Server(config)
 
 
 def exposure_warning(host: str, settings: GatewaySettings) -> str | None:

@@ -272,15 +272,21 @@ class Upstream:
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Upstream log messages go to the callers with calls in flight on this server: MCP ties a
         log message to a connection, not a request, so with several calls in flight each caller
-        gets it. With none in flight it goes to the gateway's own log."""
+        gets it, each in a task of its own: a client that stopped reading holds up nobody else's copy.
+        With none in flight it goes to the gateway's own log."""
         sinks = list(self._log_sinks)
         if not sinks:
             log.info("upstream log message", extra={"server": self.name, "level": params.level, "data": params.data})
-        for sink in sinks:
-            try:
-                await sink(params.level, params.data, params.logger)
-            except Exception as exc:
-                log.debug("log message not relayed", extra={"server": self.name, "error": describe_error(exc)})
+            return
+        async with anyio.create_task_group() as tg:
+            for sink in sinks:
+                tg.start_soon(self._relay_log, sink, params)
+
+    async def _relay_log(self, sink: LogReporter, params: types.LoggingMessageNotificationParams) -> None:
+        try:
+            await sink(params.level, params.data, params.logger)
+        except Exception as exc:
+            log.debug("log message not relayed", extra={"server": self.name, "error": describe_error(exc)})
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:

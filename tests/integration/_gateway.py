@@ -29,7 +29,6 @@ from typing import Any, Final, Literal, Self, TextIO, TypeVar, final
 import anyio
 import httpx2
 import mcp_types as types
-import uvicorn
 from anyio.abc import TaskStatus
 from mcp import Client, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
@@ -39,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from lash_gateway import Gateway, GatewayConfig
+from lash_gateway._cli import http_server
 from tests.servers.launch import (
     PROJECT_ROOT,
     HttpTransport,
@@ -301,7 +301,7 @@ async def wait_servers_connected(
 
 @asynccontextmanager
 async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> AsyncIterator[str]:
-    """Serve `app` with uvicorn (lifespan on) on 127.0.0.1, port 0; yields the base URL once it answers.
+    """Serve `app` with uvicorn, configured as `serve` does, on 127.0.0.1, port 0; yields the base URL once it answers.
 
     Readiness is `GET health_path` answering 200, or uvicorn reporting it started when `health_path` is None.
     On exit uvicorn is told to stop and awaited (open streams get 2 seconds).
@@ -309,7 +309,7 @@ async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> As
     sock = socket.create_server(("127.0.0.1", 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `lash-gateway serve` does
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2))
+    server = http_server(app, drain=2)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(server.serve, sockets=[sock]))

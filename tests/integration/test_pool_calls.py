@@ -8,6 +8,7 @@ errors, and 16 MiB results with and without the session's output budget.
 from __future__ import annotations
 
 import base64
+from functools import partial
 
 import anyio
 import pytest
@@ -242,6 +243,35 @@ async def test_upstream_log_messages_reach_the_callers_log_reporter(transport: s
             result = await session_of(factory).call_tool(tool("log"), {"message": "m1", "level": "warning"}, log=log)
     assert result.text() == "logged m1", result
     assert received == [("warning", {"message": "m1"}, "upstream")]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_caller_that_stops_taking_log_messages_keeps_them_from_no_other_caller(
+    transport: str, upstream: UpstreamFactory
+) -> None:
+    """MCP ties a log message to the connection, so every caller in flight gets it. One whose client stopped
+    reading (its reporter never returns) must not hold it back from the others."""
+    stalled = anyio.Event()
+    received: list[object] = []
+
+    async def stalled_log(level: str, data: object, logger: str | None = None) -> None:
+        stalled.set()
+        await anyio.sleep_forever()
+
+    async def log(level: str, data: object, logger: str | None = None) -> None:
+        received.append(data)
+
+    async with attached(transport, upstream) as factory, anyio.create_task_group() as tg:
+        pool = factory.pool
+        tg.start_soon(partial(pool.call_tool, tool("wait_for_release"), {"key": "held"}, log=stalled_log))
+        with anyio.fail_after(WAIT):
+            await wait_until(lambda: pool.status(SERVER).calls_in_flight == 1)
+            result = await pool.call_tool(tool("log"), {"message": "m1"}, log=log)
+            await stalled.wait()
+            await wait_until(lambda: bool(received))
+        assert result.text() == "logged m1", result
+        assert received == [{"message": "m1"}]
+        tg.cancel_scope.cancel()
 
 
 # --- result mapping -------------------------------------------------------------------------------------------------
