@@ -14,22 +14,16 @@ surface size, so the only difference is the number of servers).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import anyio
 import httpx2
@@ -37,13 +31,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench import _report
-from tests.servers.launch import UpstreamProcess, terminate
+from tests.servers.launch import GatewayProcess, UpstreamProcess, write_config
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-BANNER: Final = re.compile(r"^lash gateway listening on (http://\S+)")
 STARTUP_TIMEOUT: Final = 30.0
 MANY_STARTUP_TIMEOUT: Final = 150.0
-STOP_TIMEOUT: Final = 20.0
 
 LATENCY_WARMUP: Final = 50
 LATENCY_CALLS: Final = 500
@@ -78,13 +70,6 @@ LOADS: list[float] = []
 # -- processes -------------------------------------------------------------------------------------------------
 
 
-def _gateway_command() -> list[str]:
-    script = Path(sys.executable).parent / "lash-gateway"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from lash_gateway._cli import main; sys.exit(main())"]
-
-
 def stdio_upstream(*behaviours: str, allow: Sequence[str] = (), startup_timeout: float = 10.0) -> dict[str, Any]:
     """An `mcpServers` entry running `tests.servers.upstream` over stdio."""
     args = ["-m", "tests.servers.upstream", "--transport", "stdio"]
@@ -101,97 +86,24 @@ def stdio_upstream(*behaviours: str, allow: Sequence[str] = (), startup_timeout:
     return entry
 
 
-class GatewayProcess:
-    """`lash-gateway serve --port 0 --config <tmp>` as a child process.
+def start_gateway(
+    servers: Mapping[str, Mapping[str, Any]], workdir: Path, label: str, timeout: float
+) -> GatewayProcess:
+    """`lash-gateway serve --port 0` with `servers` configured, returned once every one of them is connected. Its
+    config file and state directory are in `workdir`, named after `label`."""
+    config = write_config(workdir / f"{label}.json", servers, {"host": "127.0.0.1"})
+    process = GatewayProcess(config, state_dir=workdir / f"{label}-state", startup_timeout=timeout)
+    try:
+        process.wait_connected(list(servers), timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
-    The constructor returns once the gateway printed its banner and `/readyz` reports every configured server
-    connected. Logs go to a file in the work directory; the state directory is a private temporary one.
-    """
 
-    def __init__(self, servers: Mapping[str, Mapping[str, Any]], workdir: Path, label: str, timeout: float) -> None:
-        self.label = label
-        self.servers = dict(servers)
-        config = workdir / f"{label}.json"
-        config.write_text(json.dumps({"mcpServers": self.servers, "gateway": {"host": "127.0.0.1"}}))
-        env = dict(os.environ, LASH_GATEWAY_STATE_DIR=str(workdir / f"{label}-state"))
-        self._log_path = workdir / f"{label}.log"
-        self._log = self._log_path.open("w")
-        self.process = subprocess.Popen(
-            [*_gateway_command(), "serve", "--port", "0", "--config", str(config)],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
-        self.base_url = ""
-        found = threading.Event()
-        threading.Thread(target=self._read_stdout, args=(found,), daemon=True).start()
-        try:
-            if not found.wait(timeout) or not self.base_url:
-                raise RuntimeError(f"{label}: no banner within {timeout:g}s\n{self.log_tail()}")
-            self._wait_ready(time.monotonic() + timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _read_stdout(self, found: threading.Event) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if not self.base_url and (match := BANNER.match(line)):
-                self.base_url = match.group(1)
-                found.set()
-        found.set()  # EOF: the process ended
-
-    def _wait_ready(self, deadline: float) -> None:
-        """Poll /readyz until the gateway is ready and every server is connected (bounded by `deadline`)."""
-        last = ""
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label}: exited with {self.process.returncode}\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=5) as response:
-                    body = json.load(response)
-            except OSError as exc:  # 503 until ready, or not accepting yet
-                last = str(exc)
-            else:
-                connected = [name for name, s in body.get("servers", {}).items() if s.get("connected")]
-                if body.get("ready") and len(connected) == len(self.servers):
-                    return
-                last = f"{len(connected)}/{len(self.servers)} servers connected"
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.label}: not ready in time ({last})\n{self.log_tail()}")
-
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/mcp"
-
-    def children(self) -> list[int]:
-        """Pids whose parent is the gateway: its stdio upstreams."""
-        found = []
-        for name in os.listdir("/proc"):
-            if name.isdigit() and _stat_fields(int(name))[1:2] == [str(self.process.pid)]:
-                found.append(int(name))
-        return found
-
-    def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        terminate(self.process, STOP_TIMEOUT)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._log.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is `pid`: a gateway's stdio upstreams."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and _stat_fields(int(name))[1:2] == [str(pid)]]
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -434,11 +346,11 @@ async def list_figures(workdir: Path) -> list[Figure]:
     one = {"s00": stdio_upstream(f"many-tools={total}", allow=allow, startup_timeout=MANY_STARTUP_TIMEOUT)}
     started = time.perf_counter()
     with (
-        GatewayProcess(one, workdir, "list-1", MANY_STARTUP_TIMEOUT) as single,
-        GatewayProcess(many, workdir, "list-50", MANY_STARTUP_TIMEOUT) as fifty,
+        start_gateway(one, workdir, "list-1", MANY_STARTUP_TIMEOUT) as single,
+        start_gateway(many, workdir, "list-50", MANY_STARTUP_TIMEOUT) as fifty,
     ):
         ready_s = time.perf_counter() - started
-        async with connect(fifty.url) as to_fifty, connect(single.url) as to_single:
+        async with connect(fifty.mcp_url) as to_fifty, connect(single.mcp_url) as to_single:
             sizes = {len((await c.list_tools(cache_mode="bypass")).tools) for c in (to_fifty, to_single)}
             if len(sizes) != 1:
                 raise RuntimeError(f"the two surfaces differ in size: {sizes}")
@@ -485,15 +397,15 @@ async def run(workdir: Path) -> list[Figure]:
     figures: list[Figure] = []
     with (
         UpstreamProcess("streamable_http") as upstream,
-        GatewayProcess({"up": stdio_upstream()}, workdir, "gateway", STARTUP_TIMEOUT) as gateway,
+        start_gateway({"up": stdio_upstream()}, workdir, "gateway", STARTUP_TIMEOUT) as gateway,
     ):
-        children = gateway.children()
+        children = children_of(gateway.process.pid)
         if len(children) != 1:
             raise RuntimeError(f"expected one stdio upstream under the gateway, found pids {children}")
         async with AsyncExitStack() as stack:
             gateways, directs = [], []
             for _ in range(SESSIONS):
-                through = await stack.enter_async_context(connect(gateway.url))
+                through = await stack.enter_async_context(connect(gateway.mcp_url))
                 straight = await stack.enter_async_context(connect(upstream.url))
                 gateways.append(Target(through, await tool_name(through, "echo"), await tool_name(through, "big")))
                 directs.append(Target(straight, await tool_name(straight, "echo"), await tool_name(straight, "big")))

@@ -126,6 +126,35 @@ class _WatchedReadStream:
         await self.aclose()
 
 
+class _LogRelay:
+    """One call's log reporter on a connection whose log messages arrive in tasks of the SDK's
+    (HTTP upstreams). Counts deliveries begun and not finished, so the call can hand over its
+    result after the messages that came before it, as the stdio lane does."""
+
+    def __init__(self, sink: LogReporter) -> None:
+        self._sink = sink
+        self._pending = 0
+        self._idle: anyio.Event | None = None
+
+    def began(self) -> None:
+        self._pending += 1
+
+    async def deliver(self, params: types.LoggingMessageNotificationParams, server: str) -> None:
+        try:
+            await self._sink(params.level, params.data, params.logger)
+        except Exception as exc:
+            log.debug("log message not relayed", extra={"server": server, "error": describe_error(exc)})
+        finally:
+            self._pending -= 1
+            if not self._pending and self._idle is not None:
+                self._idle.set()
+
+    async def settled(self) -> None:
+        while self._pending:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+
 class Upstream:
     """One attached server. Created by the pool; `supervise` runs in the pool's task group until
     `stop()`."""
@@ -149,7 +178,7 @@ class Upstream:
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
-        self._log_sinks: list[LogReporter] = []
+        self._log_relays: list[_LogRelay] = []
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -274,19 +303,15 @@ class Upstream:
         log message to a connection, not a request, so with several calls in flight each caller
         gets it, each in a task of its own: a client that stopped reading holds up nobody else's copy.
         With none in flight it goes to the gateway's own log."""
-        sinks = list(self._log_sinks)
-        if not sinks:
+        relays = list(self._log_relays)
+        if not relays:
             log.info("upstream log message", extra={"server": self.name, "level": params.level, "data": params.data})
             return
+        for relay in relays:
+            relay.began()  # before the tasks start: a call whose answer came next waits for these
         async with anyio.create_task_group() as tg:
-            for sink in sinks:
-                tg.start_soon(self._relay_log, sink, params)
-
-    async def _relay_log(self, sink: LogReporter, params: types.LoggingMessageNotificationParams) -> None:
-        try:
-            await sink(params.level, params.data, params.logger)
-        except Exception as exc:
-            log.debug("log message not relayed", extra={"server": self.name, "error": describe_error(exc)})
+            for relay in relays:
+                tg.start_soon(relay.deliver, params, self.name)
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -393,26 +418,31 @@ class Upstream:
         # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
         lane = self._lane
         # On the lane, the lane hands log messages to its callers; otherwise `_on_log` does.
-        sink = log_to if lane is None else None
+        relay = _LogRelay(log_to) if lane is None and log_to is not None else None
+        result: ToolResult | None = None
         with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
             self._calls.add(scope)
-            if sink is not None:
-                self._log_sinks.append(sink)
+            if relay is not None:
+                self._log_relays.append(relay)
             try:
                 if lane is not None:
                     raw = await lane.request("tools/call", params, on_progress=progress, on_log=log_to)
                 else:
                     raw = await send_raw(client.session, "tools/call", params, on_progress=progress)
-                return result_from_wire(self.name, tool, raw)
+                result = result_from_wire(self.name, tool, raw)
             except MCPError as exc:
                 raise self._call_error(tool, exc) from None
             finally:
                 self._calls.discard(scope)
-                if sink is not None:
-                    self._log_sinks.remove(sink)
-        if self._stop_reason is not None:
-            raise ServerDetached(self.name, self._stop_reason)
-        raise CallTimeout(self.name, tool, limit)
+                if relay is not None:
+                    self._log_relays.remove(relay)
+        if result is None:
+            if self._stop_reason is not None:
+                raise ServerDetached(self.name, self._stop_reason)
+            raise CallTimeout(self.name, tool, limit)
+        if relay is not None:
+            await relay.settled()  # log messages sent before the answer reach the caller before it
+        return result
 
     def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:
         if self._stop_reason is not None:

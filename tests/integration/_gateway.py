@@ -1,7 +1,7 @@
 """Run the lash gateway for integration tests, and connect the official SDK's clients to it.
 
-- `GatewayProcess`: the real `lash-gateway serve` process (`python -m lash_gateway`, port 0, the address read back
-  from its banner, its state directory under the test's tmp dir), stopped with SIGTERM.
+- `GatewayProcess` (from `tests.servers.launch`): the real `lash-gateway serve` process (`python -m lash_gateway`,
+  port 0, the address read back from its banner), stopped with SIGTERM.
 - `write_config` / `stdio_upstream` / `http_upstream`: the `mcpServers` config file the process reads.
 - `serve_app` / `run_gateway_in_process`: a `Gateway` (or any ASGI app) under uvicorn in this process, on a
   127.0.0.1 port 0 socket, for tests that attach and detach servers at runtime through `gateway.factory`.
@@ -13,18 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from importlib.util import find_spec
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Literal, Self, TextIO, TypeVar, final
+from typing import Any, Final, Literal, TextIO, TypeVar
 
 import anyio
 import httpx2
@@ -40,12 +34,17 @@ from starlette.types import ASGIApp
 from lash_gateway import Gateway, GatewayConfig
 from lash_gateway._cli import http_server
 from tests.servers.launch import (
+    BANNER_PREFIX,
+    CONSOLE_SCRIPT,
+    GATEWAY_COMMAND,
+    GATEWAY_STARTUP_TIMEOUT,
     PROJECT_ROOT,
+    GatewayProcess,
+    GatewayStartError,
     HttpTransport,
-    OutputDrain,
     UpstreamProcess,
     stdio_command,
-    terminate,
+    write_config,
 )
 
 __all__ = [
@@ -87,23 +86,12 @@ __all__ = [
     "write_config",
 ]
 
-CONSOLE_SCRIPT: Final = Path(sys.executable).parent / "lash-gateway"
-"""The `lash-gateway` console script of this virtualenv, as an MCP client config names it."""
-GATEWAY_COMMAND: Final = (
-    [sys.executable, "-m", "lash_gateway"] if find_spec("lash_gateway.__main__") else [str(CONSOLE_SCRIPT)]
-)
-"""How `GatewayProcess` runs the CLI: `python -m lash_gateway`, or the console script if that module is missing."""
 STATE_DIR_ENV: Final = "LASH_GATEWAY_STATE_DIR"
 """Where the gateway keeps its store and admin token; tests point it into their tmp dir."""
-BANNER_PREFIX: Final = "lash gateway listening on "
-"""The first line `lash-gateway serve` prints to stdout, followed by the base URL."""
-STARTUP_TIMEOUT: Final = 30.0
+STARTUP_TIMEOUT: Final = GATEWAY_STARTUP_TIMEOUT
 """Seconds for the process to print its banner, or for its configured servers to connect."""
-STOP_TIMEOUT: Final = 10.0
-"""Seconds SIGTERM may take before the process is killed."""
 POLL_INTERVAL: Final = 0.05
 """Seconds between two probes of `poll`."""
-OUTPUT_TAIL_LINES: Final = 500
 
 STDIO_SERVER: Final = "local"
 """The stdio upstream of the `service_gateway` fixture (its tools are exported as `local__<tool>`)."""
@@ -132,110 +120,6 @@ def stdio_upstream(*args: str) -> JsonObject:
 def http_upstream(url: str, transport: HttpTransport = "streamable_http") -> JsonObject:
     """An `mcpServers` entry for an HTTP server at `url` (Claude Code's `"type"` spelling)."""
     return {"type": "sse" if transport == "sse" else "http", "url": url}
-
-
-def write_config(path: Path, servers: Mapping[str, JsonObject], gateway: Mapping[str, Any] | None = None) -> Path:
-    """Write `{"mcpServers": servers, "gateway": gateway}` to `path` and return it."""
-    document: JsonObject = {"mcpServers": dict(servers)}
-    if gateway is not None:
-        document["gateway"] = dict(gateway)
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return path
-
-
-# --- the real process ---------------------------------------------------------------------------------------------
-
-
-class GatewayStartError(RuntimeError):
-    """The gateway exited or stayed silent before printing its banner."""
-
-
-@final
-class GatewayProcess:
-    """One running `lash-gateway [global_args] serve --port 0 [--config F]` with its state in `state_dir`.
-
-    The constructor blocks until the banner is printed (call it through `anyio.to_thread.run_sync` from async
-    code); the gateway then accepts connections, though its servers may still be connecting (`/readyz`).
-
-    Raises:
-        GatewayStartError: from the constructor, with the process's output in the message.
-    """
-
-    def __init__(
-        self,
-        config: Path | None = None,
-        *,
-        state_dir: Path,
-        global_args: Sequence[str] = (),
-        startup_timeout: float = STARTUP_TIMEOUT,
-    ) -> None:
-        self.command = [*GATEWAY_COMMAND, *global_args, "serve", "--port", "0"]
-        if config is not None:
-            self.command += ["--config", str(config)]
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=PROJECT_ROOT,
-            env={**os.environ, STATE_DIR_ENV: str(state_dir)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-        assert self.process.stdout is not None and self.process.stderr is not None  # PIPE guarantees both
-        self._stdout = OutputDrain(self.process.stdout, f"gateway-stdout-{self.process.pid}", keep=OUTPUT_TAIL_LINES)
-        self._stderr = OutputDrain(self.process.stderr, f"gateway-stderr-{self.process.pid}", keep=OUTPUT_TAIL_LINES)
-        banner = self._stdout.wait_for_match(startup_timeout)
-        if banner is None or not banner.startswith(BANNER_PREFIX):
-            self.stop()
-            raise GatewayStartError(
-                f"{' '.join(self.command)} printed no banner within {startup_timeout:g}s "
-                f"(exit code {self.process.returncode}, first line {banner!r}); stderr:\n{self.stderr_text()}"
-            )
-        self.base_url = banner[len(BANNER_PREFIX) :].strip()
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.base_url}/mcp"
-
-    @property
-    def sse_url(self) -> str:
-        return f"{self.base_url}/sse"
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stdout_text(self) -> str:
-        """What the process printed on stdout so far (the last lines)."""
-        return self._stdout.text()
-
-    def stderr_text(self) -> str:
-        """What the process logged on stderr so far (the last lines)."""
-        return self._stderr.text()
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGTERM, up to `timeout` seconds for a clean shutdown, then SIGKILL; returns the exit code. Idempotent."""
-        code = terminate(self.process, timeout)
-        self._stdout.close(STOP_TIMEOUT)
-        self._stderr.close(STOP_TIMEOUT)
-        return code
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<GatewayProcess {getattr(self, 'base_url', '-')} pid={self.process.pid} alive={self.alive}>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,21 +3,15 @@ HTTP while an MCP client is connected; the bearer token; the stdio allow-list an
 bodies; secrets; and the store that brings runtime changes back after a restart.
 
 Most tests share one gateway for the module (`gateway`), each with its own server names. Tests that restart a
-gateway, read its whole log, or start it with other options run their own process (`ServeProcess`).
-`tests.integration._gateway.GatewayProcess` does not fit those: it cannot pass `--state-dir`, `--admin-token`,
-`--host` or a child environment, and keeps only the tail of stderr. `ServeProcess` is also used by
-`test_admin_cli.py`.
+gateway, read its whole log, or start it with other options run their own process (`serving`).
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import stat
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -30,8 +24,6 @@ import pytest
 from lash_gateway import Gateway, GatewayConfig, StateStore
 from lash_gateway._state import STORE_FILE
 from tests.integration._gateway import (
-    BANNER_PREFIX,
-    CONSOLE_SCRIPT,
     GatewayClient,
     connect,
     poll,
@@ -40,21 +32,18 @@ from tests.integration._gateway import (
     write_config,
 )
 from tests.servers.launch import (
+    ADMIN_TOKEN_FILE,
     PROJECT_ROOT,
     SERVER_MODULE,
-    OutputDrain,
+    GatewayProcess,
     UpstreamProcess,
+    child_env,
     stdio_command,
-    terminate,
 )
 
-TOKEN_FILE: Final = "admin-token"
 URL_FILE: Final = "admin-url"
-STARTUP_TIMEOUT: Final = 30.0
-STOP_TIMEOUT: Final = 10.0
 ADMIN_TIMEOUT: Final = httpx2.Timeout(30.0)
 """An attach answers once the server is connected: a stdio child needs a few seconds on a loaded machine."""
-ENV_PREFIX: Final = "LASH_GATEWAY_"
 STDIO_STARTUP: Final = 30.0
 """`startup_timeout` of the stdio servers these tests attach: a Python child can take over the default 10 s to
 start on a loaded 2-core machine."""
@@ -72,93 +61,6 @@ JsonObject = dict[str, Any]
 # --- the gateway process ------------------------------------------------------------------------------------------
 
 
-def child_env(overrides: Mapping[str, str] | None = None, *, home: Path | None = None) -> dict[str, str]:
-    """This process's environment without any LASH_GATEWAY_* variable, plus `overrides`.
-
-    With `home`, the per-user state directory (the last fallback of `--state-dir`) is isolated under it.
-    """
-    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
-    if home is not None:
-        env["XDG_STATE_HOME"] = str(home / "xdg-state")
-    env.update(overrides or {})
-    return env
-
-
-class ServeProcess:
-    """One `lash-gateway [-v] serve --port 0 [--state-dir D] [--config F] [args...]`, cwd the project root.
-
-    The constructor blocks until the banner is printed (call it through `anyio.to_thread.run_sync` from async code)
-    and reads the base URL from its first line. `stop()` sends SIGTERM and reaps the process.
-    """
-
-    def __init__(
-        self,
-        state_dir: Path | None,
-        config: Path | None = None,
-        *,
-        args: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        verbose: bool = False,
-    ) -> None:
-        self.state_dir = state_dir
-        self.command = [str(CONSOLE_SCRIPT), *(["-v"] if verbose else []), "serve", "--port", "0"]
-        if state_dir is not None:
-            self.command += ["--state-dir", str(state_dir)]
-        if config is not None:
-            self.command += ["--config", str(config)]
-        self.command += list(args)
-        self.process = subprocess.Popen(
-            self.command,
-            cwd=PROJECT_ROOT,
-            env=dict(env) if env is not None else child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-        assert self.process.stdout is not None and self.process.stderr is not None  # PIPE guarantees both
-        self._stdout = OutputDrain(self.process.stdout, f"serve-stdout-{self.process.pid}")
-        self._stderr = OutputDrain(self.process.stderr, f"serve-stderr-{self.process.pid}")
-        first = self._stdout.wait_for_match(STARTUP_TIMEOUT) or ""
-        if not first.startswith(BANNER_PREFIX):
-            self.stop()
-            raise RuntimeError(
-                f"{shlex.join(self.command)} printed no banner within {STARTUP_TIMEOUT:g}s (first line {first!r}, "
-                f"exit code {self.process.returncode}); stderr:\n{self.stderr_text()}"
-            )
-        self.base_url = first[len(BANNER_PREFIX) :].strip()
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    @property
-    def local_url(self) -> str:
-        """The base URL on 127.0.0.1 (the banner shows the listening host, which may be 0.0.0.0)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def token(self) -> str:
-        """The token the gateway generated in its state directory."""
-        assert self.state_dir is not None
-        return (self.state_dir / TOKEN_FILE).read_text(encoding="utf-8").strip()
-
-    def stdout_text(self) -> str:
-        return self._stdout.text()
-
-    def stderr_text(self) -> str:
-        """Everything logged so far; complete once `stop()` returned."""
-        return self._stderr.text()
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after `STOP_TIMEOUT`; waits for the output to end. Idempotent."""
-        code = terminate(self.process, STOP_TIMEOUT)
-        self._stdout.close(STOP_TIMEOUT)
-        self._stderr.close(STOP_TIMEOUT)
-        return code
-
-
 @asynccontextmanager
 async def serving(
     state_dir: Path | None,
@@ -167,11 +69,13 @@ async def serving(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
-) -> AsyncIterator[ServeProcess]:
-    """A `ServeProcess` for the duration of the block, stopped (and its output complete) on exit."""
+) -> AsyncIterator[GatewayProcess]:
+    """`lash-gateway [-v] serve` for the duration of the block, all its output kept; stopped (and that output
+    complete) on exit."""
 
-    def start() -> ServeProcess:
-        return ServeProcess(state_dir, config, args=args, env=env, verbose=verbose)
+    def start() -> GatewayProcess:
+        global_args = ["-v"] if verbose else []
+        return GatewayProcess(config, state_dir=state_dir, args=args, global_args=global_args, env=env, keep=None)
 
     process = await anyio.to_thread.run_sync(start)
     try:
@@ -247,7 +151,7 @@ async def status_of(admin: httpx2.AsyncClient, name: str) -> JsonObject:
 
 
 class SharedGateway:
-    def __init__(self, process: ServeProcess, state_dir: Path) -> None:
+    def __init__(self, process: GatewayProcess, state_dir: Path) -> None:
         self.process = process
         self.state_dir = state_dir
         self.base_url = process.base_url
@@ -255,20 +159,6 @@ class SharedGateway:
 
     def admin(self) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
         return admin_client(self.base_url, self.token)
-
-
-def wait_connected_blocking(base_url: str, servers: Sequence[str], timeout: float = STARTUP_TIMEOUT) -> None:
-    """Poll `/readyz` (bounded) until it answers 200 with each of `servers` connected; for sync fixtures."""
-    deadline = time.monotonic() + timeout
-    with httpx2.Client(timeout=5.0) as http:
-        while True:
-            reply = http.get(f"{base_url}/readyz")
-            known = reply.json().get("servers", {}) if reply.status_code == 200 else {}
-            if reply.status_code == 200 and all(known.get(name, {}).get("connected") for name in servers):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{base_url}/readyz: {reply.status_code} {reply.text}")
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -280,9 +170,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedGateway]
     state_dir.mkdir(mode=0o755)
     state_dir.chmod(0o755)  # the gateway must tighten an existing directory
     config = write_gateway_config(root / "config.json", {CONFIG_SERVER: unlisted_stdio_entry()})
-    process = ServeProcess(state_dir, config)
+    process = GatewayProcess(config, state_dir=state_dir, keep=None)
     try:
-        wait_connected_blocking(process.base_url, [CONFIG_SERVER])
+        process.wait_connected([CONFIG_SERVER])
         yield SharedGateway(process, state_dir)
     finally:
         process.stop()
@@ -294,13 +184,13 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedGateway]
 def test_generated_token_and_state_files_are_owner_only(gateway: SharedGateway) -> None:
     state_dir = gateway.state_dir
     assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
-    for name in (TOKEN_FILE, URL_FILE, STORE_FILE):
+    for name in (ADMIN_TOKEN_FILE, URL_FILE, STORE_FILE):
         assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
     assert len(gateway.token) >= 32
     assert gateway.token.startswith("lgw_")  # also: never "-", which a CLI flag value cannot start with
     assert (state_dir / URL_FILE).read_text(encoding="utf-8").strip() == gateway.base_url
     banner = gateway.process.stdout_text()
-    assert str(state_dir / TOKEN_FILE) in banner  # the banner says where the token is...
+    assert str(state_dir / ADMIN_TOKEN_FILE) in banner  # the banner says where the token is...
     assert gateway.token not in banner  # ...and never shows it
 
 
@@ -658,7 +548,7 @@ async def test_restart_restores_runtime_attaches_and_detaches(
             replaced = stdio_body(tools={"allow": ["echo"]})
             assert (await admin.put("/admin/servers/cfgkeep", json=replaced)).status_code == 200
             assert (await admin.delete("/admin/servers/cfgdrop")).status_code == 200
-    assert not (state_dir / TOKEN_FILE).exists()  # a configured token is never written down
+    assert not (state_dir / ADMIN_TOKEN_FILE).exists()  # a configured token is never written down
 
     async with serving(state_dir, config) as second:
         await wait_servers_connected(second.base_url, ["cfgkeep", "rtstdio", "rturl"])
@@ -691,7 +581,7 @@ async def test_admin_token_from_flag_or_env_is_used_and_not_written(tmp_path: Pa
     args = ["--admin-token", "flag-token"] if winner == "flag" else []
     async with serving(None, config, args=args, env=env) as process:
         assert (state_dir / URL_FILE).read_text(encoding="utf-8").strip() == process.base_url
-        assert not (state_dir / TOKEN_FILE).exists()
+        assert not (state_dir / ADMIN_TOKEN_FILE).exists()
         for candidate in ("flag-token", "env-token", "config-token"):
             async with admin_client(process.base_url, candidate) as admin:
                 reply = await admin.get("/admin/servers")

@@ -21,14 +21,8 @@ import httpx2
 import pytest
 
 from tests.integration._gateway import CONSOLE_SCRIPT, connect, text_of
-from tests.integration.test_admin_api import (
-    ServeProcess,
-    child_env,
-    refused_port,
-    wait_connected_blocking,
-    write_gateway_config,
-)
-from tests.servers.launch import SERVER_MODULE, UpstreamFactory, UpstreamProcess
+from tests.integration.test_admin_api import refused_port, write_gateway_config
+from tests.servers.launch import SERVER_MODULE, GatewayProcess, UpstreamFactory, UpstreamProcess, child_env
 
 CLI_TIMEOUT: Final = 60.0
 """Seconds one CLI run may take (an attach waits for the server to connect)."""
@@ -42,7 +36,7 @@ HEADER_SECRET: Final = "s3cr3t-cli"
 
 @dataclass(frozen=True, slots=True)
 class CliGateway:
-    process: ServeProcess
+    process: GatewayProcess
     state_dir: Path
     home: Path
     """Where the per-user state directory of CLI runs points (empty: no fallback gateway there)."""
@@ -61,9 +55,9 @@ def cli_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliGateway
     """`lash-gateway serve` with a generated token in its state directory and the test server on its allow-list."""
     root = tmp_path_factory.mktemp("admin-cli")
     state_dir = root / "state"
-    process = ServeProcess(state_dir, write_gateway_config(root / "config.json"))
+    process = GatewayProcess(write_gateway_config(root / "config.json"), state_dir=state_dir)
     try:
-        wait_connected_blocking(process.base_url, [])
+        process.wait_connected([])
         yield CliGateway(process, state_dir, root / "home")
     finally:
         process.stop()

@@ -11,6 +11,7 @@ import base64
 from functools import partial
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from lash_core import (
@@ -243,6 +244,25 @@ async def test_upstream_log_messages_reach_the_callers_log_reporter(transport: s
             result = await session_of(factory).call_tool(tool("log"), {"message": "m1", "level": "warning"}, log=log)
     assert result.text() == "logged m1", result
     assert received == [("warning", {"message": "m1"}, "upstream")]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_log_message_sent_before_the_answer_is_reported_before_the_call_returns(
+    transport: str, upstream: UpstreamFactory
+) -> None:
+    """Even when reporting it takes the caller a while (a client's stream applying back-pressure): a client
+    must not see a call's result ahead of the log messages the server sent before it."""
+    received: list[object] = []
+
+    async def slow_log(level: str, data: object, logger: str | None = None) -> None:
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()  # many scheduler rounds, in which the answer is long in
+        received.append(data)
+
+    async with attached(transport, upstream) as factory:
+        with anyio.fail_after(WAIT):
+            result = await factory.pool.call_tool(tool("log"), {"message": "m1"}, log=slow_log)
+        assert received == [{"message": "m1"}], result
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -1,15 +1,18 @@
-"""Start and watch the test servers of `tests.servers.upstream` as real processes, and find what tests left behind.
+"""Start and watch the test servers of `tests.servers.upstream` and `lash-gateway serve` as real processes, and find
+what tests left behind.
 
 `UpstreamProcess` runs one HTTP server (streamable HTTP or SSE) with `subprocess.Popen` and a stderr-draining
 thread, so it works from sync and async tests alike; `stdio_command` / `stdio_params` describe a stdio server for an
-MCP client to spawn. `OutputDrain` and `terminate` are the pieces every test-run process (the upstream server, the
-gateway) is read and stopped with. `leaked_processes` and `leaked_listening_sockets` read /proc (Linux only) for the
-session check in `tests/conftest.py`.
+MCP client to spawn. `GatewayProcess` runs `lash-gateway serve` the same way, for the tests and for `bench/`.
+`OutputDrain` and `terminate` are the pieces every one of these processes is read and stopped with.
+`leaked_processes` and `leaked_listening_sockets` read /proc (Linux only) for the session check in
+`tests/conftest.py`.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -18,10 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Final, Literal, Protocol, Self, final
 
+import httpx2
 from mcp import StdioServerParameters
 
 from tests.servers.upstream import LISTENING_PREFIX, MCP_PATH, SSE_PATH
@@ -32,6 +37,24 @@ SERVER_MODULE: Final = "tests.servers.upstream"
 STARTUP_TIMEOUT: Final = 15.0
 STOP_TIMEOUT: Final = 5.0
 STDERR_TAIL_LINES: Final = 200
+
+CONSOLE_SCRIPT: Final = Path(sys.executable).parent / "lash-gateway"
+"""The `lash-gateway` console script of this virtualenv, as an MCP client config names it."""
+GATEWAY_COMMAND: Final = (
+    [sys.executable, "-m", "lash_gateway"] if find_spec("lash_gateway.__main__") else [str(CONSOLE_SCRIPT)]
+)
+"""How `GatewayProcess` runs the CLI: `python -m lash_gateway`, or the console script if that module is missing."""
+GATEWAY_ENV_PREFIX: Final = "LASH_GATEWAY_"
+BANNER_PREFIX: Final = "lash gateway listening on "
+"""The first line `lash-gateway serve` prints to stdout, followed by the base URL."""
+GATEWAY_STARTUP_TIMEOUT: Final = 30.0
+"""Seconds for the gateway to print its banner, or for its configured servers to connect."""
+GATEWAY_STOP_TIMEOUT: Final = 10.0
+"""Seconds SIGTERM may take before the gateway is killed."""
+GATEWAY_OUTPUT_LINES: Final = 500
+"""Lines of the gateway's output kept by default (the last ones), for failure messages."""
+ADMIN_TOKEN_FILE: Final = "admin-token"
+"""Where `serve` writes the admin token it generated, in its state directory."""
 
 HttpTransport = Literal["streamable_http", "sse"]
 _ENDPOINTS: Final[Mapping[HttpTransport, str]] = {"streamable_http": MCP_PATH, "sse": SSE_PATH}
@@ -121,6 +144,160 @@ def terminate(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> 
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait()
+
+
+def child_env(overrides: Mapping[str, str] | None = None, *, home: Path | None = None) -> dict[str, str]:
+    """This process's environment without any LASH_GATEWAY_* variable, plus `overrides`.
+
+    With `home`, the per-user state directory (the last fallback of `--state-dir`) is isolated under it.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith(GATEWAY_ENV_PREFIX)}
+    if home is not None:
+        env["XDG_STATE_HOME"] = str(home / "xdg-state")
+    env.update(overrides or {})
+    return env
+
+
+class GatewayStartError(RuntimeError):
+    """The gateway exited or stayed silent before printing its banner."""
+
+
+@final
+class GatewayProcess:
+    """One running `lash-gateway [global_args] serve --port 0 [--state-dir D] [--config F] [args...]`, cwd the project
+    root, in `env` (default: `child_env()`).
+
+    The constructor blocks until the banner is printed (call it through `anyio.to_thread.run_sync` from async code);
+    the gateway then accepts connections, though its servers may still be connecting (`wait_connected`). Only the
+    last `keep` lines of each output stream are kept (None: all of them).
+
+    Raises:
+        GatewayStartError: from the constructor, with the process's output in the message.
+    """
+
+    def __init__(
+        self,
+        config: Path | None = None,
+        *,
+        state_dir: Path | None,
+        args: Sequence[str] = (),
+        global_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        keep: int | None = GATEWAY_OUTPUT_LINES,
+        startup_timeout: float = GATEWAY_STARTUP_TIMEOUT,
+    ) -> None:
+        self.state_dir = state_dir
+        self.command = [*GATEWAY_COMMAND, *global_args, "serve", "--port", "0"]
+        if state_dir is not None:
+            self.command += ["--state-dir", str(state_dir)]
+        if config is not None:
+            self.command += ["--config", str(config)]
+        self.command += list(args)
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=dict(env) if env is not None else child_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None  # PIPE guarantees both
+        self._stdout = OutputDrain(self.process.stdout, f"gateway-stdout-{self.process.pid}", keep=keep)
+        self._stderr = OutputDrain(self.process.stderr, f"gateway-stderr-{self.process.pid}", keep=keep)
+        banner = self._stdout.wait_for_match(startup_timeout)
+        if banner is None or not banner.startswith(BANNER_PREFIX):
+            self.stop()
+            raise GatewayStartError(
+                f"{' '.join(self.command)} printed no banner within {startup_timeout:g}s "
+                f"(exit code {self.process.returncode}, first line {banner!r}); stderr:\n{self.stderr_text()}"
+            )
+        self.base_url = banner[len(BANNER_PREFIX) :].strip()
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    @property
+    def sse_url(self) -> str:
+        return f"{self.base_url}/sse"
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def local_url(self) -> str:
+        """The base URL on 127.0.0.1 (the banner shows the listening host, which may be 0.0.0.0)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def token(self) -> str:
+        """The admin token the gateway generated in its state directory."""
+        assert self.state_dir is not None, "started without --state-dir"
+        return (self.state_dir / ADMIN_TOKEN_FILE).read_text(encoding="utf-8").strip()
+
+    def wait_connected(self, servers: Sequence[str], timeout: float = GATEWAY_STARTUP_TIMEOUT) -> None:
+        """Poll `/readyz` (bounded) until it answers 200 with each of `servers` connected; for sync callers.
+
+        Raises:
+            TimeoutError: not ready in time, with the last answer and the gateway's log in the message.
+            GatewayStartError: the process exited meanwhile.
+        """
+        deadline = time.monotonic() + timeout
+        with httpx2.Client(timeout=5.0) as http:
+            while True:
+                if not self.alive:
+                    raise GatewayStartError(f"exited with {self.process.returncode}; stderr:\n{self.stderr_text()}")
+                reply = http.get(f"{self.base_url}/readyz")
+                known = reply.json().get("servers", {}) if reply.status_code == 200 else {}
+                if reply.status_code == 200 and all(known.get(name, {}).get("connected") for name in servers):
+                    return
+                if time.monotonic() > deadline:
+                    answer = f"{reply.status_code} {reply.text}"
+                    raise TimeoutError(f"{self.base_url}/readyz: {answer}; stderr:\n{self.stderr_text()}")
+                time.sleep(0.05)
+
+    def stdout_text(self) -> str:
+        """What the process printed on stdout so far."""
+        return self._stdout.text()
+
+    def stderr_text(self) -> str:
+        """What the process logged on stderr so far; complete once `stop()` returned."""
+        return self._stderr.text()
+
+    def stop(self, timeout: float = GATEWAY_STOP_TIMEOUT) -> int:
+        """SIGTERM, up to `timeout` seconds for a clean shutdown, then SIGKILL; waits for the output to end and
+        returns the exit code. Idempotent."""
+        code = terminate(self.process, timeout)
+        self._stdout.close(GATEWAY_STOP_TIMEOUT)
+        self._stderr.close(GATEWAY_STOP_TIMEOUT)
+        return code
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<GatewayProcess {getattr(self, 'base_url', '-')} pid={self.process.pid} alive={self.alive}>"
+
+
+def write_config(path: Path, servers: Mapping[str, object], gateway: Mapping[str, object] | None = None) -> Path:
+    """Write `{"mcpServers": servers, "gateway": gateway}` to `path` and return it."""
+    document: dict[str, object] = {"mcpServers": dict(servers)}
+    if gateway is not None:
+        document["gateway"] = dict(gateway)
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return path
 
 
 @final
