@@ -17,7 +17,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -126,24 +126,35 @@ class _WatchedReadStream:
         await self.aclose()
 
 
-class _LogRelay:
-    """One call's log reporter on a connection whose log messages arrive in tasks of the SDK's
-    (HTTP upstreams). Counts deliveries begun and not finished, so the call can hand over its
-    result after the messages that came before it, as the stdio lane does."""
+class _CallRelay:
+    """Where one call's progress and log messages go on a connection whose notifications the SDK
+    hands each to a task of its own (HTTP upstreams). They are reported one at a time in the order
+    they arrived, and the call's result waits for those that arrived before it, as on the stdio
+    lane: a client never sees a result ahead of the messages that preceded it."""
 
-    def __init__(self, sink: LogReporter) -> None:
-        self._sink = sink
+    def __init__(self, server: str, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
+        self._server = server
+        self._on_progress = on_progress
+        self.on_log = on_log
+        self._lock = anyio.Lock()  # FIFO: taken, in arrival order, before the first suspension
         self._pending = 0
         self._idle: anyio.Event | None = None
 
-    def began(self) -> None:
-        self._pending += 1
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        assert self._on_progress is not None  # only handed to the SDK when there is a reporter
+        await self._in_turn(self._on_progress, progress, total, message)
 
-    async def deliver(self, params: types.LoggingMessageNotificationParams, server: str) -> None:
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        assert self.on_log is not None  # `_on_log` picks relays that have one
+        await self._in_turn(self.on_log, params.level, params.data, params.logger)
+
+    async def _in_turn(self, report: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self._pending += 1  # before anything can suspend: `settled` now waits for this one
         try:
-            await self._sink(params.level, params.data, params.logger)
+            async with self._lock:
+                await report(*args)
         except Exception as exc:
-            log.debug("log message not relayed", extra={"server": server, "error": describe_error(exc)})
+            log.debug("message not relayed", extra={"server": self._server, "error": describe_error(exc)})
         finally:
             self._pending -= 1
             if not self._pending and self._idle is not None:
@@ -178,7 +189,7 @@ class Upstream:
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
-        self._log_relays: list[_LogRelay] = []
+        self._relays: list[_CallRelay] = []
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -301,17 +312,17 @@ class Upstream:
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Upstream log messages go to the callers with calls in flight on this server: MCP ties a
         log message to a connection, not a request, so with several calls in flight each caller
-        gets it, each in a task of its own: a client that stopped reading holds up nobody else's copy.
-        With none in flight it goes to the gateway's own log."""
-        relays = list(self._log_relays)
+        gets it, each in a task of its own so that a client that stopped reading holds up nobody
+        else's copy. With none in flight it goes to the gateway's own log."""
+        relays = [relay for relay in self._relays if relay.on_log is not None]
         if not relays:
             log.info("upstream log message", extra={"server": self.name, "level": params.level, "data": params.data})
-            return
-        for relay in relays:
-            relay.began()  # before the tasks start: a call whose answer came next waits for these
-        async with anyio.create_task_group() as tg:
-            for relay in relays:
-                tg.start_soon(relay.deliver, params, self.name)
+        elif len(relays) == 1:
+            await relays[0].log(params)  # in this task: no hop that progress arriving next could overtake
+        else:
+            async with anyio.create_task_group() as tg:
+                for relay in relays:
+                    tg.start_soon(relay.log, params)
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -417,31 +428,32 @@ class Upstream:
         params = {"name": tool, "arguments": dict(args)}
         # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
         lane = self._lane
-        # On the lane, the lane hands log messages to its callers; otherwise `_on_log` does.
-        relay = _LogRelay(log_to) if lane is None and log_to is not None else None
+        # The lane hands progress and log messages to its callers itself; otherwise a relay does.
+        relay = _CallRelay(self.name, progress, log_to) if lane is None else None
         result: ToolResult | None = None
         with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
             self._calls.add(scope)
             if relay is not None:
-                self._log_relays.append(relay)
+                self._relays.append(relay)
             try:
                 if lane is not None:
                     raw = await lane.request("tools/call", params, on_progress=progress, on_log=log_to)
                 else:
-                    raw = await send_raw(client.session, "tools/call", params, on_progress=progress)
+                    on_progress = relay.progress if relay is not None and progress is not None else None
+                    raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
                 result = result_from_wire(self.name, tool, raw)
             except MCPError as exc:
                 raise self._call_error(tool, exc) from None
             finally:
                 self._calls.discard(scope)
                 if relay is not None:
-                    self._log_relays.remove(relay)
+                    self._relays.remove(relay)
         if result is None:
             if self._stop_reason is not None:
                 raise ServerDetached(self.name, self._stop_reason)
             raise CallTimeout(self.name, tool, limit)
         if relay is not None:
-            await relay.settled()  # log messages sent before the answer reach the caller before it
+            await relay.settled()
         return result
 
     def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:

@@ -233,6 +233,25 @@ async def test_progress_reaches_the_callers_reporter_in_order(transport: str, up
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_progress_is_reported_before_the_call_returns_even_by_a_slow_reporter(
+    transport: str, upstream: UpstreamFactory
+) -> None:
+    """A reporter that takes a while (a client's stream applying back-pressure) still has every report before the
+    call returns: a client must not see a result ahead of the progress that came before it."""
+    reports: list[float] = []
+
+    async def slow_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+        for _ in range(20):
+            await anyio.lowlevel.checkpoint()  # many scheduler rounds, in which the answer is long in
+        reports.append(progress)
+
+    async with attached(transport, upstream) as factory:
+        with anyio.fail_after(WAIT):
+            await factory.pool.call_tool(tool("slow"), {"seconds": 0, "steps": 3}, progress=slow_progress)
+    assert reports == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_upstream_log_messages_reach_the_callers_log_reporter(transport: str, upstream: UpstreamFactory) -> None:
     received: list[tuple[str, object, str | None]] = []
 
