@@ -159,7 +159,7 @@ class Gateway:
         mcp = guarded(FastPath(self.export, manager, security))
         app = Starlette(
             routes=[
-                Route(MCP_PATH, endpoint=mcp),  # reached only through the router's `/mcp/` redirect
+                Route(MCP_PATH, endpoint=mcp),  # for the `/mcp/` redirect, and for paths under a root path
                 *admin,
                 Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
                 Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),

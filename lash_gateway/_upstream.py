@@ -12,6 +12,7 @@ Failure semantics (the pool's contract rests on them):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -126,44 +127,68 @@ class _WatchedReadStream:
         await self.aclose()
 
 
+_Report = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
+
+
 class _CallRelay:
     """Where one call's progress and log messages go on a connection whose notifications the SDK
-    hands each to a task of its own (HTTP upstreams). They are reported one at a time in the order
-    they arrived, and the call's result waits for those that arrived before it, as on the stdio
-    lane: a client never sees a result ahead of the messages that preceded it."""
+    hands each to a task of its own (HTTP upstreams). Messages are queued the moment they arrive and
+    reported in that order by one task at a time; the call's answer waits until those queued before
+    it are reported, as on the stdio lane. A reporter that stalls keeps one task waiting, not one per
+    message, and what is still queued when the call ends is dropped with it."""
 
-    def __init__(self, server: str, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
-        self._server = server
+    def __init__(self, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
         self._on_progress = on_progress
         self.on_log = on_log
-        self._lock = anyio.Lock()  # FIFO: taken, in arrival order, before the first suspension
-        self._pending = 0
+        self._queue: collections.deque[_Report] = collections.deque()
+        self._reporting = False
+        self._closed = False
         self._idle: anyio.Event | None = None
 
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         assert self._on_progress is not None  # only handed to the SDK when there is a reporter
-        await self._in_turn(self._on_progress, progress, total, message)
+        if self.push((self._on_progress, (progress, total, message))):
+            await self.report()
 
-    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+    def push_log(self, params: types.LoggingMessageNotificationParams) -> bool:
         assert self.on_log is not None  # `_on_log` picks relays that have one
-        await self._in_turn(self.on_log, params.level, params.data, params.logger)
+        return self.push((self.on_log, (params.level, params.data, params.logger)))
 
-    async def _in_turn(self, report: Callable[..., Awaitable[None]], *args: Any) -> None:
-        self._pending += 1  # before anything can suspend: `settled` now waits for this one
+    def push(self, message: _Report) -> bool:
+        """Queue one message; True when the caller is to `report()` it (no task is reporting now)."""
+        if self._closed:
+            return False
+        self._queue.append(message)
+        if self._reporting:
+            return False
+        self._reporting = True
+        return True
+
+    async def report(self) -> None:
+        """Report what is queued, and what is queued meanwhile, in order."""
         try:
-            async with self._lock:
-                await report(*args)
-        except Exception as exc:
-            log.debug("message not relayed", extra={"server": self._server, "error": describe_error(exc)})
+            while self._queue:
+                reporter, args = self._queue.popleft()
+                try:
+                    await reporter(*args)
+                except Exception:
+                    log.exception("progress or log message not delivered to the caller")
         finally:
-            self._pending -= 1
-            if not self._pending and self._idle is not None:
+            self._queue.clear()  # already empty, unless this task was cancelled
+            self._reporting = False
+            if self._idle is not None:
                 self._idle.set()
 
     async def settled(self) -> None:
-        while self._pending:
+        """Return once everything queued so far has been reported."""
+        while self._reporting:
             self._idle = anyio.Event()
             await self._idle.wait()
+
+    def close(self) -> None:
+        """The call is over: drop what is queued and take nothing more."""
+        self._closed = True
+        self._queue.clear()
 
 
 class Upstream:
@@ -312,17 +337,19 @@ class Upstream:
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Upstream log messages go to the callers with calls in flight on this server: MCP ties a
         log message to a connection, not a request, so with several calls in flight each caller
-        gets it, each in a task of its own so that a client that stopped reading holds up nobody
-        else's copy. With none in flight it goes to the gateway's own log."""
+        gets it, reported in a task of its own so that a client that stopped reading holds up
+        nobody else's copy. With none in flight it goes to the gateway's own log."""
         relays = [relay for relay in self._relays if relay.on_log is not None]
         if not relays:
             log.info("upstream log message", extra={"server": self.name, "level": params.level, "data": params.data})
-        elif len(relays) == 1:
-            await relays[0].log(params)  # in this task: no hop that progress arriving next could overtake
-        else:
+            return
+        to_report = [relay for relay in relays if relay.push_log(params)]
+        if len(to_report) == 1:
+            await to_report[0].report()
+        elif to_report:
             async with anyio.create_task_group() as tg:
-                for relay in relays:
-                    tg.start_soon(relay.log, params)
+                for relay in to_report:
+                    tg.start_soon(relay.report)
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -429,32 +456,36 @@ class Upstream:
         # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
         lane = self._lane
         # The lane hands progress and log messages to its callers itself; otherwise a relay does.
-        relay = _CallRelay(self.name, progress, log_to) if lane is None else None
-        result: ToolResult | None = None
+        relay = _CallRelay(progress, log_to) if lane is None else None
         with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
             self._calls.add(scope)
             if relay is not None:
                 self._relays.append(relay)
             try:
-                if lane is not None:
-                    raw = await lane.request("tools/call", params, on_progress=progress, on_log=log_to)
-                else:
-                    on_progress = relay.progress if relay is not None and progress is not None else None
-                    raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
-                result = result_from_wire(self.name, tool, raw)
-            except MCPError as exc:
-                raise self._call_error(tool, exc) from None
+                error: UpstreamError | None = None
+                try:
+                    if lane is not None:
+                        raw = await lane.request("tools/call", params, on_progress=progress, on_log=log_to)
+                    else:
+                        on_progress = relay.progress if relay is not None and progress is not None else None
+                        raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
+                except MCPError as exc:
+                    error = self._call_error(tool, exc)
+                finally:
+                    if relay is not None:
+                        self._relays.remove(relay)  # answered: no later message is this call's
+                if relay is not None:
+                    await relay.settled()  # what came before the answer goes first, within the time limit
+                if error is not None:
+                    raise error from None
+                return result_from_wire(self.name, tool, raw)
             finally:
                 self._calls.discard(scope)
                 if relay is not None:
-                    self._relays.remove(relay)
-        if result is None:
-            if self._stop_reason is not None:
-                raise ServerDetached(self.name, self._stop_reason)
-            raise CallTimeout(self.name, tool, limit)
-        if relay is not None:
-            await relay.settled()
-        return result
+                    relay.close()
+        if self._stop_reason is not None:
+            raise ServerDetached(self.name, self._stop_reason)
+        raise CallTimeout(self.name, tool, limit)
 
     def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:
         if self._stop_reason is not None:

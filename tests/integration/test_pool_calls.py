@@ -232,23 +232,30 @@ async def test_progress_reaches_the_callers_reporter_in_order(transport: str, up
     assert progress.reports == [(0, 3, "step 0/3"), (1, 3, "step 1/3"), (2, 3, "step 2/3"), (3, 3, "done")]
 
 
+async def take_a_while() -> None:
+    """Many scheduler rounds, in which an answer that has arrived is long in: a client's stream applying
+    back-pressure, without a sleep."""
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_progress_is_reported_before_the_call_returns_even_by_a_slow_reporter(
+async def test_progress_is_reported_in_order_and_before_the_call_returns(
     transport: str, upstream: UpstreamFactory
 ) -> None:
-    """A reporter that takes a while (a client's stream applying back-pressure) still has every report before the
-    call returns: a client must not see a result ahead of the progress that came before it."""
+    """The reporter takes a while over its first report only: the later ones must still wait their turn, and the
+    call must not return ahead of any of them."""
     reports: list[float] = []
 
-    async def slow_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
-        for _ in range(20):
-            await anyio.lowlevel.checkpoint()  # many scheduler rounds, in which the answer is long in
+    async def progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+        if not reports:
+            await take_a_while()
         reports.append(progress)
 
     async with attached(transport, upstream) as factory:
         with anyio.fail_after(WAIT):
-            await factory.pool.call_tool(tool("slow"), {"seconds": 0, "steps": 3}, progress=slow_progress)
-    assert reports == [0, 1, 2, 3]
+            await factory.pool.call_tool(tool("slow"), {"seconds": 0, "steps": 3}, progress=progress)
+        assert reports == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -266,22 +273,40 @@ async def test_upstream_log_messages_reach_the_callers_log_reporter(transport: s
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("fail", [False, True], ids=["result", "error"])
 async def test_a_log_message_sent_before_the_answer_is_reported_before_the_call_returns(
-    transport: str, upstream: UpstreamFactory
+    transport: str, fail: bool, upstream: UpstreamFactory
 ) -> None:
-    """Even when reporting it takes the caller a while (a client's stream applying back-pressure): a client
-    must not see a call's result ahead of the log messages the server sent before it."""
+    """Even when reporting it takes the caller a while, and whether the answer is a result or a JSON-RPC error: a
+    client must not see the answer ahead of the log messages the server sent before it."""
     received: list[object] = []
 
     async def slow_log(level: str, data: object, logger: str | None = None) -> None:
-        for _ in range(20):
-            await anyio.lowlevel.checkpoint()  # many scheduler rounds, in which the answer is long in
+        await take_a_while()
         received.append(data)
 
     async with attached(transport, upstream) as factory:
         with anyio.fail_after(WAIT):
-            result = await factory.pool.call_tool(tool("log"), {"message": "m1"}, log=slow_log)
+            result = await session_of(factory).call_tool(tool("log"), {"message": "m1", "fail": fail}, log=slow_log)
         assert received == [{"message": "m1"}], result
+        assert result.is_error == fail, result
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_caller_that_stops_taking_log_messages_still_gets_its_call_timeout(
+    transport: str, upstream: UpstreamFactory
+) -> None:
+    stalled = anyio.Event()
+
+    async def stalled_log(level: str, data: object, logger: str | None = None) -> None:
+        stalled.set()
+        await anyio.sleep_forever()  # a client that stopped reading its stream
+
+    async with attached(transport, upstream) as factory:
+        with anyio.fail_after(WAIT), pytest.raises(CallTimeout):
+            await factory.pool.call_tool(tool("log"), {"message": "m1"}, log=stalled_log, call_timeout=0.5)
+        assert stalled.is_set()
+        assert factory.pool.status(SERVER).calls_in_flight == 0
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -307,7 +332,6 @@ async def test_a_caller_that_stops_taking_log_messages_keeps_them_from_no_other_
             await wait_until(lambda: pool.status(SERVER).calls_in_flight == 1)
             result = await pool.call_tool(tool("log"), {"message": "m1"}, log=log)
             await stalled.wait()
-            await wait_until(lambda: bool(received))
         assert result.text() == "logged m1", result
         assert received == [{"message": "m1"}]
         tg.cancel_scope.cancel()

@@ -49,7 +49,7 @@ BANNER_PREFIX: Final = "lash gateway listening on "
 """The first line `lash-gateway serve` prints to stdout, followed by the base URL."""
 GATEWAY_STARTUP_TIMEOUT: Final = 30.0
 """Seconds for the gateway to print its banner, or for its configured servers to connect."""
-GATEWAY_STOP_TIMEOUT: Final = 10.0
+GATEWAY_STOP_TIMEOUT: Final = 20.0
 """Seconds SIGTERM may take before the gateway is killed."""
 GATEWAY_OUTPUT_LINES: Final = 500
 """Lines of the gateway's output kept by default (the last ones), for failure messages."""
@@ -186,6 +186,8 @@ class GatewayProcess:
         keep: int | None = GATEWAY_OUTPUT_LINES,
         startup_timeout: float = GATEWAY_STARTUP_TIMEOUT,
     ) -> None:
+        # Without either, the gateway would keep its token and store in the user's own state directory.
+        assert state_dir is not None or env is not None, "say where the state goes: state_dir, or env"
         self.state_dir = state_dir
         self.command = [*GATEWAY_COMMAND, *global_args, "serve", "--port", "0"]
         if state_dir is not None:
@@ -254,12 +256,16 @@ class GatewayProcess:
             while True:
                 if not self.alive:
                     raise GatewayStartError(f"exited with {self.process.returncode}; stderr:\n{self.stderr_text()}")
-                reply = http.get(f"{self.base_url}/readyz")
-                known = reply.json().get("servers", {}) if reply.status_code == 200 else {}
-                if reply.status_code == 200 and all(known.get(name, {}).get("connected") for name in servers):
-                    return
-                if time.monotonic() > deadline:
+                try:
+                    reply = http.get(f"{self.base_url}/readyz")
+                except httpx2.TransportError as exc:  # busy starting its servers: ask again
+                    answer = f"{type(exc).__name__}: {exc}"
+                else:
+                    known = reply.json().get("servers", {}) if reply.status_code == 200 else {}
+                    if reply.status_code == 200 and all(known.get(name, {}).get("connected") for name in servers):
+                        return
                     answer = f"{reply.status_code} {reply.text}"
+                if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.base_url}/readyz: {answer}; stderr:\n{self.stderr_text()}")
                 time.sleep(0.05)
 

@@ -345,8 +345,9 @@ class Upstream:
         self._tool(
             "log",
             self._log,
-            "Send a log message (notifications/message) to the caller, then answer.",
-            _schema({"message": string, "level": string}, ["message"]),
+            "Send a log message (notifications/message) to the caller, then answer; with `fail`, answer with a "
+            "JSON-RPC error instead.",
+            _schema({"message": string, "level": string, "fail": {"type": "boolean"}}, ["message"]),
         )
         self._tool(
             "add_tool", self._add_tool, "Add a tool and announce the change.", _schema({"name": string}, ["name"])
@@ -514,6 +515,8 @@ class Upstream:
         message = _arg_str(args, "message")
         level = cast(types.LoggingLevel, args.get("level", "info"))
         await ctx.session.send_log_message(level, {"message": message}, "upstream", related_request_id=ctx.request_id)
+        if args.get("fail"):
+            raise RuntimeError(f"failed after logging {message}")  # the SDK answers with a JSON-RPC error
         return types.CallToolResult(content=[_text(f"logged {message}")])
 
     async def _add_tool(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
