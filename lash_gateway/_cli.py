@@ -103,11 +103,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     configured = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or _secret(settings.admin.token)
     token, token_file = admin_token(directory, configured)
     # Bind before serving, so port 0 works and the printed address is the real one.
-    sock = socket.create_server((host, settings.port if args.port is None else args.port))
-    # Connections inherit this. asyncio sets it only on sockets it knows are TCP, and create_server()
-    # leaves the protocol unset; without it, a response written in two parts (headers, then body)
-    # waits out the client's delayed ACK (~40 ms per request).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = listening_socket(host, settings.port if args.port is None else args.port)
     # A wildcard bind is reached through loopback locally; that is the address to print and store.
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{shown}]" if ":" in shown else shown
@@ -127,6 +123,16 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound and listening for `http_server` (port 0 picks a free one)."""
+    sock = socket.create_server((host, port))
+    # Connections inherit this. asyncio sets it only on sockets it knows are TCP, and create_server()
+    # leaves the protocol unset; without it, a response written in two parts (headers, then body)
+    # waits out the client's delayed ACK (~40 ms per request).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def http_server(app: ASGIApp, *, drain: int = SHUTDOWN_DRAIN) -> uvicorn.Server:

@@ -52,7 +52,7 @@ _WRITER_FLUSH_TIMEOUT: Final = 0.5
 _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 """Seconds a cancelled call waits to tell the server (a child that stopped reading must not hang it)."""
 _LOG_LEVELS: Final = frozenset(get_args(types.LoggingLevel))
-_Notice = Callable[[], Awaitable[None]]
+Notice = Callable[[], Awaitable[None]]
 """A progress or log delivery, queued for the call it belongs to."""
 
 
@@ -64,13 +64,13 @@ class _Pending:
     def __init__(self, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
         self.on_progress = on_progress
         self.on_log = on_log
-        self.notices: deque[_Notice] = deque()
+        self.notices: deque[Notice] = deque()
         self.wakeup = anyio.Event()
         self.done = False
         self.result: dict[str, Any] | None = None
         self.error: MCPError | None = None
 
-    def notify(self, notice: _Notice) -> None:
+    def notify(self, notice: Notice) -> None:
         self.notices.append(notice)
         self.wakeup.set()
 
@@ -122,7 +122,7 @@ class StdioLane:
                     break  # the common case: the answer, nothing before it
                 pending.wakeup = anyio.Event()  # before delivering: what arrives meanwhile wakes the next wait
                 while pending.notices:
-                    await _deliver(pending.notices.popleft())
+                    await deliver_notice(pending.notices.popleft())
                 if pending.done:
                     break
         except anyio.get_cancelled_exc_class():
@@ -202,7 +202,8 @@ class StdioLane:
                 pending.settle(None, MCPError(types.CONNECTION_CLOSED, "Connection closed"))
 
 
-async def _deliver(notice: _Notice) -> None:
+async def deliver_notice(notice: Notice) -> None:
+    """Run one delivery; a reporter's failure is logged and does not end the call."""
     try:
         await notice()
     except Exception:

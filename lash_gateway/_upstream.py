@@ -18,9 +18,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -46,7 +47,7 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._schema import SanitizedTool, sanitize_tool
-from ._stdio import StdioLane
+from ._stdio import Notice, StdioLane, deliver_notice
 from ._transports import WriteStream, open_transport
 from ._wire import result_from_wire, send_raw
 
@@ -127,9 +128,6 @@ class _WatchedReadStream:
         await self.aclose()
 
 
-_Report = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
-
-
 class _CallRelay:
     """Where one call's progress and log messages go on a connection whose notifications the SDK
     hands each to a task of its own (HTTP upstreams). Messages are queued the moment they arrive and
@@ -140,21 +138,21 @@ class _CallRelay:
     def __init__(self, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
         self._on_progress = on_progress
         self.on_log = on_log
-        self._queue: collections.deque[_Report] = collections.deque()
+        self._queue: collections.deque[Notice] = collections.deque()
         self._reporting = False
         self._closed = False
         self._idle: anyio.Event | None = None
 
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         assert self._on_progress is not None  # only handed to the SDK when there is a reporter
-        if self.push((self._on_progress, (progress, total, message))):
+        if self.push(partial(self._on_progress, progress, total, message)):
             await self.report()
 
     def push_log(self, params: types.LoggingMessageNotificationParams) -> bool:
         assert self.on_log is not None  # `_on_log` picks relays that have one
-        return self.push((self.on_log, (params.level, params.data, params.logger)))
+        return self.push(partial(self.on_log, params.level, params.data, params.logger))
 
-    def push(self, message: _Report) -> bool:
+    def push(self, message: Notice) -> bool:
         """Queue one message; True when the caller is to `report()` it (no task is reporting now)."""
         if self._closed:
             return False
@@ -168,11 +166,7 @@ class _CallRelay:
         """Report what is queued, and what is queued meanwhile, in order."""
         try:
             while self._queue:
-                reporter, args = self._queue.popleft()
-                try:
-                    await reporter(*args)
-                except Exception:
-                    log.exception("progress or log message not delivered to the caller")
+                await deliver_notice(self._queue.popleft())
         finally:
             self._queue.clear()  # already empty, unless this task was cancelled
             self._reporting = False

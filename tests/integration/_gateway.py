@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from lash_gateway import Gateway, GatewayConfig
-from lash_gateway._cli import http_server
+from lash_gateway._cli import http_server, listening_socket
 from tests.servers.launch import (
     BANNER_PREFIX,
     CONSOLE_SCRIPT,
@@ -190,8 +189,7 @@ async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> As
     Readiness is `GET health_path` answering 200, or uvicorn reporting it started when `health_path` is None.
     On exit uvicorn is told to stop and awaited (open streams get 2 seconds).
     """
-    sock = socket.create_server(("127.0.0.1", 0))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `lash-gateway serve` does
+    sock = listening_socket("127.0.0.1", 0)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = http_server(app, drain=2)
     try:

@@ -91,6 +91,18 @@ class ProgressLog:
         self.first.set()
 
 
+class StalledLog:
+    """A log reporter that never returns, as for a client that stopped reading its stream; `reached` is set
+    once a message got to it."""
+
+    def __init__(self) -> None:
+        self.reached = anyio.Event()
+
+    async def __call__(self, level: str, data: object, logger: str | None = None) -> None:
+        self.reached.set()
+        await anyio.sleep_forever()
+
+
 # --- concurrency ---------------------------------------------------------------------------------------------------
 
 
@@ -296,16 +308,11 @@ async def test_a_log_message_sent_before_the_answer_is_reported_before_the_call_
 async def test_a_caller_that_stops_taking_log_messages_still_gets_its_call_timeout(
     transport: str, upstream: UpstreamFactory
 ) -> None:
-    stalled = anyio.Event()
-
-    async def stalled_log(level: str, data: object, logger: str | None = None) -> None:
-        stalled.set()
-        await anyio.sleep_forever()  # a client that stopped reading its stream
-
+    stalled = StalledLog()
     async with attached(transport, upstream) as factory:
         with anyio.fail_after(WAIT), pytest.raises(CallTimeout):
-            await factory.pool.call_tool(tool("log"), {"message": "m1"}, log=stalled_log, call_timeout=0.5)
-        assert stalled.is_set()
+            await factory.pool.call_tool(tool("log"), {"message": "m1"}, log=stalled, call_timeout=0.5)
+        assert stalled.reached.is_set()
         assert factory.pool.status(SERVER).calls_in_flight == 0
 
 
@@ -315,23 +322,19 @@ async def test_a_caller_that_stops_taking_log_messages_keeps_them_from_no_other_
 ) -> None:
     """MCP ties a log message to the connection, so every caller in flight gets it. One whose client stopped
     reading (its reporter never returns) must not hold it back from the others."""
-    stalled = anyio.Event()
+    stalled = StalledLog()
     received: list[object] = []
-
-    async def stalled_log(level: str, data: object, logger: str | None = None) -> None:
-        stalled.set()
-        await anyio.sleep_forever()
 
     async def log(level: str, data: object, logger: str | None = None) -> None:
         received.append(data)
 
     async with attached(transport, upstream) as factory, anyio.create_task_group() as tg:
         pool = factory.pool
-        tg.start_soon(partial(pool.call_tool, tool("wait_for_release"), {"key": "held"}, log=stalled_log))
+        tg.start_soon(partial(pool.call_tool, tool("wait_for_release"), {"key": "held"}, log=stalled))
         with anyio.fail_after(WAIT):
             await wait_until(lambda: pool.status(SERVER).calls_in_flight == 1)
             result = await pool.call_tool(tool("log"), {"message": "m1"}, log=log)
-            await stalled.wait()
+            await stalled.reached.wait()
         assert result.text() == "logged m1", result
         assert received == [{"message": "m1"}]
         tg.cancel_scope.cancel()
