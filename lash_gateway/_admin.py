@@ -8,10 +8,11 @@
 
 Every request needs `Authorization: Bearer <token>` (compared in constant time) and, unless
 `gateway.admin.allow_remote`, must come from a loopback address. Starting a process is code
-execution: a stdio attach is refused unless its command line matches `gateway.admin.stdio_allow`;
-a URL attach is refused if its host resolves into `gateway.admin.deny_networks`. Changes go
-through the MCP plugin's actions and are written to the store before the answer. Errors are
-`{"error": "<what to fix>"}`; no answer contains a header or env value.
+execution: a stdio attach passes only what the allow-lists of `gateway.admin` admit (command line,
+working directory, environment; see `_policy`); a URL attach is refused if its host resolves into
+`gateway.admin.deny_networks`, and each of its connections is checked again. Changes go to the MCP
+plugin's pool and are written to the store before the answer. Errors are `{"error": "<what to
+fix>"}`; no answer contains a header or env value.
 """
 
 from __future__ import annotations
@@ -20,28 +21,17 @@ import hmac
 import ipaddress
 import json
 import logging
-import shlex
-from collections.abc import Awaitable, Callable, Sequence
-from fnmatch import fnmatchcase
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable
+from typing import Final
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lash_core import Session
-
-from ._config import (
-    HttpServerConfig,
-    McpServerConfig,
-    ServerConfig,
-    StdioServerConfig,
-    redacted,
-    validate_server_name,
-)
+from ._config import McpServerConfig, validate_server_name
 from ._errors import ConfigError, ServerNotAttached, UpstreamUnavailable
 from ._plugin import status_dict
+from ._policy import AdminPolicy, PolicyError
 from ._pool import McpConnectionPool
 from ._settings import AdminSettings
 from ._store import StateStore, StoreError
@@ -50,22 +40,20 @@ log = logging.getLogger("lash_gateway.admin")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-
-class PolicyError(Exception):
-    """An attach the operator's policy refuses (403); the message says how to allow it."""
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""Largest `PUT /admin/servers/{name}` body: one server config is a few KiB."""
 
 
 class AdminApi:
-    """Routes for the Starlette app. `session` is the gateway's own lash session whose actions
-    do the work, so the admin API and embedded hosts share one code path."""
+    """Routes for the Starlette app, over the MCP plugin's pool. Attaches pass `AdminPolicy` first."""
 
     def __init__(
-        self, session: Session, pool: McpConnectionPool, store: StateStore, settings: AdminSettings, token: str
+        self, pool: McpConnectionPool, store: StateStore, settings: AdminSettings, policy: AdminPolicy, token: str
     ) -> None:
-        self._session = session
         self._pool = pool
         self._store = store
         self._settings = settings
+        self._policy = policy
         self._expected = f"Bearer {token}".encode()
 
     def routes(self) -> list[Route]:
@@ -109,101 +97,83 @@ class AdminApi:
         name = request.path_params["name"]
         try:
             validate_server_name(name)
-            body = json.loads(await request.body())
-            if not isinstance(body, dict):
-                raise ConfigError(name, "the body must be one server config as a JSON object")
-            config = McpServerConfig.parse(body, name=name)
-            await self._check_policy(config)
-        except json.JSONDecodeError as exc:
-            return _error(422, f"the body is not valid JSON: {exc}")
-        except UnicodeDecodeError:
-            return _error(422, "the body is not valid JSON: it is not UTF-8 text")
+            config = McpServerConfig.parse(await _json_body(request), name=name)
+            to_run, guard = await self._policy.admit(config)
+        except _BodyError as exc:
+            return _error(exc.status, str(exc))
         except ConfigError as exc:
             return _error(422, str(exc))
         except PolicyError as exc:
             return _error(403, str(exc))
+        previous = self._pool.attachment(name)
         try:
-            previous: ServerConfig | None = self._pool.config(name)
-        except ServerNotAttached:
-            previous = None
-        try:
-            status = await self._session.invoke_action("attach_server", {"name": name, "config": body})
+            status = await self._pool.attach(name, to_run, guard=guard)
         except UpstreamUnavailable as exc:
             return _error(502, f"could not attach: {exc}")
         try:
+            # The config as given: a restart admits it again under the policy of that day.
             await self._store.record_attach(name, config)
         except StoreError as exc:
             # Unrecorded changes would vanish on restart: undo, so the answer and the state agree.
             if previous is None:
-                await self._session.invoke_action("detach_server", {"name": name})
+                await self._pool.detach(name)
             else:
-                await self._pool.attach(name, previous, fail_fast=False)
+                await self._pool.attach(name, previous[0], fail_fast=False, guard=previous[1])
             return _error(500, f"{exc}; the attach was undone")
-        log.info("server attached through the admin API", extra={"server": name, "transport": config.transport})
-        return JSONResponse(status, status_code=201 if previous is None else 200)
+        log.info(
+            "server %s attached through the admin API (%s)",
+            name,
+            config.transport,
+            extra={"server": name, "transport": config.transport},
+        )
+        return JSONResponse(status_dict(status), status_code=201 if previous is None else 200)
 
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            await self._session.invoke_action("detach_server", {"name": name})
+            await self._pool.detach(name)
         except ServerNotAttached as exc:
             return _error(404, str(exc))
         try:
             await self._store.record_detach(name)
         except StoreError as exc:
             return _error(500, f"{exc}; the server is detached now but comes back when the gateway restarts")
-        log.info("server detached through the admin API", extra={"server": name})
+        log.info("server %s detached through the admin API", name, extra={"server": name})
         return JSONResponse({"detached": name})
 
     async def _reconnect(self, request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            await self._session.invoke_action("reconnect_server", {"name": name})
+            self._pool.reconnect(name)
         except ServerNotAttached as exc:
             return _error(404, str(exc))
         return JSONResponse({"reconnecting": name}, status_code=202)
 
-    async def _check_policy(self, config: ServerConfig) -> None:
-        if isinstance(config, StdioServerConfig):
-            check_stdio_allowed(config, self._settings.stdio_allow)
-        elif isinstance(config, HttpServerConfig):
-            await check_url_allowed(config.url, self._settings.deny_networks)
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-def check_stdio_allowed(config: StdioServerConfig, allow: Sequence[str]) -> None:
-    """Raises `PolicyError` unless the command line matches an allow-list glob."""
-    command_line = shlex.join([config.command, *config.args])
-    if any(fnmatchcase(command_line, pattern) for pattern in allow):
-        return
-    shown = redacted(config)
-    args = shown["args"] if isinstance(shown["args"], list) else []
-    raise PolicyError(
-        f"starting a process through the admin API is refused: the command line "
-        f"{shlex.join([str(shown['command']), *(str(a) for a in args)])!r} matches no "
-        "pattern of gateway.admin.stdio_allow in the gateway's config file; add a glob pattern that matches it "
-        f"(for example {shlex.join([config.command])!r} followed by ' *') and restart the gateway"
-    )
-
-
-async def check_url_allowed(url: str, deny: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
-    """Raises `PolicyError` if the URL's host resolves into a denied network.
-
-    Resolution failures pass: the attach then fails to connect with its own clear error.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+async def _json_body(request: Request) -> dict[str, object]:
+    """The request body as one JSON object, read within `MAX_BODY_BYTES`; anything else is a `_BodyError`."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise _BodyError(413, f"the body is over {MAX_BODY_BYTES} bytes; one server config is a few KiB")
     try:
-        infos = await anyio.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-    except OSError:
-        return
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        for network in deny:
-            if address in network:
-                raise PolicyError(
-                    f"the host {host!r} resolves to {address}, inside the denied network {network} (cloud metadata "
-                    "and link-local addresses are denied by default); change gateway.admin.deny_networks to allow it"
-                )
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise _BodyError(422, "the body is not valid JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise _BodyError(422, "the body is not valid JSON for a server config: it is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
+        raise _BodyError(422, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _BodyError(422, "the body must be one server config as a JSON object")
+    return body
 
 
 def is_loopback(host: str) -> bool:

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -34,6 +35,7 @@ from ._export import McpExport
 from ._fast_path import FastPath
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._plugin import McpPluginFactory
+from ._policy import AdminPolicy, PolicyError
 from ._settings import GatewayConfig
 from ._status_plugin import GatewayStatusPluginFactory
 from ._store import StateStore, apply_changes
@@ -81,6 +83,7 @@ class Gateway:
         self.export = McpExport(
             self.core, name_limit=self.config.settings.export.name_limit, on_call=self.metrics.observe
         )
+        self.policy = AdminPolicy(self.config.settings.admin)
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
 
@@ -100,12 +103,27 @@ class Gateway:
         await self._stack.__aexit__(exc_type, exc, tb)
 
     async def _attach_configured(self) -> None:
-        servers = dict(self.config.servers)
-        if self.store is not None:
-            servers = apply_changes(servers, await self.store.load())
-        await self.factory.attach_servers(servers, fail_fast=False)
+        """The config file's servers, with the store's runtime changes on top. A stored attach came through the
+        admin API, so it passes the admin policy of today again, and its connections get the API's guard."""
+        configured = self.config.servers
+        servers = apply_changes(configured, await self.store.load()) if self.store is not None else dict(configured)
+        async with anyio.create_task_group() as tg:
+            for name, config in servers.items():
+                guard = None
+                if config is not configured.get(name):  # from the store
+                    try:
+                        config, guard = await self.policy.admit(config)
+                    except PolicyError as exc:
+                        log.error(
+                            "server %s, attached through the admin API, is not restored: %s",
+                            name,
+                            exc,
+                            extra={"server": name, "reason": str(exc)},
+                        )
+                        continue
+                tg.start_soon(partial(self.factory.pool.attach, name, config, fail_fast=False, guard=guard))
         self.ready.set()
-        log.info("configured servers attached", extra={"servers": len(servers)})
+        log.info("%d configured servers attached", len(servers), extra={"servers": len(servers)})
 
     async def _forward_changes(self) -> None:
         pool = self.factory.pool
@@ -154,7 +172,7 @@ class Gateway:
 
         admin: list[BaseRoute] = []
         if self._admin_token is not None and self.store is not None:
-            api = AdminApi(self.core.session(), self.factory.pool, self.store, settings.admin, self._admin_token)
+            api = AdminApi(self.factory.pool, self.store, settings.admin, self.policy, self._admin_token)
             admin = list(api.routes())
         mcp = guarded(FastPath(self.export, manager, security))
         app = Starlette(

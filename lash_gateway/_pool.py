@@ -24,6 +24,7 @@ from lash_core import LogReporter, ProgressReporter, ToolDefinition, ToolResult
 from ._config import McpServerConfig, ServerConfig, validate_server_name
 from ._errors import ServerNotAttached, UnknownTool
 from ._naming import assign_tool_names, claim_server_part
+from ._network import NetworkGuard
 from ._upstream import ServerStatus, Upstream
 
 log = logging.getLogger("lash_gateway.pool")
@@ -110,14 +111,20 @@ class McpConnectionPool:
     # -- servers -------------------------------------------------------------------------------
 
     async def attach(
-        self, name: str, config: ServerConfig | Mapping[str, Any], *, fail_fast: bool = True
+        self,
+        name: str,
+        config: ServerConfig | Mapping[str, Any],
+        *,
+        fail_fast: bool = True,
+        guard: NetworkGuard | None = None,
     ) -> ServerStatus:
         """Connect to a server and take its tools; an existing server of that name is replaced once
         the new connection works.
 
         With `fail_fast` (the default) this returns only once the server is connected and its tools
         are listed; if that fails, the pool is unchanged. Without it, this returns after the first
-        attempt whatever its outcome, and failures are retried in the background.
+        attempt whatever its outcome, and failures are retried in the background. With `guard`, every
+        HTTP connection to the server must pass it (the admin API's deny-list).
 
         Raises:
             ConfigError: bad name or config.
@@ -131,7 +138,7 @@ class McpConnectionPool:
         try:
             tg = await self._ensure_open()
             async with self._locks.setdefault(name, anyio.Lock()):
-                upstream = Upstream(name, config, self._on_tools_changed)
+                upstream = Upstream(name, config, self._on_tools_changed, guard)
                 await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
                 old = self._servers.get(name)
                 self._servers[name] = upstream
@@ -178,6 +185,11 @@ class McpConnectionPool:
             ServerNotAttached: no server has this name.
         """
         return self._server(name).config
+
+    def attachment(self, name: str) -> tuple[ServerConfig, NetworkGuard | None] | None:
+        """What it takes to attach a server again as it is (config and guard); None when it is not attached."""
+        upstream = self._servers.get(name)
+        return None if upstream is None else (upstream.config, upstream.guard)
 
     def server_statuses(self) -> list[ServerStatus]:
         return [upstream.status() for upstream in self._servers.values()]

@@ -47,11 +47,20 @@ class AdminSettings(BaseModel):
     allow_remote: bool = False
     """Accept admin requests from non-loopback addresses (they still need the token)."""
     stdio_allow: list[str] = []
-    """Glob patterns for the command lines (`command arg1 arg2`, shell-quoted) that `PUT
-    /admin/servers/...` may start; empty: the API starts no process. Config-file servers are
-    not subject to it. Example: `"uvx mcp-server-*"`."""
+    """Glob patterns for the command lines (`command arg1 arg2`, shell-quoted, the command as given or
+    resolved to its absolute path) that `PUT /admin/servers/...` may start; empty: the API starts no
+    process. `*` also matches spaces, so `"uvx mcp-server-*"` admits any arguments after the package.
+    Config-file servers are not subject to it."""
+    stdio_cwd_allow: list[str] = []
+    """Glob patterns for the working directories (real absolute paths) those processes may be given;
+    empty: an attach that sets `cwd` is refused and the process runs in the gateway's directory."""
+    stdio_env_allow: list[str] = []
+    """Glob patterns for the names of environment variables those processes may be given (e.g.
+    `"*_API_KEY"`); empty: an attach that sets `env` is refused. Variables that change what runs
+    (PATH, LD_PRELOAD, PYTHONPATH, NODE_OPTIONS, ...) pass only when listed by their exact name."""
     deny_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: [ip_network(n) for n in DEFAULT_DENY_NETWORKS])
-    """URL servers attached through the API must not resolve into these networks."""
+    """URL servers attached through the API must not reach these networks, in any spelling of an
+    address (IPv4-mapped, NAT64, ...); checked at attach and again on every connection."""
 
 
 class GatewaySettings(BaseModel):

@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from ._config import HttpServerConfig, ServerConfig, StdioServerConfig
+from ._network import NetworkGuard, guarded_transport
 from ._stdio import StdioLane, open_stdio
 
 log = logging.getLogger("lash_gateway.transport")
@@ -43,14 +44,14 @@ class Pipe:
 
 
 @asynccontextmanager
-async def open_transport(config: ServerConfig) -> AsyncIterator[Pipe]:
-    """The pipe for `config`; leaving the context closes it and reaps any child."""
+async def open_transport(config: ServerConfig, guard: NetworkGuard | None = None) -> AsyncIterator[Pipe]:
+    """The pipe for `config`; leaving the context closes it and reaps any child. HTTP connections pass `guard`."""
     if isinstance(config, StdioServerConfig):
         async with open_stdio(config) as (read, write, lane):
             yield Pipe(read, write, lane)
         return
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(_http_client(config))
+        http = await stack.enter_async_context(_http_client(config, guard))
         if config.transport == "streamable_http":
             # Typed by the SDK with its private stream protocols; they are anyio memory streams.
             streams = await stack.enter_async_context(
@@ -62,13 +63,14 @@ async def open_transport(config: ServerConfig) -> AsyncIterator[Pipe]:
         yield Pipe(read, write)
 
 
-def _http_client(config: HttpServerConfig) -> httpx2.AsyncClient:
+def _http_client(config: HttpServerConfig, guard: NetworkGuard | None) -> httpx2.AsyncClient:
     # No read timeout: the server-to-client stream idles for as long as nothing changes, and
     # each request's wait is bounded by the pool (startup and call timeouts) instead.
     return httpx2.AsyncClient(
         headers={key: value.get_secret_value() for key, value in config.headers.items()},
         timeout=httpx2.Timeout(config.startup_timeout, read=None),
         follow_redirects=False,
+        transport=guarded_transport(guard) if guard is not None else None,
     )
 
 
@@ -77,7 +79,7 @@ async def _sse_transport(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tu
     """The legacy HTTP+SSE client transport (2024-11-05 spec).
 
     Written here rather than taken from `mcp.client.sse` because the SDK's version caps one event at
-    1 MiB and posts messages one at a time; this one has no cap and posts concurrently.
+    1 MiB; this one has no cap.
     """
     async with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
         response.raise_for_status()
@@ -112,9 +114,11 @@ async def _sse_transport(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tu
                     await read_writer.send(exc)
 
         async def write_messages(endpoint: str) -> None:
-            async with write_reader, anyio.create_task_group() as posts:
+            # One at a time, in order: a `notifications/cancelled` must not overtake the request it cancels.
+            # The server answers each POST with 202 at once; results come back on the stream.
+            async with write_reader:
                 async for message in write_reader:
-                    posts.start_soon(post, endpoint, message)
+                    await post(endpoint, message)
 
         async with read_writer, read_stream, write_stream, write_reader, anyio.create_task_group() as tg:
             endpoint = await tg.start(read_events)

@@ -46,6 +46,7 @@ from ._errors import (
     UpstreamProtocolError,
     UpstreamUnavailable,
 )
+from ._network import NetworkGuard
 from ._schema import SanitizedTool, sanitize_tool
 from ._stdio import Notice, StdioLane, deliver_notice
 from ._transports import WriteStream, open_transport
@@ -59,6 +60,8 @@ RECONNECT_MAX = 30.0
 """Cap on the reconnect delay."""
 HEALTH_INTERVAL = 30.0
 """Seconds between pings of an idle legacy-era connection."""
+CANCEL_GRACE = 2.0
+"""Seconds a stopping server's calls get to send their cancellation upstream before the connection closes."""
 MAX_TOOL_PAGES = 1000
 """A server that paginates past this is lying about its cursor."""
 
@@ -189,9 +192,16 @@ class Upstream:
     """One attached server. Created by the pool; `supervise` runs in the pool's task group until
     `stop()`."""
 
-    def __init__(self, name: str, config: ServerConfig, on_tools_changed: Callable[[Upstream], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ServerConfig,
+        on_tools_changed: Callable[[Upstream], None],
+        guard: NetworkGuard | None = None,
+    ) -> None:
         self.name = name
         self.config = config
+        self.guard = guard
         self.tools: tuple[SanitizedTool, ...] = ()
         self.skipped: tuple[SkippedTool, ...] = ()
         self.last_error: str | None = None
@@ -204,6 +214,7 @@ class Upstream:
         self._scope = anyio.CancelScope()
         self._stopped = anyio.Event()
         self._calls: set[anyio.CancelScope] = set()
+        self._calls_ended: anyio.Event | None = None
         self._stop_reason: str | None = None
         self._attempts = 0
         self._reconnect_requested = False
@@ -265,7 +276,7 @@ class Upstream:
         lost = self._lost
         deadline = anyio.current_time() + self.config.startup_timeout
         with anyio.CancelScope(deadline=deadline) as startup:
-            async with open_transport(self.config) as pipe:
+            async with open_transport(self.config, self.guard) as pipe:
                 client = Client(
                     _opened(_WatchedReadStream(pipe.read, lost.set), pipe.write),
                     mode=self.config.mode,
@@ -475,6 +486,8 @@ class Upstream:
                 return result_from_wire(self.name, tool, raw)
             finally:
                 self._calls.discard(scope)
+                if not self._calls and self._calls_ended is not None:
+                    self._calls_ended.set()
                 if relay is not None:
                     relay.close()
         if self._stop_reason is not None:
@@ -505,10 +518,26 @@ class Upstream:
     async def stop(self, reason: str) -> None:
         """End in-flight calls with `ServerDetached(reason)`, close the connection and reap any child."""
         self._stop_reason = reason
-        for scope in list(self._calls):
-            scope.cancel()
+        if self._calls:
+            # Each call unwinds by telling the upstream to cancel it; the connection stays open until every
+            # notice went out, or the upstream would keep running calls that nobody waits for any more.
+            self._calls_ended = anyio.Event()
+            for scope in list(self._calls):
+                scope.cancel()
+            with anyio.move_on_after(CANCEL_GRACE):
+                await self._calls_ended.wait()
+                await self._flush()
         self._scope.cancel()
         await self._stopped.wait()
+
+    async def _flush(self) -> None:
+        """Return once the messages sent so far went out. The HTTP transports post notifications one at a time,
+        in order, and a ping's answer comes after them; the stdio lane writes its notices itself."""
+        client = self._client
+        if client is None or self._lane is not None or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # 2026-07-28 HTTP cancels by closing the request's stream: nothing is queued
+        with contextlib.suppress(Exception):
+            await client.session.send_ping()
 
     def status(self) -> ServerStatus:
         client = self._client
@@ -553,7 +582,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, httpx2.HTTPStatusError):
         return f"HTTP {exc.response.status_code} from {_without_secrets(exc.request.url)}"
     if isinstance(exc, httpx2.ConnectError):
-        return f"cannot connect to {_without_secrets(exc.request.url)}"
+        reason = f": {exc}" if str(exc) else ""  # the socket's reason, or the deny-list's (never the URL)
+        return f"cannot connect to {_without_secrets(exc.request.url)}{reason}"
     if isinstance(exc, httpx2.HTTPError):
         return f"{type(exc).__name__}: HTTP transport error"
     if isinstance(exc, MCPError):

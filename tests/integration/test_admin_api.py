@@ -50,6 +50,9 @@ start on a loaded 2-core machine."""
 
 STDIO_ALLOW: Final = [shlex.join([sys.executable, "-m", SERVER_MODULE]) + " *"]
 """The operator allow-list of these tests: the upstream test server run as `python -m tests.servers.upstream ...`."""
+STDIO_CWD_ALLOW: Final = [str(PROJECT_ROOT)]
+"""The test server is a module of this project: `python -m` finds it from the project root only."""
+STDIO_ENV_ALLOW: Final = ["TOKEN"]
 CONFIG_SERVER: Final = "cfg"
 """The config-file server of the shared gateway."""
 HEADER_SECRET: Final = "s3cr3t-h"
@@ -86,7 +89,8 @@ async def serving(
 
 def write_gateway_config(path: Path, servers: Mapping[str, JsonObject] | None = None, **admin: Any) -> Path:
     """A config file whose `gateway.admin` allows the upstream test server (plus `admin` settings)."""
-    return write_config(path, dict(servers or {}), {"admin": {"stdio_allow": STDIO_ALLOW, **admin}})
+    policy = {"stdio_allow": STDIO_ALLOW, "stdio_cwd_allow": STDIO_CWD_ALLOW, "stdio_env_allow": STDIO_ENV_ALLOW}
+    return write_config(path, dict(servers or {}), {"admin": {**policy, **admin}})
 
 
 def unlisted_stdio_entry() -> JsonObject:
@@ -515,7 +519,7 @@ async def test_header_and_env_values_never_reach_answers_or_logs(
                 await call("DELETE", "/admin/servers/sechttp", 200)
                 await call("DELETE", "/admin/servers/secstdio", 200)
     log = process.stderr_text()
-    assert " DEBUG " in log and "server attached through the admin API" in log  # captured, at debug level
+    assert " DEBUG " in log and "sechttp attached through the admin API" in log  # captured, at debug level
     for text in [*answers, log, process.stdout_text()]:
         assert HEADER_SECRET not in text and ENV_SECRET not in text
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lash_gateway import McpServerConfig, StdioServerConfig, load_gateway_config
-from lash_gateway._admin import check_stdio_allowed
+from lash_gateway._policy import AdminPolicy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.json"
 
@@ -18,7 +20,9 @@ def test_the_example_config_attaches_the_time_server_on_loopback() -> None:
     assert time_server.args[:2] == ["-m", "mcp_server_time"]
 
 
-def test_the_example_config_lets_the_admin_api_start_the_time_server() -> None:
-    allow = load_gateway_config(EXAMPLE).settings.admin.stdio_allow
+@pytest.mark.anyio
+async def test_the_example_config_lets_the_admin_api_start_the_time_server() -> None:
+    policy = AdminPolicy(load_gateway_config(EXAMPLE).settings.admin)
     for python in ("python3", "python"):
-        check_stdio_allowed(McpServerConfig.stdio(python, ["-m", "mcp_server_time"]), allow)
+        to_run, guard = await policy.admit(McpServerConfig.stdio(python, ["-m", "mcp_server_time"]))
+        assert isinstance(to_run, StdioServerConfig) and Path(to_run.command).is_absolute() and guard is None
