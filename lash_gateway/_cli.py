@@ -30,6 +30,7 @@ from ._admin import is_loopback
 from ._admin_cli import add_admin_commands, run_admin_command
 from ._app import MCP_PATH, SSE_PATH, Gateway
 from ._errors import GatewayError
+from ._logs import LOG_FORMATS, configure_logging
 from ._settings import GatewayConfig, GatewaySettings, load_gateway_config
 from ._state import (
     ADMIN_TOKEN_ENV,
@@ -37,6 +38,7 @@ from ._state import (
     STORE_FILE,
     URL_FILE,
     admin_token,
+    ensure_private,
     ensure_state_dir,
     state_dir,
     write_private,
@@ -55,6 +57,9 @@ _HAVE_UVLOOP = find_spec("uvloop") is not None
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lash-gateway", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level (to stderr)")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="text (default, or gateway.log_format) or json: one object per line"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the gateway over HTTP (streamable HTTP and legacy SSE)")
     serve.add_argument("--config", type=Path, help="mcpServers JSON, optionally with a 'gateway' section")
@@ -78,17 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.server_command = tail
     if args.command in ("attach", "detach", "status"):
         return run_admin_command(args)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING
+    configure_logging(level, args.log_format or "text")
     try:
         config = load_gateway_config(args.config) if args.config else GatewayConfig()
+        if args.log_format is None and config.settings.log_format != "text":
+            configure_logging(level, config.settings.log_format)
         if args.command == "serve":
             return _serve(config, args)
         if args.command == "stdio":
-            store = StateStore(ensure_state_dir(state_dir(args.state_dir)) / STORE_FILE)
+            store = _store(ensure_state_dir(state_dir(args.state_dir)))
             return anyio.run(_stdio, config, store)
         return anyio.run(_stack if args.command == "stack" else _inspect, config)
     except GatewayError as exc:
@@ -111,7 +115,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     write_private(directory / URL_FILE, base + "\n")
     if warning := exposure_warning(host, settings):
         log.warning(warning)
-    gateway = Gateway(config, store=StateStore(directory / STORE_FILE), admin_token=token)
+    gateway = Gateway(config, store=_store(directory), admin_token=token)
     server = http_server(gateway.http_app())
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory), flush=True)
@@ -123,6 +127,13 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     finally:
         sock.close()
     return 0
+
+
+def _store(directory: Path) -> StateStore:
+    """The state directory's store; a store file others may read is made owner-only first (or refused)."""
+    path = directory / STORE_FILE
+    ensure_private(path)
+    return StateStore(path)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -20,11 +20,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Final, Literal, TypeAlias, TypeVar, final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._errors import ConfigError
+from ._redact import REDACTED, redacted_args, redacted_url
 from ._schema import json_kind as _kind
 
 __all__ = [
@@ -59,9 +60,6 @@ Transport: TypeAlias = Literal["stdio", "streamable_http", "sse"]
 
 DEFAULT_MODE: Final[ProtocolMode] = "legacy"
 
-_REDACTED: Final = "***"
-"""What `redacted()` shows in place of a secret."""
-
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
 
 # Keys of an `mcpServers` entry that other clients write for their own UI and that change nothing about
@@ -80,9 +78,6 @@ _TRANSPORT_BY_TYPE: Final[Mapping[str, Transport]] = {
 
 # RFC 9110 token characters: what an HTTP header name may contain.
 _TOKEN_CHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-# Words that mark a command-line flag as carrying a secret (`--api-key X`, `--token=X`) for `redacted()`.
-_SECRET_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "auth", "credential")
 
 
 def validate_server_name(name: str) -> str:
@@ -172,7 +167,7 @@ class StdioServerConfig(_ServerConfigBase):
     def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         # Credentials in URL-shaped arguments stay out of reprs, as they stay out of `redacted()`.
         for key, value in super().__repr_args__():
-            yield key, (_redacted_args(self.args) if key == "args" else value)
+            yield key, (redacted_args(self.args) if key == "args" else value)
 
     @field_validator("command")
     @classmethod
@@ -221,7 +216,7 @@ class HttpServerConfig(_ServerConfigBase):
     def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         # Credentials and query values of the URL stay out of reprs, as they stay out of `redacted()`.
         for key, value in super().__repr_args__():
-            yield key, (_redacted_url(self.url) if key == "url" else value)
+            yield key, (redacted_url(self.url) if key == "url" else value)
 
     @field_validator("url")
     @classmethod
@@ -426,12 +421,12 @@ def redacted(config: ServerConfig) -> dict[str, object]:
     view: dict[str, object] = {"transport": config.transport}
     if isinstance(config, StdioServerConfig):
         view["command"] = config.command
-        view["args"] = _redacted_args(config.args)
-        view["env"] = dict.fromkeys(config.env, _REDACTED)
+        view["args"] = redacted_args(config.args)
+        view["env"] = dict.fromkeys(config.env, REDACTED)
         view["cwd"] = config.cwd
     else:
-        view["url"] = _redacted_url(config.url)
-        view["headers"] = dict.fromkeys(config.headers, _REDACTED)
+        view["url"] = redacted_url(config.url)
+        view["headers"] = dict.fromkeys(config.headers, REDACTED)
     view.update(config.model_dump(mode="json", include={"startup_timeout", "call_timeout", "tools", "mode"}))
     return view
 
@@ -537,47 +532,6 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
             raise ConfigError(None, f"the key {key!r} appears twice in one JSON object")
         obj[key] = value
     return obj
-
-
-def _redacted_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # not a URL after all (e.g. an unclosed IPv6 bracket): hide all of it
-        return _REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{_REDACTED}@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(key, _REDACTED if value else "") for key, value in pairs], safe="*")
-    fragment = _REDACTED if parts.fragment else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
-
-
-def _redacted_args(args: Sequence[str]) -> list[str]:
-    shown: list[str] = []
-    hide_next = False
-    for arg in args:
-        if hide_next:
-            shown.append(_REDACTED)
-            hide_next = False
-        elif arg.startswith("-") and _is_secret_flag(arg.partition("=")[0]):
-            if "=" in arg:
-                shown.append(f"{arg.partition('=')[0]}={_REDACTED}")
-            else:
-                shown.append(arg)
-                hide_next = True
-        elif "://" in arg:
-            shown.append(_redacted_url(arg) if "@" in arg or "?" in arg else arg)
-        else:
-            shown.append(arg)
-    return shown
-
-
-def _is_secret_flag(flag: str) -> bool:
-    lowered = flag.lower()
-    return any(word in lowered for word in _SECRET_FLAG_WORDS)
 
 
 def _short(value: object) -> str:

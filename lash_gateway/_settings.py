@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, Val
 
 from ._config import ServerConfig, _load_json, load_mcp_servers
 from ._errors import ConfigError
+from ._logs import LogFormat
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -75,6 +76,8 @@ class GatewaySettings(BaseModel):
     names are always accepted. Requests with other hosts get 421 (DNS rebinding protection)."""
     allowed_origins: list[str] = []
     """Extra `Origin` values accepted from browsers (`http://name:port`, `http://name:*`)."""
+    log_format: LogFormat = "text"
+    """`text` for people, `json` for log shippers (one object per line, facts as fields); `--log-format` wins."""
     auth_token: SecretStr | None = None
     """When set, `/mcp` and `/sse` require `Authorization: Bearer <token>`."""
     export: ExportSettings = Field(default_factory=ExportSettings)

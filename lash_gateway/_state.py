@@ -9,11 +9,16 @@ on macOS, `%LOCALAPPDATA%\\lash-gateway` on Windows).
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
 
 import platformdirs
+
+from ._errors import GatewayError
+
+log = logging.getLogger("lash_gateway.state")
 
 STATE_DIR_ENV = "LASH_GATEWAY_STATE_DIR"
 ADMIN_TOKEN_ENV = "LASH_GATEWAY_ADMIN_TOKEN"
@@ -21,6 +26,10 @@ ADMIN_URL_ENV = "LASH_GATEWAY_ADMIN_URL"
 TOKEN_FILE = "admin-token"
 URL_FILE = "admin-url"
 STORE_FILE = "state.sqlite3"
+
+
+class StateError(GatewayError):
+    """A file of the state directory cannot be made safe; the message says how to fix it."""
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -47,6 +56,31 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
+def ensure_private(path: Path) -> None:
+    """Make an existing file owner-only (0600) if others may read it, and say so in the log.
+
+    Raises:
+        StateError: the mode cannot be changed (the file belongs to another user).
+    """
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning(
+                "%s was readable by other users (mode %03o); it is owner-only (0600) now",
+                path,
+                mode,
+                extra={"path": str(path), "mode": f"{mode:03o}"},
+            )
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(
+            f"{path} is readable by other users and its mode cannot be changed ({exc.strerror}); it holds secrets: "
+            f"make it owner-only (chmod 600 {path}) as its owner, or remove it"
+        ) from None
+
+
 def read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8").strip() or None
@@ -66,6 +100,7 @@ def admin_token(directory: Path, configured: str | None) -> tuple[str, Path | No
     if configured:
         return configured, None
     path = directory / TOKEN_FILE
+    ensure_private(path)
     token = read_text(path)
     if token is None:
         # The prefix names the token in secret scanners, and a token never starts with "-", which

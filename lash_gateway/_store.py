@@ -25,6 +25,7 @@ from pydantic import BaseModel, SecretStr
 
 from ._config import McpServerConfig, ServerConfig
 from ._errors import GatewayError
+from ._state import StateError, ensure_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS servers (
@@ -55,7 +56,9 @@ class StateStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            if not self.path.exists():
+            if self.path.exists():
+                ensure_private(self.path)
+            else:
                 self.path.touch(mode=0o600)
             connection = sqlite3.connect(self.path, timeout=5)
             with connection:
@@ -63,6 +66,8 @@ class StateStore:
             return connection
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
+        except StateError as exc:
+            raise StoreError(str(exc)) from None
 
     def _load(self) -> list[StoredChange]:
         connection = self._connect()

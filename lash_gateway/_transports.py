@@ -26,6 +26,7 @@ from mcp.shared.message import SessionMessage
 
 from ._config import HttpServerConfig, ServerConfig, StdioServerConfig
 from ._network import NetworkGuard, guarded_transport
+from ._redact import redacted_url
 from ._stdio import StdioLane, open_stdio
 
 log = logging.getLogger("lash_gateway.transport")
@@ -93,7 +94,10 @@ async def _sse_transport(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tu
                     if event.event == "endpoint":
                         endpoint = urljoin(url, event.data)
                         if urlparse(endpoint)[:2] != urlparse(url)[:2]:
-                            raise ValueError(f"SSE endpoint {endpoint!r} is not on the origin of {url!r}")
+                            shown = redacted_url(endpoint)
+                            raise ValueError(
+                                f"the SSE endpoint {shown!r} is not on the origin of {redacted_url(url)!r}"
+                            )
                         task_status.started(endpoint)
                     elif event.event == "message" and event.data:
                         try:

@@ -47,6 +47,7 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._network import NetworkGuard
+from ._redact import redact_urls
 from ._schema import SanitizedTool, sanitize_tool
 from ._stdio import Notice, StdioLane, deliver_notice
 from ._transports import WriteStream, open_transport
@@ -569,9 +570,13 @@ async def _opened(
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line an operator can act on, from whatever the SDK or transport raised."""
+    """One line an operator can act on, from whatever the SDK or transport raised; URLs in it are redacted."""
+    return redact_urls(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
-        leaves = [describe_error(e) for e in exc.exceptions]
+        leaves = [_describe(e) for e in exc.exceptions]
         return "; ".join(dict.fromkeys(leaves))
     if isinstance(exc, UpstreamError):
         return str(exc).split(": ", 1)[-1]

@@ -198,6 +198,23 @@ def test_generated_token_and_state_files_are_owner_only(gateway: SharedGateway) 
     assert gateway.token not in banner  # ...and never shows it
 
 
+def test_existing_state_files_that_others_can_read_are_made_owner_only(tmp_path: Path) -> None:
+    """Regression: an `admin-token` or `state.sqlite3` that already existed with mode 0644 stayed 0644."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    token = state_dir / ADMIN_TOKEN_FILE
+    token.write_text("lgw_an-existing-token-of-enough-length-000000\n")
+    (state_dir / STORE_FILE).touch()
+    for name in (ADMIN_TOKEN_FILE, STORE_FILE):
+        (state_dir / name).chmod(0o644)
+    with GatewayProcess(None, state_dir=state_dir, keep=None) as process:
+        process.wait_connected([])
+        assert process.token() == "lgw_an-existing-token-of-enough-length-000000"
+    for name in (ADMIN_TOKEN_FILE, STORE_FILE):
+        assert stat.S_IMODE((state_dir / name).stat().st_mode) == 0o600, name
+        assert f"{state_dir / name} was readable by other users (mode 644)" in process.stderr_text()
+
+
 ENDPOINTS: Final = [
     ("GET", "/admin/servers"),
     ("GET", f"/admin/servers/{CONFIG_SERVER}"),
