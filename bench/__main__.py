@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("bench.bench_core", "bench.bench_pool", "bench.bench_gateway")
+MODULES = ("bench.bench_core", "bench.bench_pool", "bench.bench_gateway", "bench.bench_load")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from types import TracebackType
@@ -21,7 +21,7 @@ import anyio
 from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,8 +31,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
 from ._admin import AdminApi
-from ._export import McpExport
-from ._fast_path import FastPath
+from ._edge import Edge
+from ._export import McpExport, closing_with
+from ._fast_path import FastPath, close_http_session, open_http_sessions
+from ._hosts import HostRules
+from ._legacy_sse import LegacySse
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._plugin import McpPluginFactory
 from ._policy import AdminPolicy, PolicyError
@@ -79,17 +82,23 @@ class Gateway:
             builder.plugin(plugin)
         self.core = builder.build()
         # The client gauge reads the export at scrape time, so metrics can exist before it.
-        self.metrics = GatewayMetrics(self.factory.pool, lambda: self.export.connected_clients)
+        self.metrics = GatewayMetrics(self.factory.pool, lambda: self.export.connected_clients, self.open_sessions)
+        export_settings = self.config.settings.export
         self.export = McpExport(
-            self.core, name_limit=self.config.settings.export.name_limit, on_call=self.metrics.observe
+            self.core,
+            name_limit=export_settings.name_limit,
+            on_call=self.metrics.observe,
+            notify_timeout=export_settings.notify_timeout,
         )
         self.policy = AdminPolicy(self.config.settings.admin)
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
+        self._session_counts: list[Callable[[], int]] = []
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.factory)
+            await stack.enter_async_context(self.export)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: background tasks end before the pool
             tg.start_soon(self._attach_configured)
@@ -141,24 +150,30 @@ class Gateway:
         with anyio.move_on_after(max(timeouts, default=0)):
             await self.ready.wait()
         server = self.export.server
-        async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+        with anyio.CancelScope() as scope:
+
+            async def close() -> None:
+                scope.cancel()
+
+            with closing_with(close):
+                async with stdio_server() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
 
     def http_app(self) -> ASGIApp:
-        """The ASGI app: Starlette, with the MCP endpoint reached ahead of it. Its lifespan enters this gateway."""
+        """The ASGI app: the edge (`_edge`), then the MCP endpoint or Starlette. Its lifespan enters this gateway."""
         settings = self.config.settings
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts],
-            allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
-        )
+        # Host and Origin are the edge's to check, on every route; the SDK keeps its Content-Type check.
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
         manager = StreamableHTTPSessionManager(
             app=self.export.server,
             security_settings=security,
             session_idle_timeout=settings.export.session_idle_timeout,
+            max_sessions=settings.export.max_sessions,
         )
         sse = SseServerTransport(SSE_MESSAGES_PATH, security_settings=security)
-        sse_endpoint = _SseEndpoint(sse, self.export)
+        legacy = LegacySse(sse, self.export)
+        self._session_counts = [partial(open_http_sessions, manager), lambda: legacy.open]
+        self.export.close_http_session = partial(close_http_session, manager)
 
         token = settings.auth_token.get_secret_value() if settings.auth_token else None
 
@@ -179,15 +194,37 @@ class Gateway:
             routes=[
                 Route(MCP_PATH, endpoint=mcp),  # for the `/mcp/` redirect, and for paths under a root path
                 *admin,
-                Route(SSE_PATH, endpoint=guarded(sse_endpoint), methods=["GET"]),
-                Mount(SSE_MESSAGES_PATH, app=guarded(sse.handle_post_message)),
+                Route(SSE_PATH, endpoint=guarded(legacy), methods=["GET"]),
+                Mount(SSE_MESSAGES_PATH, app=guarded(legacy.messages)),
                 Route("/healthz", endpoint=self._healthz),
                 Route("/readyz", endpoint=self._readyz),
                 Route("/metrics", endpoint=self._metrics),
             ],
             lifespan=lifespan,
         )
-        return _McpFirst(app, mcp)
+        return Edge(
+            app,
+            mcp_path=MCP_PATH,
+            mcp=mcp,
+            sse_path=SSE_PATH,
+            rules=HostRules([*LOOPBACK_HOSTS, *settings.allowed_hosts], [*LOOPBACK_ORIGINS, *settings.allowed_origins]),
+            max_body=DEFAULT_MAX_REQUEST_BODY_SIZE,
+            body_timeout=settings.request_body_timeout,
+            max_sessions=settings.export.max_sessions,
+            open_sessions=self.open_sessions,
+            on_refused=self.metrics.session_refused,
+        )
+
+    async def end_calls(self) -> None:
+        """End every tool call in flight with an error saying the gateway is shutting down (and cancel it
+        upstream); `serve` calls this when its drain period is over. Returns once they are over."""
+        await self.export.end_calls(
+            "the gateway is shutting down; the call was cancelled, retry it once the gateway is back"
+        )
+
+    def open_sessions(self) -> int:
+        """Downstream sessions open now: streamable-HTTP sessions and legacy SSE connections of `http_app`."""
+        return sum(count() for count in self._session_counts)
 
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -199,34 +236,6 @@ class Gateway:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
-
-
-class _McpFirst:
-    """Hands requests for the MCP endpoint straight to it, past Starlette's middleware and router:
-    every tool call goes there, and those layers wrap each request and each `send` once more."""
-
-    def __init__(self, app: Starlette, mcp: ASGIApp) -> None:
-        self._app, self._mcp = app, mcp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == MCP_PATH:
-            await self._mcp(scope, receive, send)
-        else:
-            await self._app(scope, receive, send)
-
-
-class _SseEndpoint:
-    """Legacy SSE connections: each runs its own server loop (an ASGI app, not a Starlette endpoint)."""
-
-    def __init__(self, transport: SseServerTransport, export: McpExport) -> None:
-        self._transport, self._server = transport, export.server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            async with self._transport.connect_sse(scope, receive, send) as (read, write):
-                await self._server.run(read, write, self._server.create_initialization_options())
-        except ValueError:
-            pass  # a bad Host/Origin was already answered with 421/403
 
 
 class _RequireBearer:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -20,9 +19,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import anyio
-import uvicorn
 from pydantic import SecretStr
-from starlette.types import ASGIApp
 
 from lash_core import Session
 
@@ -31,6 +28,7 @@ from ._admin_cli import add_admin_commands, run_admin_command
 from ._app import MCP_PATH, SSE_PATH, Gateway
 from ._errors import GatewayError
 from ._logs import LOG_FORMATS, configure_logging
+from ._serving import http_server, listening_socket
 from ._settings import GatewayConfig, GatewaySettings, load_gateway_config
 from ._state import (
     ADMIN_TOKEN_ENV,
@@ -47,9 +45,6 @@ from ._store import StateStore
 from ._upstream import ServerStatus
 
 log = logging.getLogger("lash_gateway.cli")
-SHUTDOWN_DRAIN = 5
-"""Seconds `serve` gives requests in flight to finish after SIGTERM; then they are cancelled (and so
-are their upstream calls). Without a bound, one long tool call would keep the gateway from stopping."""
 _HAVE_UVLOOP = find_spec("uvloop") is not None
 """uvloop is a dependency except on Windows, where it does not exist."""
 
@@ -116,7 +111,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     if warning := exposure_warning(host, settings):
         log.warning(warning)
     gateway = Gateway(config, store=_store(directory), admin_token=token)
-    server = http_server(gateway.http_app())
+    server = http_server(gateway.http_app(), drain=settings.shutdown_drain, end_calls=gateway.end_calls)
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory), flush=True)
     try:
@@ -134,24 +129,6 @@ def _store(directory: Path) -> StateStore:
     path = directory / STORE_FILE
     ensure_private(path)
     return StateStore(path)
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound and listening for `http_server` (port 0 picks a free one)."""
-    sock = socket.create_server((host, port))
-    # Connections inherit this. asyncio sets it only on sockets it knows are TCP, and create_server()
-    # leaves the protocol unset; without it, a response written in two parts (headers, then body)
-    # waits out the client's delayed ACK (~40 ms per request).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def http_server(app: ASGIApp, *, drain: int = SHUTDOWN_DRAIN) -> uvicorn.Server:
-    """uvicorn as `serve` runs it: calls in flight get `drain` seconds at shutdown. No access log: it
-    was never shown at this log level, yet uvicorn built its fields for every request. Proxy headers
-    stay trusted from loopback, so the admin API's loopback check sees a local proxy's real client."""
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=drain, access_log=False)
-    return uvicorn.Server(config)
 
 
 def exposure_warning(host: str, settings: GatewaySettings) -> str | None:

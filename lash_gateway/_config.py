@@ -50,6 +50,10 @@ DEFAULT_STARTUP_TIMEOUT: Final = 10.0
 """Seconds for connect + initialize + the first complete tools/list."""
 DEFAULT_CALL_TIMEOUT: Final = 60.0
 """Seconds one tools/call may run before it fails with `CallTimeout`."""
+MAX_STARTUP_TIMEOUT: Final = 3600.0
+"""Longest `startup_timeout` accepted: an attach must answer within the hour."""
+MAX_CALL_TIMEOUT: Final = 86400.0
+"""Longest `call_timeout` accepted: a day; "no limit" would let a hung upstream hold a call for ever."""
 MAX_SERVER_NAME_LENGTH: Final = 64
 """Longest server name accepted (in characters)."""
 
@@ -136,9 +140,9 @@ class _ServerConfigBase(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    startup_timeout: float = Field(default=DEFAULT_STARTUP_TIMEOUT, gt=0)
+    startup_timeout: float = Field(default=DEFAULT_STARTUP_TIMEOUT, gt=0, le=MAX_STARTUP_TIMEOUT, allow_inf_nan=False)
     """Seconds for connect + initialize + the first complete tools/list; attach fails after that."""
-    call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0)
+    call_timeout: float = Field(default=DEFAULT_CALL_TIMEOUT, gt=0, le=MAX_CALL_TIMEOUT, allow_inf_nan=False)
     """Seconds one tools/call may run before it fails with `CallTimeout`."""
     tools: ToolFilter = ToolFilter()
     """Which of the server's tools are offered; every tool by default."""

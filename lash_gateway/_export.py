@@ -16,12 +16,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from types import TracebackType
+from typing import Any, Final, Self, cast
 
+import anyio
 import mcp_types as types
+from anyio.abc import TaskGroup
+from mcp import MCPError
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.caching import CacheHint
 from mcp.server.connection import Connection
@@ -48,6 +54,11 @@ from ._schema import SanitizedTool, sanitize_tool
 log = logging.getLogger("lash_gateway.export")
 
 _STATE_KEY = "lash_gateway.session"
+DEFAULT_NOTIFY_TIMEOUT: Final = 5.0
+Closer = Callable[[], Awaitable[None]]
+"""Closes one client's connection."""
+_CLOSER: ContextVar[Closer | None] = ContextVar("lash_gateway_connection_closer", default=None)
+"""Set by whatever serves a connection (see `closing_with`), read when that connection finishes its handshake."""
 CallObserver = Callable[[str, ToolResult | None, float], None]
 """Told of every call: lash tool name, result (None when cancelled) and seconds taken."""
 
@@ -76,7 +87,8 @@ def _export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> _Surface:
 class McpExport:
     """The MCP server half of the gateway: a low-level SDK `Server` over a `LashCore`.
 
-    Serve `self.server` on any SDK transport; call `tools_changed()` when the surface may have changed.
+    Serve `self.server` on any SDK transport, within `async with export:`; call `tools_changed()` when the
+    surface may have changed.
     """
 
     def __init__(
@@ -88,14 +100,26 @@ class McpExport:
         instructions: str | None = None,
         name_limit: int = MAX_TOOL_NAME_LENGTH,
         on_call: CallObserver | None = None,
+        notify_timeout: float = DEFAULT_NOTIFY_TIMEOUT,
     ) -> None:
         self._core = core
         self._limit = name_limit
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
         self._handshake_connections: dict[int, Connection] = {}
+        self._closers: dict[int, Closer] = {}
+        self._again: dict[int, bool] = {}
+        """Connections with a notifier running -> whether a change came after its notification went out."""
+        self._stack = AsyncExitStack()
+        self._tg: TaskGroup | None = None
+        self._notify_timeout = notify_timeout
+        self.close_http_session: Callable[[str], Awaitable[None]] | None = None
+        """Ends a streamable-HTTP session by its id (the serving app sets it), for clients that stop reading."""
         self._http_connections: dict[str, Connection] = {}
         self._surface: _Surface | None = None
+        self._calls: set[anyio.CancelScope] = set()
+        self._ended: str | None = None
+        self._no_calls: anyio.Event | None = None
         self.server = _GatewayServer(
             name,
             version=version,
@@ -113,11 +137,61 @@ class McpExport:
         """Open handshake-era connections (2026-07-28 clients are connectionless per request)."""
         return len(self._handshake_connections)
 
+    async def __aenter__(self) -> Self:
+        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()
+        await self._stack.aclose()
+
     async def tools_changed(self) -> None:
-        """Tell every connected client to re-list its tools."""
-        for connection in list(self._handshake_connections.values()):
-            await connection.send_tool_list_changed()
+        """Tell every connected client to re-list its tools. Each client has a notifier task of its own (owned by
+        `async with export`), so one that stopped reading holds up nobody else; one that takes no notification
+        within `notify_timeout` seconds has its connection closed. Changes while a notification is on its way
+        make one more notification, not one each.
+
+        Raises:
+            RuntimeError: the export was not entered (`async with export:`).
+        """
+        if self._tg is None:
+            raise RuntimeError("enter the export (`async with export:`) before telling clients about changes")
         await self._bus.publish(ToolsListChanged())
+        for key, connection in list(self._handshake_connections.items()):
+            if key in self._again:
+                self._again[key] = True  # its notifier sends once more
+            else:
+                self._again[key] = False
+                self._tg.start_soon(self._notify, key, connection)
+
+    async def _notify(self, key: int, connection: Connection) -> None:
+        try:
+            while True:
+                with anyio.move_on_after(self._notify_timeout) as waited:
+                    await connection.send_tool_list_changed()
+                if waited.cancelled_caught:
+                    await self._drop(key, connection)
+                    return
+                if not self._again.get(key):
+                    return
+                self._again[key] = False
+        finally:
+            self._again.pop(key, None)
+
+    async def _drop(self, key: int, connection: Connection) -> None:
+        self._handshake_connections.pop(key, None)
+        closer = self._closers.pop(key, None)
+        log.warning(
+            "client %s dropped: it took no tools/list_changed within %gs (it stopped reading)",
+            connection.session_id or f"#{key}",
+            self._notify_timeout,
+            extra={"session": connection.session_id, "timeout": self._notify_timeout},
+        )
+        if closer is not None:
+            await closer()
 
     def http_connection(self, session_id: str) -> Connection | None:
         """The connection behind a streamable-HTTP `Mcp-Session-Id`, once `initialize` was answered."""
@@ -138,6 +212,12 @@ class McpExport:
             key = id(connection)
             self._handshake_connections[key] = connection
             connection.exit_stack.callback(self._handshake_connections.pop, key, None)
+            closer = _CLOSER.get()
+            if closer is None and connection.session_id is not None and self.close_http_session is not None:
+                closer = partial(self.close_http_session, connection.session_id)
+            if closer is not None:
+                self._closers[key] = closer
+                connection.exit_stack.callback(self._closers.pop, key, None)
         return result
 
     async def session_of(self, connection: Connection) -> Session:
@@ -174,18 +254,42 @@ class McpExport:
         progress: ProgressReporter | None,
         log: LogReporter,
     ) -> dict[str, Any]:
-        """Run a `tools/call` for an exported name; the result is in wire form, failures are `isError` results."""
+        """Run a `tools/call` for an exported name; the result is in wire form, failures are `isError` results.
+
+        Raises:
+            CallsEnded: `end_calls()` ended this call, or was called before it began.
+        """
         lash_name = self._surface_of(session).lash_names.get(name)
         if lash_name is None:
             return _error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
+        if self._ended is not None:
+            raise CallsEnded(self._ended)
         started = time.perf_counter()
         result: ToolResult | None = None
-        try:
-            result = await session.call_tool(lash_name, arguments, call_id=call_id, progress=progress, log=log)
-        finally:
-            if self._on_call is not None:
-                self._on_call(lash_name, result, time.perf_counter() - started)
+        with anyio.CancelScope() as scope:
+            self._calls.add(scope)
+            try:
+                result = await session.call_tool(lash_name, arguments, call_id=call_id, progress=progress, log=log)
+            finally:
+                self._calls.discard(scope)
+                if not self._calls and self._no_calls is not None:
+                    self._no_calls.set()
+                if self._on_call is not None:
+                    self._on_call(lash_name, result, time.perf_counter() - started)
+        if result is None:
+            raise CallsEnded(self._ended or "the call was ended")
         return result_to_wire(result)
+
+    async def end_calls(self, reason: str) -> None:
+        """End every call in flight, and every later one, with `CallsEnded(reason)`: each is cancelled (and so
+        is its upstream call) and its client gets an error saying `reason`, not a cut connection. Returns once
+        no call is in flight any more (bound it with a timeout: a plugin may hold out)."""
+        self._ended = reason
+        if self._calls:
+            self._no_calls = anyio.Event()
+            for scope in list(self._calls):
+                scope.cancel()
+            await self._no_calls.wait()
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -199,15 +303,37 @@ class McpExport:
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
-        result = await self.call(
-            await self.session_of(_connection_of(ctx)),
-            params.name,
-            params.arguments or {},
-            call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
-            progress=ctx.session.report_progress if wants_progress else None,
-            log=partial(_relay_log, ctx),
-        )
+        try:
+            result = await self.call(
+                await self.session_of(_connection_of(ctx)),
+                params.name,
+                params.arguments or {},
+                call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
+                progress=ctx.session.report_progress if wants_progress else None,
+                log=partial(_relay_log, ctx),
+            )
+        except CallsEnded as exc:
+            raise MCPError(CALLS_ENDED, str(exc)) from None
         return cast(types.CallToolResult, _for_era(ctx, result))  # a wire-form dict, as above
+
+
+CALLS_ENDED: Final = types.INTERNAL_ERROR
+"""JSON-RPC error code of a call `end_calls()` ended (the message says why: the gateway is shutting down)."""
+
+
+class CallsEnded(Exception):
+    """The gateway ended the call (`McpExport.end_calls`); `str()` says why, for the client."""
+
+
+@contextmanager
+def closing_with(closer: Closer) -> Iterator[None]:
+    """Serve a connection within this block to let the export close it with `closer` (a client that stops
+    reading). The server loop started inside inherits it, as tasks inherit context variables."""
+    token = _CLOSER.set(closer)
+    try:
+        yield
+    finally:
+        _CLOSER.reset(token)
 
 
 class _GatewayServer(Server[Any]):

@@ -36,7 +36,6 @@ from mcp.server.streamable_http import (
 )
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import (
-    RequestBodyLimitMiddleware,
     TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
@@ -45,7 +44,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from ._export import McpExport
+from ._export import CALLS_ENDED, CallsEnded, McpExport
 
 log = logging.getLogger("lash_gateway.fast_path")
 
@@ -71,12 +70,11 @@ class FastPath:
         self._security = TransportSecurityMiddleware(security)
         self._calls: dict[RequestKey, anyio.CancelScope] = {}
         self._passed_headers: set[tuple[bytes | None, ...]] = set()
-        # Bodies are read whole under the SDK's own size limit before anything is decided.
-        self._posts = RequestBodyLimitMiddleware(self._post, manager.max_request_body_size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The edge hands a POST its body whole, as one message, within the size limit.
         if scope["type"] == "http" and scope["method"] == "POST":
-            await self._posts(scope, receive, send)
+            await self._post(scope, receive, send)
         else:
             await self._sdk(scope, receive, send)
 
@@ -174,6 +172,9 @@ class FastPath:
                     progress=report if token is not None else None,
                     log=relay_log,
                 )
+            except CallsEnded as exc:
+                await reply.error(CALLS_ENDED, str(exc))
+                return
             finally:
                 del self._calls[key]
         if result is None:
@@ -276,6 +277,18 @@ def _replaying(first: Message, receive: Receive) -> Receive:
         return pending.pop() if pending else await receive()
 
     return replay
+
+
+def open_http_sessions(manager: StreamableHTTPSessionManager) -> int:
+    """Sessions the SDK's manager holds now (its own count of them, against `max_sessions`)."""
+    return len(manager._server_instances)
+
+
+async def close_http_session(manager: StreamableHTTPSessionManager, session_id: str) -> None:
+    """End a session as a client's DELETE would: its streams close, and its id answers 404 from now on."""
+    transport = manager._server_instances.get(session_id)
+    if transport is not None:
+        await transport.terminate()
 
 
 def _live_transport(manager: StreamableHTTPSessionManager, session_id: str) -> StreamableHTTPServerTransport | None:

@@ -18,7 +18,9 @@ PLUGIN_SERVER = "(plugin)"
 
 
 class GatewayMetrics:
-    def __init__(self, pool: McpConnectionPool, connected_clients: Callable[[], int]) -> None:
+    def __init__(
+        self, pool: McpConnectionPool, connected_clients: Callable[[], int], open_sessions: Callable[[], int]
+    ) -> None:
         self._pool = pool
         self.registry = CollectorRegistry()
         self._calls = Counter(
@@ -34,6 +36,15 @@ class GatewayMetrics:
         connected.set_function(lambda: sum(s.connected for s in pool.server_statuses()))
         clients = Gauge("lash_gateway_clients_connected", "Open downstream MCP connections", registry=self.registry)
         clients.set_function(connected_clients)
+        sessions = Gauge(
+            "lash_gateway_sessions_open", "Open streamable-HTTP sessions and SSE connections", registry=self.registry
+        )
+        sessions.set_function(open_sessions)
+        self._refused = Counter(
+            "lash_gateway_sessions_refused",
+            "New sessions refused at gateway.export.max_sessions",
+            registry=self.registry,
+        )
 
     def observe(self, tool: str, result: ToolResult | None, seconds: float) -> None:
         """Record one call; `result` is None when the caller cancelled it."""
@@ -52,6 +63,9 @@ class GatewayMetrics:
         calls, latency = children
         calls.inc()
         latency.observe(seconds)
+
+    def session_refused(self) -> None:
+        self._refused.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 
 from ._config import ServerConfig, _load_json, load_mcp_servers
 from ._errors import ConfigError
+from ._hosts import parse_host_pattern, parse_origin_pattern
 from ._logs import LogFormat
 
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_SESSIONS = 1000
 DEFAULT_PORT = 8765
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
@@ -32,6 +34,12 @@ class ExportSettings(BaseModel):
     session_idle_timeout: float = Field(default=1800.0, gt=0, allow_inf_nan=False)
     """Seconds a streamable-HTTP session may go without a request (or an open stream) before the
     gateway forgets it; the client then gets 404 and starts a new session."""
+    max_sessions: int = Field(default=DEFAULT_MAX_SESSIONS, ge=1)
+    """Most downstream sessions open at once (streamable-HTTP sessions and legacy SSE connections; an
+    abandoned session holds about 40 KiB until it expires). Past it, new sessions get HTTP 503."""
+    notify_timeout: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds a client may take to accept a notification (tools/list_changed) before the gateway
+    closes its connection: a client that stopped reading holds up nobody else."""
 
 
 DEFAULT_DENY_NETWORKS = ("169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "fd00:ec2::254/128")
@@ -72,16 +80,35 @@ class GatewaySettings(BaseModel):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     """TCP port; 0 lets the OS pick (the chosen port is printed)."""
     allowed_hosts: list[str] = []
-    """Extra `Host` header values accepted on the MCP endpoints (`name:port`, `name:*`); loopback
-    names are always accepted. Requests with other hosts get 421 (DNS rebinding protection)."""
+    """Extra `Host` header values accepted on every route (`name:port`, `name:*`); loopback names
+    are always accepted. Requests with other hosts get 421 (DNS rebinding protection)."""
     allowed_origins: list[str] = []
     """Extra `Origin` values accepted from browsers (`http://name:port`, `http://name:*`)."""
+    request_body_timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds a request body may take to arrive whole; a slower one gets 408."""
+    shutdown_drain: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
+    """Seconds `serve` gives calls in flight to finish after SIGTERM; the rest are answered with an
+    error saying the gateway is shutting down, and cancelled upstream."""
     log_format: LogFormat = "text"
     """`text` for people, `json` for log shippers (one object per line, facts as fields); `--log-format` wins."""
     auth_token: SecretStr | None = None
     """When set, `/mcp` and `/sse` require `Authorization: Bearer <token>`."""
     export: ExportSettings = Field(default_factory=ExportSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            parse_host_pattern(host)
+        return hosts
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parse_origin_pattern(origin)
+        return origins
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,8 @@ from mcp.client.subscriptions import ToolsListChanged
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
-from lash_gateway import Gateway, GatewayConfig
-from lash_gateway._cli import http_server, listening_socket
+from lash_gateway import Gateway, GatewayConfig, StateStore
+from lash_gateway._serving import http_server, listening_socket
 from tests.servers.launch import (
     BANNER_PREFIX,
     CONSOLE_SCRIPT,
@@ -191,7 +191,7 @@ async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> As
     """
     sock = listening_socket("127.0.0.1", 0)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = http_server(app, drain=2)
+    server = http_server(app, drain=0.5)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(server.serve, sockets=[sock]))
@@ -228,9 +228,12 @@ class InProcessGateway:
 
 
 @asynccontextmanager
-async def run_gateway_in_process(config: GatewayConfig | None = None) -> AsyncIterator[InProcessGateway]:
-    """`Gateway(config).http_app()` served by `serve_app`; its lifespan enters (and at exit closes) the gateway."""
-    gateway = Gateway(config or GatewayConfig())
+async def run_gateway_in_process(
+    config: GatewayConfig | None = None, *, store: StateStore | None = None, admin_token: str | None = None
+) -> AsyncIterator[InProcessGateway]:
+    """`Gateway(config, store=..., admin_token=...).http_app()` served by `serve_app`; its lifespan enters (and at
+    exit closes) the gateway. The admin API is there when both `store` and `admin_token` are given."""
+    gateway = Gateway(config or GatewayConfig(), store=store, admin_token=admin_token)
     async with serve_app(gateway.http_app()) as base_url:
         yield InProcessGateway(gateway, base_url)
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 import anyio
 import pytest
 
-from lash_gateway._cli import SHUTDOWN_DRAIN
+from lash_gateway._settings import GatewaySettings
 from tests.integration._gateway import (
     AUTH_TOKEN,
     STDIO_SERVER,
@@ -203,5 +203,5 @@ async def test_sigterm_with_a_call_in_flight_stops_the_gateway_after_the_drain_p
                     if sse_message(line) is not None:
                         break  # the first progress: the call is running upstream
                 process.process.send_signal(signal.SIGTERM)
-                with anyio.fail_after(SHUTDOWN_DRAIN + WAIT):
+                with anyio.fail_after(GatewaySettings().shutdown_drain + WAIT):
                     await anyio.to_thread.run_sync(process.process.wait)

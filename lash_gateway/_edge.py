@@ -1,0 +1,173 @@
+"""What every HTTP request passes before any route: the same rules for `/mcp`, `/sse`, `/admin`, `/healthz`,
+`/readyz` and `/metrics`.
+
+- `Host` and `Origin` must be the gateway's (`_hosts`): 421 and 403 otherwise, so a DNS-rebinding page
+  cannot read server and tool names from `/readyz` either.
+- A body arrives whole within `body_timeout` seconds and `max_body` bytes (408, 413): a request whose
+  `Content-Length` promises more than is sent holds nothing for longer than that.
+- A new session (an `initialize` POST without a session id, a `GET /sse`) past `max_sessions` gets 503.
+
+Then `/mcp` goes straight to its endpoint, past Starlette's router and middleware (every tool call goes
+there, and those layers wrap each request once more), and everything else to the Starlette app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Final
+
+import anyio
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._hosts import HostRules
+
+__all__ = ["ABORT_EXTENSION", "Edge"]
+
+log = logging.getLogger("lash_gateway.edge")
+
+_MODERN_VERSIONS: Final = frozenset(version.encode() for version in MODERN_PROTOCOL_VERSIONS)
+_PASSED_KEPT: Final = 64
+ABORT_EXTENSION: Final = "lash_gateway.abort"
+"""An ASGI scope extension of the gateway's own server (`_serving`): `scope["extensions"][ABORT_EXTENSION]["abort"]()`
+resets the connection without flushing what is buffered for it (a client that stopped reading)."""
+"""(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
+
+
+class Edge:
+    """The outermost ASGI app of the gateway."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        mcp_path: str,
+        mcp: ASGIApp,
+        sse_path: str,
+        rules: HostRules,
+        max_body: int,
+        body_timeout: float,
+        max_sessions: int,
+        open_sessions: Callable[[], int],
+        on_refused: Callable[[], None],
+    ) -> None:
+        self._app, self._mcp, self._mcp_path, self._sse_path = app, mcp, mcp_path, sse_path
+        self._rules = rules
+        self._max_body, self._body_timeout = max_body, body_timeout
+        self._max_sessions, self._open_sessions, self._on_refused = max_sessions, open_sessions, on_refused
+        self._passed: set[tuple[bytes | None, bytes | None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        host = origin = length = chunked = session = version = None
+        for name, value in scope["headers"]:
+            # The first of repeated headers, as Starlette (and so the SDK) reads them.
+            if name == b"host":
+                host = host or value
+            elif name == b"origin":
+                origin = origin or value
+            elif name == b"content-length":
+                length = length or value
+            elif name == b"transfer-encoding":
+                chunked = value
+            elif name == b"mcp-session-id":
+                session = value
+            elif name == b"mcp-protocol-version":
+                version = value
+        if (host, origin) not in self._passed:
+            if not self._rules.host_allowed(_text(host)):
+                await _reply(send, 421, "the Host header names no host this gateway serves (DNS rebinding check)")
+                return
+            if not self._rules.origin_allowed(_text(origin)):
+                await _reply(send, 403, "requests from this Origin are not allowed (gateway.allowed_origins)")
+                return
+            if len(self._passed) < _PASSED_KEPT:
+                self._passed.add((host, origin))
+        path, method = scope["path"], scope["method"]
+        if self._opens_session(path, method, session, version) and self._open_sessions() >= self._max_sessions:
+            self._on_refused()
+            log.warning(
+                "new session refused: %d sessions are open, the limit is gateway.export.max_sessions=%d",
+                self._open_sessions(),
+                self._max_sessions,
+                extra={"limit": self._max_sessions},
+            )
+            await _reply(
+                send,
+                503,
+                f"the gateway has {self._max_sessions} open sessions, its limit (gateway.export.max_sessions); "
+                "try again when idle sessions have expired",
+                rpc=True,
+            )
+            return
+        if length not in (None, b"0") or chunked is not None:
+            body = await self._read_body(receive, send, length)
+            if body is None:
+                return
+            receive = _replaying(body, receive)
+        await (self._mcp if path == self._mcp_path else self._app)(scope, receive, send)
+
+    def _opens_session(self, path: str, method: str, session: bytes | None, version: bytes | None) -> bool:
+        """A `GET /sse`, or a POST to /mcp without a session id that is not a (stateless) 2026-07-28 request:
+        an initialize, or something the SDK refuses anyway."""
+        if path == self._sse_path:
+            return method == "GET"
+        return path == self._mcp_path and method == "POST" and session is None and version not in _MODERN_VERSIONS
+
+    async def _read_body(self, receive: Receive, send: Send, length: bytes | None) -> Message | None:
+        """The whole body as one message, or None once an error was answered."""
+        try:
+            declared = int(length) if length is not None else 0
+        except ValueError:
+            declared = 0
+        if declared > self._max_body:  # not read at all: the connection closes
+            await _reply(send, 413, f"the request body is over {self._max_body} bytes", close=True)
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        with anyio.move_on_after(self._body_timeout):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None  # the client went away
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body:  # uvicorn reads the rest and drops it, so the client can read this
+                    await _reply(send, 413, f"the request body is over {self._max_body} bytes")
+                    return None
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await _reply(send, 408, f"the request body did not arrive within {self._body_timeout:g}s", close=True)
+        return None
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+def _replaying(body: Message, receive: Receive) -> Receive:
+    """`receive` with the body handed out once first."""
+    pending = [body]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _reply(send: Send, status: int, message: str, *, rpc: bool = False, close: bool = False) -> None:
+    """A JSON error answer; `rpc`: shaped as a JSON-RPC error, for MCP clients; `close`: the connection ends."""
+    payload = (
+        {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}} if rpc else {"error": message}
+    )
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

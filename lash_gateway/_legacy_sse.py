@@ -1,0 +1,99 @@
+"""The legacy HTTP+SSE endpoint (2024-11-05 transport): `GET /sse` holds one connection's stream, and its
+messages arrive as `POST /messages/?session_id=<id>`.
+
+Each connection runs its own server loop inside a cancel scope, so the export can close a connection
+whose client stopped reading (`closing_with`). The SDK runs a message's handler in the context of the
+POST that carried it, so the POST route looks the connection up by its session id (read off the
+`endpoint` event the stream announces it in) and hands its closer on in that context.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from urllib.parse import parse_qs
+
+import anyio
+from mcp.server.sse import SseServerTransport
+from starlette.types import Message, Receive, Scope, Send
+
+from ._edge import ABORT_EXTENSION
+from ._export import Closer, McpExport, closing_with
+
+__all__ = ["LegacySse"]
+
+_SESSION_IN_ENDPOINT: Final = re.compile(rb"session_id=([0-9a-f]{32})")
+
+
+class LegacySse:
+    """The ASGI app of `GET /sse` (Starlette takes a bound method for a request handler, so this is the
+    instance's `__call__`), and `messages`, the ASGI app of the message route."""
+
+    def __init__(self, transport: SseServerTransport, export: McpExport) -> None:
+        self._transport, self._server = transport, export.server
+        self._closers: dict[str, Closer] = {}
+        self.open = 0
+        """Connections open now."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session: list[str] = []
+        dropped = anyio.Event()
+        abort = scope.get("extensions", {}).get(ABORT_EXTENSION, {}).get("abort")
+
+        async def close() -> None:
+            # Reset the socket (what is buffered for a client that stopped reading is dropped with it); its
+            # disconnect then ends the SSE response, and the connection's streams close as on any disconnect.
+            if abort is not None:
+                abort()
+            dropped.set()
+
+        async def send_noting_session(message: Message) -> None:
+            if not session and message["type"] == "http.response.body":
+                found = _SESSION_IN_ENDPOINT.search(message.get("body", b""))
+                if found is not None:
+                    session.append(found.group(1).decode())
+                    self._closers[session[0]] = close
+            await send(message)
+
+        self.open += 1
+        try:
+            async with self._transport.connect_sse(scope, _until(dropped, receive), send_noting_session) as (r, w):
+                await self._server.run(r, w, self._server.create_initialization_options())
+        finally:
+            self.open -= 1
+            if session:
+                del self._closers[session[0]]
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ids = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id", [])
+        closer = self._closers.get(ids[0]) if ids else None
+        if closer is None:
+            await self._transport.handle_post_message(scope, receive, send)
+            return
+        with closing_with(closer):
+            await self._transport.handle_post_message(scope, receive, send)
+
+
+def _until(dropped: anyio.Event, receive: Receive) -> Receive:
+    """`receive`, answering `http.disconnect` once `dropped` is set (under a server that cannot abort)."""
+
+    async def receive_until_dropped() -> Message:
+        message: Message = {"type": "http.disconnect"}
+        if dropped.is_set():
+            return message
+        async with anyio.create_task_group() as tg:
+
+            async def take() -> None:
+                nonlocal message
+                message = await receive()
+                tg.cancel_scope.cancel()
+
+            async def drop() -> None:
+                await dropped.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(take)
+            tg.start_soon(drop)
+        return message
+
+    return receive_until_dropped

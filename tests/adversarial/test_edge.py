@@ -1,0 +1,192 @@
+"""Hostile requests at the edge of the gateway, the same on every route: Host and Origin (DNS rebinding), request
+heads and bodies that are too big or never finish, and more sessions than the limit. Each is answered 4xx or 503
+quickly, and a canary session on the same gateway keeps working.
+
+Regressions: `/healthz`, `/readyz` and `/metrics` skipped the Host/Origin check; an Origin of
+`http://localhost:1@evil.example` passed a prefix match; a `Content-Length` larger than the bytes sent was waited
+for without limit; a 1 MB header was accepted; sessions had no cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+import anyio
+import httpx2
+import pytest
+
+from lash_gateway import GatewayConfig, GatewaySettings
+from lash_gateway._serving import MAX_HEAD_BYTES
+from tests.integration._gateway import (
+    MCP_HEADERS,
+    InProcessGateway,
+    gauge,
+    initialize_body,
+    metrics,
+    raw_session,
+    reply_to,
+    run_gateway_in_process,
+)
+
+pytestmark = pytest.mark.anyio
+
+BODY_TIMEOUT: Final = 0.5
+MAX_SESSIONS: Final = 4
+WAIT: Final = 10.0
+ROUTES: Final = ["/healthz", "/readyz", "/metrics", "/admin/servers", "/mcp", "/sse", "/messages/"]
+
+
+def settings() -> GatewaySettings:
+    return GatewaySettings.model_validate(
+        {
+            "request_body_timeout": BODY_TIMEOUT,
+            "export": {"max_sessions": MAX_SESSIONS},
+            "allowed_origins": ["https://app.example:*"],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def gateway() -> AsyncIterator[InProcessGateway]:
+    """One gateway for the tests that leave no session open."""
+    async with run_gateway_in_process(GatewayConfig(settings())) as served:
+        yield served
+
+
+@pytest.fixture
+async def own_gateway() -> AsyncIterator[InProcessGateway]:
+    async with run_gateway_in_process(GatewayConfig(settings())) as served:
+        yield served
+
+
+async def canary_works(gateway: InProcessGateway) -> None:
+    """A fresh session on the gateway lists its tools and calls one."""
+    async with raw_session(gateway.mcp_url) as session:
+        listed = reply_to(await session.post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}), 2)
+        assert [tool["name"] for tool in listed["result"]["tools"]] == ["lash_gateway_status"]
+        call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "lash_gateway_status"}}
+        assert reply_to(await session.post(call), 3)["result"]["isError"] is False
+
+
+async def raw_exchange(gateway: InProcessGateway, request: bytes) -> bytes:
+    """Send `request` on a fresh connection and read until the gateway closes it (bounded)."""
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(request)
+        answer = b""
+        with anyio.fail_after(WAIT):
+            try:
+                while chunk := await stream.receive():
+                    answer += chunk
+            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
+                pass
+        return answer
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "localhost:1@evil.example", "127.0.0.1:80.x"])
+async def test_a_foreign_host_is_421_on_every_route(gateway: InProcessGateway, path: str, host: str) -> None:
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        reply = await http.get(gateway.base_url + path, headers={"Host": host})
+    assert reply.status_code == 421, (path, reply.text)
+    assert "Host" in reply.json()["error"]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://evil.example",
+        "http://localhost:1@evil.example",
+        "http://localhost.evil.example:8765",
+        "http://127.0.0.1:8765/path",
+        "null",
+        "http://localhost:*",
+        "https://app.example.evil:443",
+        "file://",
+    ],
+)
+async def test_a_foreign_origin_is_403_on_every_route(gateway: InProcessGateway, path: str, origin: str) -> None:
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        reply = await http.get(gateway.base_url + path, headers={"Origin": origin})
+    assert reply.status_code == 403, (path, origin, reply.text)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://localhost:8765", "http://127.0.0.1", "http://[::1]:1234", "https://app.example", "HTTP://LOCALHOST:1"],
+)
+async def test_our_own_origins_pass(gateway: InProcessGateway, origin: str) -> None:
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        reply = await http.get(f"{gateway.base_url}/healthz", headers={"Origin": origin})
+    assert reply.status_code == 200, reply.text
+
+
+async def test_a_body_that_never_arrives_whole_is_408_after_the_timeout(gateway: InProcessGateway) -> None:
+    host = gateway.base_url.removeprefix("http://").encode()
+    for path in (b"/mcp", b"/admin/servers/x", b"/messages/?session_id=00"):
+        started = anyio.current_time()
+        answer = await raw_exchange(
+            gateway,
+            b"POST " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{",
+        )
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert anyio.current_time() - started < BODY_TIMEOUT + WAIT / 2
+    await canary_works(gateway)
+
+
+async def test_a_body_over_the_limit_is_413(gateway: InProcessGateway) -> None:
+    host = gateway.base_url.removeprefix("http://").encode()
+    declared = await raw_exchange(
+        gateway,
+        b"POST /mcp HTTP/1.1\r\nHost: " + host + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 5242880\r\n\r\n",
+    )
+    assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            yield b"y" * (1024 * 1024)
+
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        streamed = await http.post(f"{gateway.base_url}/mcp", content=chunks(), headers=MCP_HEADERS)
+        assert streamed.status_code == 413
+    await canary_works(gateway)
+
+
+@pytest.mark.parametrize("size", [MAX_HEAD_BYTES + 1, 1024 * 1024])
+async def test_a_head_over_the_limit_is_431_and_not_read_on(gateway: InProcessGateway, size: int) -> None:
+    host = gateway.base_url.removeprefix("http://").encode()
+    request = b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+    answer = await raw_exchange(gateway, request)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    many = b"".join(b"X-H%d: %s\r\n" % (index, b"b" * 1000) for index in range(100))
+    answer = await raw_exchange(gateway, b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\n" + many + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    await canary_works(gateway)
+
+
+async def test_sessions_past_the_limit_are_refused_with_503_and_counted(own_gateway: InProcessGateway) -> None:
+    gateway = own_gateway
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        opened = []
+        for _ in range(MAX_SESSIONS):
+            reply = await http.post(gateway.mcp_url, json=initialize_body(), headers=MCP_HEADERS)
+            reply_to(reply, 1)
+            opened.append(reply.headers["mcp-session-id"])
+        refused = await http.post(gateway.mcp_url, json=initialize_body(), headers=MCP_HEADERS)
+        assert refused.status_code == 503, refused.text
+        assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
+        async with http.stream("GET", gateway.sse_url) as sse:
+            assert sse.status_code == 503
+        samples = await metrics(gateway.base_url)
+        assert gauge(samples, "lash_gateway_sessions_open") == MAX_SESSIONS
+        assert gauge(samples, "lash_gateway_sessions_refused_total") == 2
+        # the open sessions keep working; ending one makes room for a new one
+        ping = {"jsonrpc": "2.0", "id": 7, "method": "ping"}
+        headers = {**MCP_HEADERS, "Mcp-Session-Id": opened[0], "MCP-Protocol-Version": "2025-11-25"}
+        reply_to(await http.post(gateway.mcp_url, json=ping, headers=headers), 7)
+        assert (await http.delete(gateway.mcp_url, headers=headers)).status_code == 200
+    await canary_works(gateway)

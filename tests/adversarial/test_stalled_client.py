@@ -1,0 +1,147 @@
+"""A client that stops reading holds up nobody else: `tools/list_changed` reaches every other client at once, and
+the stalled one is dropped after `export.notify_timeout`.
+
+Regression: a legacy-SSE client whose socket buffer was full of a large result stopped `list_changed` from reaching
+every other client until it disconnected: notifications went out one connection after another, waiting on each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import anyio
+import httpx2
+import pytest
+
+from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
+from tests.integration._gateway import InProcessGateway, connect, run_gateway_in_process
+from tests.integration._helpers import wait_until
+from tests.servers.launch import PROJECT_ROOT, stdio_command
+
+pytestmark = pytest.mark.anyio
+
+BIG: Final = 32 * 1024 * 1024
+"""A result no socket buffer holds: the gateway's writer blocks on the stalled client."""
+STALLED_AT: Final = 1024 * 1024
+"""Bytes queued in the gateway's socket to the client that prove its writer is stuck there."""
+WAIT: Final = 15.0
+CHANGES: Final = 5
+"""Tool-list changes made while a client is stalled. Its pipeline (SDK writer, SSE response) takes two
+notifications; the third waits on its socket, and with notifications sent one connection after another the
+fourth would never go out to anybody."""
+
+
+def stdio_server() -> StdioServerConfig:
+    command, args = stdio_command()
+    return McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), startup_timeout=30)
+
+
+@asynccontextmanager
+async def gateway_with(notify_timeout: float) -> AsyncIterator[InProcessGateway]:
+    settings = GatewaySettings.model_validate({"export": {"notify_timeout": notify_timeout}})
+    async with run_gateway_in_process(GatewayConfig(settings)) as served:
+        with anyio.fail_after(WAIT * 2):
+            await served.gateway.factory.attach_server("up", stdio_server())
+        yield served
+
+
+def send_queue(local_port: int, remote_port: int) -> int:
+    """Bytes waiting in this process's socket from `local_port` to `remote_port` (the gateway's side)."""
+    with open("/proc/self/net/tcp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+            if (local, remote) == (local_port, remote_port):
+                return int(fields[4].split(":")[0], 16)
+    return 0
+
+
+class StalledSseClient:
+    """A legacy-SSE client that initializes, asks for a huge result and never reads its stream again."""
+
+    def __init__(self, served: InProcessGateway) -> None:
+        self._served = served
+
+    @asynccontextmanager
+    async def stalled(self) -> AsyncIterator[AsyncIterator[str]]:
+        """Yields the stream's lines, not read any further."""
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(WAIT, read=None)) as http:
+            async with http.stream("GET", self._served.sse_url) as stream:
+                lines = stream.aiter_lines()
+                endpoint = await _data_of(lines, "endpoint")
+                post = self._served.base_url + endpoint
+
+                async def send(message: dict[str, object]) -> None:
+                    assert (await http.post(post, json=message)).status_code == 202
+
+                await send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {},
+                            "clientInfo": {"name": "stalled", "version": "0"},
+                        },
+                    }
+                )
+                assert "result" in json.loads(await _data_of(lines, "message"))
+                await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                big = {"name": "up__big", "arguments": {"size_bytes": BIG}}
+                await send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": big})
+                client_port = _local_port(stream)
+                gateway_port = int(self._served.base_url.rsplit(":", 1)[1])
+                await wait_until(lambda: send_queue(gateway_port, client_port) >= STALLED_AT, WAIT)
+                yield lines
+
+
+async def _data_of(lines: AsyncIterator[str], event: str) -> str:
+    current = None
+    async for line in lines:
+        if line.startswith("event:"):
+            current = line.partition(":")[2].strip()
+        elif line.startswith("data:") and current == event:
+            return line.partition(":")[2].strip()
+    raise AssertionError(f"the stream ended before a {event!r} event")
+
+
+def _local_port(stream: httpx2.Response) -> int:
+    network = stream.extensions["network_stream"]
+    address = network.get_extra_info("client_addr")
+    return int(address[1])
+
+
+async def test_a_stalled_client_holds_up_no_other_clients_list_changed() -> None:
+    async with gateway_with(notify_timeout=60) as served:
+        async with connect(served.base_url, "http-legacy") as healthy, connect(served.base_url, "sse-legacy") as other:
+            async with StalledSseClient(served).stalled():
+                for index in range(CHANGES):
+                    seen = (healthy.tools_changed, other.tools_changed)
+                    with anyio.fail_after(WAIT):
+                        await served.gateway.factory.attach_server(f"more{index}", stdio_server())
+                        await healthy.wait_tools_changed(seen[0])
+                        await other.wait_tools_changed(seen[1])
+                assert f"more{CHANGES - 1}__echo" in await healthy.tool_names()
+
+
+async def test_a_client_that_takes_no_notification_in_time_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    async with gateway_with(notify_timeout=0.5) as served:
+        async with connect(served.base_url, "http-legacy") as healthy:
+            async with StalledSseClient(served).stalled() as stalled:
+                for index in range(CHANGES):
+                    seen = healthy.tools_changed
+                    with anyio.fail_after(WAIT):
+                        await served.gateway.factory.attach_server(f"more{index}", stdio_server())
+                        await healthy.wait_tools_changed(seen)
+                await wait_until(lambda: served.gateway.export.connected_clients == 1, WAIT)
+                assert "dropped" in caplog.text and "tools/list_changed" in caplog.text
+                # Its connection was closed: the stream ends once the bytes already sent are read.
+                with anyio.fail_after(WAIT), contextlib.suppress(httpx2.RemoteProtocolError, httpx2.ReadError):
+                    async for _ in stalled:
+                        pass
+            assert f"more{CHANGES - 1}__echo" in await healthy.tool_names()  # the healthy client is still served
