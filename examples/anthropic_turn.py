@@ -105,7 +105,7 @@ async def live_turn(session: Session, tools: list[ToolParam], model: str) -> Non
 
 
 async def main() -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         await factory.attach_server(SERVER, TIME_SERVER)
         session = LashCore.builder().plugin(factory).build().session()
         tools = lash_anthropic.tool_definitions(session)

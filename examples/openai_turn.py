@@ -109,7 +109,7 @@ async def live_turn(session: Session, tools: list[FunctionToolParam], model: str
 
 
 async def main() -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         await factory.attach_server(SERVER, TIME_SERVER)
         session = LashCore.builder().plugin(factory).build().session()
         tools = lash_openai.response_tools(session)

@@ -21,9 +21,11 @@ import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Final
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,6 +57,7 @@ class AdminApi:
         self._settings = settings
         self._policy = policy
         self._expected = f"Bearer {token}".encode()
+        self._locks = _NameLocks()
 
     def routes(self) -> list[Route]:
         return [
@@ -95,6 +98,10 @@ class AdminApi:
 
     async def _put(self, request: Request) -> Response:
         name = request.path_params["name"]
+        async with self._locks.hold(name):  # the pool and the store change together, one request at a time
+            return await self._attach(name, request)
+
+    async def _attach(self, name: str, request: Request) -> Response:
         try:
             validate_server_name(name)
             config = McpServerConfig.parse(await _json_body(request), name=name)
@@ -130,14 +137,15 @@ class AdminApi:
 
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]
-        try:
-            await self._pool.detach(name)
-        except ServerNotAttached as exc:
-            return _error(404, str(exc))
-        try:
-            await self._store.record_detach(name)
-        except StoreError as exc:
-            return _error(500, f"{exc}; the server is detached now but comes back when the gateway restarts")
+        async with self._locks.hold(name):
+            try:
+                await self._pool.detach(name)
+            except ServerNotAttached as exc:
+                return _error(404, str(exc))
+            try:
+                await self._store.record_detach(name)
+            except StoreError as exc:
+                return _error(500, f"{exc}; the server is detached now but comes back when the gateway restarts")
         log.info("server %s detached through the admin API", name, extra={"server": name})
         return JSONResponse({"detached": name})
 
@@ -148,6 +156,27 @@ class AdminApi:
         except ServerNotAttached as exc:
             return _error(404, str(exc))
         return JSONResponse({"reconnecting": name}, status_code=202)
+
+
+class _NameLocks:
+    """One lock per server name while some request holds or waits for it; none kept for names at rest."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(name, (anyio.Lock(), 0))
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users == 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
 
 
 class _BodyError(Exception):

@@ -31,8 +31,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
 from ._admin import AdminApi
+from ._config import ServerConfig
 from ._edge import Edge
-from ._export import McpExport, closing_with
+from ._errors import GatewayError
+from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._hosts import HostRules
 from ._legacy_sse import LegacySse
@@ -70,7 +72,7 @@ class Gateway:
         self.config = config or GatewayConfig()
         self.store = store
         self._admin_token = admin_token
-        self.factory = McpPluginFactory.empty()
+        self.factory = McpPluginFactory()
         budget = ToolOutputBudget(max_text_chars=self.config.settings.export.max_text_chars)
         builder = (
             LashCore.builder()
@@ -113,26 +115,36 @@ class Gateway:
 
     async def _attach_configured(self) -> None:
         """The config file's servers, with the store's runtime changes on top. A stored attach came through the
-        admin API, so it passes the admin policy of today again, and its connections get the API's guard."""
+        admin API, so it passes the admin policy of today again, and its connections get the API's guard. A
+        store that cannot be read leaves the config file's servers, said in the log."""
         configured = self.config.servers
-        servers = apply_changes(configured, await self.store.load()) if self.store is not None else dict(configured)
+        servers = dict(configured)
+        if self.store is not None:
+            try:
+                servers = apply_changes(configured, await self.store.load())
+            except GatewayError as exc:
+                log.error("runtime attaches not restored: %s", exc, extra={"reason": str(exc)})
         async with anyio.create_task_group() as tg:
             for name, config in servers.items():
-                guard = None
-                if config is not configured.get(name):  # from the store
-                    try:
-                        config, guard = await self.policy.admit(config)
-                    except PolicyError as exc:
-                        log.error(
-                            "server %s, attached through the admin API, is not restored: %s",
-                            name,
-                            exc,
-                            extra={"server": name, "reason": str(exc)},
-                        )
-                        continue
-                tg.start_soon(partial(self.factory.pool.attach, name, config, fail_fast=False, guard=guard))
+                from_store = config is not configured.get(name)
+                tg.start_soon(self._attach_one, name, config, from_store)
         self.ready.set()
         log.info("%d configured servers attached", len(servers), extra={"servers": len(servers)})
+
+    async def _attach_one(self, name: str, config: ServerConfig, from_store: bool) -> None:
+        guard = None
+        if from_store:
+            try:
+                config, guard = await self.policy.admit(config)
+            except PolicyError as exc:
+                log.error(
+                    "server %s, attached through the admin API, is not restored: %s",
+                    name,
+                    exc,
+                    extra={"server": name, "reason": str(exc)},
+                )
+                return
+        await self.factory.pool.attach(name, config, fail_fast=False, guard=guard)
 
     async def _forward_changes(self) -> None:
         pool = self.factory.pool
@@ -150,14 +162,9 @@ class Gateway:
         with anyio.move_on_after(max(timeouts, default=0)):
             await self.ready.wait()
         server = self.export.server
-        with anyio.CancelScope() as scope:
-
-            async def close() -> None:
-                scope.cancel()
-
-            with closing_with(close):
-                async with stdio_server() as (read, write):
-                    await server.run(read, write, server.create_initialization_options())
+        # No link: the only client there is is never dropped, whatever it is slow to read.
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
 
     def http_app(self) -> ASGIApp:
         """The ASGI app: the edge (`_edge`), then the MCP endpoint or Starlette. Its lifespan enters this gateway."""
@@ -209,7 +216,7 @@ class Gateway:
             sse_path=SSE_PATH,
             rules=HostRules([*LOOPBACK_HOSTS, *settings.allowed_hosts], [*LOOPBACK_ORIGINS, *settings.allowed_origins]),
             max_body=DEFAULT_MAX_REQUEST_BODY_SIZE,
-            body_timeout=settings.request_body_timeout,
+            body_timeout=settings.request_timeout,
             max_sessions=settings.export.max_sessions,
             open_sessions=self.open_sessions,
             on_refused=self.metrics.session_refused,
@@ -247,7 +254,8 @@ class _RequireBearer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
+            # The first of repeated headers, as the edge and Starlette read them.
+            given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
             if not hmac.compare_digest(given, self._expected):
                 body = json.dumps({"error": "missing or wrong bearer token"}).encode()
                 await send(

@@ -93,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         print(f"lash-gateway: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the state directory cannot be made or written, and the like
+        print(f"lash-gateway: {exc}", file=sys.stderr)
+        return 2
+
+
+class ServeError(GatewayError):
+    """`serve` cannot start; the message says why and what to do."""
 
 
 def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
@@ -102,7 +109,11 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     configured = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or _secret(settings.admin.token)
     token, token_file = admin_token(directory, configured)
     # Bind before serving, so port 0 works and the printed address is the real one.
-    sock = listening_socket(host, settings.port if args.port is None else args.port)
+    port = settings.port if args.port is None else args.port
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port") from None
     # A wildcard bind is reached through loopback locally; that is the address to print and store.
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{shown}]" if ":" in shown else shown
@@ -111,7 +122,12 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     if warning := exposure_warning(host, settings):
         log.warning(warning)
     gateway = Gateway(config, store=_store(directory), admin_token=token)
-    server = http_server(gateway.http_app(), drain=settings.shutdown_drain, end_calls=gateway.end_calls)
+    server = http_server(
+        gateway.http_app(),
+        drain=settings.shutdown_drain,
+        head_timeout=settings.request_timeout,
+        end_calls=gateway.end_calls,
+    )
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory), flush=True)
     try:

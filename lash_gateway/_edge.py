@@ -31,8 +31,9 @@ log = logging.getLogger("lash_gateway.edge")
 _MODERN_VERSIONS: Final = frozenset(version.encode() for version in MODERN_PROTOCOL_VERSIONS)
 _PASSED_KEPT: Final = 64
 ABORT_EXTENSION: Final = "lash_gateway.abort"
-"""An ASGI scope extension of the gateway's own server (`_serving`): `scope["extensions"][ABORT_EXTENSION]["abort"]()`
-resets the connection without flushing what is buffered for it (a client that stopped reading)."""
+"""An ASGI scope extension of the gateway's own server (`_serving`): in `scope["extensions"][ABORT_EXTENSION]`,
+`abort()` resets the connection without flushing what is buffered for it, and `buffered()` says how many bytes
+wait in that buffer (so whether a client still reads)."""
 """(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
 
 
@@ -60,6 +61,9 @@ class Edge:
         self._passed: set[tuple[bytes | None, bytes | None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no route takes one, and none would be checked: refuse them here
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return

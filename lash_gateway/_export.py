@@ -57,8 +57,20 @@ _STATE_KEY = "lash_gateway.session"
 DEFAULT_NOTIFY_TIMEOUT: Final = 5.0
 Closer = Callable[[], Awaitable[None]]
 """Closes one client's connection."""
-_CLOSER: ContextVar[Closer | None] = ContextVar("lash_gateway_connection_closer", default=None)
-"""Set by whatever serves a connection (see `closing_with`), read when that connection finishes its handshake."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLink:
+    """How the export reaches one client's connection from outside its server loop."""
+
+    close: Closer
+    sent: Callable[[], int] | None = None
+    """Bytes that left for the client so far, where the transport can tell: a client that reads slowly makes
+    it grow, one that stopped reading does not."""
+
+
+_LINK: ContextVar[ClientLink | None] = ContextVar("lash_gateway_client_link", default=None)
+"""Set by whatever serves a connection (see `linked`), read when that connection finishes its handshake."""
 CallObserver = Callable[[str, ToolResult | None, float], None]
 """Told of every call: lash tool name, result (None when cancelled) and seconds taken."""
 
@@ -107,7 +119,7 @@ class McpExport:
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
         self._handshake_connections: dict[int, Connection] = {}
-        self._closers: dict[int, Closer] = {}
+        self._links: dict[int, ClientLink] = {}
         self._again: dict[int, bool] = {}
         """Connections with a notifier running -> whether a change came after its notification went out."""
         self._stack = AsyncExitStack()
@@ -170,28 +182,41 @@ class McpExport:
     async def _notify(self, key: int, connection: Connection) -> None:
         try:
             while True:
-                with anyio.move_on_after(self._notify_timeout) as waited:
-                    await connection.send_tool_list_changed()
-                if waited.cancelled_caught:
-                    await self._drop(key, connection)
-                    return
+                await self._notify_once(key, connection)
                 if not self._again.get(key):
                     return
                 self._again[key] = False
         finally:
             self._again.pop(key, None)
 
-    async def _drop(self, key: int, connection: Connection) -> None:
+    async def _notify_once(self, key: int, connection: Connection) -> None:
+        """Send one notification. A client with no link (stdio: the only client there is) is waited for; one
+        that takes nothing for `notify_timeout` seconds while nothing else reaches it either is dropped."""
+        link = self._links.get(key)
+        if link is None:
+            await connection.send_tool_list_changed()
+            return
+        while True:
+            sent = link.sent() if link.sent is not None else None
+            with anyio.move_on_after(self._notify_timeout) as waited:
+                await connection.send_tool_list_changed()
+            if not waited.cancelled_caught:
+                return
+            if sent is None or link.sent is None or link.sent() <= sent:
+                await self._drop(key, connection, link)
+                return
+            # It reads, slowly (a large result ahead of the notification): it is not stalled.
+
+    async def _drop(self, key: int, connection: Connection, link: ClientLink) -> None:
         self._handshake_connections.pop(key, None)
-        closer = self._closers.pop(key, None)
+        self._links.pop(key, None)
         log.warning(
-            "client %s dropped: it took no tools/list_changed within %gs (it stopped reading)",
+            "client %s dropped: in %gs it took no tools/list_changed, nor anything else (it stopped reading)",
             connection.session_id or f"#{key}",
             self._notify_timeout,
             extra={"session": connection.session_id, "timeout": self._notify_timeout},
         )
-        if closer is not None:
-            await closer()
+        await link.close()
 
     def http_connection(self, session_id: str) -> Connection | None:
         """The connection behind a streamable-HTTP `Mcp-Session-Id`, once `initialize` was answered."""
@@ -212,12 +237,12 @@ class McpExport:
             key = id(connection)
             self._handshake_connections[key] = connection
             connection.exit_stack.callback(self._handshake_connections.pop, key, None)
-            closer = _CLOSER.get()
-            if closer is None and connection.session_id is not None and self.close_http_session is not None:
-                closer = partial(self.close_http_session, connection.session_id)
-            if closer is not None:
-                self._closers[key] = closer
-                connection.exit_stack.callback(self._closers.pop, key, None)
+            link = _LINK.get()
+            if link is None and connection.session_id is not None and self.close_http_session is not None:
+                link = ClientLink(partial(self.close_http_session, connection.session_id))
+            if link is not None:
+                self._links[key] = link
+                connection.exit_stack.callback(self._links.pop, key, None)
         return result
 
     async def session_of(self, connection: Connection) -> Session:
@@ -326,14 +351,14 @@ class CallsEnded(Exception):
 
 
 @contextmanager
-def closing_with(closer: Closer) -> Iterator[None]:
-    """Serve a connection within this block to let the export close it with `closer` (a client that stops
-    reading). The server loop started inside inherits it, as tasks inherit context variables."""
-    token = _CLOSER.set(closer)
+def linked(link: ClientLink) -> Iterator[None]:
+    """Handle a connection's messages within this block to let the export reach it through `link` (to drop a
+    client that stopped reading). The SDK runs a message's handler in the context of whoever delivered it."""
+    token = _LINK.set(link)
     try:
         yield
     finally:
-        _CLOSER.reset(token)
+        _LINK.reset(token)
 
 
 class _GatewayServer(Server[Any]):

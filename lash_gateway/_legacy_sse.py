@@ -2,7 +2,7 @@
 messages arrive as `POST /messages/?session_id=<id>`.
 
 Each connection runs its own server loop inside a cancel scope, so the export can close a connection
-whose client stopped reading (`closing_with`). The SDK runs a message's handler in the context of the
+whose client stopped reading (`linked`). The SDK runs a message's handler in the context of the
 POST that carried it, so the POST route looks the connection up by its session id (read off the
 `endpoint` event the stream announces it in) and hands its closer on in that context.
 """
@@ -18,7 +18,7 @@ from mcp.server.sse import SseServerTransport
 from starlette.types import Message, Receive, Scope, Send
 
 from ._edge import ABORT_EXTENSION
-from ._export import Closer, McpExport, closing_with
+from ._export import ClientLink, McpExport, linked
 
 __all__ = ["LegacySse"]
 
@@ -31,14 +31,16 @@ class LegacySse:
 
     def __init__(self, transport: SseServerTransport, export: McpExport) -> None:
         self._transport, self._server = transport, export.server
-        self._closers: dict[str, Closer] = {}
+        self._links: dict[str, ClientLink] = {}
         self.open = 0
         """Connections open now."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session: list[str] = []
         dropped = anyio.Event()
-        abort = scope.get("extensions", {}).get(ABORT_EXTENSION, {}).get("abort")
+        server = scope.get("extensions", {}).get(ABORT_EXTENSION, {})
+        abort, buffered = server.get("abort"), server.get("buffered")
+        handed = 0
 
         async def close() -> None:
             # Reset the socket (what is buffered for a client that stopped reading is dropped with it); its
@@ -47,12 +49,18 @@ class LegacySse:
                 abort()
             dropped.set()
 
+        def sent() -> int:
+            waiting: int = buffered()
+            return handed - waiting
+
         async def send_noting_session(message: Message) -> None:
-            if not session and message["type"] == "http.response.body":
-                found = _SESSION_IN_ENDPOINT.search(message.get("body", b""))
-                if found is not None:
+            nonlocal handed
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                handed += len(body)
+                if not session and (found := _SESSION_IN_ENDPOINT.search(body)) is not None:
                     session.append(found.group(1).decode())
-                    self._closers[session[0]] = close
+                    self._links[session[0]] = ClientLink(close, sent if buffered is not None else None)
             await send(message)
 
         self.open += 1
@@ -62,15 +70,15 @@ class LegacySse:
         finally:
             self.open -= 1
             if session:
-                del self._closers[session[0]]
+                del self._links[session[0]]
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         ids = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id", [])
-        closer = self._closers.get(ids[0]) if ids else None
-        if closer is None:
+        link = self._links.get(ids[0]) if ids else None
+        if link is None:
             await self._transport.handle_post_message(scope, receive, send)
             return
-        with closing_with(closer):
+        with linked(link):
             await self._transport.handle_post_message(scope, receive, send)
 
 

@@ -3,8 +3,10 @@
 Library code never configures logging; `configure_logging` is for the `lash-gateway` command. Lines
 carry their facts in the message (`upstream time: connect failed: ...`); the JSON form also has them
 as fields, from the `extra=` of each call. Every URL in a line (ours, the SDK's, httpx2's, a
-traceback's) loses its userinfo and query values first. The per-request lines of httpx2 and
-httpcore2 are off unless `-v`: a busy gateway would write one per upstream call.
+traceback's) loses its userinfo and query values first, and every secret value of a config the
+process knows (header and env values, URL credentials and query values) is replaced wherever it
+appears. The per-request lines of httpx2 and httpcore2 are off unless `-v`: a busy gateway would
+write one per upstream call.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeAlias
 
-from ._redact import redact_urls
+from ._redact import redact
 
 __all__ = ["LOG_FORMATS", "LogFormat", "configure_logging"]
 
@@ -31,7 +33,7 @@ class _TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_urls(super().format(record))
+        return redact(super().format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -47,7 +49,7 @@ class _JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return redact_urls(json.dumps(line, default=str, ensure_ascii=False))
+        return redact(json.dumps(line, default=str, ensure_ascii=False))
 
 
 def configure_logging(level: int, log_format: LogFormat = "text") -> None:

@@ -1,11 +1,14 @@
 """Prometheus metrics for the gateway: calls, errors and latency per server and tool; attached and
-connected servers; connected clients. Gauges are read at scrape time, never kept in sync by hand."""
+connected servers; connected clients; open and refused sessions; messages dropped for callers that did
+not read them. Gauges and per-server counts are read at scrape time, never kept in sync by hand."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from lash_core import ToolResult
 
@@ -40,6 +43,7 @@ class GatewayMetrics:
             "lash_gateway_sessions_open", "Open streamable-HTTP sessions and SSE connections", registry=self.registry
         )
         sessions.set_function(open_sessions)
+        self.registry.register(_DroppedNotices(pool))
         self._refused = Counter(
             "lash_gateway_sessions_refused",
             "New sessions refused at gateway.export.max_sessions",
@@ -69,3 +73,20 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DroppedNotices(Collector):
+    """`lash_gateway_notices_dropped_total{server}`, read from the servers' statuses at scrape time."""
+
+    def __init__(self, pool: McpConnectionPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "lash_gateway_notices_dropped",
+            "Progress and log messages dropped for callers that did not read them",
+            labels=["server"],
+        )
+        for status in self._pool.server_statuses():
+            family.add_metric([status.name], status.notices_dropped)
+        yield family

@@ -74,19 +74,18 @@ class _GuardedBackend(httpcore2.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
     ) -> httpcore2.AsyncNetworkStream:
+        error: Exception = httpcore2.ConnectError(f"no address for {host!r}")
         try:
-            with anyio.fail_after(timeout):
-                addresses = await self._guard.addresses(host, port)
+            with anyio.fail_after(timeout):  # resolving and every attempt together, as one connect
+                for address in await self._guard.addresses(host, port):
+                    try:
+                        return await self._inner.connect_tcp(str(address), port, None, local_address, socket_options)
+                    except httpcore2.ConnectError as exc:
+                        error = exc
         except OSError as exc:
             raise httpcore2.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
         except TimeoutError as exc:
-            raise httpcore2.ConnectTimeout(f"resolving {host!r} timed out") from exc
-        error: Exception = httpcore2.ConnectError(f"no address for {host!r}")
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
-            except (httpcore2.ConnectError, httpcore2.ConnectTimeout) as exc:
-                error = exc
+            raise httpcore2.ConnectTimeout(f"connecting to {host!r} timed out") from exc
         raise error
 
     async def connect_unix_socket(

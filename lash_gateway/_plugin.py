@@ -29,7 +29,7 @@ from lash_core import (
     ignore_progress,
 )
 
-from ._config import ServerConfig
+from ._config import McpServerConfig, ServerConfig
 from ._errors import (
     CallTimeout,
     GatewayError,
@@ -74,30 +74,39 @@ class McpToolProvider(ToolProvider):
 
 
 class McpPluginFactory(PluginFactory):
-    """Owns one `McpConnectionPool` for the process.
+    """Owns one `McpConnectionPool` for the process, open for as long as `async with factory:` lasts.
 
-    Prefer `async with McpPluginFactory.empty() as factory:`; the pool then closes on exit.
-    Without `async with`, call `await factory.pool.shutdown()` when done.
+    ```python
+    async with McpPluginFactory({"time": McpServerConfig.stdio("uvx", ["mcp-server-time"])}) as mcp:
+        await mcp.attach_server("docs", McpServerConfig.streamable_http("http://127.0.0.1:9000/mcp"))
+        core = LashCore.builder().plugin(mcp).build()
+    ```
+    The servers given to the constructor are attached on entry, each after its first connect attempt:
+    one that is down does not fail the entry, it reconnects in the background.
     """
 
-    def __init__(self, pool: McpConnectionPool | None = None) -> None:
+    def __init__(
+        self,
+        servers: Mapping[str, ServerConfig | Mapping[str, Any]] | None = None,
+        *,
+        pool: McpConnectionPool | None = None,
+    ) -> None:
         self.pool = pool or McpConnectionPool()
+        self._servers = dict(servers or {})
         self._provider = McpToolProvider(self.pool)
 
-    @classmethod
-    def empty(cls) -> McpPluginFactory:
-        return cls()
-
-    @classmethod
-    async def new(cls, servers: Mapping[str, ServerConfig | Mapping[str, Any]]) -> McpPluginFactory:
-        """A factory with `servers` attached. Servers that are down do not fail this: it returns
-        after every server's first connect attempt, and the failed ones retry in the background."""
-        factory = cls()
-        await factory.attach_servers(servers, fail_fast=False)
-        return factory
-
     async def __aenter__(self) -> Self:
+        """Open the pool and attach the constructor's servers.
+
+        Raises:
+            ConfigError: a server's name or config is invalid (the pool is closed again).
+        """
         await self.pool.__aenter__()
+        try:
+            await self.attach_servers(self._servers)
+        except BaseException as exc:
+            await self.pool.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(
@@ -115,13 +124,17 @@ class McpPluginFactory(PluginFactory):
         """Attach (or replace) a server; see `McpConnectionPool.attach`."""
         return await self.pool.attach(name, config)
 
-    async def attach_servers(
-        self, servers: Mapping[str, ServerConfig | Mapping[str, Any]], *, fail_fast: bool = False
-    ) -> None:
-        """Attach several servers concurrently (each keeps its place in the naming order)."""
+    async def attach_servers(self, servers: Mapping[str, ServerConfig | Mapping[str, Any]]) -> None:
+        """Attach several servers concurrently (each keeps its place in the naming order); returns after each
+        one's first connect attempt. One that is down does not fail this: it reconnects in the background.
+
+        Raises:
+            ConfigError: a name or config is invalid; nothing is attached then.
+        """
+        configs = {name: McpServerConfig.parse(config, name=name) for name, config in servers.items()}
         async with anyio.create_task_group() as tg:
-            for name, config in servers.items():
-                tg.start_soon(partial(self.pool.attach, name, config, fail_fast=fail_fast))
+            for name, config in configs.items():
+                tg.start_soon(partial(self.pool.attach, name, config, fail_fast=False))
 
     async def detach_server(self, name: str) -> None:
         await self.pool.detach(name)

@@ -8,7 +8,6 @@ goes up by one per change so sessions and downstream clients can tell.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -34,11 +33,8 @@ SHUTDOWN_GRACE = 10.0
 
 
 class McpConnectionPool:
-    """Owns the upstream connections. Use it as `async with McpConnectionPool() as pool:`.
-
-    Used without `async with` (as `McpPluginFactory.empty()` allows), the first attach starts a
-    background task that owns the connections until `shutdown()`; that path needs asyncio.
-    """
+    """Owns the upstream connections, for as long as `async with McpConnectionPool() as pool:` lasts: every
+    supervisor task runs in the pool's task group, and leaving the block stops them all."""
 
     def __init__(self) -> None:
         self._servers: dict[str, Upstream] = {}
@@ -46,16 +42,12 @@ class McpConnectionPool:
         self._definitions: tuple[ToolDefinition, ...] = ()
         self._generation = 0
         self._changed = anyio.Event()
-        self._locks: dict[str, anyio.Lock] = {}
         self._parts: dict[str, str] = {}
         """Server name -> its part of tool names, claimed when attach is called (so concurrent
         attaches name in call order) and kept until detach (so no other server's tools get renamed)."""
         self._state: Literal["new", "open", "closed"] = "new"
         self._exit_stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
-        self._owner: asyncio.Task[None] | None = None
-        self._release_owner = anyio.Event()
-        self._owner_ready = anyio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -69,9 +61,7 @@ class McpConnectionPool:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._close()
-
-    async def _close(self) -> None:
+        """Close every connection and reap every child process; in-flight calls end with `ServerDetached`."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE):
             servers, self._servers = list(self._servers.values()), {}
             self._rebuild()
@@ -79,33 +69,15 @@ class McpConnectionPool:
                 for upstream in servers:
                     tg.start_soon(upstream.stop, f"the gateway shut down while calling server {upstream.name!r}")
         self._state = "closed"
+        self._tg = None
         await self._exit_stack.aclose()
 
-    async def shutdown(self) -> None:
-        """Close every connection and reap every child process; in-flight calls end with `ServerDetached`.
-        Idempotent."""
-        if self._owner is not None:
-            self._release_owner.set()
-            await self._owner
-            self._owner = None
-        elif self._state == "open":
-            await self._close()
-        self._state = "closed"
-
-    async def _ensure_open(self) -> TaskGroup:
-        if self._state == "closed":
-            raise RuntimeError("the pool was shut down; create a new McpConnectionPool")
+    def _task_group(self) -> TaskGroup:
         if self._tg is None:
-            if self._owner is None:  # the first caller starts the owner; concurrent callers wait for it
-
-                async def own() -> None:
-                    async with self:
-                        self._owner_ready.set()
-                        await self._release_owner.wait()
-
-                self._owner = asyncio.get_running_loop().create_task(own(), name="mcp-pool-owner")
-            await self._owner_ready.wait()
-        assert self._tg is not None
+            raise RuntimeError(
+                f"the pool is {self._state}: attach servers inside `async with McpConnectionPool() as pool:` "
+                "(or `async with McpPluginFactory() as factory:`)"
+            )
         return self._tg
 
     # -- servers -------------------------------------------------------------------------------
@@ -132,27 +104,38 @@ class McpConnectionPool:
         """
         validate_server_name(name)
         config = McpServerConfig.parse(config, name=name)
+        tg = self._task_group()
         claimed = name not in self._parts
         if claimed:  # claimed now, before any await, so concurrent attaches name in call order
             self._parts[name] = claim_server_part(name, self._parts.values())
         try:
-            tg = await self._ensure_open()
-            async with self._locks.setdefault(name, anyio.Lock()):
-                upstream = Upstream(name, config, self._on_tools_changed, guard)
-                await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
-                old = self._servers.get(name)
-                self._servers[name] = upstream
-                if name not in self._parts:  # a detach ran while this attach waited for the lock
-                    self._parts[name] = claim_server_part(name, self._parts.values())
-                self._rebuild()
-                log.info("server attached", extra={"server": name, "transport": config.transport})
-                if old is not None:
-                    await old.stop(f"server {name!r} was replaced while the call was in flight")
-                return upstream.status()
+            upstream = Upstream(name, config, self._on_tools_changed, guard)
+            await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
         except BaseException:
             if claimed and name not in self._servers:
                 self._parts.pop(name, None)
             raise
+        # The swap has no await: of concurrent attaches of one name, the last to connect is the one kept.
+        old = self._servers.get(name)
+        self._servers[name] = upstream
+        if name not in self._parts:  # a detach ran while this attach connected
+            self._parts[name] = claim_server_part(name, self._parts.values())
+        self._rebuild()
+        status = upstream.status()
+        facts = {"server": name, "transport": config.transport, "tools": status.tool_count}
+        if status.connected:
+            log.info("server %s attached (%s): %d tools", name, config.transport, status.tool_count, extra=facts)
+        else:
+            log.warning(
+                "server %s attached (%s) but not connected: %s; retrying in the background",
+                name,
+                config.transport,
+                status.last_error,
+                extra={**facts, "reason": status.last_error},
+            )
+        if old is not None:
+            await old.stop(f"server {name!r} was replaced while the call was in flight")
+        return status
 
     async def detach(self, name: str) -> None:
         """Remove a server: its tools disappear, in-flight calls end with `ServerDetached`, its
@@ -161,14 +144,13 @@ class McpConnectionPool:
         Raises:
             ServerNotAttached: no server has this name.
         """
-        async with self._locks.setdefault(name, anyio.Lock()):
-            upstream = self._servers.pop(name, None)
-            if upstream is None:
-                raise ServerNotAttached(name)
-            del self._parts[name]
-            self._rebuild()
-            await upstream.stop(f"server {name!r} was detached while the call was in flight")
-            log.info("server detached", extra={"server": name})
+        upstream = self._servers.pop(name, None)
+        if upstream is None:
+            raise ServerNotAttached(name)
+        del self._parts[name]
+        self._rebuild()
+        await upstream.stop(f"server {name!r} was detached while the call was in flight")
+        log.info("server %s detached", name, extra={"server": name})
 
     def reconnect(self, name: str) -> None:
         """Drop a server's connection and connect again now (its tools stay advertised meanwhile).

@@ -9,18 +9,50 @@ from a path; pass it in a header instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact_urls", "redacted_args", "redacted_url"]
+__all__ = ["REDACTED", "config_secrets", "redact", "redact_urls", "redacted_args", "redacted_url", "remember_secrets"]
 
 REDACTED: Final = "***"
 """What is shown in place of a secret."""
 
 # Words that mark a command-line flag as carrying a secret (`--api-key X`, `--token=X`).
 _SECRET_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "auth", "credential")
-_URL_IN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+_URL_IN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+"""Up to the next whitespace: quotes and backticks are legal in userinfo and query values."""
+_MIN_SECRET_LENGTH: Final = 4
+"""Shorter values are not scrubbed from text: they would replace ordinary words."""
+_known: set[str] = set()
+"""Secret values of this process's configs (`remember_secrets`), scrubbed from every log line by value."""
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Have `redact` scrub these values from text from now on, wherever they appear (process-wide)."""
+    _known.update(value for value in values if len(value) >= _MIN_SECRET_LENGTH)
+
+
+def config_secrets(url: str | None = None, values: Iterable[str] = ()) -> list[str]:
+    """The secret parts of a server config: `values` (header or env values), and the userinfo and query values
+    of `url`."""
+    found = list(values)
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return found
+        found += [part for part in (parts.username, parts.password) if part]
+        found += [value for _, value in parse_qsl(parts.query, keep_blank_values=True) if value]
+    return found
+
+
+def redact(text: str) -> str:
+    """`text` with every remembered secret value replaced, and every URL passed through `redact_urls`."""
+    for secret in _known:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return redact_urls(text)
 
 
 def redacted_url(url: str) -> str:

@@ -1,8 +1,9 @@
 """uvicorn as the gateway runs it: the listening socket, bounded request heads, and a shutdown that answers.
 
-- A request's URL and headers together may take `MAX_HEAD_BYTES`; past that the connection gets 431
-  and is closed while the head is still being parsed, so a client cannot make the gateway buffer
-  megabytes of headers (uvicorn's httptools protocol has no limit of its own).
+- A request's line and headers together may take `MAX_HEAD_BYTES` and `head_timeout` seconds; past
+  either the connection gets 431 or 408 and is closed while the head is still arriving, so a client
+  cannot make the gateway buffer megabytes of headers or hold a connection with half a head
+  (uvicorn's httptools protocol has no limit of its own on either).
 - On SIGTERM uvicorn stops accepting and waits for requests in flight. After `drain` seconds the
   gateway's `end_calls` answers every call still running with an error saying it is shutting down
   (and cancels it upstream); then, after `FLUSH` seconds for those answers to be written, the SSE
@@ -11,12 +12,14 @@
   whatever is still open then. sse-starlette would close every SSE stream at the signal itself, so
   its automatic drain is switched off and its `AppStatus.should_exit` is set here instead.
 
-The protocol subclass relies on uvicorn's httptools protocol calling `on_url`, `on_header` and, for a
-parse error, `send_400_response`; `tests/adversarial` sends an oversized head and fails if it is read.
+The protocol subclass relies on uvicorn's httptools protocol (`data_received`, `on_message_begin`,
+`on_headers_complete`, `on_message_complete`, `connection_lost`, `loop`, `transport`, `scope`);
+`tests/adversarial` sends oversized and stalled heads and fails if they are read on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -36,6 +39,8 @@ log = logging.getLogger("lash_gateway.serving")
 
 MAX_HEAD_BYTES: Final = 64 * 1024
 """Longest request line and headers, together, in bytes (as nginx's default of 4 x 8 KiB buffers, doubled)."""
+DEFAULT_HEAD_TIMEOUT: Final = 30.0
+"""Seconds a request's line and headers may take to arrive whole (408 after that)."""
 END_GRACE: Final = 2
 """Seconds calls ended at the end of the drain get to send their answer before uvicorn cuts what is left."""
 FLUSH: Final = 0.25
@@ -53,7 +58,11 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def http_server(
-    app: ASGIApp, *, drain: float, end_calls: Callable[[], Awaitable[None]] | None = None
+    app: ASGIApp,
+    *,
+    drain: float,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    end_calls: Callable[[], Awaitable[None]] | None = None,
 ) -> uvicorn.Server:
     """uvicorn as `serve` runs it: calls in flight get `drain` seconds at shutdown, then `end_calls()`.
 
@@ -67,54 +76,87 @@ def http_server(
         lifespan="on",
         timeout_graceful_shutdown=int(drain) + 1 + END_GRACE,
         access_log=False,
-        http=_BoundedHttpTools,
+        http=_bounded_http(head_timeout),
     )
     AppStatus.enable_automatic_graceful_drain = False  # what its disable_automatic_graceful_drain() does
     return _DrainingServer(config, drain, end_calls)
 
 
-class _HeadTooLarge(Exception):
-    pass
+def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with request heads bounded in bytes and in time."""
 
+    class BoundedHttpTools(HttpToolsProtocol):
+        # Bytes are counted as they arrive, before the parser sees them: httptools buffers a header until it
+        # ends, so a count in on_header would come after an endless one.
+        _in_head = True
+        _head_bytes = 0
+        _head_timer: asyncio.TimerHandle | None = None
 
-class _BoundedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol, counting the bytes of each request head."""
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._in_head, self._head_bytes = True, 0
 
-    _head_bytes = 0
-    _head_too_large = False
+        def data_received(self, data: bytes) -> None:
+            if not self._in_head:
+                super().data_received(data)
+                return
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(head_timeout, self._head_too_slow)
+            room = MAX_HEAD_BYTES - self._head_bytes
+            self._head_bytes += min(len(data), room)
+            super().data_received(data[:room])  # the parser never sees more of a head than the limit
+            if self._in_head and self._head_bytes >= MAX_HEAD_BYTES and not self.transport.is_closing():
+                log.warning(
+                    "request refused: its head is over %d bytes", MAX_HEAD_BYTES, extra={"limit": MAX_HEAD_BYTES}
+                )
+                message = f"the request line and headers are over {MAX_HEAD_BYTES} bytes"
+                self._refuse(431, "Request Header Fields Too Large", message)
+            elif len(data) > room and not self.transport.is_closing():
+                super().data_received(data[room:])  # the head ended within the limit: the rest is its body
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._head_bytes = 0
-        # An ASGI extension: the app can drop the connection at once, unflushed (a client that stopped reading).
-        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self.transport.abort}}
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            # An ASGI extension: the app can tell whether a client reads (what waits in the socket's buffer) and
+            # drop the connection at once, unflushed, when it stopped.
+            transport = self.transport
+            self.scope["extensions"] = {
+                ABORT_EXTENSION: {"abort": transport.abort, "buffered": transport.get_write_buffer_size}
+            }
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
+        def on_headers_complete(self) -> None:
+            self._end_head()
+            super().on_headers_complete()
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value))
-        super().on_header(name, value)
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head, self._head_bytes = True, 0  # the next request's head, on a kept-alive connection
 
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
-            self._head_too_large = True
-            raise _HeadTooLarge  # the parser stops; uvicorn answers through send_400_response and closes
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._end_head()
+            super().connection_lost(exc)
 
-    def send_400_response(self, msg: str) -> None:
-        if not self._head_too_large:
-            super().send_400_response(msg)
-            return
-        log.warning("request refused: its head is over %d bytes", MAX_HEAD_BYTES, extra={"limit": MAX_HEAD_BYTES})
-        body = f"the request line and headers are over {MAX_HEAD_BYTES} bytes".encode()
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-            + body
-        )
-        self.transport.close()
+        def _end_head(self) -> None:
+            self._in_head = False
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if self._in_head and not self.transport.is_closing():
+                self._refuse(408, "Request Timeout", f"the request head did not arrive within {head_timeout:g}s")
+
+        def _refuse(self, status: int, reason: str, message: str) -> None:
+            self._end_head()
+            body = message.encode()
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n" % (status, reason.encode())
+                + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+                + body
+            )
+            self.transport.close()
+
+    return BoundedHttpTools
 
 
 class _DrainingServer(uvicorn.Server):

@@ -11,6 +11,7 @@ from ipaddress import ip_network
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 
+from ._allow import env_pattern, parse_command_pattern
 from ._config import ServerConfig, _load_json, load_mcp_servers
 from ._errors import ConfigError
 from ._hosts import parse_host_pattern, parse_origin_pattern
@@ -56,18 +57,34 @@ class AdminSettings(BaseModel):
     allow_remote: bool = False
     """Accept admin requests from non-loopback addresses (they still need the token)."""
     stdio_allow: list[str] = []
-    """Glob patterns for the command lines (`command arg1 arg2`, shell-quoted, the command as given or
-    resolved to its absolute path) that `PUT /admin/servers/...` may start; empty: the API starts no
-    process. `*` also matches spaces, so `"uvx mcp-server-*"` admits any arguments after the package.
-    Config-file servers are not subject to it."""
+    """Patterns for the command lines that `PUT /admin/servers/...` may start: shell-quoted words, the
+    first for the command (as given or resolved to its absolute path), one per argument, and a last
+    `*` for any further ones; `*` and `?` in a word match no `/` (`"uvx mcp-server-* *"`). Empty: the
+    API starts no process. Config-file servers are not subject to it."""
     stdio_cwd_allow: list[str] = []
     """Glob patterns for the working directories (real absolute paths) those processes may be given;
     empty: an attach that sets `cwd` is refused and the process runs in the gateway's directory."""
     stdio_env_allow: list[str] = []
-    """Glob patterns for the names of environment variables those processes may be given (e.g.
-    `"*_API_KEY"`); empty: an attach that sets `env` is refused. Variables that change what runs
-    (PATH, LD_PRELOAD, PYTHONPATH, NODE_OPTIONS, ...) pass only when listed by their exact name."""
+    """Names of environment variables those processes may be given, or globs that keep at least 4
+    characters of the name (`"*_API_KEY"`); empty: an attach that sets `env` is refused. Variables
+    known to change what runs (PATH, LD_PRELOAD, PYTHONPATH, NODE_OPTIONS, ...) pass only when listed
+    by their exact name."""
     deny_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: [ip_network(n) for n in DEFAULT_DENY_NETWORKS])
+
+    @field_validator("stdio_allow")
+    @classmethod
+    def _check_commands(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            parse_command_pattern(pattern)
+        return patterns
+
+    @field_validator("stdio_env_allow")
+    @classmethod
+    def _check_env(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            env_pattern(pattern)
+        return patterns
+
     """URL servers attached through the API must not reach these networks, in any spelling of an
     address (IPv4-mapped, NAT64, ...); checked at attach and again on every connection."""
 
@@ -84,8 +101,8 @@ class GatewaySettings(BaseModel):
     are always accepted. Requests with other hosts get 421 (DNS rebinding protection)."""
     allowed_origins: list[str] = []
     """Extra `Origin` values accepted from browsers (`http://name:port`, `http://name:*`)."""
-    request_body_timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
-    """Seconds a request body may take to arrive whole; a slower one gets 408."""
+    request_timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    """Seconds a request's line and headers may take to arrive, and then its body; a slower one gets 408."""
     shutdown_drain: float = Field(default=5.0, ge=0, le=3600, allow_inf_nan=False)
     """Seconds `serve` gives calls in flight to finish after SIGTERM; the rest are answered with an
     error saying the gateway is shutting down, and cancelled upstream."""

@@ -21,10 +21,8 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, Final, get_args
 
 import anyio
@@ -41,9 +39,8 @@ from mcp.client.stdio import (
 )
 from mcp.shared.message import SessionMessage
 
-from lash_core import LogReporter, ProgressReporter
-
 from ._config import StdioServerConfig
+from ._relay import CallRelay
 
 log = logging.getLogger("lash_gateway.stdio")
 
@@ -52,31 +49,22 @@ _WRITER_FLUSH_TIMEOUT: Final = 0.5
 _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 """Seconds a cancelled call waits to tell the server (a child that stopped reading must not hang it)."""
 _LOG_LEVELS: Final = frozenset(get_args(types.LoggingLevel))
-Notice = Callable[[], Awaitable[None]]
-"""A progress or log delivery, queued for the call it belongs to."""
 
 
 class _Pending:
-    """One request of the lane: its notices (delivered by the caller's task, in arrival order) and outcome."""
+    """One request of the lane: where its messages wait (`relay`) and its outcome."""
 
-    __slots__ = ("on_progress", "on_log", "notices", "wakeup", "done", "result", "error")
+    __slots__ = ("relay", "done", "result", "error")
 
-    def __init__(self, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
-        self.on_progress = on_progress
-        self.on_log = on_log
-        self.notices: deque[Notice] = deque()
-        self.wakeup = anyio.Event()
+    def __init__(self, relay: CallRelay) -> None:
+        self.relay = relay
         self.done = False
         self.result: dict[str, Any] | None = None
         self.error: MCPError | None = None
 
-    def notify(self, notice: Notice) -> None:
-        self.notices.append(notice)
-        self.wakeup.set()
-
     def settle(self, result: dict[str, Any] | None, error: MCPError | None) -> None:
         self.result, self.error, self.done = result, error, True
-        self.wakeup.set()
+        self.relay.wake()
 
 
 class StdioLane:
@@ -92,17 +80,10 @@ class StdioLane:
         self._ids = itertools.count(1)
         self._closed = False
 
-    async def request(
-        self,
-        method: str,
-        params: Mapping[str, Any],
-        *,
-        on_progress: ProgressReporter | None = None,
-        on_log: LogReporter | None = None,
-    ) -> dict[str, Any]:
-        """Send one request and wait for its answer; cancelling the caller tells the server. The
-        server's log messages go to `on_log` of every request in flight, as MCP ties them to the
-        connection, not to a request.
+    async def request(self, method: str, params: Mapping[str, Any], relay: CallRelay) -> dict[str, Any]:
+        """Send one request and wait for its answer; its progress and log messages go through `relay`, delivered
+        by this task before the answer. Cancelling the caller tells the server. The server's log messages go to
+        every request in flight that takes logs, as MCP ties them to the connection, not to a request.
 
         Raises:
             mcp.MCPError: an error response, a malformed answer, or `CONNECTION_CLOSED`.
@@ -111,18 +92,16 @@ class StdioLane:
             raise MCPError(types.CONNECTION_CLOSED, "Connection closed")
         request_id = f"lash-{next(self._ids)}"
         body = dict(params)
-        if on_progress is not None:
+        if relay.on_progress is not None:
             body["_meta"] = {**body.get("_meta", {}), "progressToken": request_id}
-        pending = self._pending[request_id] = _Pending(on_progress, on_log)
+        pending = self._pending[request_id] = _Pending(relay)
         try:
             await self.write({"jsonrpc": "2.0", "id": request_id, "method": method, "params": body})
             while True:
-                await pending.wakeup.wait()
-                if pending.done and not pending.notices:
+                await relay.wait_for_more()
+                if pending.done and not relay.waiting:
                     break  # the common case: the answer, nothing before it
-                pending.wakeup = anyio.Event()  # before delivering: what arrives meanwhile wakes the next wait
-                while pending.notices:
-                    await deliver_notice(pending.notices.popleft())
+                await relay.deliver()  # no checkpoint between its last look at the queue and the check below
                 if pending.done:
                     break
         except anyio.get_cancelled_exc_class():
@@ -174,12 +153,11 @@ class StdioLane:
             if pending is None:
                 return False
             progress = params.get("progress")
-            if pending.on_progress is not None and isinstance(progress, int | float):
-                total, text = params.get("total"), params.get("message")
-                pending.notify(partial(pending.on_progress, progress, total, text))
+            if isinstance(progress, int | float):
+                pending.relay.progress(progress, params.get("total"), params.get("message"))
             return True
         if method == "notifications/message":
-            listeners = [p for p in self._pending.values() if p.on_log is not None]
+            listeners = [p.relay for p in self._pending.values() if p.relay.on_log is not None]
             level, logger = params.get("level"), params.get("logger")
             if (
                 not listeners
@@ -188,9 +166,8 @@ class StdioLane:
                 or not isinstance(logger, str | None)
             ):
                 return False  # the SDK session's: it logs what is malformed
-            for pending in listeners:
-                assert pending.on_log is not None
-                pending.notify(partial(pending.on_log, level, params.get("data"), logger))
+            for relay in listeners:
+                relay.log(level, params.get("data"), logger)
             return True
         return False
 
@@ -200,14 +177,6 @@ class StdioLane:
         for pending in self._pending.values():
             if not pending.done:
                 pending.settle(None, MCPError(types.CONNECTION_CLOSED, "Connection closed"))
-
-
-async def deliver_notice(notice: Notice) -> None:
-    """Run one delivery; a reporter's failure is logged and does not end the call."""
-    try:
-        await notice()
-    except Exception:
-        log.exception("progress or log message not delivered to the caller")
 
 
 def _outcome(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, MCPError | None]:

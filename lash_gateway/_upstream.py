@@ -12,7 +12,6 @@ Failure semantics (the pool's contract rests on them):
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import math
@@ -37,7 +36,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lash_core import LogReporter, ProgressReporter, ToolResult
 
-from ._config import ServerConfig, redacted
+from ._config import ServerConfig, StdioServerConfig, redacted
 from ._errors import (
     CallTimeout,
     ServerDetached,
@@ -47,9 +46,10 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._network import NetworkGuard
-from ._redact import redact_urls
+from ._redact import config_secrets, redact, remember_secrets
+from ._relay import CallRelay
 from ._schema import SanitizedTool, sanitize_tool
-from ._stdio import Notice, StdioLane, deliver_notice
+from ._stdio import StdioLane
 from ._transports import WriteStream, open_transport
 from ._wire import result_from_wire, send_raw
 
@@ -93,6 +93,8 @@ class ServerStatus:
     connected_since: float | None
     """Unix time of the current connection, None while disconnected."""
     calls_in_flight: int
+    notices_dropped: int
+    """Progress and log messages dropped, since attach, for callers that did not read them."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The server's config with header and env values replaced by `***`."""
 
@@ -132,63 +134,6 @@ class _WatchedReadStream:
         await self.aclose()
 
 
-class _CallRelay:
-    """Where one call's progress and log messages go on a connection whose notifications the SDK
-    hands each to a task of its own (HTTP upstreams). Messages are queued the moment they arrive and
-    reported in that order by one task at a time; the call's answer waits until those queued before
-    it are reported, as on the stdio lane. A reporter that stalls keeps one task waiting, not one per
-    message, and what is still queued when the call ends is dropped with it."""
-
-    def __init__(self, on_progress: ProgressReporter | None, on_log: LogReporter | None) -> None:
-        self._on_progress = on_progress
-        self.on_log = on_log
-        self._queue: collections.deque[Notice] = collections.deque()
-        self._reporting = False
-        self._closed = False
-        self._idle: anyio.Event | None = None
-
-    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
-        assert self._on_progress is not None  # only handed to the SDK when there is a reporter
-        if self.push(partial(self._on_progress, progress, total, message)):
-            await self.report()
-
-    def push_log(self, params: types.LoggingMessageNotificationParams) -> bool:
-        assert self.on_log is not None  # `_on_log` picks relays that have one
-        return self.push(partial(self.on_log, params.level, params.data, params.logger))
-
-    def push(self, message: Notice) -> bool:
-        """Queue one message; True when the caller is to `report()` it (no task is reporting now)."""
-        if self._closed:
-            return False
-        self._queue.append(message)
-        if self._reporting:
-            return False
-        self._reporting = True
-        return True
-
-    async def report(self) -> None:
-        """Report what is queued, and what is queued meanwhile, in order."""
-        try:
-            while self._queue:
-                await deliver_notice(self._queue.popleft())
-        finally:
-            self._queue.clear()  # already empty, unless this task was cancelled
-            self._reporting = False
-            if self._idle is not None:
-                self._idle.set()
-
-    async def settled(self) -> None:
-        """Return once everything queued so far has been reported."""
-        while self._reporting:
-            self._idle = anyio.Event()
-            await self._idle.wait()
-
-    def close(self) -> None:
-        """The call is over: drop what is queued and take nothing more."""
-        self._closed = True
-        self._queue.clear()
-
-
 class Upstream:
     """One attached server. Created by the pool; `supervise` runs in the pool's task group until
     `stop()`."""
@@ -203,6 +148,7 @@ class Upstream:
         self.name = name
         self.config = config
         self.guard = guard
+        remember_secrets(_secrets_of(config))
         self.tools: tuple[SanitizedTool, ...] = ()
         self.skipped: tuple[SkippedTool, ...] = ()
         self.last_error: str | None = None
@@ -220,7 +166,10 @@ class Upstream:
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
-        self._relays: list[_CallRelay] = []
+        self._relays: list[CallRelay] = []
+        """Calls in flight on an SDK transport (HTTP): where the upstream's log messages go."""
+        self.notices_dropped = 0
+        """Progress and log messages dropped for callers that did not read them (see `CallRelay`)."""
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -347,15 +296,21 @@ class Upstream:
         nobody else's copy. With none in flight it goes to the gateway's own log."""
         relays = [relay for relay in self._relays if relay.on_log is not None]
         if not relays:
-            log.info("upstream log message", extra={"server": self.name, "level": params.level, "data": params.data})
+            log.info(
+                "upstream %s: log message (%s): %s",
+                self.name,
+                params.level,
+                params.data,
+                extra={"server": self.name, "level": params.level, "data": params.data},
+            )
             return
-        to_report = [relay for relay in relays if relay.push_log(params)]
+        to_report = [relay for relay in relays if relay.log(params.level, params.data, params.logger)]
         if len(to_report) == 1:
-            await to_report[0].report()
+            await to_report[0].deliver()
         elif to_report:
             async with anyio.create_task_group() as tg:
                 for relay in to_report:
-                    tg.start_soon(relay.report)
+                    tg.start_soon(relay.deliver)
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -453,6 +408,8 @@ class Upstream:
             CallTimeout: no answer within the timeout; the upstream is told to cancel.
             UpstreamCallError: the upstream answered with a JSON-RPC error.
         """
+        if self._stop_reason is not None:  # stopping: its calls are being cancelled, this one would outlive them
+            raise ServerDetached(self.name, self._stop_reason)
         client = self._client
         if client is None:
             detail = self.last_error or "still connecting"
@@ -461,26 +418,25 @@ class Upstream:
         params = {"name": tool, "arguments": dict(args)}
         # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
         lane = self._lane
-        # The lane hands progress and log messages to its callers itself; otherwise a relay does.
-        relay = _CallRelay(progress, log_to) if lane is None else None
+        relay = CallRelay(progress, log_to, label=f"upstream {self.name}: tool {tool!r}", on_drop=self._dropped)
         with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
             self._calls.add(scope)
-            if relay is not None:
-                self._relays.append(relay)
             try:
                 error: UpstreamError | None = None
-                try:
-                    if lane is not None:
-                        raw = await lane.request("tools/call", params, on_progress=progress, on_log=log_to)
-                    else:
-                        on_progress = relay.progress if relay is not None and progress is not None else None
+                if lane is not None:  # the lane's request delivers the relay's messages in this task
+                    try:
+                        raw = await lane.request("tools/call", params, relay)
+                    except MCPError as exc:
+                        error = self._call_error(tool, exc)
+                else:
+                    self._relays.append(relay)
+                    try:
+                        on_progress = partial(_report_progress, relay) if progress is not None else None
                         raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
-                except MCPError as exc:
-                    error = self._call_error(tool, exc)
-                finally:
-                    if relay is not None:
+                    except MCPError as exc:
+                        error = self._call_error(tool, exc)
+                    finally:
                         self._relays.remove(relay)  # answered: no later message is this call's
-                if relay is not None:
                     await relay.settled()  # what came before the answer goes first, within the time limit
                 if error is not None:
                     raise error from None
@@ -489,8 +445,7 @@ class Upstream:
                 self._calls.discard(scope)
                 if not self._calls and self._calls_ended is not None:
                     self._calls_ended.set()
-                if relay is not None:
-                    relay.close()
+                relay.close()
         if self._stop_reason is not None:
             raise ServerDetached(self.name, self._stop_reason)
         raise CallTimeout(self.name, tool, limit)
@@ -510,6 +465,9 @@ class Upstream:
         return UpstreamCallError(self.name, tool, exc.code, exc.message)
 
     # -- control -------------------------------------------------------------------------------
+
+    def _dropped(self) -> None:
+        self.notices_dropped += 1
 
     def reconnect(self) -> None:
         """Drop the current connection; the supervisor connects again at once, without backoff."""
@@ -557,8 +515,21 @@ class Upstream:
             reconnect_attempts=self._attempts,
             connected_since=self._connected_since,
             calls_in_flight=len(self._calls),
+            notices_dropped=self.notices_dropped,
             config=redacted(self.config),
         )
+
+
+def _secrets_of(config: ServerConfig) -> list[str]:
+    if isinstance(config, StdioServerConfig):
+        return config_secrets(values=[value.get_secret_value() for value in config.env.values()])
+    return config_secrets(config.url, [value.get_secret_value() for value in config.headers.values()])
+
+
+async def _report_progress(relay: CallRelay, progress: float, total: float | None, message: str | None) -> None:
+    """The SDK's progress callback of a call (a task per notification): queue, then deliver unless a task is."""
+    if relay.progress(progress, total, message):
+        await relay.deliver()
 
 
 @asynccontextmanager
@@ -571,7 +542,7 @@ async def _opened(
 
 def describe_error(exc: BaseException) -> str:
     """One line an operator can act on, from whatever the SDK or transport raised; URLs in it are redacted."""
-    return redact_urls(_describe(exc))
+    return redact(_describe(exc))
 
 
 def _describe(exc: BaseException) -> str:

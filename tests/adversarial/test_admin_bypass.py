@@ -1,16 +1,16 @@
 """Attempts to get code run or internal addresses reached through the real admin API of `lash-gateway serve`.
 
-The gateway allows the README's pattern `python3 -m mcp_server_*` and, as a careless operator might, every
-environment variable name (`*`). Each attempt below ran code before the allow-list decided over the environment
-and the working directory: it must now be refused with 403, and the code it carries must not have run (its marker
-file stays absent). URL attaches try every spelling of a denied address.
+The gateway allows the README's pattern `python3 -m mcp_server_* *` and, as a careless operator might, broad
+globs of environment variable names (`*PATH`, `*WARNINGS`, ...). Each attempt below ran code before the allow-list
+decided over the environment and the working directory: it must now be refused with 403, and the code it carries
+must not have run (its marker file stays absent). URL attaches try every spelling of a denied address.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -20,7 +20,8 @@ import pytest
 
 from tests.servers.launch import GatewayProcess, UpstreamProcess, write_config
 
-README_PATTERN: Final = "python3 -m mcp_server_*"
+README_PATTERN: Final = "python3 -m mcp_server_* *"
+CARELESS_ENV: Final = ["*PATH", "*WARNINGS", "*BROWSER", "*PRELOAD", "*_ENV", "*STARTUP", "*OPTIONS", "*HOME"]
 DENIED_LOOPBACK: Final = ["127.0.0.0/8", "::1/128", "169.254.0.0/16"]
 TIMEOUT: Final = httpx2.Timeout(30.0)
 
@@ -58,7 +59,8 @@ def attacker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attacker]:
     root = tmp_path_factory.mktemp("bypass")
     workdir = root / "attacker"
     workdir.mkdir()
-    admin = {"stdio_allow": [README_PATTERN], "stdio_env_allow": ["*"], "deny_networks": DENIED_LOOPBACK}
+    allow = [README_PATTERN, f"{sys.executable} -m mcp_server_time *", f"{workdir}/bin/* *"]
+    admin = {"stdio_allow": allow, "stdio_env_allow": [*CARELESS_ENV, "TZ"], "deny_networks": DENIED_LOOPBACK}
     config = write_config(root / "config.json", {}, {"admin": admin})
     with GatewayProcess(config, state_dir=root / "state") as gateway:
         gateway.wait_connected([])
@@ -115,13 +117,17 @@ def test_a_relative_command_is_refused(fresh: Attacker) -> None:
     fresh.refused(fresh.put("rel", body))
 
 
-def test_an_allowed_attach_runs_the_resolved_executable(fresh: Attacker) -> None:
-    """The command that passed is pinned to the absolute path it resolved to, and that is what runs."""
-    reply = fresh.put("ok", time_server(env={"TZ": "UTC"}))
-    assert reply.status_code in (201, 502), reply.text  # 502 where this python3 lacks mcp-server-time
-    if reply.status_code == 201:
-        command = reply.json()["config"]["command"]
-        assert os.path.isabs(command) and os.path.basename(command).startswith("python3"), command
+def test_an_allowed_attach_runs(fresh: Attacker) -> None:
+    reply = fresh.put("ok", time_server(command=sys.executable, env={"TZ": "UTC"}))
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["config"]["command"] == sys.executable
+
+
+def test_a_command_climbing_out_of_an_allowed_directory_is_refused(fresh: Attacker) -> None:
+    """Regression: with `<dir>/bin/* *` allowed, `<dir>/bin/../../../bin/sh -c ...` ran /bin/sh."""
+    (fresh.workdir / "bin").mkdir(exist_ok=True)
+    climbing = str(fresh.workdir / "bin") + "/.." * 12 + "/bin/sh"
+    fresh.refused(fresh.put("climb", {"command": climbing, "args": ["-c", fresh.shell_payload()]}), "'..'")
 
 
 @pytest.mark.parametrize(

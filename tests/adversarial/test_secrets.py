@@ -21,8 +21,9 @@ from tests.servers.launch import GatewayProcess, UpstreamProcess, write_config
 pytestmark = pytest.mark.anyio
 
 USER_SECRET: Final = "us3r-s3cret"
-PASSWORD_SECRET: Final = "pa55-s3cret"
-QUERY_SECRET: Final = "qu3ry-s3cret"
+PASSWORD_SECRET: Final = "pa55'-s3cret"
+QUERY_SECRET: Final = "qu3ry'-s3cret"
+"""Quotes are legal in userinfo and query values, and httpx2 prints them as they are."""
 HEADER_SECRET: Final = "h3ader-s3cret"
 SECRETS: Final = (USER_SECRET, PASSWORD_SECRET, QUERY_SECRET, HEADER_SECRET)
 CALLS: Final = 20

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
@@ -145,3 +146,56 @@ async def test_a_client_that_takes_no_notification_in_time_is_dropped(caplog: py
                     async for _ in stalled:
                         pass
             assert f"more{CHANGES - 1}__echo" in await healthy.tool_names()  # the healthy client is still served
+
+
+async def test_a_client_that_reads_slowly_is_not_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: a client reading a large result steadily but slowly was dropped as stalled, since its
+    notification waited behind the result for longer than `notify_timeout`."""
+    size = 16 * 1024 * 1024
+    rate = 4e6  # bytes per second: the result takes 4 s, eight times the notify timeout
+    async with gateway_with(notify_timeout=0.5) as served:
+        async with httpx2.AsyncClient(timeout=httpx2.Timeout(WAIT, read=None)) as http:
+            async with http.stream("GET", served.sse_url) as stream:
+                raw = stream.aiter_raw()
+                seen = b""
+                while (found := re.search(rb"data: (/messages/\S+)\r?\n", seen)) is None:
+                    seen += await anext(raw)
+                post = served.base_url + found.group(1).decode()
+
+                async def send(message: dict[str, object]) -> None:
+                    assert (await http.post(post, json=message)).status_code == 202
+
+                params = {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "slow", "version": "0"},
+                }
+                await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
+                while b'"protocolVersion"' not in seen:
+                    seen += await anext(raw)
+                await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                big = {"name": "up__big", "arguments": {"size_bytes": size}}
+                await send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": big})
+
+                async def change_tools() -> None:
+                    pool = served.gateway.factory.pool
+                    for index in range(CHANGES):  # quick changes, while the result is being read
+                        generation = pool.generation
+                        await pool.call_tool("mcp__up__add_tool", {"name": f"added{index}"})
+                        await pool.wait_for_change(generation)
+
+                received, tail = 0, b""
+                with anyio.fail_after(WAIT * 3):
+                    async with anyio.create_task_group() as tg:
+                        started = False
+                        async for chunk in raw:
+                            if not started and received > size // 8:
+                                started = True
+                                tg.start_soon(change_tools)
+                            received += len(chunk)
+                            tail = (tail + chunk)[-4096:]
+                            if received > size and b"notifications/tools/list_changed" in tail:
+                                break  # the whole result, and a notification after it
+                            await anyio.sleep(len(chunk) / rate)  # reading all along, at its own pace
+                assert "dropped" not in caplog.text
+                assert served.gateway.export.connected_clients == 1

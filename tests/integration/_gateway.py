@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from lash_gateway import Gateway, GatewayConfig, StateStore
-from lash_gateway._serving import http_server, listening_socket
+from lash_gateway._serving import DEFAULT_HEAD_TIMEOUT, http_server, listening_socket
 from tests.servers.launch import (
     BANNER_PREFIX,
     CONSOLE_SCRIPT,
@@ -183,7 +183,9 @@ async def wait_servers_connected(
 
 
 @asynccontextmanager
-async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> AsyncIterator[str]:
+async def serve_app(
+    app: ASGIApp, *, health_path: str | None = "/healthz", head_timeout: float = DEFAULT_HEAD_TIMEOUT
+) -> AsyncIterator[str]:
     """Serve `app` with uvicorn, configured as `serve` does, on 127.0.0.1, port 0; yields the base URL once it answers.
 
     Readiness is `GET health_path` answering 200, or uvicorn reporting it started when `health_path` is None.
@@ -191,7 +193,7 @@ async def serve_app(app: ASGIApp, *, health_path: str | None = "/healthz") -> As
     """
     sock = listening_socket("127.0.0.1", 0)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = http_server(app, drain=0.5)
+    server = http_server(app, drain=0.5, head_timeout=head_timeout)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(partial(server.serve, sockets=[sock]))
@@ -234,7 +236,7 @@ async def run_gateway_in_process(
     """`Gateway(config, store=..., admin_token=...).http_app()` served by `serve_app`; its lifespan enters (and at
     exit closes) the gateway. The admin API is there when both `store` and `admin_token` are given."""
     gateway = Gateway(config or GatewayConfig(), store=store, admin_token=admin_token)
-    async with serve_app(gateway.http_app()) as base_url:
+    async with serve_app(gateway.http_app(), head_timeout=gateway.config.settings.request_timeout) as base_url:
         yield InProcessGateway(gateway, base_url)
 
 

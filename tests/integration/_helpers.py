@@ -81,7 +81,7 @@ async def attached(
     transport: str, upstream: UpstreamFactory, *, server: str = ATTACHED_SERVER, **config: Any
 ) -> AsyncIterator[McpPluginFactory]:
     """A plugin factory whose pool has the upstream test server attached as `server` (with `config`)."""
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(ATTACH_TIMEOUT):
             await factory.attach_server(server, server_config(transport, upstream, **config))
         yield factory

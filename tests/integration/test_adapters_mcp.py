@@ -65,9 +65,9 @@ async def factory() -> AsyncIterator[McpPluginFactory]:
     """One pool for the module, with the test server attached twice over stdio: as `SERVER` and `LONG_SERVER`."""
     command, args = stdio_command()
     config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT))
-    async with McpPluginFactory.empty() as plugin_factory:
+    async with McpPluginFactory() as plugin_factory:
         with anyio.fail_after(STARTUP):
-            await plugin_factory.attach_servers({SERVER: config, LONG_SERVER: config}, fail_fast=True)
+            await plugin_factory.attach_servers({SERVER: config, LONG_SERVER: config})
         yield plugin_factory
 
 

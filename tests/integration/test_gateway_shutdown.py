@@ -122,7 +122,7 @@ async def test_calls_cut_by_the_drain_get_a_shutting_down_error_and_are_cancelle
 async def cancelled_upstream(upstream: UpstreamProcess, expected: int) -> list[str]:
     """The upstream's own record of cancelled handlers, asked over a fresh connection until `expected` of them are
     `slow` (cancel notices and handlers run on after the gateway is gone) or `WAIT` runs out."""
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         await factory.attach_server("direct", McpServerConfig.streamable_http(upstream.url))
         with anyio.move_on_after(WAIT):
             while True:

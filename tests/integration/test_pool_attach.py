@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import anyio
 import pytest
@@ -25,6 +25,7 @@ import pytest
 from lash_core import FailureClass, LashCore, ToolResult
 from lash_gateway import (
     ConfigError,
+    McpConnectionPool,
     McpPluginFactory,
     McpServerConfig,
     ServerConfig,
@@ -66,30 +67,11 @@ def tool_names(factory: McpPluginFactory) -> set[str]:
     return {definition.name for definition in factory.pool.definitions()}
 
 
-class _TrackedFactory(McpPluginFactory):
-    """Records every instance, so a test can shut down a factory that `new` built even if `new` never returned."""
-
-    instances: ClassVar[list[McpPluginFactory]] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _TrackedFactory.instances.append(self)
-
-
 @contextlib.asynccontextmanager
-async def built_by_new(servers: Mapping[str, ServerConfig]) -> AsyncIterator[McpPluginFactory]:
-    """`await McpPluginFactory.new(servers)` (the unstructured form, bounded by `WAIT`); `pool.shutdown()` on exit."""
-    _TrackedFactory.instances.clear()
-    try:
-        with anyio.fail_after(WAIT):
-            factory = await _TrackedFactory.new(servers)
+async def built_with(servers: Mapping[str, ServerConfig]) -> AsyncIterator[McpPluginFactory]:
+    """`async with McpPluginFactory(servers)`: its entry attaches them, each bounded by its `startup_timeout`."""
+    async with McpPluginFactory(servers) as factory:
         yield factory
-    finally:
-        for built in _TrackedFactory.instances:
-            with anyio.fail_after(WAIT), contextlib.suppress(RuntimeError):
-                # A `new` that failed half-way may leave a crashed owner task, whose error is not cleanup's business.
-                await built.pool.shutdown()
-        _TrackedFactory.instances.clear()
 
 
 # -- (1) attach --------------------------------------------------------------------------------------------------
@@ -100,7 +82,7 @@ async def test_attach_connects_eagerly_and_returns_a_definitive_status(
     transport: str, upstream: UpstreamFactory
 ) -> None:
     config = server_config(transport, upstream, startup_timeout=15)
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         generation = factory.pool.generation
         with anyio.fail_after(WAIT):
             status = await factory.attach_server("srv", config)
@@ -147,7 +129,7 @@ def _hanging_tools_list(upstream: UpstreamFactory) -> tuple[ServerConfig, str]:
 )
 async def test_failed_attach_raises_and_leaves_the_pool_unchanged(failing: Any, upstream: UpstreamFactory) -> None:
     bad_config, expected_in_message = failing(upstream)
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=15))
         pool = factory.pool
@@ -181,7 +163,7 @@ async def test_refused_sse_connect_leaves_no_unclosed_stream() -> None:
     config = McpServerConfig.sse(f"http://127.0.0.1:{free_port()}/sse", startup_timeout=2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        async with McpPluginFactory.empty() as factory:
+        async with McpPluginFactory() as factory:
             for _ in range(2):
                 with anyio.fail_after(WAIT), contextlib.suppress(UpstreamUnavailable):
                     await factory.attach_server("sse", config)
@@ -191,7 +173,7 @@ async def test_refused_sse_connect_leaves_no_unclosed_stream() -> None:
 
 async def test_attaching_an_existing_name_replaces_it_and_reaps_the_old_child(upstream: UpstreamFactory) -> None:
     unrelated = stdio_server_pids()
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=15))
         (old_child,) = stdio_server_pids() - unrelated
@@ -218,13 +200,13 @@ async def test_attaching_an_existing_name_replaces_it_and_reaps_the_old_child(up
 
 
 @pytest.mark.parametrize("transport", ["streamable_http", "sse"])
-async def test_new_with_a_down_server_succeeds_and_connects_once_it_comes_up(
+async def test_a_server_down_at_construction_connects_once_it_comes_up(
     transport: HttpTransport, upstream: UpstreamFactory
 ) -> None:
     server = upstream(transport=transport)
     server.kill()  # the port is known now, and nothing listens on it
     down = http_config(server, startup_timeout=2)
-    async with built_by_new({"down": down}) as factory:
+    async with built_with({"down": down}) as factory:
         pool = factory.pool
         status = pool.status("down")
         assert not status.connected
@@ -250,16 +232,15 @@ async def test_new_with_a_down_server_succeeds_and_connects_once_it_comes_up(
         assert result.structured == {"text": "up now"}
 
 
-async def test_new_attaches_several_servers_and_one_that_is_down_does_not_fail_it(upstream: UpstreamFactory) -> None:
-    """`new` attaches its servers concurrently into a pool nobody opened yet, so each first attach must share one
-    owner task (bug: `McpConnectionPool._ensure_open` started one per attach; the second died with "the pool is
-    open" and its attach waited forever)."""
+async def test_the_constructors_servers_are_attached_and_one_that_is_down_does_not_fail_it(
+    upstream: UpstreamFactory,
+) -> None:
     servers = {
         "up1": server_config("stdio", upstream, startup_timeout=15),
         "down": McpServerConfig.streamable_http(f"http://127.0.0.1:{free_port()}/mcp", startup_timeout=2),
         "up2": server_config("stdio", upstream, "--behaviour", "many-tools=1", startup_timeout=15),
     }
-    async with built_by_new(servers) as factory:
+    async with built_with(servers) as factory:
         statuses = {status.name: status for status in factory.pool.server_statuses()}
         assert set(statuses) == set(servers)
         assert statuses["up1"].connected and statuses["up2"].connected
@@ -277,7 +258,7 @@ async def test_new_attaches_several_servers_and_one_that_is_down_does_not_fail_i
 async def test_detach_ends_in_flight_calls_and_closes_the_connection(transport: str, upstream: UpstreamFactory) -> None:
     config = server_config(transport, upstream, startup_timeout=15, call_timeout=30)
     unrelated = stdio_server_pids()
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", config)
         assert len(stdio_server_pids() - unrelated) == (1 if transport == "stdio" else 0)
@@ -304,34 +285,28 @@ async def test_detach_ends_in_flight_calls_and_closes_the_connection(transport: 
             assert established_connections(upstream_port(config)) == []
 
 
-async def test_shutdown_ends_in_flight_calls_and_leaves_no_child_or_connection(upstream: UpstreamFactory) -> None:
+async def test_leaving_the_factory_ends_in_flight_calls_and_leaves_no_child_or_connection(
+    upstream: UpstreamFactory,
+) -> None:
     configs = {transport: server_config(transport, upstream, startup_timeout=15) for transport in TRANSPORTS}
     http_ports = [upstream_port(config) for name, config in configs.items() if name != "stdio"]
     children_before = stdio_server_pids()
     errors: dict[str, BaseException] = {}
-    factory = McpPluginFactory.empty()  # the unstructured form: no `async with`, `pool.shutdown()` at the end
-    pool = factory.pool
 
-    async def call(server: str) -> None:
+    async def call(pool: McpConnectionPool, server: str) -> None:
         try:
             await pool.call_tool(f"mcp__{server}__wait_for_release", {"key": "never"})
         except ServerDetached as exc:
             errors[server] = exc
 
-    try:
-        with anyio.fail_after(WAIT):
-            for name, config in configs.items():
-                await factory.attach_server(name, config)
-        assert len(stdio_server_pids() - children_before) == 1
-        with anyio.fail_after(WAIT):
-            async with anyio.create_task_group() as tg:
+    with anyio.fail_after(WAIT):
+        async with anyio.create_task_group() as tg:
+            async with McpPluginFactory(configs) as factory:
+                pool = factory.pool
+                assert len(stdio_server_pids() - children_before) == 1
                 for server in configs:
-                    tg.start_soon(call, server)
+                    tg.start_soon(call, pool, server)
                 await wait_until(lambda: all(s.calls_in_flight == 1 for s in pool.server_statuses()))
-                await pool.shutdown()
-    finally:
-        with anyio.fail_after(WAIT):
-            await pool.shutdown()  # idempotent
     assert set(errors) == set(configs)
     for server, error in errors.items():
         assert str(error).startswith(f"{server}: ")
@@ -340,8 +315,15 @@ async def test_shutdown_ends_in_flight_calls_and_leaves_no_child_or_connection(u
     assert stdio_server_pids() <= children_before
     for port in http_ports:
         assert established_connections(port) == []
-    with pytest.raises(RuntimeError, match="shut down"):
+    with pytest.raises(RuntimeError, match="the pool is closed"):
         await pool.attach("late", configs["stdio"])
+
+
+async def test_a_pool_that_was_not_entered_says_how_to_use_it(upstream: UpstreamFactory) -> None:
+    """Bug: without `async with`, the first attach started a detached asyncio task owning the connections, whose
+    errors surfaced only at shutdown and which did not work on other event loops."""
+    with pytest.raises(RuntimeError, match="async with McpConnectionPool"):
+        await McpPluginFactory().attach_server("x", server_config("stdio", upstream))
 
 
 def upstream_port(config: ServerConfig) -> int:
@@ -395,7 +377,7 @@ async def test_session_build_does_no_io_and_reuses_the_pool_definitions(
     upstream: UpstreamFactory, io_audit: list[str]
 ) -> None:
     per_server = 2500
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:
                 for name in ("many1", "many2"):
@@ -433,7 +415,7 @@ async def test_mcp_server_time_from_pypi_answers_get_current_time() -> None:
     config = McpServerConfig.stdio(
         sys.executable, ["-m", "mcp_server_time", "--local-timezone", "UTC"], startup_timeout=15
     )
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             status = await factory.attach_server("time", config)
         assert status.connected and status.server_name == "mcp-time"
@@ -455,7 +437,7 @@ async def test_admin_actions_attach_list_reconnect_and_detach(upstream: Upstream
     command, args = stdio_command()
     entry = {"command": command, "args": args, "cwd": str(PROJECT_ROOT), "startup_timeout": 15}
     unrelated = stdio_server_pids()
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         session = session_of(factory)
         assert session.tools() == ()
         with anyio.fail_after(WAIT):
@@ -498,7 +480,7 @@ async def test_admin_actions_attach_list_reconnect_and_detach(upstream: Upstream
 async def test_attach_server_action_rejects_an_invalid_config_naming_the_field(
     config: dict[str, Any], field: str
 ) -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         session = session_of(factory)
         with pytest.raises(ConfigError) as caught:
             await session.invoke_action("attach_server", {"name": "bad", "config": config})
@@ -517,7 +499,7 @@ async def test_statuses_and_errors_never_contain_env_or_header_values(upstream: 
     http = upstream(transport="streamable_http")
     command, args = stdio_command()
     texts: list[str] = []
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         session = session_of(factory)
         with anyio.fail_after(WAIT):
             texts.append(

@@ -28,6 +28,7 @@ from lash_core import (
     ToolResult,
 )
 from lash_gateway import CallTimeout, McpConnectionPool, UpstreamCallError
+from lash_gateway._relay import MAX_QUEUED
 from tests.integration._helpers import ATTACHED_SERVER, TRANSPORTS, attached, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text
@@ -338,6 +339,31 @@ async def test_a_caller_that_stops_taking_log_messages_keeps_them_from_no_other_
         assert result.text() == "logged m1", result
         assert received == [{"message": "m1"}]
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_chatty_upstream_whose_caller_stopped_reading_costs_bounded_memory(
+    transport: str, upstream: UpstreamFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Progress the caller does not take waits in a bounded queue: past `MAX_QUEUED` it is dropped, counted in the
+    server's status (and so in /metrics), and said once in the log."""
+    reached = anyio.Event()
+
+    async def stalled(progress: float, total: float | None = None, message: str | None = None) -> None:
+        reached.set()
+        await anyio.sleep_forever()
+
+    steps = MAX_QUEUED * 3
+    async with attached(transport, upstream) as factory:
+        with anyio.fail_after(WAIT), pytest.raises(CallTimeout):
+            await factory.pool.call_tool(
+                tool("slow"), {"seconds": 0.5, "steps": steps}, progress=stalled, call_timeout=2.0
+            )
+        assert reached.is_set()
+        dropped = factory.pool.status(SERVER).notices_dropped
+        assert steps - MAX_QUEUED - 1 <= dropped <= steps, dropped
+        warnings = [r for r in caplog.records if "progress and log messages dropped" in r.getMessage()]
+        assert len(warnings) == 1 and f"upstream {SERVER}: tool 'slow'" in warnings[0].getMessage()
 
 
 # --- result mapping -------------------------------------------------------------------------------------------------

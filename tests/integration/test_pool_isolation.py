@@ -29,7 +29,7 @@ BUILTIN_TOOL_COUNT: Final = len(TOOL_NAMES)
 async def test_tool_with_a_bad_schema_is_skipped_and_the_other_tools_work(
     transport: str, upstream: UpstreamFactory
 ) -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             status = await factory.attach_server(
                 "srv", server_config(transport, upstream, "--behaviour", "bad-schema", startup_timeout=15)
@@ -61,7 +61,7 @@ async def test_hanging_tools_list_fails_its_attach_at_the_startup_timeout_while_
     errors: list[UpstreamUnavailable] = []
     results: list[ToolResult] = []
 
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         session = session_of(factory)
 
         async def attach_hanging() -> None:
@@ -95,7 +95,7 @@ async def test_garbage_on_stdout_is_isolated(upstream: UpstreamFactory) -> None:
         "garbage": server_config("stdio", upstream, "--behaviour", "garbage", startup_timeout=15),
         "good": server_config("stdio", upstream, startup_timeout=15),
     }
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:
                 for name, config in configs.items():
@@ -121,7 +121,7 @@ async def test_garbage_on_stdout_is_isolated(upstream: UpstreamFactory) -> None:
 async def test_upstream_crashing_mid_call_leaves_concurrent_calls_on_another_server_alone(
     crasher: str, upstream: UpstreamFactory
 ) -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:

@@ -60,7 +60,7 @@ async def add_upstream_tool(pool: McpConnectionPool, add_tool: str, name: str) -
 
 
 async def test_servers_whose_names_normalise_alike_keep_their_tools_apart() -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         await attach(pool, "My-Docs", "docs-a")
         await attach(pool, "my_docs", "docs-b")
@@ -92,7 +92,7 @@ async def test_servers_whose_names_normalise_alike_keep_their_tools_apart() -> N
 
 
 async def test_attaching_another_server_renames_no_existing_tool() -> None:
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         await attach(pool, "my_docs", "docs-a")
         await attach(pool, "My-Docs", "docs-b")
@@ -117,7 +117,7 @@ async def test_attaching_another_server_renames_no_existing_tool() -> None:
 async def test_detaching_a_server_renames_no_other_servers_tool() -> None:
     """A client holding `mcp__my_docs_<hash>__echo` must not silently reach another server, nor lose
     the tool, because the server that held the plain name went away."""
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         await attach(pool, "my_docs", "docs-a")
         await attach(pool, "My-Docs", "docs-b")
@@ -133,7 +133,7 @@ async def test_detaching_a_server_renames_no_other_servers_tool() -> None:
 async def test_attach_servers_names_servers_in_the_order_given(upstream: UpstreamFactory) -> None:
     """`McpPluginFactory.attach_servers` attaches concurrently but documents that "each keeps its place in the
     naming order": the first server of the mapping keeps the plain name even when it is the slower to connect."""
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         servers: dict[str, ServerConfig] = {
             # A child process to start and 3,000 extra tools to list: this one connects well after the other,
             # an HTTP server that is already listening.

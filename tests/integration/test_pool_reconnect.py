@@ -58,7 +58,7 @@ async def assert_outage_keeps_tools(pool: McpConnectionPool, session: Session, d
 @pytest.mark.parametrize("how", ["crash-tool", "sigkill"])
 async def test_stdio_child_killed_mid_call_fails_the_call_and_is_respawned(how: str, upstream: UpstreamFactory) -> None:
     unrelated = stdio_server_pids()
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=15, call_timeout=30))
@@ -97,7 +97,7 @@ async def test_http_server_killed_mid_call_fails_the_call_and_reconnects_once_re
     transport: HttpTransport, upstream: UpstreamFactory
 ) -> None:
     server = upstream(transport=transport)
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", http_config(server, startup_timeout=15, call_timeout=30))
@@ -133,7 +133,7 @@ async def test_streamable_http_session_expired_by_a_restart_fails_the_call_and_r
 ) -> None:
     """A restarted server answers 404 "Session not found": the call fails as unavailable and the pool reconnects."""
     server = upstream(transport="streamable_http")
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", http_config(server, startup_timeout=15, call_timeout=30))
@@ -156,7 +156,7 @@ async def test_streamable_http_session_expired_by_a_restart_fails_the_call_and_r
 
 async def test_sse_server_restarted_while_idle_is_noticed_and_reconnected(upstream: UpstreamFactory) -> None:
     server = upstream(transport="sse")
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", http_config(server, startup_timeout=15))
@@ -174,7 +174,7 @@ async def test_sse_server_restarted_while_idle_is_noticed_and_reconnected(upstre
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_reconnect_server_action_forces_a_new_connection(transport: str, upstream: UpstreamFactory) -> None:
     unrelated = stdio_server_pids()
-    async with McpPluginFactory.empty() as factory:
+    async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
             await factory.attach_server("srv", server_config(transport, upstream, startup_timeout=15))

@@ -45,12 +45,12 @@ async def run_calls_then(transport: HttpTransport, upstream: UpstreamFactory, st
         except ServerDetached as exc:
             errors.append(exc)
 
-    async with McpPluginFactory.empty() as observer:
+    async with McpPluginFactory() as observer:
         with anyio.fail_after(ATTACH_TIMEOUT):
             await observer.attach_server("obs", http_config(server))
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:
-                async with McpPluginFactory.empty() as factory:
+                async with McpPluginFactory() as factory:
                     await factory.attach_server("up", http_config(server))
                     for index in range(IN_FLIGHT):
                         tg.start_soon(call, factory, index)

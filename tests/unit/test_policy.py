@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lash_gateway import McpServerConfig, StdioServerConfig
+from lash_gateway import ConfigError, McpServerConfig, StdioServerConfig, load_gateway_config
 from lash_gateway._policy import PolicyError, StdioPolicy
 
-README_PATTERN = "python3 -m mcp_server_*"
+README_PATTERN = "python3 -m mcp_server_* *"
 PYTHON3 = shutil.which("python3")
 
 
@@ -50,10 +50,14 @@ def refusal(policy: StdioPolicy, config: StdioServerConfig) -> str:
         "npm_config_registry",
         "HOME",
         "ld_preload",
+        "OPENSSL_CONF",
+        "HTTPS_PROXY",
+        "PUPPETEER_EXECUTABLE_PATH",
+        "CC",
     ],
 )
 def test_a_variable_that_changes_what_runs_is_refused_even_when_a_glob_matches_it(name: str) -> None:
-    policy = StdioPolicy([README_PATTERN], env=["*"])
+    policy = StdioPolicy([README_PATTERN], env=[f"*{name[-4:]}"] if len(name) > 4 else [])
     message = refusal(policy, stdio(env={name: "x"}))
     assert repr(name) in message and "stdio_env_allow" in message and "exact name" in message
 
@@ -98,7 +102,7 @@ def test_the_command_is_resolved_on_the_gateways_path_and_runs_as_that_absolute_
     to_run = StdioPolicy([README_PATTERN]).check(stdio())
     assert to_run.command == os.path.abspath(PYTHON3)
     # the resolved form matches too, and a pattern may pin it
-    assert StdioPolicy([f"{to_run.command} -m mcp_server_*"]).check(stdio()).command == to_run.command
+    assert StdioPolicy([f"{to_run.command} -m mcp_server_* *"]).check(stdio()).command == to_run.command
 
 
 def test_a_relative_command_with_a_directory_part_is_refused(tmp_path: Path) -> None:
@@ -115,5 +119,49 @@ def test_a_command_that_is_not_an_executable_is_refused(tmp_path: Path) -> None:
 
 def test_a_command_line_no_pattern_matches_is_refused_with_the_fix() -> None:
     message = refusal(StdioPolicy([README_PATTERN]), stdio(sys.executable, "-c", "print(1)"))
-    assert "gateway.admin.stdio_allow" in message and "add a glob pattern" in message
+    assert "gateway.admin.stdio_allow" in message and "add a pattern" in message
     assert refusal(StdioPolicy([]), stdio())
+
+
+def test_patterns_match_word_by_word() -> None:
+    exact = StdioPolicy(["python3 -m mcp_server_*"])
+    exact.check(stdio("python3", "-m", "mcp_server_time"))
+    assert refusal(exact, stdio("python3", "-m", "mcp_server_time", "--extra"))
+    more = StdioPolicy(["python3 -m mcp_server_* *"])
+    more.check(stdio("python3", "-m", "mcp_server_time", "--local-timezone", "UTC"))
+    assert refusal(more, stdio("python3", "-m"))  # fewer arguments than words
+    assert refusal(more, stdio("python3", "-c", "mcp_server_x"))
+
+
+def test_a_star_matches_within_one_directory_level(tmp_path: Path) -> None:
+    assert PYTHON3 is not None
+    policy = StdioPolicy([f"python3 {tmp_path}/servers/*.py"])
+    policy.check(stdio("python3", f"{tmp_path}/servers/time.py"))
+    assert refusal(policy, stdio("python3", f"{tmp_path}/servers/sub/evil.py"))
+    climbing = refusal(policy, stdio("python3", f"{tmp_path}/servers/../evil.py"))
+    assert "'..' segment" in climbing
+
+
+def test_a_command_path_with_dot_dot_segments_is_refused(tmp_path: Path) -> None:
+    """Regression: `/opt/mcp/bin/*` admitted `/opt/mcp/bin/../../../bin/sh` (glob `*` matched `..` and `/`), and
+    the normalised `/bin/sh` is what ran."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    policy = StdioPolicy([f"{bin_dir}/* *"])
+    climbing = f"{bin_dir}/../../../../../../../bin/sh"
+    assert "without '..' or '.' segments" in refusal(policy, stdio(climbing, "-c", "id"))
+    assert "without '..' or '.' segments" in refusal(policy, stdio(f"{bin_dir}/./sh", "-c", "id"))
+
+
+@pytest.mark.parametrize("pattern", ["*", "*_*", "?", "[A-Z]*", "A*"])
+def test_env_globs_that_admit_names_wholesale_are_refused_at_load(pattern: str) -> None:
+    with pytest.raises(ValueError, match="too broadly"):
+        StdioPolicy([README_PATTERN], env=[pattern])
+    with pytest.raises(ConfigError, match="stdio_env_allow"):
+        load_gateway_config({"gateway": {"admin": {"stdio_env_allow": [pattern]}}})
+
+
+@pytest.mark.parametrize("pattern", ["'unclosed", ""])
+def test_malformed_command_patterns_are_refused_at_load(pattern: str) -> None:
+    with pytest.raises(ConfigError, match="stdio_allow"):
+        load_gateway_config({"gateway": {"admin": {"stdio_allow": [pattern]}}})
