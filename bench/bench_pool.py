@@ -29,7 +29,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from bench._report import duration, median_pair, table, verdict_of
-from lash_gateway import McpConnectionPool, McpServerConfig, ServerConfig
+from lash_gateway import McpConnectionPool, McpServerConfig
 from tests.servers.launch import PROJECT_ROOT, UpstreamProcess, stdio_command, stdio_params
 
 Transport = Literal["stdio", "streamable_http"]
@@ -148,7 +148,7 @@ async def throughputs(calls: Sequence[Call], calls_per_worker: int) -> list[floa
 # -- the figures -----------------------------------------------------------------------------------
 
 
-def stdio_config(*args: str) -> ServerConfig:
+def stdio_config(*args: str) -> McpServerConfig:
     command, stdio_args = stdio_command(*args)
     return McpServerConfig.stdio(command, stdio_args, cwd=str(PROJECT_ROOT))
 

@@ -1,11 +1,11 @@
 """Upstream server configs: what to start or connect to, how long to wait, which tools to take.
 
-A server config is one of two frozen pydantic models, tagged on `transport`: `StdioServerConfig`
-("stdio") and `HttpServerConfig` ("streamable_http" or "sse"). `ServerConfig` is their union, the
-type the pool takes. `McpServerConfig` is a namespace of constructors, because a union cannot carry
-methods: `McpServerConfig.stdio(...)`, `.streamable_http(...)`, `.sse(...)` and `.parse(obj)`.
+`McpServerConfig` is the type of a server config, and its two kinds are frozen pydantic models tagged
+on `transport`: `StdioServerConfig` ("stdio") and `HttpServerConfig` ("streamable_http" or "sse").
+Build one with `McpServerConfig.stdio(...)`, `.streamable_http(...)`, `.sse(...)` or `.parse(obj)`.
 
-`load_mcp_servers` reads the `mcpServers` JSON that Claude Desktop, Claude Code and Cursor write.
+`load_mcp_servers` reads the `mcpServers` JSON that Claude Desktop, Claude Code and Cursor write (the
+format itself is `_mcp_json`).
 Every failure of the constructors, `parse` and the loader is a `ConfigError` naming the server and
 the field (constructing the models directly raises pydantic's `ValidationError`). No message, repr
 or `redacted()` view contains an env or header value.
@@ -13,19 +13,19 @@ or `redacted()` view contains an env or header value.
 
 from __future__ import annotations
 
-import json
 import os
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
-from pathlib import Path
-from typing import Annotated, Final, Literal, TypeAlias, TypeVar, final
+from typing import Annotated, Any, Final, Literal, TypeAlias, TypeVar, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, ValidationError, field_validator
+from pydantic_core import CoreSchema
 
 from ._errors import ConfigError
-from ._redact import REDACTED, redacted_args, redacted_url
+from ._mcp_json import load_json, typed_shape
+from ._redact import redacted_args, redacted_url
 from ._schema import json_kind as _kind
 
 __all__ = [
@@ -38,11 +38,8 @@ __all__ = [
     "ProtocolMode",
     "ServerConfig",
     "StdioServerConfig",
-    "TaggedServerConfig",
     "ToolFilter",
-    "Transport",
     "load_mcp_servers",
-    "redacted",
     "validate_server_name",
 ]
 
@@ -59,26 +56,10 @@ MAX_SERVER_NAME_LENGTH: Final = 64
 
 ProtocolMode: TypeAlias = Literal["legacy", "auto"]
 """How the client picks the protocol era; see `_ServerConfigBase.mode`."""
-Transport: TypeAlias = Literal["stdio", "streamable_http", "sse"]
-"""The `transport` tag of a server config."""
 
 DEFAULT_MODE: Final[ProtocolMode] = "legacy"
 
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
-
-# Keys of an `mcpServers` entry that other clients write for their own UI and that change nothing about
-# how the server is started or called: Cline's and Roo Code's per-tool auto-approval lists.
-_IGNORED_ENTRY_KEYS: Final = frozenset({"autoApprove", "alwaysAllow"})
-
-# `"type"` values in `mcpServers` entries: Claude Code writes stdio/http/sse, Cline writes streamableHttp.
-_TRANSPORT_BY_TYPE: Final[Mapping[str, Transport]] = {
-    "stdio": "stdio",
-    "sse": "sse",
-    "http": "streamable_http",
-    "streamable_http": "streamable_http",
-    "streamable-http": "streamable_http",
-    "streamableHttp": "streamable_http",
-}
 
 # RFC 9110 token characters: what an HTTP header name may contain.
 _TOKEN_CHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -135,8 +116,19 @@ class ToolFilter(BaseModel):
         return not any(fnmatchcase(tool, pattern) for pattern in self.deny)
 
 
-class _ServerConfigBase(BaseModel):
-    """Settings every transport shares."""
+class McpServerConfig(BaseModel):
+    """An upstream MCP server's config: the type to annotate with, of which `StdioServerConfig` and
+    `HttpServerConfig` are the two kinds (told apart by `transport`). Build one with the constructors:
+
+    ```python
+    McpServerConfig.stdio("uvx", ["mcp-server-time"], env={"TZ": "UTC"})
+    McpServerConfig.streamable_http("https://example.com/mcp", headers={"Authorization": "Bearer ..."})
+    McpServerConfig.sse("http://127.0.0.1:8000/sse")
+    McpServerConfig.parse({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]})
+    ```
+    Each raises `ConfigError` for invalid input. As the type of a field of another pydantic model, it
+    validates either kind by its `transport` tag. The fields below are the ones every kind shares.
+    """
 
     model_config = _MODEL_CONFIG
 
@@ -153,129 +145,22 @@ class _ServerConfigBase(BaseModel):
     methods then cost a 10 s connect delay, very old servers (mcp 1.2.x) die, and on 2026-07-28
     list_changed only arrives on a `subscriptions/listen` stream. Hence "legacy" by default."""
 
+    def model_post_init(self, context: Any, /) -> None:
+        if type(self) is McpServerConfig:
+            raise TypeError(
+                "McpServerConfig is the type of every server config: build one with McpServerConfig.stdio(...), "
+                ".streamable_http(...), .sse(...) or .parse(...)"
+            )
 
-class StdioServerConfig(_ServerConfigBase):
-    """A server the gateway starts as a child process and talks to over stdin/stdout."""
-
-    transport: Literal["stdio"] = "stdio"
-    command: str
-    """The program to run, looked up on PATH when it has no directory part."""
-    args: list[str] = []
-    """Arguments passed to the program."""
-    env: dict[str, SecretStr] = {}
-    """Environment variables for the child. The SDK merges them over a minimal set (HOME, LOGNAME,
-    PATH, SHELL, TERM, USER); the gateway's other variables are not inherited."""
-    cwd: str | None = None
-    """Working directory of the child; the gateway's own when None."""
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
-        # Credentials in URL-shaped arguments stay out of reprs, as they stay out of `redacted()`.
-        for key, value in super().__repr_args__():
-            yield key, (redacted_args(self.args) if key == "args" else value)
-
-    @field_validator("command")
     @classmethod
-    def _check_command(cls, command: str) -> str:
-        if not command.strip():
-            raise ValueError("must not be empty")
-        if "\0" in command:
-            raise ValueError("contains a NUL character")
-        return command
-
-    @field_validator("args")
-    @classmethod
-    def _check_args(cls, args: list[str]) -> list[str]:
-        for index, arg in enumerate(args):
-            if "\0" in arg:
-                raise ValueError(f"argument {index} contains a NUL character")
-        return args
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, env: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, value in env.items():
-            if not name or "=" in name or "\0" in name:
-                raise ValueError(f"environment variable name {name!r} is empty or contains '=' or NUL")
-            if "\0" in value.get_secret_value():
-                raise ValueError(f"value of environment variable {name!r} contains a NUL character")
-        return env
-
-    @field_validator("cwd")
-    @classmethod
-    def _check_cwd(cls, cwd: str | None) -> str | None:
-        if cwd is not None and not cwd:
-            raise ValueError("must not be empty; leave it out to use the gateway's working directory")
-        return cwd
-
-
-class HttpServerConfig(_ServerConfigBase):
-    """A server the gateway connects to over streamable HTTP or the legacy HTTP+SSE transport."""
-
-    transport: Literal["streamable_http", "sse"] = "streamable_http"
-    url: str
-    """The MCP endpoint, http:// or https://: the streamable HTTP endpoint, or the SSE stream URL."""
-    headers: dict[str, SecretStr] = {}
-    """Headers sent with every request (e.g. Authorization); values are secrets."""
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
-        # Credentials and query values of the URL stay out of reprs, as they stay out of `redacted()`.
-        for key, value in super().__repr_args__():
-            yield key, (redacted_url(self.url) if key == "url" else value)
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, url: str) -> str:
-        if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
-            raise ValueError("URL contains whitespace or control characters")
-        scheme, sep, _ = url.partition("://")
-        if not sep:
-            raise ValueError("URL must start with http:// or https://")
-        if scheme.lower() not in ("http", "https"):
-            raise ValueError(f"URL scheme must be http or https (got {scheme[:20]!r})")
-        try:
-            parts = urlsplit(url)
-            host, _port = parts.hostname, parts.port  # .port raises ValueError unless a number in 0-65535
-        except ValueError:
-            raise ValueError("URL has a malformed host or port") from None
-        if not host:
-            raise ValueError("URL has no host")
-        return url
-
-    @field_validator("headers")
-    @classmethod
-    def _check_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, value in headers.items():
-            if not name or not set(name) <= _TOKEN_CHARS:
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-            if any(char in "\r\n\0" for char in value.get_secret_value()):
-                raise ValueError(f"value of header {name!r} contains a line break or NUL")
-        return headers
-
-
-ServerConfig: TypeAlias = StdioServerConfig | HttpServerConfig
-"""Any upstream server config; tell them apart with `isinstance` or `config.transport`."""
-
-TaggedServerConfig: TypeAlias = Annotated[ServerConfig, Field(discriminator="transport")]
-"""`ServerConfig` for use as a field of another pydantic model: validated by its `transport` tag."""
-
-_Config = TypeVar("_Config", StdioServerConfig, HttpServerConfig)
-
-
-@final
-class McpServerConfig:
-    """Constructors for `ServerConfig`s; not instantiable.
-
-    ```python
-    McpServerConfig.stdio("uvx", ["mcp-server-time"], env={"TZ": "UTC"})
-    McpServerConfig.streamable_http("https://example.com/mcp", headers={"Authorization": "Bearer ..."})
-    McpServerConfig.sse("http://127.0.0.1:8000/sse")
-    McpServerConfig.parse({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]})
-    ```
-    Each raises `ConfigError` for invalid input.
-    """
-
-    def __init__(self) -> None:
-        raise TypeError("McpServerConfig is a namespace of constructors; call McpServerConfig.stdio(...) etc.")
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """As a field type, the base validates either kind by its `transport` tag (the kinds' own schemas are
+        pydantic's defaults)."""
+        # The base has the kinds as subclasses (its own schema, made before they exist, is the default one).
+        kinds = [kind for kind in cls.__subclasses__() if kind.__pydantic_complete__] if source is cls else []
+        if kinds:
+            return handler.generate_schema(Annotated[Union[tuple(kinds)], Field(discriminator="transport")])  # noqa: UP007
+        return handler(source)
 
     @staticmethod
     def stdio(
@@ -340,7 +225,7 @@ class McpServerConfig:
         return _http("sse", url, headers, startup_timeout, call_timeout, tools, mode)
 
     @staticmethod
-    def parse(obj: Mapping[str, object] | ServerConfig, *, name: str | None = None) -> ServerConfig:
+    def parse(obj: Mapping[str, object] | McpServerConfig, *, name: str | None = None) -> ServerConfig:
         """Validate a config given as a JSON-like object, in either shape.
 
         - typed: `{"transport": "stdio" | "streamable_http" | "sse", ...the model's fields}`;
@@ -359,12 +244,119 @@ class McpServerConfig:
             validate_server_name(name)
         if isinstance(obj, StdioServerConfig | HttpServerConfig):
             return obj
+        if isinstance(obj, McpServerConfig):
+            raise ConfigError(name, "a server config must be a StdioServerConfig or an HttpServerConfig")
         if not isinstance(obj, Mapping):
             raise ConfigError(name, f"server config must be a JSON object (got {_kind(obj)})")
-        data = _typed_shape(obj, name)
+        data = typed_shape(obj, name)
         if data["transport"] == "stdio":
             return _build(StdioServerConfig, name, data)
         return _build(HttpServerConfig, name, data)
+
+
+class StdioServerConfig(McpServerConfig):
+    """A server the gateway starts as a child process and talks to over stdin/stdout."""
+
+    transport: Literal["stdio"] = "stdio"
+    command: str
+    """The program to run, looked up on PATH when it has no directory part."""
+    args: list[str] = []
+    """Arguments passed to the program."""
+    env: dict[str, SecretStr] = {}
+    """Environment variables for the child. The SDK merges them over a minimal set (HOME, LOGNAME,
+    PATH, SHELL, TERM, USER); the gateway's other variables are not inherited."""
+    cwd: str | None = None
+    """Working directory of the child; the gateway's own when None."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        # Credentials in URL-shaped arguments stay out of reprs, as they stay out of `redacted()`.
+        for key, value in super().__repr_args__():
+            yield key, (redacted_args(self.args) if key == "args" else value)
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, command: str) -> str:
+        if not command.strip():
+            raise ValueError("must not be empty")
+        if "\0" in command:
+            raise ValueError("contains a NUL character")
+        return command
+
+    @field_validator("args")
+    @classmethod
+    def _check_args(cls, args: list[str]) -> list[str]:
+        for index, arg in enumerate(args):
+            if "\0" in arg:
+                raise ValueError(f"argument {index} contains a NUL character")
+        return args
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, env: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, value in env.items():
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"environment variable name {name!r} is empty or contains '=' or NUL")
+            if "\0" in value.get_secret_value():
+                raise ValueError(f"value of environment variable {name!r} contains a NUL character")
+        return env
+
+    @field_validator("cwd")
+    @classmethod
+    def _check_cwd(cls, cwd: str | None) -> str | None:
+        if cwd is not None and not cwd:
+            raise ValueError("must not be empty; leave it out to use the gateway's working directory")
+        return cwd
+
+
+class HttpServerConfig(McpServerConfig):
+    """A server the gateway connects to over streamable HTTP or the legacy HTTP+SSE transport."""
+
+    transport: Literal["streamable_http", "sse"] = "streamable_http"
+    url: str
+    """The MCP endpoint, http:// or https://: the streamable HTTP endpoint, or the SSE stream URL."""
+    headers: dict[str, SecretStr] = {}
+    """Headers sent with every request (e.g. Authorization); values are secrets."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        # Credentials and query values of the URL stay out of reprs, as they stay out of `redacted()`.
+        for key, value in super().__repr_args__():
+            yield key, (redacted_url(self.url) if key == "url" else value)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+            raise ValueError("URL contains whitespace or control characters")
+        scheme, sep, _ = url.partition("://")
+        if not sep:
+            raise ValueError("URL must start with http:// or https://")
+        if scheme.lower() not in ("http", "https"):
+            raise ValueError(f"URL scheme must be http or https (got {scheme[:20]!r})")
+        try:
+            parts = urlsplit(url)
+            host, _port = parts.hostname, parts.port  # .port raises ValueError unless a number in 0-65535
+        except ValueError:
+            raise ValueError("URL has a malformed host or port") from None
+        if not host:
+            raise ValueError("URL has no host")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, value in headers.items():
+            if not name or not set(name) <= _TOKEN_CHARS:
+                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+            if any(char in "\r\n\0" for char in value.get_secret_value()):
+                raise ValueError(f"value of header {name!r} contains a line break or NUL")
+        return headers
+
+
+ServerConfig: TypeAlias = StdioServerConfig | HttpServerConfig
+"""The two kinds of `McpServerConfig`, for code that tells them apart (`isinstance`): what `parse` returns."""
+
+
+_Config = TypeVar("_Config", StdioServerConfig, HttpServerConfig)
 
 
 def _http(
@@ -392,7 +384,7 @@ def load_mcp_servers(data: Mapping[str, object] | str | os.PathLike[str]) -> dic
     Raises:
         ConfigError: the file cannot be read, is not JSON, repeats a key, or an entry is invalid.
     """
-    root = _load_json(data) if isinstance(data, str | os.PathLike) else data
+    root = load_json(data) if isinstance(data, str | os.PathLike) else data
     if not isinstance(root, Mapping) or "mcpServers" not in root:
         raise ConfigError(None, "expected a JSON object with an 'mcpServers' object (the Claude Desktop format)")
     servers = root["mcpServers"]
@@ -412,27 +404,6 @@ def load_mcp_servers(data: Mapping[str, object] | str | os.PathLike[str]) -> dic
             entry = {key: value for key, value in entry.items() if key != "disabled"}
         result[name] = McpServerConfig.parse(entry, name=name)
     return result
-
-
-def redacted(config: ServerConfig) -> dict[str, object]:
-    """A JSON-able view of `config` for status output and logs, with secrets replaced by "***".
-
-    Env and header values are always replaced (their names are kept). Best effort beyond that:
-    credentials and query values in the URL, credentials in URL-shaped arguments, and the values of
-    arguments such as `--api-key X` / `--token=X` are replaced too. A secret inside a URL path
-    (e.g. `/mcp/<key>/sse`) cannot be recognised; pass it in a header instead.
-    """
-    view: dict[str, object] = {"transport": config.transport}
-    if isinstance(config, StdioServerConfig):
-        view["command"] = config.command
-        view["args"] = redacted_args(config.args)
-        view["env"] = dict.fromkeys(config.env, REDACTED)
-        view["cwd"] = config.cwd
-    else:
-        view["url"] = redacted_url(config.url)
-        view["headers"] = dict.fromkeys(config.headers, REDACTED)
-    view.update(config.model_dump(mode="json", include={"startup_timeout", "call_timeout", "tools", "mode"}))
-    return view
 
 
 def _with_common(
@@ -481,61 +452,6 @@ def _field_path(loc: tuple[int | str, ...]) -> str | None:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
     return path or None
-
-
-def _typed_shape(entry: Mapping[str, object], name: str | None) -> dict[str, object]:
-    """`entry` in the typed shape (with `transport`), translated from the `mcpServers` shape if needed."""
-    data = {key: value for key, value in entry.items() if key not in _IGNORED_ENTRY_KEYS}
-    if "serverUrl" in data:  # Windsurf's name for a remote server's URL
-        if "url" in data:
-            raise ConfigError(name, "has both 'url' and 'serverUrl'; keep one", field="serverUrl")
-        data["url"] = data.pop("serverUrl")
-    if "type" in data:
-        kind = data.pop("type")
-        if not isinstance(kind, str) or kind not in _TRANSPORT_BY_TYPE:
-            expected = ", ".join(repr(key) for key in _TRANSPORT_BY_TYPE)
-            raise ConfigError(name, f"must be one of {expected} (got {_short(kind)})", field="type")
-        transport = _TRANSPORT_BY_TYPE[kind]
-        if data.setdefault("transport", transport) != transport:
-            raise ConfigError(name, f"{kind!r} conflicts with transport {_short(data['transport'])}", field="type")
-    elif "transport" not in data:
-        if "command" in data and "url" in data:
-            raise ConfigError(name, "has both 'command' (stdio) and 'url' (HTTP); keep one")
-        if "command" in data:
-            data["transport"] = "stdio"
-        elif "url" in data:
-            data["transport"] = "streamable_http"
-        else:
-            raise ConfigError(name, "needs 'command' (stdio) or 'url' (HTTP)")
-    if data["transport"] not in ("stdio", "streamable_http", "sse"):
-        got = _short(data["transport"])
-        raise ConfigError(name, f"must be 'stdio', 'streamable_http' or 'sse' (got {got})", field="transport")
-    return data
-
-
-def _load_json(source: str | os.PathLike[str]) -> object:
-    if isinstance(source, str):
-        text, origin = source, "JSON text"
-    else:
-        try:
-            text, origin = Path(source).read_text(encoding="utf-8-sig"), os.fspath(source)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(None, f"cannot read {os.fspath(source)}: {exc}") from exc
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as exc:
-        hint = "" if text.lstrip().startswith("{") else "; to read a file, pass a pathlib.Path"
-        raise ConfigError(None, f"{origin} is not valid JSON: {exc}{hint}") from exc
-
-
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """A JSON object hook that refuses repeated keys, which `json` would otherwise keep the last of."""
-    obj: dict[str, object] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ConfigError(None, f"the key {key!r} appears twice in one JSON object")
-        obj[key] = value
-    return obj
 
 
 def _short(value: object) -> str:

@@ -2,6 +2,9 @@
 
 GatewayError
 ├── ConfigError(ValueError)          bad input; names server and field; never retried
+├── PolicyError(PermissionError)     the admin policy refuses an attach; says which setting allows it
+├── StateError                       a state file cannot be made owner-only; says how to fix it
+│   └── StoreError                   the state store cannot be read or written; names the file
 ├── ServerNotAttached(LookupError)   .server; no server of that name is attached
 ├── UnknownTool(LookupError)         .tool; no attached server offers a tool of that name
 └── UpstreamError                    .server; str() starts "<server>: "
@@ -23,8 +26,11 @@ __all__ = [
     "CallTimeout",
     "ConfigError",
     "GatewayError",
+    "PolicyError",
     "ServerDetached",
     "ServerNotAttached",
+    "StateError",
+    "StoreError",
     "UnknownTool",
     "UpstreamCallError",
     "UpstreamError",
@@ -86,6 +92,18 @@ class ConfigError(GatewayError, ValueError):
         error.problems = tuple(problems)
         error.args = ("\n".join(_config_line(server, f, p) for f, p in problems),)
         return error
+
+
+class PolicyError(GatewayError, PermissionError):
+    """An attach the operator's policy (`gateway.admin`) refuses; the message says which setting would allow it."""
+
+
+class StateError(GatewayError):
+    """A file of the state directory cannot be made safe (owner-only); the message says how to fix it."""
+
+
+class StoreError(StateError):
+    """The state store cannot be read or written; the message names the file."""
 
 
 class ServerNotAttached(GatewayError, LookupError):

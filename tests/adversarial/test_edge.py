@@ -17,7 +17,7 @@ import httpx2
 import pytest
 
 from lash_gateway import GatewayConfig, GatewaySettings
-from lash_gateway._serving import MAX_HEAD_BYTES
+from lash_gateway.admin._serving import MAX_HEAD_BYTES
 from tests.integration._gateway import (
     MCP_HEADERS,
     InProcessGateway,

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from lash_gateway import McpPluginFactory, UpstreamUnavailable
-from lash_gateway._network import NetworkGuard
+from lash_gateway.upstream._network import NetworkGuard
 from tests.integration._helpers import http_config
 from tests.servers.launch import HttpTransport, UpstreamFactory
 

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
 from lash_gateway import Gateway, GatewayConfig, StateStore
-from lash_gateway._serving import DEFAULT_HEAD_TIMEOUT, http_server, listening_socket
+from lash_gateway.admin._serving import DEFAULT_HEAD_TIMEOUT, http_server, listening_socket
 from tests.servers.launch import (
     BANNER_PREFIX,
     CONSOLE_SCRIPT,

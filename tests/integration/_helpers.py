@@ -1,6 +1,6 @@
 """Helpers shared by the pool integration tests: server configs for each transport, and bounded waits.
 
-`server_config` turns a transport name into a `ServerConfig` for `tests.servers.upstream`: stdio servers are
+`server_config` turns a transport name into a `McpServerConfig` for `tests.servers.upstream`: stdio servers are
 described for the pool to spawn (with `cwd=PROJECT_ROOT`), HTTP servers are started through the `upstream` fixture
 factory (which stops them at teardown). `wait_until` is the one place a test may poll: a bounded wait on an
 observable (e.g. `pool.status(name)`), never a sleep used to synchronise. `attached` gives a plugin factory with
@@ -17,7 +17,7 @@ from typing import Any, Final
 import anyio
 
 from lash_core import LashCore, Session, ToolResult
-from lash_gateway import HttpServerConfig, McpPluginFactory, McpServerConfig, ServerConfig
+from lash_gateway import HttpServerConfig, McpPluginFactory, McpServerConfig
 from tests.servers.launch import (
     PROJECT_ROOT,
     SERVER_MODULE,
@@ -52,7 +52,7 @@ ATTACH_TIMEOUT: Final = 15.0
 """Bound on attaching one server (process start, handshake, tools/list)."""
 
 
-def server_config(transport: str, upstream: UpstreamFactory, *args: str, **config_kwargs: Any) -> ServerConfig:
+def server_config(transport: str, upstream: UpstreamFactory, *args: str, **config_kwargs: Any) -> McpServerConfig:
     """A config for `tests.servers.upstream` run with `args` (e.g. ``"--behaviour", "paginate"``) over `transport`.
 
     For "stdio" nothing is started: the pool spawns the server (cwd is the project root). For "streamable_http" and

@@ -22,7 +22,7 @@ import httpx2
 import pytest
 
 from lash_gateway import Gateway, GatewayConfig, StateStore
-from lash_gateway._state import STORE_FILE
+from lash_gateway.admin._state import STORE_FILE
 from tests.integration._gateway import (
     GatewayClient,
     connect,

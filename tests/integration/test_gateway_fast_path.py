@@ -1,4 +1,4 @@
-"""The gateway's own answers on `/mcp` (`lash_gateway._fast_path`), seen on the wire by a hand-built client.
+"""The gateway's own answers on `/mcp` (`lash_gateway.export._fast_path`), seen on the wire by a hand-built client.
 
 On an established session, `tools/call`, `tools/list` and `ping` are answered by the gateway itself: plain JSON,
 or an SSE stream once progress or log messages have to go before the result. These tests pin that wire shape, and
@@ -15,7 +15,7 @@ from typing import Any, Final
 import anyio
 import pytest
 
-from lash_gateway._settings import GatewaySettings
+from lash_gateway.admin._settings import GatewaySettings
 from tests.integration._gateway import (
     AUTH_TOKEN,
     STDIO_SERVER,

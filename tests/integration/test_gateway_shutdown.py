@@ -19,7 +19,7 @@ import pytest
 from mcp import MCPError
 
 from lash_gateway import McpPluginFactory, McpServerConfig
-from lash_gateway._serving import END_GRACE
+from lash_gateway.admin._serving import END_GRACE
 from tests.integration._gateway import (
     HTTP_SERVER,
     ClientMode,

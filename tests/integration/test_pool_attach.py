@@ -28,7 +28,6 @@ from lash_gateway import (
     McpConnectionPool,
     McpPluginFactory,
     McpServerConfig,
-    ServerConfig,
     ServerDetached,
     ServerNotAttached,
     UpstreamUnavailable,
@@ -68,7 +67,7 @@ def tool_names(factory: McpPluginFactory) -> set[str]:
 
 
 @contextlib.asynccontextmanager
-async def built_with(servers: Mapping[str, ServerConfig]) -> AsyncIterator[McpPluginFactory]:
+async def built_with(servers: Mapping[str, McpServerConfig]) -> AsyncIterator[McpPluginFactory]:
     """`async with McpPluginFactory(servers)`: its entry attaches them, each bounded by its `startup_timeout`."""
     async with McpPluginFactory(servers) as factory:
         yield factory
@@ -103,21 +102,21 @@ async def test_attach_connects_eagerly_and_returns_a_definitive_status(
         assert result.structured == {"text": "hello"}
 
 
-def _missing_command(upstream: UpstreamFactory) -> tuple[ServerConfig, str]:
+def _missing_command(upstream: UpstreamFactory) -> tuple[McpServerConfig, str]:
     return McpServerConfig.stdio("/nonexistent/lash-no-such-command", startup_timeout=2), "command not found"
 
 
-def _refused_streamable_http(upstream: UpstreamFactory) -> tuple[ServerConfig, str]:
+def _refused_streamable_http(upstream: UpstreamFactory) -> tuple[McpServerConfig, str]:
     port = free_port()
     return McpServerConfig.streamable_http(f"http://127.0.0.1:{port}/mcp", startup_timeout=2), f"127.0.0.1:{port}"
 
 
-def _refused_sse(upstream: UpstreamFactory) -> tuple[ServerConfig, str]:
+def _refused_sse(upstream: UpstreamFactory) -> tuple[McpServerConfig, str]:
     port = free_port()
     return McpServerConfig.sse(f"http://127.0.0.1:{port}/sse", startup_timeout=2), f"127.0.0.1:{port}"
 
 
-def _hanging_tools_list(upstream: UpstreamFactory) -> tuple[ServerConfig, str]:
+def _hanging_tools_list(upstream: UpstreamFactory) -> tuple[McpServerConfig, str]:
     # Over HTTP the handshake is fast, so the 0.5 s are spent waiting for tools/list.
     return server_config("streamable_http", upstream, "--behaviour", "hang-list", startup_timeout=0.5), "0.5s"
 
@@ -326,7 +325,7 @@ async def test_a_pool_that_was_not_entered_says_how_to_use_it(upstream: Upstream
         await McpPluginFactory().attach_server("x", server_config("stdio", upstream))
 
 
-def upstream_port(config: ServerConfig) -> int:
+def upstream_port(config: McpServerConfig) -> int:
     url = str(config.model_dump()["url"])
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
@@ -518,7 +517,7 @@ async def test_statuses_and_errors_never_contain_env_or_header_values(upstream: 
                 )
             )
         # Failures that carry the same secrets.
-        failing: dict[str, ServerConfig] = {
+        failing: dict[str, McpServerConfig] = {
             "env-missing": McpServerConfig.stdio("/nonexistent/lash-no-such-command", env=secret_env),
             "hdr-refused": McpServerConfig.streamable_http(
                 f"http://127.0.0.1:{free_port()}/mcp?token={SECRET}", headers=secret_headers, startup_timeout=2

@@ -28,7 +28,7 @@ from lash_core import (
     ToolResult,
 )
 from lash_gateway import CallTimeout, McpConnectionPool, UpstreamCallError
-from lash_gateway._relay import MAX_QUEUED
+from lash_gateway.upstream._relay import MAX_QUEUED
 from tests.integration._helpers import ATTACHED_SERVER, TRANSPORTS, attached, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text

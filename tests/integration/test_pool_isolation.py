@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from lash_core import FailureClass, ToolResult
-from lash_gateway import McpPluginFactory, ServerConfig, UpstreamUnavailable
+from lash_gateway import McpPluginFactory, McpServerConfig, UpstreamUnavailable
 from tests.integration._helpers import TRANSPORTS, call_in_background, server_config, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BAD_SCHEMA_TOOL, TOOL_NAMES
@@ -91,7 +91,7 @@ async def test_hanging_tools_list_fails_its_attach_at_the_startup_timeout_while_
 
 
 async def test_garbage_on_stdout_is_isolated(upstream: UpstreamFactory) -> None:
-    configs: dict[str, ServerConfig] = {
+    configs: dict[str, McpServerConfig] = {
         "garbage": server_config("stdio", upstream, "--behaviour", "garbage", startup_timeout=15),
         "good": server_config("stdio", upstream, startup_timeout=15),
     }

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from lash_core import LashCore
-from lash_gateway import McpConnectionPool, McpPluginFactory, McpServerConfig, ServerConfig, StdioServerConfig
+from lash_gateway import McpConnectionPool, McpPluginFactory, McpServerConfig, StdioServerConfig
 from tests.servers.launch import PROJECT_ROOT, UpstreamFactory, stdio_command
 from tests.servers.upstream import TOOL_NAMES
 
@@ -134,7 +134,7 @@ async def test_attach_servers_names_servers_in_the_order_given(upstream: Upstrea
     """`McpPluginFactory.attach_servers` attaches concurrently but documents that "each keeps its place in the
     naming order": the first server of the mapping keeps the plain name even when it is the slower to connect."""
     async with McpPluginFactory() as factory:
-        servers: dict[str, ServerConfig] = {
+        servers: dict[str, McpServerConfig] = {
             # A child process to start and 3,000 extra tools to list: this one connects well after the other,
             # an HTTP server that is already listening.
             "My-Docs": stdio_server("--name", "slow", "--behaviour", "many-tools=3000"),

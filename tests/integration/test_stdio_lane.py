@@ -1,4 +1,5 @@
-"""Calls over the gateway's own stdio transport (`lash_gateway._stdio`) to an upstream that breaks the protocol.
+"""Calls over the gateway's own stdio transport (`lash_gateway.upstream._stdio`) to an upstream that breaks the
+protocol.
 
 `tests.servers.liar` answers `tools/call` wrongly in each of the ways a sloppy or hostile server might: a response
 with no result and no error, an error or a result that is not an object, noise around the answer. Each must end the

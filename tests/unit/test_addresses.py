@@ -12,7 +12,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 
 from lash_gateway._addresses import denied_by, reached_addresses
-from lash_gateway._settings import DEFAULT_DENY_NETWORKS
+from lash_gateway.admin._settings import DEFAULT_DENY_NETWORKS
 
 DEFAULT = [ip_network(network) for network in DEFAULT_DENY_NETWORKS]
 LOOPBACK = [ip_network("127.0.0.0/8"), ip_network("::1/128")]

@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr
 
 from lash_gateway import GatewaySettings
-from lash_gateway._cli import exposure_warning
+from lash_gateway.admin._cli import exposure_warning
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.7", "gateway.internal"])

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from lash_gateway._config import HttpServerConfig, StdioServerConfig
-from lash_gateway._settings import GatewayConfig, load_gateway_config
+from lash_gateway.admin._settings import GatewayConfig, load_gateway_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"

@@ -16,13 +16,12 @@ from lash_gateway._config import (
     HttpServerConfig,
     McpServerConfig,
     StdioServerConfig,
-    TaggedServerConfig,
     ToolFilter,
     load_mcp_servers,
-    redacted,
     validate_server_name,
 )
 from lash_gateway._errors import ConfigError, GatewayError
+from lash_gateway._secrets import redacted
 
 SECRET = "sk-live-Do-Not-Print-7f3a"
 
@@ -91,7 +90,7 @@ def test_stdio_args_given_as_one_string_are_refused() -> None:
         McpServerConfig.stdio("python", "-m srv")
 
 
-def test_namespace_is_not_instantiable() -> None:
+def test_the_base_type_itself_is_not_instantiable() -> None:
     with pytest.raises(TypeError):
         McpServerConfig()
 
@@ -163,12 +162,16 @@ def test_parse_accepts_windsurf_server_url_and_ignores_approval_lists() -> None:
     assert config.url == "https://h/mcp"
 
 
-def test_tagged_server_config_validates_as_a_field_of_another_model() -> None:
+def test_mcp_server_config_validates_either_kind_as_a_field_of_another_model() -> None:
     class Body(BaseModel):
-        config: TaggedServerConfig
+        config: McpServerConfig
 
     assert isinstance(Body.model_validate({"config": {"transport": "stdio", "command": "x"}}).config, StdioServerConfig)
     assert isinstance(Body.model_validate({"config": {"transport": "sse", "url": "http://h"}}).config, HttpServerConfig)
+    built = Body(config=McpServerConfig.streamable_http("http://h/mcp"))
+    assert Body.model_validate_json(built.model_dump_json()).config == built.config
+    with pytest.raises(ValidationError):
+        Body.model_validate({"config": {"transport": "carrier-pigeon"}})
 
 
 # --- parse: errors name the server and the field ---

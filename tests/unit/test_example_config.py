@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lash_gateway import McpServerConfig, StdioServerConfig, load_gateway_config
-from lash_gateway._policy import AdminPolicy
+from lash_gateway.admin._policy import AdminPolicy
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gateway.json"
 

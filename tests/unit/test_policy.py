@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lash_gateway import ConfigError, McpServerConfig, StdioServerConfig, load_gateway_config
-from lash_gateway._policy import PolicyError, StdioPolicy
+from lash_gateway import ConfigError, McpServerConfig, PolicyError, StdioServerConfig, load_gateway_config
+from lash_gateway.admin._policy import StdioPolicy
 
 README_PATTERN = "python3 -m mcp_server_* *"
 PYTHON3 = shutil.which("python3")

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from lash_gateway import McpServerConfig, ServerConfig, ToolFilter
-from lash_gateway._store import StateStore, StoredChange, StoreError, apply_changes
+from lash_gateway import (
+    HttpServerConfig,
+    McpServerConfig,
+    StateStore,
+    StdioServerConfig,
+    StoredChange,
+    StoreError,
+    ToolFilter,
+)
+from lash_gateway.admin._store import apply_changes
 
 STDIO = McpServerConfig.stdio("uvx", ["mcp-server-time"], env={"TOKEN": "s3cr3t-e"}, cwd="/srv", call_timeout=5)
 HTTP = McpServerConfig.streamable_http(
@@ -129,7 +137,7 @@ async def test_unwritable_location_raises_store_error_naming_the_file(tmp_path: 
 
 
 def test_stored_attach_replaces_and_stored_detach_removes_config_servers() -> None:
-    config: dict[str, ServerConfig] = {"a": STDIO, "b": HTTP, "c": SSE}
+    config: dict[str, StdioServerConfig | HttpServerConfig] = {"a": STDIO, "b": HTTP, "c": SSE}
     replacement = McpServerConfig.streamable_http("http://127.0.0.1:9/mcp")
     changes = [
         StoredChange("b", replacement),

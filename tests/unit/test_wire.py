@@ -9,8 +9,8 @@ import pytest
 from mcp_types import methods
 
 from lash_core import FailureClass, ImagePart, ResourcePart, TextPart
-from lash_gateway._export import result_to_wire
-from lash_gateway._wire import result_from_wire
+from lash_gateway.export._wire import result_to_wire
+from lash_gateway.upstream._wire import result_from_wire
 
 SLOPPY: dict[str, Any] = {
     "content": [

@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeAlias
 
-from ._redact import redact
+from .._redact import redact
 
 __all__ = ["LOG_FORMATS", "LogFormat", "configure_logging"]
 

@@ -23,10 +23,11 @@ from pydantic import SecretStr
 
 from lash_core import Session
 
-from ._admin import is_loopback
+from .._errors import GatewayError
+from .._types import ServerStatus
 from ._admin_cli import add_admin_commands, run_admin_command
-from ._app import MCP_PATH, SSE_PATH, Gateway
-from ._errors import GatewayError
+from ._api import is_loopback
+from ._gateway import MCP_PATH, SSE_PATH, Gateway
 from ._logs import LOG_FORMATS, configure_logging
 from ._serving import http_server, listening_socket
 from ._settings import GatewayConfig, GatewaySettings, load_gateway_config
@@ -42,7 +43,6 @@ from ._state import (
     write_private,
 )
 from ._store import StateStore
-from ._upstream import ServerStatus
 
 log = logging.getLogger("lash_gateway.cli")
 _HAVE_UVLOOP = find_spec("uvloop") is not None

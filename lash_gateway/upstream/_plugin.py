@@ -29,8 +29,8 @@ from lash_core import (
     ignore_progress,
 )
 
-from ._config import McpServerConfig, ServerConfig
-from ._errors import (
+from .._config import McpServerConfig
+from .._errors import (
     CallTimeout,
     GatewayError,
     ServerDetached,
@@ -38,8 +38,8 @@ from ._errors import (
     UpstreamCallError,
     UpstreamUnavailable,
 )
+from .._types import ServerStatus
 from ._pool import McpConnectionPool
-from ._upstream import ServerStatus
 
 
 class McpToolProvider(ToolProvider):
@@ -87,7 +87,7 @@ class McpPluginFactory(PluginFactory):
 
     def __init__(
         self,
-        servers: Mapping[str, ServerConfig | Mapping[str, Any]] | None = None,
+        servers: Mapping[str, McpServerConfig | Mapping[str, Any]] | None = None,
         *,
         pool: McpConnectionPool | None = None,
     ) -> None:
@@ -120,11 +120,11 @@ class McpPluginFactory(PluginFactory):
     def build(self, ctx: PluginSessionContext) -> SessionPlugin:
         return McpSessionPlugin(self)
 
-    async def attach_server(self, name: str, config: ServerConfig | Mapping[str, Any]) -> ServerStatus:
+    async def attach_server(self, name: str, config: McpServerConfig | Mapping[str, Any]) -> ServerStatus:
         """Attach (or replace) a server; see `McpConnectionPool.attach`."""
         return await self.pool.attach(name, config)
 
-    async def attach_servers(self, servers: Mapping[str, ServerConfig | Mapping[str, Any]]) -> None:
+    async def attach_servers(self, servers: Mapping[str, McpServerConfig | Mapping[str, Any]]) -> None:
         """Attach several servers concurrently (each keeps its place in the naming order); returns after each
         one's first connect attempt. One that is down does not fail this: it reconnects in the background.
 

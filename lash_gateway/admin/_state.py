@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from ._errors import GatewayError
+from .._errors import StateError
 
 log = logging.getLogger("lash_gateway.state")
 
@@ -26,10 +26,6 @@ ADMIN_URL_ENV = "LASH_GATEWAY_ADMIN_URL"
 TOKEN_FILE = "admin-token"
 URL_FILE = "admin-url"
 STORE_FILE = "state.sqlite3"
-
-
-class StateError(GatewayError):
-    """A file of the state directory cannot be made safe; the message says how to fix it."""
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -31,7 +31,7 @@ from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ._edge import ABORT_EXTENSION
+from ..export._edge import ABORT_EXTENSION
 
 __all__ = ["END_GRACE", "MAX_HEAD_BYTES", "http_server", "listening_socket"]
 

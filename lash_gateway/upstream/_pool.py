@@ -20,11 +20,12 @@ from anyio.abc import TaskGroup
 
 from lash_core import LogReporter, ProgressReporter, ToolDefinition, ToolResult
 
-from ._config import McpServerConfig, ServerConfig, validate_server_name
-from ._errors import ServerNotAttached, UnknownTool
-from ._naming import assign_tool_names, claim_server_part
+from .._config import McpServerConfig, ServerConfig, validate_server_name
+from .._errors import ServerNotAttached, UnknownTool
+from .._naming import assign_tool_names, claim_server_part
+from .._types import ServerStatus
 from ._network import NetworkGuard
-from ._upstream import ServerStatus, Upstream
+from ._upstream import Upstream
 
 log = logging.getLogger("lash_gateway.pool")
 
@@ -85,7 +86,7 @@ class McpConnectionPool:
     async def attach(
         self,
         name: str,
-        config: ServerConfig | Mapping[str, Any],
+        config: McpServerConfig | Mapping[str, Any],
         *,
         fail_fast: bool = True,
         guard: NetworkGuard | None = None,

@@ -62,6 +62,12 @@ class CallRelay:
             return False
         return self._push(partial(self.on_progress, progress, total, message))
 
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Queue a progress report and deliver it, unless a task is delivering already (the SDK's progress
+        callback on HTTP transports, which runs each notification in a task of its own)."""
+        if self.progress(progress, total, message):
+            await self.deliver()
+
     def log(self, level: str, data: Any, logger: str | None = None) -> bool:
         """Queue a log message; True when it was queued."""
         if self.on_log is None:

@@ -19,38 +19,36 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from functools import partial
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any
 
 import anyio
-import httpx2
 import mcp_types as types
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp import Client, MCPError
 from mcp.client.subscriptions import Subscription
-from mcp.shared.message import SessionMessage
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lash_core import LogReporter, ProgressReporter, ToolResult
 
-from ._config import ServerConfig, StdioServerConfig, redacted
-from ._errors import (
+from .._config import ServerConfig
+from .._errors import (
     CallTimeout,
     ServerDetached,
     UpstreamCallError,
     UpstreamError,
-    UpstreamProtocolError,
     UpstreamUnavailable,
 )
+from .._redact import remember_secrets
+from .._schema import SanitizedTool
+from .._secrets import redacted, secret_values
+from .._types import ServerStatus, SkippedTool, State
+from ._describe import describe_error
+from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
-from ._redact import config_secrets, redact, remember_secrets
-from ._relay import CallRelay
-from ._schema import SanitizedTool, sanitize_tool
 from ._stdio import StdioLane
-from ._transports import WriteStream, open_transport
+from ._streams import WatchedReadStream, opened
+from ._tool_list import list_tools
+from ._transports import open_transport
 from ._wire import result_from_wire, send_raw
 
 log = logging.getLogger("lash_gateway.upstream")
@@ -63,75 +61,6 @@ HEALTH_INTERVAL = 30.0
 """Seconds between pings of an idle legacy-era connection."""
 CANCEL_GRACE = 2.0
 """Seconds a stopping server's calls get to send their cancellation upstream before the connection closes."""
-MAX_TOOL_PAGES = 1000
-"""A server that paginates past this is lying about its cursor."""
-
-State = Literal["connecting", "connected", "reconnecting", "detached"]
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedTool:
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStatus:
-    """What an operator needs to know about one server; never contains header or env values."""
-
-    name: str
-    transport: str
-    state: State
-    connected: bool
-    tool_count: int
-    skipped_tools: tuple[SkippedTool, ...]
-    last_error: str | None
-    protocol_version: str | None
-    server_name: str | None
-    server_version: str | None
-    reconnect_attempts: int
-    connected_since: float | None
-    """Unix time of the current connection, None while disconnected."""
-    calls_in_flight: int
-    notices_dropped: int
-    """Progress and log messages dropped, since attach, for callers that did not read them."""
-    config: Mapping[str, Any] = field(default_factory=dict)
-    """The server's config with header and env values replaced by `***`."""
-
-
-class _WatchedReadStream:
-    """The transport's read stream, reporting its end: for stdio and SSE, EOF is the only sign of a
-    dead upstream (the SDK's dispatcher just stops reading)."""
-
-    def __init__(self, inner: MemoryObjectReceiveStream[SessionMessage | Exception], on_end: Callable[[], None]):
-        self._inner, self._on_end = inner, on_end
-
-    async def receive(self) -> SessionMessage | Exception:
-        try:
-            return await self._inner.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._on_end()
-            raise
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class Upstream:
@@ -148,7 +77,7 @@ class Upstream:
         self.name = name
         self.config = config
         self.guard = guard
-        remember_secrets(_secrets_of(config))
+        remember_secrets(secret_values(config))
         self.tools: tuple[SanitizedTool, ...] = ()
         self.skipped: tuple[SkippedTool, ...] = ()
         self.last_error: str | None = None
@@ -160,16 +89,10 @@ class Upstream:
         self._refresh = anyio.Event()
         self._scope = anyio.CancelScope()
         self._stopped = anyio.Event()
-        self._calls: set[anyio.CancelScope] = set()
-        self._calls_ended: anyio.Event | None = None
-        self._stop_reason: str | None = None
+        self._calls = CallsInFlight(name)
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
-        self._relays: list[CallRelay] = []
-        """Calls in flight on an SDK transport (HTTP): where the upstream's log messages go."""
-        self.notices_dropped = 0
-        """Progress and log messages dropped for callers that did not read them (see `CallRelay`)."""
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -228,7 +151,7 @@ class Upstream:
         with anyio.CancelScope(deadline=deadline) as startup:
             async with open_transport(self.config, self.guard) as pipe:
                 client = Client(
-                    _opened(_WatchedReadStream(pipe.read, lost.set), pipe.write),
+                    opened(WatchedReadStream(pipe.read, lost.set), pipe.write),
                     mode=self.config.mode,
                     message_handler=self._on_message,
                     logging_callback=self._on_log,
@@ -290,12 +213,8 @@ class Upstream:
             log.log(level, "upstream transport error", extra={"server": self.name, "error": describe_error(message)})
 
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        """Upstream log messages go to the callers with calls in flight on this server: MCP ties a
-        log message to a connection, not a request, so with several calls in flight each caller
-        gets it, reported in a task of its own so that a client that stopped reading holds up
-        nobody else's copy. With none in flight it goes to the gateway's own log."""
-        relays = [relay for relay in self._relays if relay.on_log is not None]
-        if not relays:
+        """Upstream log messages go to the callers in flight that take logs; with none, to the gateway's log."""
+        if not await self._calls.deliver_log(params):
             log.info(
                 "upstream %s: log message (%s): %s",
                 self.name,
@@ -303,14 +222,6 @@ class Upstream:
                 params.data,
                 extra={"server": self.name, "level": params.level, "data": params.data},
             )
-            return
-        to_report = [relay for relay in relays if relay.log(params.level, params.data, params.logger)]
-        if len(to_report) == 1:
-            await to_report[0].deliver()
-        elif to_report:
-            async with anyio.create_task_group() as tg:
-                for relay in to_report:
-                    tg.start_soon(relay.deliver)
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:
@@ -350,43 +261,9 @@ class Upstream:
                 return
 
     async def _list_tools(self, client: Client) -> None:
-        tools: list[SanitizedTool] = []
-        skipped: list[SkippedTool] = []
-        cursor: str | None = None
-        for _ in range(MAX_TOOL_PAGES):
-            page = await send_raw(client.session, "tools/list", {"cursor": cursor} if cursor else None)
-            raw_tools = page.get("tools")
-            if not isinstance(raw_tools, list):
-                raise UpstreamProtocolError(self.name, "tools/list result has no 'tools' list")
-            for raw in raw_tools:
-                outcome = sanitize_tool(raw)
-                if isinstance(outcome, SanitizedTool):
-                    if outcome.warnings:
-                        log.warning(
-                            "upstream tool repaired",
-                            extra={"server": self.name, "tool": outcome.name, "warnings": outcome.warnings},
-                        )
-                    if self.config.tools.allows(outcome.name):
-                        tools.append(outcome)
-                else:
-                    skipped.append(SkippedTool(outcome.name or "<unnamed>", outcome.reason))
-                    log.warning(
-                        "upstream tool skipped",
-                        extra={"server": self.name, "tool": outcome.name, "reason": outcome.reason},
-                    )
-            next_cursor = page.get("nextCursor")
-            if not next_cursor:
-                break
-            if next_cursor == cursor:
-                raise UpstreamProtocolError(self.name, f"tools/list returned the same cursor {cursor!r} twice")
-            cursor = str(next_cursor)
-        else:
-            raise UpstreamProtocolError(self.name, f"tools/list did not end within {MAX_TOOL_PAGES} pages")
-        unique = {tool.name: tool for tool in tools}
-        new_tools = tuple(unique.values())
-        self.skipped = tuple(skipped)
-        if new_tools != self.tools:
-            self.tools = new_tools
+        tools, self.skipped = await list_tools(client.session, self.name, self.config.tools)
+        if tools != self.tools:
+            self.tools = tools
             self._on_tools_changed(self)
 
     # -- calls ---------------------------------------------------------------------------------
@@ -408,19 +285,19 @@ class Upstream:
             CallTimeout: no answer within the timeout; the upstream is told to cancel.
             UpstreamCallError: the upstream answered with a JSON-RPC error.
         """
-        if self._stop_reason is not None:  # stopping: its calls are being cancelled, this one would outlive them
-            raise ServerDetached(self.name, self._stop_reason)
+        stop_reason = self._calls.stop_reason
+        if stop_reason is not None:  # stopping: its calls are being cancelled, this one would outlive them
+            raise ServerDetached(self.name, stop_reason)
         client = self._client
         if client is None:
             detail = self.last_error or "still connecting"
             raise UpstreamUnavailable(self.name, f"not connected ({detail}); the gateway keeps reconnecting")
         limit = self.config.call_timeout if call_timeout is None else call_timeout
         params = {"name": tool, "arguments": dict(args)}
-        # One scope serves the timeout and `stop()`; which one fired is told by `_stop_reason`.
         lane = self._lane
-        relay = CallRelay(progress, log_to, label=f"upstream {self.name}: tool {tool!r}", on_drop=self._dropped)
-        with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope:
-            self._calls.add(scope)
+        relay = self._calls.relay(tool, progress, log_to)
+        # One scope serves the timeout and `stop()`; which one fired is told by the stop reason.
+        with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope, self._calls.tracking(scope):
             try:
                 error: UpstreamError | None = None
                 if lane is not None:  # the lane's request delivers the relay's messages in this task
@@ -429,30 +306,25 @@ class Upstream:
                     except MCPError as exc:
                         error = self._call_error(tool, exc)
                 else:
-                    self._relays.append(relay)
-                    try:
-                        on_progress = partial(_report_progress, relay) if progress is not None else None
-                        raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
-                    except MCPError as exc:
-                        error = self._call_error(tool, exc)
-                    finally:
-                        self._relays.remove(relay)  # answered: no later message is this call's
+                    with self._calls.taking_logs(relay):  # until answered: no later message is this call's
+                        try:
+                            on_progress = relay.report_progress if progress is not None else None
+                            raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
+                        except MCPError as exc:
+                            error = self._call_error(tool, exc)
                     await relay.settled()  # what came before the answer goes first, within the time limit
                 if error is not None:
                     raise error from None
                 return result_from_wire(self.name, tool, raw)
             finally:
-                self._calls.discard(scope)
-                if not self._calls and self._calls_ended is not None:
-                    self._calls_ended.set()
                 relay.close()
-        if self._stop_reason is not None:
-            raise ServerDetached(self.name, self._stop_reason)
+        if self._calls.stop_reason is not None:
+            raise ServerDetached(self.name, self._calls.stop_reason)
         raise CallTimeout(self.name, tool, limit)
 
     def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:
-        if self._stop_reason is not None:
-            return ServerDetached(self.name, self._stop_reason)
+        if self._calls.stop_reason is not None:
+            return ServerDetached(self.name, self._calls.stop_reason)
         if exc.code == types.CONNECTION_CLOSED:
             self._lost.set()
             return UpstreamUnavailable(self.name, f"connection lost during the call to {tool!r}; reconnecting")
@@ -466,26 +338,15 @@ class Upstream:
 
     # -- control -------------------------------------------------------------------------------
 
-    def _dropped(self) -> None:
-        self.notices_dropped += 1
-
     def reconnect(self) -> None:
         """Drop the current connection; the supervisor connects again at once, without backoff."""
         self._reconnect_requested = True
         self._lost.set()
 
     async def stop(self, reason: str) -> None:
-        """End in-flight calls with `ServerDetached(reason)`, close the connection and reap any child."""
-        self._stop_reason = reason
-        if self._calls:
-            # Each call unwinds by telling the upstream to cancel it; the connection stays open until every
-            # notice went out, or the upstream would keep running calls that nobody waits for any more.
-            self._calls_ended = anyio.Event()
-            for scope in list(self._calls):
-                scope.cancel()
-            with anyio.move_on_after(CANCEL_GRACE):
-                await self._calls_ended.wait()
-                await self._flush()
+        """End in-flight calls with `ServerDetached(reason)` (each cancelled upstream before the connection closes),
+        close the connection and reap any child."""
+        await self._calls.end(reason, CANCEL_GRACE, self._flush)
         self._scope.cancel()
         await self._stopped.wait()
 
@@ -515,57 +376,6 @@ class Upstream:
             reconnect_attempts=self._attempts,
             connected_since=self._connected_since,
             calls_in_flight=len(self._calls),
-            notices_dropped=self.notices_dropped,
+            notices_dropped=self._calls.notices_dropped,
             config=redacted(self.config),
         )
-
-
-def _secrets_of(config: ServerConfig) -> list[str]:
-    if isinstance(config, StdioServerConfig):
-        return config_secrets(values=[value.get_secret_value() for value in config.env.values()])
-    return config_secrets(config.url, [value.get_secret_value() for value in config.headers.values()])
-
-
-async def _report_progress(relay: CallRelay, progress: float, total: float | None, message: str | None) -> None:
-    """The SDK's progress callback of a call (a task per notification): queue, then deliver unless a task is."""
-    if relay.progress(progress, total, message):
-        await relay.deliver()
-
-
-@asynccontextmanager
-async def _opened(
-    read: _WatchedReadStream, write: WriteStream
-) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream]]:
-    """An already open stream pair in the shape `mcp.Client` takes as a transport."""
-    yield read, write
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line an operator can act on, from whatever the SDK or transport raised; URLs in it are redacted."""
-    return redact(_describe(exc))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = [_describe(e) for e in exc.exceptions]
-        return "; ".join(dict.fromkeys(leaves))
-    if isinstance(exc, UpstreamError):
-        return str(exc).split(": ", 1)[-1]
-    if isinstance(exc, FileNotFoundError):
-        return f"command not found: {exc.filename or exc}"
-    if isinstance(exc, PermissionError):
-        return f"command not executable: {exc.filename or exc}"
-    if isinstance(exc, httpx2.HTTPStatusError):
-        return f"HTTP {exc.response.status_code} from {_without_secrets(exc.request.url)}"
-    if isinstance(exc, httpx2.ConnectError):
-        reason = f": {exc}" if str(exc) else ""  # the socket's reason, or the deny-list's (never the URL)
-        return f"cannot connect to {_without_secrets(exc.request.url)}{reason}"
-    if isinstance(exc, httpx2.HTTPError):
-        return f"{type(exc).__name__}: HTTP transport error"
-    if isinstance(exc, MCPError):
-        return f"MCP error {exc.code}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _without_secrets(url: httpx2.URL) -> str:
-    return str(url.copy_with(userinfo=b"", query=None, fragment=None))

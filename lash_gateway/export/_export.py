@@ -7,8 +7,7 @@ hooks and the output budget apply. Progress and cancellation flow through; surfa
 every client on both protocol eras (`notifications/tools/list_changed` on handshake connections,
 the `subscriptions/listen` bus for 2026-07-28 ones).
 
-The SDK has no public registry of connections: `_connection_of` is the one place that reads the
-private `ServerSession._connection`, to reach the public per-connection `state` and `exit_stack`.
+The SDK has no public registry of connections: a request's connection is reached through `_sdk`.
 """
 
 from __future__ import annotations
@@ -16,17 +15,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import AsyncExitStack, contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
 import anyio
 import mcp_types as types
-from anyio.abc import TaskGroup
 from mcp import MCPError
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.caching import CacheHint
@@ -35,65 +30,23 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Too
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lash_core import (
-    AudioPart,
-    ContentPart,
-    ImagePart,
     LashCore,
     LogReporter,
     ProgressReporter,
-    ResourcePart,
     Session,
-    TextPart,
-    ToolDefinition,
     ToolResult,
 )
 
-from ._naming import MAX_TOOL_NAME_LENGTH, export_names
-from ._schema import SanitizedTool, sanitize_tool
+from .._naming import MAX_TOOL_NAME_LENGTH
+from .._sdk import connection_of
+from ._notify import DEFAULT_NOTIFY_TIMEOUT, Notifier
+from ._wire import Surface, error_result, export_surface, result_to_wire
 
 log = logging.getLogger("lash_gateway.export")
 
 _STATE_KEY = "lash_gateway.session"
-DEFAULT_NOTIFY_TIMEOUT: Final = 5.0
-Closer = Callable[[], Awaitable[None]]
-"""Closes one client's connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClientLink:
-    """How the export reaches one client's connection from outside its server loop."""
-
-    close: Closer
-    sent: Callable[[], int] | None = None
-    """Bytes that left for the client so far, where the transport can tell: a client that reads slowly makes
-    it grow, one that stopped reading does not."""
-
-
-_LINK: ContextVar[ClientLink | None] = ContextVar("lash_gateway_client_link", default=None)
-"""Set by whatever serves a connection (see `linked`), read when that connection finishes its handshake."""
 CallObserver = Callable[[str, ToolResult | None, float], None]
 """Told of every call: lash tool name, result (None when cancelled) and seconds taken."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Surface:
-    """One session surface as exported: MCP tools and export name -> lash name."""
-
-    key: tuple[ToolDefinition, ...]
-    tools: tuple[Mapping[str, Any], ...]
-    lash_names: Mapping[str, str]
-
-
-def _export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> _Surface:
-    names = export_names([t.name for t in tools], limit)
-    wire: list[Mapping[str, Any]] = []
-    lash_names: dict[str, str] = {}
-    for tool in tools:
-        exported = _tool_to_wire(tool, names[tool.name])
-        if exported is not None:
-            wire.append(exported)
-            lash_names[names[tool.name]] = tool.name
-    return _Surface(tools, tuple(wire), lash_names)
 
 
 class McpExport:
@@ -118,17 +71,9 @@ class McpExport:
         self._limit = name_limit
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
-        self._handshake_connections: dict[int, Connection] = {}
-        self._links: dict[int, ClientLink] = {}
-        self._again: dict[int, bool] = {}
-        """Connections with a notifier running -> whether a change came after its notification went out."""
-        self._stack = AsyncExitStack()
-        self._tg: TaskGroup | None = None
-        self._notify_timeout = notify_timeout
-        self.close_http_session: Callable[[str], Awaitable[None]] | None = None
-        """Ends a streamable-HTTP session by its id (the serving app sets it), for clients that stop reading."""
+        self._notifier = Notifier(notify_timeout)
         self._http_connections: dict[str, Connection] = {}
-        self._surface: _Surface | None = None
+        self._surface: Surface | None = None
         self._calls: set[anyio.CancelScope] = set()
         self._ended: str | None = None
         self._no_calls: anyio.Event | None = None
@@ -147,76 +92,35 @@ class McpExport:
     @property
     def connected_clients(self) -> int:
         """Open handshake-era connections (2026-07-28 clients are connectionless per request)."""
-        return len(self._handshake_connections)
+        return len(self._notifier)
+
+    @property
+    def close_http_session(self) -> Callable[[str], Awaitable[None]] | None:
+        """Ends a streamable-HTTP session by its id, for clients that stop reading; the serving app sets it."""
+        return self._notifier.close_http_session
+
+    @close_http_session.setter
+    def close_http_session(self, close: Callable[[str], Awaitable[None]] | None) -> None:
+        self._notifier.close_http_session = close
 
     async def __aenter__(self) -> Self:
-        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        await self._notifier.__aenter__()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
-        await self._stack.aclose()
+        await self._notifier.__aexit__(exc_type, exc, tb)
 
     async def tools_changed(self) -> None:
-        """Tell every connected client to re-list its tools. Each client has a notifier task of its own (owned by
-        `async with export`), so one that stopped reading holds up nobody else; one that takes no notification
-        within `notify_timeout` seconds has its connection closed. Changes while a notification is on its way
-        make one more notification, not one each.
+        """Tell every connected client to re-list its tools: 2026-07-28 listeners through the bus, handshake
+        connections each through a notifier of its own (see `_notify`), owned by `async with export`.
 
         Raises:
             RuntimeError: the export was not entered (`async with export:`).
         """
-        if self._tg is None:
-            raise RuntimeError("enter the export (`async with export:`) before telling clients about changes")
+        self._notifier.tools_changed()
         await self._bus.publish(ToolsListChanged())
-        for key, connection in list(self._handshake_connections.items()):
-            if key in self._again:
-                self._again[key] = True  # its notifier sends once more
-            else:
-                self._again[key] = False
-                self._tg.start_soon(self._notify, key, connection)
-
-    async def _notify(self, key: int, connection: Connection) -> None:
-        try:
-            while True:
-                await self._notify_once(key, connection)
-                if not self._again.get(key):
-                    return
-                self._again[key] = False
-        finally:
-            self._again.pop(key, None)
-
-    async def _notify_once(self, key: int, connection: Connection) -> None:
-        """Send one notification. A client with no link (stdio: the only client there is) is waited for; one
-        that takes nothing for `notify_timeout` seconds while nothing else reaches it either is dropped."""
-        link = self._links.get(key)
-        if link is None:
-            await connection.send_tool_list_changed()
-            return
-        while True:
-            sent = link.sent() if link.sent is not None else None
-            with anyio.move_on_after(self._notify_timeout) as waited:
-                await connection.send_tool_list_changed()
-            if not waited.cancelled_caught:
-                return
-            if sent is None or link.sent is None or link.sent() <= sent:
-                await self._drop(key, connection, link)
-                return
-            # It reads, slowly (a large result ahead of the notification): it is not stalled.
-
-    async def _drop(self, key: int, connection: Connection, link: ClientLink) -> None:
-        self._handshake_connections.pop(key, None)
-        self._links.pop(key, None)
-        log.warning(
-            "client %s dropped: in %gs it took no tools/list_changed, nor anything else (it stopped reading)",
-            connection.session_id or f"#{key}",
-            self._notify_timeout,
-            extra={"session": connection.session_id, "timeout": self._notify_timeout},
-        )
-        await link.close()
 
     def http_connection(self, session_id: str) -> Connection | None:
         """The connection behind a streamable-HTTP `Mcp-Session-Id`, once `initialize` was answered."""
@@ -227,22 +131,13 @@ class McpExport:
     ) -> Any:
         result = await call_next(ctx)
         if ctx.method == "initialize":
-            connection = _connection_of(ctx)
+            connection = connection_of(ctx)
             # Registered before the initialize answer goes out, so the client's next request finds it.
             if connection.session_id:
                 self._http_connections[connection.session_id] = connection
                 connection.exit_stack.callback(self._http_connections.pop, connection.session_id, None)
         elif ctx.method == "notifications/initialized":
-            connection = _connection_of(ctx)
-            key = id(connection)
-            self._handshake_connections[key] = connection
-            connection.exit_stack.callback(self._handshake_connections.pop, key, None)
-            link = _LINK.get()
-            if link is None and connection.session_id is not None and self.close_http_session is not None:
-                link = ClientLink(partial(self.close_http_session, connection.session_id))
-            if link is not None:
-                self._links[key] = link
-                connection.exit_stack.callback(self._links.pop, key, None)
+            self._notifier.add(connection_of(ctx))
         return result
 
     async def session_of(self, connection: Connection) -> Session:
@@ -254,7 +149,7 @@ class McpExport:
             connection.exit_stack.push_async_callback(session.aclose)
         return session
 
-    def _surface_of(self, session: Session) -> _Surface:
+    def _surface_of(self, session: Session) -> Surface:
         """The export of a session's surface. Sessions with the same providers share one surface
         tuple (lash_core caches it), so one entry serves every client: a stateless client builds a
         session per request, and sanitising thousands of tools each time would cost more than the
@@ -262,7 +157,7 @@ class McpExport:
         tools = session.tools()
         surface = self._surface
         if surface is None or surface.key is not tools:
-            surface = self._surface = _export_surface(tools, self._limit)
+            surface = self._surface = export_surface(tools, self._limit)
         return surface
 
     def list_result(self, session: Session) -> dict[str, Any]:
@@ -286,7 +181,7 @@ class McpExport:
         """
         lash_name = self._surface_of(session).lash_names.get(name)
         if lash_name is None:
-            return _error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
+            return error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
         if self._ended is not None:
             raise CallsEnded(self._ended)
         started = time.perf_counter()
@@ -319,7 +214,7 @@ class McpExport:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        session = await self.session_of(_connection_of(ctx))
+        session = await self.session_of(connection_of(ctx))
         # The SDK takes wire-form dicts from handlers (and validates them); building N Tool models
         # per list would cost more than the list itself.
         return cast(types.ListToolsResult, _for_era(ctx, self.list_result(session)))
@@ -330,7 +225,7 @@ class McpExport:
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
         try:
             result = await self.call(
-                await self.session_of(_connection_of(ctx)),
+                await self.session_of(connection_of(ctx)),
                 params.name,
                 params.arguments or {},
                 call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
@@ -348,17 +243,6 @@ CALLS_ENDED: Final = types.INTERNAL_ERROR
 
 class CallsEnded(Exception):
     """The gateway ended the call (`McpExport.end_calls`); `str()` says why, for the client."""
-
-
-@contextmanager
-def linked(link: ClientLink) -> Iterator[None]:
-    """Handle a connection's messages within this block to let the export reach it through `link` (to drop a
-    client that stopped reading). The SDK runs a message's handler in the context of whoever delivered it."""
-    token = _LINK.set(link)
-    try:
-        yield
-    finally:
-        _LINK.reset(token)
 
 
 class _GatewayServer(Server[Any]):
@@ -386,74 +270,3 @@ def _for_era(ctx: ServerRequestContext[Any, Any], result: dict[str, Any]) -> dic
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         result["resultType"] = "complete"
     return result
-
-
-def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
-    connection: Connection = ctx.session._connection
-    return connection
-
-
-def _tool_to_wire(tool: ToolDefinition, name: str) -> Mapping[str, Any] | None:
-    """The MCP form of a tool, sanitised so the SDK's strict result check accepts it (a plugin's
-    sloppy schema must not break `tools/list` for every tool)."""
-    raw: dict[str, Any] = {"name": name, "description": tool.description, "inputSchema": tool.input_schema}
-    if tool.output_schema is not None:
-        raw["outputSchema"] = tool.output_schema
-    if tool.title is not None:
-        raw["title"] = tool.title
-    if tool.annotations is not None:
-        raw["annotations"] = tool.annotations
-    clean = sanitize_tool(raw)
-    if not isinstance(clean, SanitizedTool):
-        log.warning("tool not exported", extra={"tool": tool.name, "reason": clean.reason})
-        return None
-    wire: dict[str, Any] = {"name": name, "inputSchema": clean.input_schema}
-    if clean.description:
-        wire["description"] = clean.description
-    if clean.output_schema is not None:
-        wire["outputSchema"] = clean.output_schema
-    if clean.title is not None:
-        wire["title"] = clean.title
-    if clean.annotations:
-        wire["annotations"] = clean.annotations
-    return wire
-
-
-def result_to_wire(result: ToolResult) -> dict[str, Any]:
-    """A `ToolResult` as a `tools/call` result; failures are `isError` results, never JSON-RPC errors."""
-    wire: dict[str, Any] = {"content": [_part_to_wire(p) for p in result.content], "isError": result.is_error}
-    if result.structured is not None and not result.is_error:
-        wire["structuredContent"] = dict(result.structured)
-    if result.meta:
-        wire["_meta"] = dict(result.meta)
-    return wire
-
-
-def _error_result(message: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": message}], "isError": True}
-
-
-def _part_to_wire(part: ContentPart) -> dict[str, Any]:
-    wire: dict[str, Any]
-    if isinstance(part, TextPart):
-        wire = {"type": "text", "text": part.text}
-    elif isinstance(part, ImagePart | AudioPart):
-        wire = {"type": part.type, "data": part.data, "mimeType": part.mime_type}
-    elif isinstance(part, ResourcePart):
-        resource: dict[str, Any] = {"uri": part.uri}
-        if part.mime_type is not None:
-            resource["mimeType"] = part.mime_type
-        if part.blob is not None:
-            resource["blob"] = part.blob
-        else:
-            resource["text"] = part.text or ""
-        wire = {"type": "resource", "resource": resource}
-    else:
-        wire = {"type": "resource_link", "uri": part.uri, "name": part.name}
-        if part.mime_type is not None:
-            wire["mimeType"] = part.mime_type
-        if part.description is not None:
-            wire["description"] = part.description
-    if part.annotations:
-        wire["annotations"] = dict(part.annotations)
-    return wire

@@ -22,7 +22,7 @@ import anyio
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._hosts import HostRules
+from .._hosts import HostRules
 
 __all__ = ["ABORT_EXTENSION", "Edge"]
 

@@ -11,10 +11,11 @@ from ipaddress import ip_network
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 
-from ._allow import env_pattern, parse_command_pattern
-from ._config import ServerConfig, _load_json, load_mcp_servers
-from ._errors import ConfigError
-from ._hosts import parse_host_pattern, parse_origin_pattern
+from .._allow import env_pattern, parse_command_pattern
+from .._config import ServerConfig, load_mcp_servers
+from .._errors import ConfigError
+from .._hosts import parse_host_pattern, parse_origin_pattern
+from .._mcp_json import load_json
 from ._logs import LogFormat
 
 DEFAULT_HOST = "127.0.0.1"
@@ -140,7 +141,7 @@ def load_gateway_config(source: Mapping[str, object] | str | os.PathLike[str]) -
     Raises:
         ConfigError: unreadable file, bad JSON, or a bad value (the message names server and field).
     """
-    root = _load_json(source) if isinstance(source, str | os.PathLike) else source
+    root = load_json(source) if isinstance(source, str | os.PathLike) else source
     if not isinstance(root, Mapping):
         raise ConfigError(None, "the config file must hold a JSON object")
     try:

@@ -30,14 +30,14 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
-from ._allow import climbs, env_pattern, parse_command_pattern
-from ._config import ServerConfig, StdioServerConfig
-from ._errors import GatewayError
-from ._network import NetworkGuard, NetworkRefused
-from ._redact import redacted_args
+from .._allow import climbs, env_pattern, parse_command_pattern
+from .._config import ServerConfig, StdioServerConfig
+from .._errors import PolicyError
+from .._redact import redacted_args
+from ..upstream._network import NetworkGuard, NetworkRefused
 from ._settings import AdminSettings
 
-__all__ = ["RUN_CHANGING_ENV", "AdminPolicy", "PolicyError", "StdioPolicy"]
+__all__ = ["RUN_CHANGING_ENV", "AdminPolicy", "StdioPolicy"]
 
 RUN_CHANGING_ENV = (
     # the loader, the shell and the C library
@@ -60,10 +60,6 @@ RUN_CHANGING_ENV = (
 as Windows and npm read them). A glob of `stdio_env_allow` never admits them; only their exact name does."""
 
 _REFUSED = "starting a process through the admin API is refused"
-
-
-class PolicyError(GatewayError):
-    """An attach the operator's policy refuses (403); the message says how to allow it."""
 
 
 class StdioPolicy:

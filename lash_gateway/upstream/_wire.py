@@ -1,12 +1,7 @@
 """Raw MCP requests on an SDK session, and the mapping of raw results to lash values.
 
-This is the one module that reaches into `mcp` client session internals (`ClientSession._stamp`
-and `._dispatcher`), for two reasons the public API cannot serve:
-- `list_tools()` validates the whole page strictly, so one upstream tool with a bad schema would
-  hide every other tool of that server; we take the raw page and sanitise tool by tool.
-- `call_tool()` validates results strictly and, after a success, silently re-lists the tools to
-  check structured output; a gateway forwards results as they are and never adds round trips.
-`tests/integration` pins this behaviour, so an SDK upgrade that moves these fails loudly.
+Requests go out without the SDK's result validation (`_sdk.send_raw_request` says why), and results are
+mapped here, field by field, dropping only what is malformed.
 """
 
 from __future__ import annotations
@@ -32,6 +27,8 @@ from lash_core import (
     ToolResult,
 )
 
+from .._sdk import send_raw_request
+
 log = logging.getLogger("lash_gateway.wire")
 
 SDK_META_PREFIX = "io.modelcontextprotocol/"
@@ -50,12 +47,10 @@ async def send_raw(
     Raises:
         mcp.MCPError: an error response, or `CONNECTION_CLOSED` when the transport went away.
     """
-    data: dict[str, Any] = {"method": method, "params": dict(params) if params is not None else {}}
     opts: CallOptions = {}
-    session._stamp(data, opts)  # protocol headers, and the 2026 per-request envelope
     if on_progress is not None:
         opts["on_progress"] = on_progress
-    return await session._dispatcher.send_raw_request(method, data["params"], opts)
+    return await send_raw_request(session, method, params or {}, opts)
 
 
 def strip_sdk_meta(meta: Any) -> dict[str, Any] | None:

@@ -12,8 +12,7 @@ ping, requests from the server). Lines are split without rescanning what was alr
 16 MiB result costs one pass.
 
 The child is spawned and stopped with the SDK's own helpers (its own process group or job object;
-close stdin, wait, then kill the tree): they are private names in `mcp.client.stdio`, and the stdio
-integration tests pin them.
+close stdin, wait, then kill the tree), private names reached through `_sdk`.
 """
 
 from __future__ import annotations
@@ -31,15 +30,11 @@ import pydantic_core
 from anyio.abc import ByteSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import MCPError
-from mcp.client.stdio import (
-    _create_platform_compatible_process,
-    _get_executable_command,
-    _stop_server_process,
-    get_default_environment,
-)
+from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
-from ._config import StdioServerConfig
+from .._config import StdioServerConfig
+from .._sdk import create_process, executable_command, stop_process
 from ._relay import CallRelay
 
 log = logging.getLogger("lash_gateway.stdio")
@@ -200,9 +195,9 @@ async def open_stdio(
     Raises:
         OSError: the command could not be started.
     """
-    command = await _get_executable_command(config.command)
+    command = await executable_command(config.command)
     env = {key: value.get_secret_value() for key, value in config.env.items()}
-    process = await _create_platform_compatible_process(
+    process = await create_process(
         command, list(config.args), env=get_default_environment() | env, errlog=sys.stderr, cwd=config.cwd
     )
     # No awaits from here until the task group is entered: a cancellation in the gap would leak the child.
@@ -273,7 +268,7 @@ async def open_stdio(
                 write.close()
                 with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT):
                     await writer_done.wait()
-                await _stop_server_process(process)
+                await stop_process(process)
                 for stream in (read, write, to_session, from_session):
                     await stream.aclose()
             tg.cancel_scope.cancel()

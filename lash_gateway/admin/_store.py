@@ -23,9 +23,9 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, SecretStr
 
-from ._config import McpServerConfig, ServerConfig
-from ._errors import GatewayError
-from ._state import StateError, ensure_private
+from .._config import McpServerConfig, ServerConfig
+from .._errors import StateError, StoreError
+from ._state import ensure_private
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS servers (
@@ -34,10 +34,6 @@ CREATE TABLE IF NOT EXISTS servers (
     changed_at REAL NOT NULL
 )
 """
-
-
-class StoreError(GatewayError):
-    """The state store could not be read or written; the message names the file."""
 
 
 @dataclass(frozen=True, slots=True)

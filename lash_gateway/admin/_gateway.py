@@ -30,19 +30,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
-from ._admin import AdminApi
-from ._config import ServerConfig
-from ._edge import Edge
-from ._errors import GatewayError
-from ._export import McpExport
-from ._fast_path import FastPath, close_http_session, open_http_sessions
-from ._hosts import HostRules
-from ._legacy_sse import LegacySse
+from .._config import ServerConfig
+from .._errors import GatewayError, PolicyError
+from .._hosts import HostRules
+from ..export._edge import Edge
+from ..export._export import McpExport
+from ..export._fast_path import FastPath, close_http_session, open_http_sessions
+from ..export._legacy_sse import LegacySse
+from ..upstream._plugin import McpPluginFactory
+from ..upstream._status_plugin import GatewayStatusPluginFactory
+from ._api import AdminApi
 from ._metrics import CONTENT_TYPE, GatewayMetrics
-from ._plugin import McpPluginFactory
-from ._policy import AdminPolicy, PolicyError
+from ._policy import AdminPolicy
 from ._settings import GatewayConfig
-from ._status_plugin import GatewayStatusPluginFactory
 from ._store import StateStore, apply_changes
 
 log = logging.getLogger("lash_gateway.app")

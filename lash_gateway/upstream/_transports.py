@@ -24,9 +24,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
-from ._config import HttpServerConfig, ServerConfig, StdioServerConfig
+from .._config import HttpServerConfig, ServerConfig, StdioServerConfig
+from .._redact import redacted_url
 from ._network import NetworkGuard, guarded_transport
-from ._redact import redacted_url
 from ._stdio import StdioLane, open_stdio
 
 log = logging.getLogger("lash_gateway.transport")

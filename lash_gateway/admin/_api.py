@@ -30,13 +30,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._config import McpServerConfig, validate_server_name
-from ._errors import ConfigError, ServerNotAttached, UpstreamUnavailable
-from ._plugin import status_dict
-from ._policy import AdminPolicy, PolicyError
-from ._pool import McpConnectionPool
+from .._config import McpServerConfig, validate_server_name
+from .._errors import ConfigError, PolicyError, ServerNotAttached, StoreError, UpstreamUnavailable
+from ..upstream._plugin import status_dict
+from ..upstream._pool import McpConnectionPool
+from ._policy import AdminPolicy
 from ._settings import AdminSettings
-from ._store import StateStore, StoreError
+from ._store import StateStore
 
 log = logging.getLogger("lash_gateway.admin")
 

@@ -18,7 +18,7 @@ import anyio
 import httpcore2
 import httpx2
 
-from ._addresses import IPAddress, IPNetwork, denied_by
+from .._addresses import IPAddress, IPNetwork, denied_by
 
 __all__ = ["NetworkGuard", "NetworkRefused", "guarded_transport"]
 

@@ -12,8 +12,8 @@ from prometheus_client.registry import Collector
 
 from lash_core import ToolResult
 
-from ._errors import UnknownTool
-from ._pool import McpConnectionPool
+from .._errors import UnknownTool
+from ..upstream._pool import McpConnectionPool
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PLUGIN_SERVER = "(plugin)"

@@ -18,7 +18,8 @@ from mcp.server.sse import SseServerTransport
 from starlette.types import Message, Receive, Scope, Send
 
 from ._edge import ABORT_EXTENSION
-from ._export import ClientLink, McpExport, linked
+from ._export import McpExport
+from ._notify import ClientLink, linked
 
 __all__ = ["LegacySse"]
 

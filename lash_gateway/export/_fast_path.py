@@ -12,17 +12,15 @@ A call is answered with plain JSON unless something has to go before its result 
 log messages): the answer then becomes an SSE stream that carries those and ends with the result,
 as the SDK's would.
 
-Two private pieces of the SDK are read here, in `_live_transport` and `_holding`: the session
-manager's transports (a session the SDK terminated is not served) and each transport's idle clock
-(a session busy only on this path must not be reaped as idle).
+The SDK's private parts this path needs (the session manager's transports: a session the SDK
+terminated is not served; each transport's idle clock: a session busy only on this path must not be
+reaped as idle) are reached through `_sdk`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any, Final, TypeGuard
 
 import anyio
@@ -44,6 +42,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from .._sdk import holding, http_transports
 from ._export import CALLS_ENDED, CallsEnded, McpExport
 
 log = logging.getLogger("lash_gateway.fast_path")
@@ -116,7 +115,7 @@ class FastPath:
         if not _is_request_id(request_id) or (session_id, request_id) in self._calls:
             return False
         reply = _Reply(send, raw_session, request_id)
-        with _holding(transport):  # a ping keeps a session alive too, as it does through the SDK
+        with holding(transport):  # a ping keeps a session alive too, as it does through the SDK
             if method == "ping":
                 await reply.result({})
             elif method == "tools/list":
@@ -281,39 +280,21 @@ def _replaying(first: Message, receive: Receive) -> Receive:
 
 def open_http_sessions(manager: StreamableHTTPSessionManager) -> int:
     """Sessions the SDK's manager holds now (its own count of them, against `max_sessions`)."""
-    return len(manager._server_instances)
+    return len(http_transports(manager))
 
 
 async def close_http_session(manager: StreamableHTTPSessionManager, session_id: str) -> None:
     """End a session as a client's DELETE would: its streams close, and its id answers 404 from now on."""
-    transport = manager._server_instances.get(session_id)
+    transport = http_transports(manager).get(session_id)
     if transport is not None:
         await transport.terminate()
 
 
 def _live_transport(manager: StreamableHTTPSessionManager, session_id: str) -> StreamableHTTPServerTransport | None:
     """The SDK transport of a session it still serves (not terminated, not expiring)."""
-    transport = manager._server_instances.get(session_id)
+    transport = http_transports(manager).get(session_id)
     if transport is None or transport.is_terminated:
         return None
     if transport.idle_scope is not None and transport.idle_scope.cancel_called:
         return None
     return transport
-
-
-@contextmanager
-def _holding(transport: StreamableHTTPServerTransport) -> Iterator[None]:
-    """Hold the session against idle expiry while a request is served, exactly as the SDK's own
-    `handle_request` does (its countdown restarts when the last request in flight ends)."""
-    idle_scope, timeout = transport.idle_scope, transport._idle_timeout
-    if idle_scope is None or timeout is None:
-        yield
-        return
-    transport._requests_in_flight += 1
-    idle_scope.deadline = math.inf
-    try:
-        yield
-    finally:
-        transport._requests_in_flight -= 1
-        if not transport._requests_in_flight:
-            idle_scope.deadline = anyio.current_time() + timeout

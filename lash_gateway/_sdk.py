@@ -1,0 +1,95 @@
+"""Every private part of the MCP SDK the gateway uses, in this one module, each with why and what it relies on.
+
+Nothing else in the package touches an `mcp` name that starts with `_`. `tests/test_sdk_internals.py` checks
+each piece against the installed SDK and fails naming the piece when an upgrade moves it; `mcp` is pinned to
+the minor versions those checks were run on (see the README to move the pin).
+
+Client side (`upstream`):
+- `send_raw_request`: `ClientSession.send_request` validates results strictly: one upstream tool with a
+  schema the SDK rejects would hide all of a server's tools, and `call_tool()` re-lists the tools after a
+  success to check structured output. The gateway forwards results as they are, so it stamps a request the
+  way the session does (`_stamp`: protocol headers and the 2026-07-28 envelope) and sends it through the
+  session's dispatcher (`_dispatcher.send_raw_request`), the same path without validation.
+- `executable_command`, `create_process`, `stop_process`: the stdio client's process helpers (the child in
+  its own process group or job object; close stdin, wait, then kill the tree). The gateway's own stdio
+  transport reads the child's output itself, for speed, and starts and stops it exactly as the SDK does.
+
+Server side (`export`):
+- `connection_of`: a request context's `ServerSession._connection`. The SDK has no public registry of
+  connections; the gateway keeps one (to notify clients and to find a streamable-HTTP session's
+  connection), through the connection's public `state`, `exit_stack` and `session_id`.
+- `http_transports`, `holding`: the streamable-HTTP session manager's sessions (`_server_instances`), and a
+  session transport's idle clock (`_idle_timeout`, `_requests_in_flight`, `idle_scope`). The fast path
+  answers calls on a session itself, so it must know a session the SDK still serves, and hold the session
+  against idle expiry while it serves a request, exactly as the SDK's own `handle_request` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+from mcp import ClientSession
+from mcp.client.stdio import _create_platform_compatible_process as create_process
+from mcp.client.stdio import _get_executable_command as executable_command
+from mcp.client.stdio import _stop_server_process as stop_process
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.dispatcher import CallOptions
+
+__all__ = [
+    "connection_of",
+    "create_process",
+    "executable_command",
+    "holding",
+    "http_transports",
+    "send_raw_request",
+    "stop_process",
+]
+
+
+async def send_raw_request(
+    session: ClientSession, method: str, params: Mapping[str, Any], opts: CallOptions
+) -> dict[str, Any]:
+    """Send one request as `ClientSession.send_request` would, and return its raw result, unvalidated.
+
+    Raises:
+        mcp.MCPError: an error response, or `CONNECTION_CLOSED` when the transport went away.
+    """
+    data: dict[str, Any] = {"method": method, "params": dict(params)}
+    session._stamp(data, opts)  # protocol headers, and the 2026-07-28 per-request envelope
+    return await session._dispatcher.send_raw_request(method, data["params"], opts)
+
+
+def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    """The connection a request came on."""
+    connection: Connection = ctx.session._connection
+    return connection
+
+
+def http_transports(manager: StreamableHTTPSessionManager) -> Mapping[str, StreamableHTTPServerTransport]:
+    """The manager's sessions by id (read only: the manager adds and discards them)."""
+    return manager._server_instances
+
+
+@contextmanager
+def holding(transport: StreamableHTTPServerTransport) -> Iterator[None]:
+    """Hold a session against idle expiry while a request is served, as the SDK's `handle_request` does: its
+    countdown stops with the first request in flight and restarts when the last one ends."""
+    idle_scope, timeout = transport.idle_scope, transport._idle_timeout
+    if idle_scope is None or timeout is None:
+        yield
+        return
+    transport._requests_in_flight += 1
+    idle_scope.deadline = math.inf
+    try:
+        yield
+    finally:
+        transport._requests_in_flight -= 1
+        if not transport._requests_in_flight:
+            idle_scope.deadline = anyio.current_time() + timeout

@@ -1,0 +1,112 @@
+"""Lash values in MCP wire form, for the export: a session's tool surface as a `tools/list` result, a
+`ToolResult` as a `tools/call` result.
+
+Plain dicts, not SDK models: building thousands of `Tool` models per list would cost more than the
+list itself. Tools are sanitised first, so a plugin's sloppy schema cannot break `tools/list` for every
+tool: the SDK checks results strictly and would answer an internal error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lash_core import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart, ToolDefinition, ToolResult
+
+from .._naming import export_names
+from .._schema import SanitizedTool, sanitize_tool
+
+__all__ = ["Surface", "error_result", "export_surface", "result_to_wire"]
+
+log = logging.getLogger("lash_gateway.export")
+
+
+@dataclass(frozen=True, slots=True)
+class Surface:
+    """One session surface as exported: MCP tools and export name -> lash name."""
+
+    key: tuple[ToolDefinition, ...]
+    tools: tuple[Mapping[str, Any], ...]
+    lash_names: Mapping[str, str]
+
+
+def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:
+    names = export_names([t.name for t in tools], limit)
+    wire: list[Mapping[str, Any]] = []
+    lash_names: dict[str, str] = {}
+    for tool in tools:
+        exported = tool_to_wire(tool, names[tool.name])
+        if exported is not None:
+            wire.append(exported)
+            lash_names[names[tool.name]] = tool.name
+    return Surface(tools, tuple(wire), lash_names)
+
+
+def tool_to_wire(tool: ToolDefinition, name: str) -> Mapping[str, Any] | None:
+    """The MCP form of a tool, sanitised so the SDK's strict result check accepts it (a plugin's
+    sloppy schema must not break `tools/list` for every tool)."""
+    raw: dict[str, Any] = {"name": name, "description": tool.description, "inputSchema": tool.input_schema}
+    if tool.output_schema is not None:
+        raw["outputSchema"] = tool.output_schema
+    if tool.title is not None:
+        raw["title"] = tool.title
+    if tool.annotations is not None:
+        raw["annotations"] = tool.annotations
+    clean = sanitize_tool(raw)
+    if not isinstance(clean, SanitizedTool):
+        log.warning(
+            "tool %s not exported: %s", tool.name, clean.reason, extra={"tool": tool.name, "reason": clean.reason}
+        )
+        return None
+    wire: dict[str, Any] = {"name": name, "inputSchema": clean.input_schema}
+    if clean.description:
+        wire["description"] = clean.description
+    if clean.output_schema is not None:
+        wire["outputSchema"] = clean.output_schema
+    if clean.title is not None:
+        wire["title"] = clean.title
+    if clean.annotations:
+        wire["annotations"] = clean.annotations
+    return wire
+
+
+def result_to_wire(result: ToolResult) -> dict[str, Any]:
+    """A `ToolResult` as a `tools/call` result; failures are `isError` results, never JSON-RPC errors."""
+    wire: dict[str, Any] = {"content": [_part_to_wire(p) for p in result.content], "isError": result.is_error}
+    if result.structured is not None and not result.is_error:
+        wire["structuredContent"] = dict(result.structured)
+    if result.meta:
+        wire["_meta"] = dict(result.meta)
+    return wire
+
+
+def error_result(message: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": message}], "isError": True}
+
+
+def _part_to_wire(part: ContentPart) -> dict[str, Any]:
+    wire: dict[str, Any]
+    if isinstance(part, TextPart):
+        wire = {"type": "text", "text": part.text}
+    elif isinstance(part, ImagePart | AudioPart):
+        wire = {"type": part.type, "data": part.data, "mimeType": part.mime_type}
+    elif isinstance(part, ResourcePart):
+        resource: dict[str, Any] = {"uri": part.uri}
+        if part.mime_type is not None:
+            resource["mimeType"] = part.mime_type
+        if part.blob is not None:
+            resource["blob"] = part.blob
+        else:
+            resource["text"] = part.text or ""
+        wire = {"type": "resource", "resource": resource}
+    else:
+        wire = {"type": "resource_link", "uri": part.uri, "name": part.name}
+        if part.mime_type is not None:
+            wire["mimeType"] = part.mime_type
+        if part.description is not None:
+            wire["description"] = part.description
+    if part.annotations:
+        wire["annotations"] = dict(part.annotations)
+    return wire

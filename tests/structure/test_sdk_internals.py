@@ -1,0 +1,111 @@
+"""Every private part of the MCP SDK that `lash_gateway._sdk` relies on is still there, shaped as it expects, in the
+installed SDK. A failure names the piece and what depends on it: read `lash_gateway/_sdk.py` for why each is used,
+change it there, and only then move the `mcp` pin in pyproject.toml (the README says how).
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+from typing import Any, Final
+
+import anyio
+import mcp.client.stdio as sdk_stdio
+import mcp_types as types
+import pytest
+from mcp import Client, ClientSession
+from mcp.server import Server, ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.message import SessionMessage
+
+from lash_gateway import _sdk
+
+SDK: Final = f"mcp {version('mcp')}"
+
+
+def moved(piece: str, user: str) -> str:
+    return f"{SDK}: {piece} moved or changed; lash_gateway._sdk.{user} relies on it (see lash_gateway/_sdk.py)"
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters", "user"),
+    [
+        ("_get_executable_command", ["command"], "executable_command"),
+        ("_create_platform_compatible_process", ["command", "args", "env", "errlog", "cwd"], "create_process"),
+        ("_stop_server_process", ["process"], "stop_process"),
+    ],
+)
+def test_the_stdio_process_helpers_are_there(name: str, parameters: list[str], user: str) -> None:
+    helper = getattr(sdk_stdio, name, None)
+    assert helper is not None and inspect.iscoroutinefunction(helper), moved(f"mcp.client.stdio.{name}", user)
+    assert list(inspect.signature(helper).parameters)[: len(parameters)] == parameters, moved(
+        f"the parameters of mcp.client.stdio.{name}", user
+    )
+    assert getattr(_sdk, user) is helper
+
+
+def test_a_client_session_stamps_and_dispatches_raw_requests() -> None:
+    send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write, read = anyio.create_memory_object_stream[SessionMessage](0)
+    with send, receive, write, read:
+        session = ClientSession(receive, write)
+        stamp = getattr(session, "_stamp", None)
+        assert callable(stamp) and list(inspect.signature(stamp).parameters) == ["data", "opts"], moved(
+            "ClientSession._stamp(data, opts)", "send_raw_request"
+        )
+        dispatcher = getattr(session, "_dispatcher", None)
+        assert callable(getattr(dispatcher, "send_raw_request", None)), moved(
+            "ClientSession._dispatcher.send_raw_request", "send_raw_request"
+        )
+
+
+@pytest.mark.anyio
+async def test_raw_requests_and_the_connection_of_a_request_work_end_to_end() -> None:
+    """Through the SDK's own in-memory client and server: a raw `tools/list` comes back as a plain dict, and a
+    handler reaches its request's connection."""
+    seen: list[Connection] = []
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: Any) -> Any:
+        seen.append(_sdk.connection_of(ctx))
+        return {"tools": [{"name": "plain", "inputSchema": {"type": "object"}}]}
+
+    server = Server("sdk-internals", on_list_tools=list_tools)
+    async with Client(server, mode="legacy") as client:
+        with anyio.fail_after(10):
+            raw = await _sdk.send_raw_request(client.session, "tools/list", {}, {})
+    assert isinstance(raw, dict) and raw["tools"][0]["name"] == "plain"
+    assert [type(connection) for connection in seen] == [Connection], moved(
+        "ServerSession._connection", "connection_of"
+    )
+    assert isinstance(seen[0].state, dict)
+
+
+def test_the_session_manager_keeps_its_sessions_by_id() -> None:
+    manager = StreamableHTTPSessionManager(app=Server("sdk-internals"))
+    sessions = getattr(manager, "_server_instances", None)
+    assert isinstance(sessions, dict), moved("StreamableHTTPSessionManager._server_instances", "http_transports")
+    assert _sdk.http_transports(manager) is sessions
+
+
+@pytest.mark.anyio
+async def test_a_session_transport_has_the_idle_clock_the_fast_path_holds() -> None:
+    transport = StreamableHTTPServerTransport(mcp_session_id="s", idle_timeout=30.0)
+    assert getattr(transport, "_idle_timeout", None) == 30.0, moved(
+        "StreamableHTTPServerTransport._idle_timeout", "holding"
+    )
+    assert getattr(transport, "_requests_in_flight", None) == 0, moved(
+        "StreamableHTTPServerTransport._requests_in_flight", "holding"
+    )
+    assert hasattr(transport, "idle_scope") and hasattr(transport, "is_terminated"), moved(
+        "StreamableHTTPServerTransport.idle_scope / .is_terminated", "holding"
+    )
+    transport.idle_scope = anyio.CancelScope()  # as the manager sets it when the session starts
+    with _sdk.holding(transport):
+        assert transport._requests_in_flight == 1
+    assert transport._requests_in_flight == 0
+
+
+def test_mcp_types_still_has_the_tool_shape_the_fixtures_use() -> None:
+    assert types.Tool.model_validate({"name": "t", "inputSchema": {"type": "object"}}).name == "t"
