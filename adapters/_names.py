@@ -11,14 +11,13 @@ in sorted order so the outcome does not depend on surface order. Every map is ch
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import final
 
-from lash_core import Session
+from lash_core import Session, unique_name
 
 __all__ = ["MAX_NAME_LENGTH", "NameMap", "fits", "map_names", "session_names"]
 
@@ -27,7 +26,6 @@ MAX_NAME_LENGTH = 64
 
 _FITS = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DISALLOWED = re.compile(r"[^A-Za-z0-9_-]")
-_DIGEST_LENGTHS = (8, 12, 16, 24, 32)
 """Hex digits of the suffix, tried in order; past 8 only when a mapped name clashes with another tool."""
 
 
@@ -95,19 +93,4 @@ def _map_names(names: tuple[str, ...]) -> NameMap:
 
 
 def _shortened(name: str, taken: set[str]) -> str:
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
-    sanitised = _DISALLOWED.sub("_", name)
-    for length in _DIGEST_LENGTHS:
-        prefix = sanitised[: MAX_NAME_LENGTH - length - 1]
-        candidate = f"{prefix}_{digest[:length]}"
-        if candidate not in taken:
-            return candidate
-    # Past this point every 32-hex-digit form is taken: unreachable without a sha256 collision, but still
-    # resolved deterministically rather than failing.
-    counter = 0
-    while True:
-        suffix = f"{digest[:16]}_{counter}"
-        candidate = f"{sanitised[: MAX_NAME_LENGTH - len(suffix) - 1]}_{suffix}"
-        if candidate not in taken:
-            return candidate
-        counter += 1
+    return unique_name(_DISALLOWED.sub("_", name), name, taken, limit=MAX_NAME_LENGTH)

@@ -21,6 +21,7 @@ from ._errors import PluginUsageError as PluginUsageError
 from ._errors import ToolConflictError as ToolConflictError
 from ._errors import UnknownActionError as UnknownActionError
 from ._errors import UnknownPluginError as UnknownPluginError
+from ._names import unique_name as unique_name
 from ._plugin import ExtensionContribution as ExtensionContribution
 from ._plugin import PluginFactory as PluginFactory
 from ._plugin import SessionPlugin as SessionPlugin
@@ -93,4 +94,5 @@ __all__ = [
     "apply_budget",
     "ignore_log",
     "ignore_progress",
+    "unique_name",
 ]

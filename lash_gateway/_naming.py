@@ -19,12 +19,13 @@ Exported names drop the `mcp__` prefix (an MCP client adds its own) and fit the 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
+
+from lash_core import unique_name
 
 __all__ = [
     "MAX_TOOL_NAME_LENGTH",
@@ -160,7 +161,7 @@ def export_name(lash_name: str, limit: int = MAX_TOOL_NAME_LENGTH) -> str:
     stem = _export_stem(lash_name)
     if len(stem) <= limit and not _NOT_EXPORTABLE.search(stem):
         return stem
-    return _shorten(lash_name, 0, limit)
+    return _shortened(lash_name, limit, set())
 
 
 def export_names(lash_names: Iterable[str], limit: int = MAX_TOOL_NAME_LENGTH) -> dict[str, str]:
@@ -178,10 +179,8 @@ def export_names(lash_names: Iterable[str], limit: int = MAX_TOOL_NAME_LENGTH) -
     exported: dict[str, str] = {}
     for name in sorted(names, key=lambda name: (name.startswith(MCP_PREFIX), name)):
         candidate = export_name(name, limit)
-        attempt = 0  # the plain digest suffix first; attempt 0 repeats only if the name was already shortened
-        while candidate in taken:
-            candidate = _shorten(name, attempt, limit)
-            attempt += 1
+        if candidate in taken:
+            candidate = _shortened(name, limit, taken)
         taken.add(candidate)
         exported[name] = candidate
     return {name: exported[name] for name in names}
@@ -192,22 +191,9 @@ def is_valid_tool_name(name: str) -> bool:
     return TOOL_NAME_PATTERN.fullmatch(name) is not None
 
 
-def _digest(text: str) -> str:
-    # surrogatepass: a name decoded from broken JSON may hold lone surrogates; it still needs a digest.
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _claim(base: str, original: str, taken: set[str]) -> str:
     """`base` if free, else `base` + a digest suffix of `original`; the result is added to `taken`."""
-    candidate = base
-    if candidate in taken:
-        digest = _digest(original)
-        candidate = f"{base}_{digest[:_COLLISION_DIGITS]}"
-        counter = 2
-        # Reached only when another name already ends in this very suffix (a server named "x_1a2b3c").
-        while candidate in taken:
-            candidate = f"{base}_{digest[:_COLLISION_DIGITS]}_{counter}"
-            counter += 1
+    candidate = base if base not in taken else unique_name(base, original, taken, digits=_COLLISION_DIGITS)
     taken.add(candidate)
     return candidate
 
@@ -218,9 +204,8 @@ def _export_stem(lash_name: str) -> str:
     return lash_name
 
 
-def _shorten(lash_name: str, attempt: int, limit: int) -> str:
-    """A prefix of the exported stem, `_` and a digest of `lash_name` (and `attempt`, when not 0)."""
+def _shortened(lash_name: str, limit: int, taken: set[str]) -> str:
+    """A prefix of the exported stem (characters outside [A-Za-z0-9_-] folded to `_`), `_` and a digest of
+    `lash_name`, longer while that is taken."""
     stem = _NOT_EXPORTABLE.sub("_", _export_stem(lash_name))
-    digest = _digest(lash_name if attempt == 0 else f"{lash_name}\0{attempt}")
-    suffix = f"_{digest[:_SHORTEN_DIGITS]}"
-    return stem[: limit - len(suffix)] + suffix
+    return unique_name(stem, lash_name, taken, limit=limit, digits=_SHORTEN_DIGITS)

@@ -56,6 +56,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "apply_budget",
         "ignore_log",
         "ignore_progress",
+        "unique_name",
     ],
     "lash_gateway": [
         "DEFAULT_CALL_TIMEOUT",

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx2
@@ -62,7 +63,7 @@ def run_admin_command(args: argparse.Namespace) -> int:
             _request(args, "DELETE", f"/admin/servers/{args.name}")
             print(f"detached {args.name}")
         else:
-            _print_table(_request(args, "GET", "/admin/servers").get("servers", []))
+            print_status_table(_request(args, "GET", "/admin/servers").get("servers", []))
         return 0
     except CliError as exc:
         print(f"lash-gateway: {exc}", file=sys.stderr)
@@ -118,7 +119,8 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None)
     return result
 
 
-def _print_table(servers: list[dict[str, Any]]) -> None:
+def print_status_table(servers: Iterable[Mapping[str, Any]]) -> None:
+    """Servers (as the admin API shows them) as a table: name, transport, connected, tools, last error."""
     print(f"{'SERVER':<24} {'TRANSPORT':<16} {'CONNECTED':<10} {'TOOLS':>5}  LAST ERROR")
     for s in servers:
         connected = "yes" if s.get("connected") else "no"

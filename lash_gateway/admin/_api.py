@@ -17,7 +17,6 @@ fix>"}`; no answer contains a header or env value.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
@@ -30,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._bearer import Bearer
 from .._config import McpServerConfig, validate_server_name
 from .._errors import ConfigError, PolicyError, ServerNotAttached, StoreError, UpstreamUnavailable
 from ..upstream._plugin import status_dict
@@ -56,7 +56,7 @@ class AdminApi:
         self._store = store
         self._settings = settings
         self._policy = policy
-        self._expected = f"Bearer {token}".encode()
+        self._token = Bearer(token)
         self._locks = _NameLocks()
 
     def routes(self) -> list[Route]:
@@ -73,8 +73,7 @@ class AdminApi:
             client = request.client.host if request.client else ""
             if not self._settings.allow_remote and not is_loopback(client):
                 return _error(403, "the admin API only answers loopback clients; set gateway.admin.allow_remote")
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, self._expected):
+            if not self._token.matches(request.scope["headers"]):
                 return _error(401, "missing or wrong admin token (Authorization: Bearer <token>)")
             return await handler(request)
 

@@ -24,8 +24,8 @@ from pydantic import SecretStr
 from lash_core import Session
 
 from .._errors import GatewayError
-from .._types import ServerStatus
-from ._admin_cli import add_admin_commands, run_admin_command
+from ..upstream._plugin import status_dict
+from ._admin_cli import add_admin_commands, print_status_table, run_admin_command
 from ._api import is_loopback
 from ._gateway import MCP_PATH, SSE_PATH, Gateway
 from ._logs import LOG_FORMATS, configure_logging
@@ -199,16 +199,9 @@ async def _inspect(config: GatewayConfig) -> int:
     async with Gateway(config) as gateway:
         await gateway.ready.wait()
         statuses = gateway.factory.server_statuses()
-        _print_statuses(statuses)
+        print_status_table(status_dict(status) for status in statuses)
         _print_session(gateway.core.session())
         return 0 if all(s.connected for s in statuses) else 1
-
-
-def _print_statuses(statuses: Sequence[ServerStatus]) -> None:
-    print(f"{'server':<24} {'transport':<16} {'connected':<10} {'tools':>5}  last error")
-    for s in statuses:
-        connected = "yes" if s.connected else "no"
-        print(f"{s.name:<24} {s.transport:<16} {connected:<10} {s.tool_count:>5}  {s.last_error or ''}")
 
 
 def _print_session(session: Session) -> None:

@@ -8,7 +8,6 @@ app enters it in its lifespan, so uvicorn's shutdown closes upstreams and reaps 
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
+from .._bearer import Bearer
 from .._config import ServerConfig
 from .._errors import GatewayError, PolicyError
 from .._hosts import HostRules
@@ -129,7 +129,7 @@ class Gateway:
                 from_store = config is not configured.get(name)
                 tg.start_soon(self._attach_one, name, config, from_store)
         self.ready.set()
-        log.info("%d configured servers attached", len(servers), extra={"servers": len(servers)})
+        log.info("attached the %d configured servers", len(servers), extra={"servers": len(servers)})
 
     async def _attach_one(self, name: str, config: ServerConfig, from_store: bool) -> None:
         guard = None
@@ -250,13 +250,11 @@ class _RequireBearer:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self._app = app
-        self._expected = f"Bearer {token}".encode()
+        self._token = Bearer(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            # The first of repeated headers, as the edge and Starlette read them.
-            given = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
-            if not hmac.compare_digest(given, self._expected):
+            if not self._token.matches(scope["headers"]):
                 body = json.dumps({"error": "missing or wrong bearer token"}).encode()
                 await send(
                     {

@@ -53,7 +53,8 @@ class McpExport:
     """The MCP server half of the gateway: a low-level SDK `Server` over a `LashCore`.
 
     Serve `self.server` on any SDK transport, within `async with export:`; call `tools_changed()` when the
-    surface may have changed.
+    surface may have changed. `self.server.middleware` sees every inbound message on every transport (append
+    to it to observe or rewrite requests; the fast path steps aside while it holds anything of yours).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class McpExport:
             cache_hints={"tools/list": CacheHint(ttl_ms=0, scope="private")},
         )
         self.server.middleware.append(self._track_connection)
+        self._own_middleware = len(self.server.middleware)
 
     @property
     def connected_clients(self) -> int:
@@ -121,6 +123,12 @@ class McpExport:
         """
         self._notifier.tools_changed()
         await self._bus.publish(ToolsListChanged())
+
+    @property
+    def has_user_middleware(self) -> bool:
+        """Whether a user added to `server.middleware`, the one extension point every inbound message passes on
+        every transport: the fast path then leaves `tools/call` and the rest to the SDK, which runs it."""
+        return len(self.server.middleware) != self._own_middleware
 
     def http_connection(self, session_id: str) -> Connection | None:
         """The connection behind a streamable-HTTP `Mcp-Session-Id`, once `initialize` was answered."""

@@ -84,6 +84,8 @@ class FastPath:
 
     async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
         """Answer the POST if it is ours to answer; False hands it to the SDK, unanswered."""
+        if self._export.has_user_middleware:
+            return False  # a user's middleware sees every message, and only the SDK's path runs it
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)  # the first of repeated headers, as Starlette (and so the SDK) reads them

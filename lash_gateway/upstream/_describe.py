@@ -4,13 +4,16 @@ scrubbed)."""
 
 from __future__ import annotations
 
+from typing import Final
+
+import anyio
 import httpx2
 from mcp import MCPError
 
 from .._errors import UpstreamError
 from .._redact import redact
 
-__all__ = ["describe_error"]
+__all__ = ["describe_error", "is_expected"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -42,3 +45,24 @@ def _describe(exc: BaseException) -> str:
 
 def _without_secrets(url: httpx2.URL) -> str:
     return str(url.copy_with(userinfo=b"", query=None, fragment=None))
+
+
+_EXPECTED: Final = (
+    UpstreamError,
+    MCPError,
+    OSError,
+    TimeoutError,
+    ValueError,
+    httpx2.HTTPError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+)
+"""What talking to an upstream can raise without anything being wrong here: it is down, slow or speaks nonsense."""
+
+
+def is_expected(exc: BaseException) -> bool:
+    """Whether `exc` says the upstream is down, slow or wrong, rather than that something is wrong here."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_expected(leaf) for leaf in exc.exceptions)
+    return isinstance(exc, _EXPECTED)

@@ -42,7 +42,7 @@ from .._redact import remember_secrets
 from .._schema import SanitizedTool
 from .._secrets import redacted, secret_values
 from .._types import ServerStatus, SkippedTool, State
-from ._describe import describe_error
+from ._describe import describe_error, is_expected
 from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
 from ._stdio import StdioLane
@@ -93,6 +93,7 @@ class Upstream:
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
+        self._last_unexpected: str | None = None
         self._connected_since: float | None = None
         self._state: State = "connecting"
 
@@ -116,15 +117,12 @@ class Upstream:
                             await self._serve()
                     except Exception as exc:
                         if self._reconnect_requested:
-                            log.info("reconnecting on request", extra={"server": self.name})
+                            log.info("upstream %s: reconnecting on request", self.name, extra={"server": self.name})
                         else:
                             self.last_error = describe_error(exc)
                             if not started and fail_fast:
                                 raise UpstreamUnavailable(self.name, self.last_error) from None
-                            log.warning(
-                                "upstream connection failed",
-                                extra={"server": self.name, "error": self.last_error, "attempt": self._attempts + 1},
-                            )
+                            self._log_failure(exc)
                     finally:
                         self._subscription = None
                         self._connected_since = None
@@ -173,8 +171,17 @@ class Upstream:
                     self.last_error = None
                     self._transport_errors = 0
                     log.info(
-                        "upstream connected",
-                        extra={"server": self.name, "protocol": client.protocol_version, "tools": len(self.tools)},
+                        "upstream %s: connected (%s, protocol %s): %d tools",
+                        self.name,
+                        self.config.transport,
+                        client.protocol_version,
+                        len(self.tools),
+                        extra={
+                            "server": self.name,
+                            "transport": self.config.transport,
+                            "protocol": client.protocol_version,
+                            "tools": len(self.tools),
+                        },
                     )
                     try:
                         yield
@@ -202,6 +209,27 @@ class Upstream:
             tg.cancel_scope.cancel()
         raise UpstreamUnavailable(self.name, "connection lost")
 
+    def _log_failure(self, exc: Exception) -> None:
+        """A connection that failed is said with why; one that failed in a way nothing expects (a bug, here or
+        in the SDK) is said with its traceback, the first time it happens in a row."""
+        facts = {"server": self.name, "transport": self.config.transport, "reason": self.last_error}
+        attempt = self._attempts + 1
+        if is_expected(exc):
+            log.warning(
+                "upstream %s: connection failed (attempt %d): %s", self.name, attempt, self.last_error, extra=facts
+            )
+            return
+        first = self.last_error != self._last_unexpected
+        self._last_unexpected = self.last_error
+        log.error(
+            "upstream %s: unexpected error (attempt %d), reconnecting: %s",
+            self.name,
+            attempt,
+            self.last_error,
+            exc_info=exc if first else None,
+            extra=facts,
+        )
+
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, types.ToolListChangedNotification):
             self._refresh.set()
@@ -210,7 +238,9 @@ class Upstream:
             # with every message would flood the log, so only the first per connection is a warning.
             self._transport_errors += 1
             level = logging.WARNING if self._transport_errors == 1 else logging.DEBUG
-            log.log(level, "upstream transport error", extra={"server": self.name, "error": describe_error(message)})
+            error = describe_error(message)
+            facts = {"server": self.name, "reason": error}
+            log.log(level, "upstream %s: transport error (the session carries on): %s", self.name, error, extra=facts)
 
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Upstream log messages go to the callers in flight that take logs; with none, to the gateway's log."""
@@ -231,14 +261,18 @@ class Upstream:
                 with anyio.fail_after(self.config.startup_timeout):
                     await self._list_tools(client)
             except Exception as exc:
-                log.warning("tool refresh failed", extra={"server": self.name, "error": describe_error(exc)})
+                error = describe_error(exc)
+                facts = {"server": self.name, "reason": error}
+                log.warning("upstream %s: tool list refresh failed: %s", self.name, error, extra=facts)
 
     async def _subscribe(self, client: Client, stack: contextlib.AsyncExitStack) -> Subscription | None:
         """A tools/list_changed subscription, open (acknowledged) until `stack` closes; None if the server refuses."""
         try:
             return await stack.enter_async_context(client.listen(tools_list_changed=True))
         except Exception as exc:
-            log.warning("change subscription refused", extra={"server": self.name, "error": describe_error(exc)})
+            error = describe_error(exc)
+            facts = {"server": self.name, "reason": error}
+            log.warning("upstream %s: change subscription refused: %s", self.name, error, extra=facts)
             return None
 
     async def _listen(self, subscription: Subscription) -> None:
@@ -247,7 +281,9 @@ class Upstream:
             async for _ in subscription:
                 self._refresh.set()
         except Exception as exc:
-            log.warning("change subscription ended", extra={"server": self.name, "error": describe_error(exc)})
+            error = describe_error(exc)
+            facts = {"server": self.name, "reason": error}
+            log.warning("upstream %s: change subscription ended: %s", self.name, error, extra=facts)
 
     async def _health_check(self, client: Client) -> None:
         while True:

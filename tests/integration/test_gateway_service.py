@@ -116,7 +116,7 @@ async def test_health_ready_and_banner_only_on_stdout(service_gateway: ServiceGa
     assert stdout[0] == f"{BANNER_PREFIX}{process.base_url}"
     assert f"{process.base_url}/mcp" in process.stdout_text() and f"{process.base_url}/sse" in process.stdout_text()
     assert not [line for line in stdout if LOG_LINE.match(line)], stdout
-    assert any(LOG_LINE.match(line) and "upstream connected" in line for line in process.stderr_text().splitlines())
+    assert any(LOG_LINE.match(line) and ": connected (" in line for line in process.stderr_text().splitlines())
 
 
 async def test_readyz_waits_for_the_first_connect_attempt_only(gateway_process: GatewayStarter, tmp_path: Any) -> None:

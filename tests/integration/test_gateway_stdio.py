@@ -212,4 +212,4 @@ async def test_stdout_carries_only_json_rpc_even_with_debug_logging(tmp_path: Pa
         message = json.loads(line)  # raises on anything that is not JSON
         assert message.get("jsonrpc") == "2.0", line
     assert " DEBUG " in stderr, stderr[-2000:]
-    assert "upstream connected" in stderr, stderr[-2000:]
+    assert "upstream local: connected (stdio" in stderr, stderr[-2000:]

@@ -541,3 +541,22 @@ async def test_statuses_and_errors_never_contain_env_or_header_values(upstream: 
         assert all(s.last_error for s in statuses if s.name.endswith("-bg"))
     for text in texts:
         assert SECRET not in text, text
+
+
+async def test_a_slow_replacement_holds_up_no_detach_or_call_of_that_name(upstream: UpstreamFactory) -> None:
+    """Bug: the pool held a per-name lock across a whole connect, so while a replacement of `srv` hung in its
+    handshake, a detach of `srv` waited for it (and a lock was created, and kept, for any name ever detached)."""
+    async with McpPluginFactory() as factory:
+        with anyio.fail_after(WAIT):
+            await factory.attach_server("srv", server_config("stdio", upstream, startup_timeout=15))
+        hanging = server_config("stdio", upstream, "--behaviour", "hang-list", startup_timeout=15)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(factory.pool.attach, "srv", hanging)  # cancelled below, long before it could end
+            with anyio.fail_after(5):  # well inside the replacement's startup timeout
+                result = await session_of(factory).call_tool("mcp__srv__echo", {"text": "still here"})
+                assert result.structured == {"text": "still here"}
+                await factory.detach_server("srv")
+            assert "srv" not in {status.name for status in factory.pool.server_statuses()}
+            tg.cancel_scope.cancel()
+        with pytest.raises(ServerNotAttached):
+            await factory.detach_server("never-attached")
