@@ -10,7 +10,6 @@ from ._config import DEFAULT_STARTUP_TIMEOUT as DEFAULT_STARTUP_TIMEOUT
 from ._config import HttpServerConfig as HttpServerConfig
 from ._config import McpServerConfig as McpServerConfig
 from ._config import StdioServerConfig as StdioServerConfig
-from ._config import ToolFilter as ToolFilter
 from ._config import load_mcp_servers as load_mcp_servers
 from ._errors import CallTimeout as CallTimeout
 from ._errors import ConfigError as ConfigError
@@ -27,6 +26,7 @@ from ._errors import UpstreamProtocolError as UpstreamProtocolError
 from ._errors import UpstreamUnavailable as UpstreamUnavailable
 from ._naming import export_name as export_name
 from ._secrets import redacted as redacted
+from ._tool_filter import ToolFilter as ToolFilter
 from ._types import ServerStatus as ServerStatus
 from ._types import SkippedTool as SkippedTool
 from .admin._gateway import Gateway as Gateway

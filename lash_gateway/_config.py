@@ -16,31 +16,30 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from fnmatch import fnmatchcase
 from typing import Annotated, Any, Final, Literal, TypeAlias, TypeVar, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, field_validator
 from pydantic_core import CoreSchema
 
 from ._errors import ConfigError
 from ._mcp_json import load_json, typed_shape
+from ._naming import validate_server_name
 from ._redact import redacted_args, redacted_url
 from ._schema import json_kind as _kind
+from ._tool_filter import ToolFilter
+from ._validation import validated
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_MODE",
     "DEFAULT_STARTUP_TIMEOUT",
-    "MAX_SERVER_NAME_LENGTH",
     "HttpServerConfig",
     "McpServerConfig",
     "ProtocolMode",
     "ServerConfig",
     "StdioServerConfig",
-    "ToolFilter",
     "load_mcp_servers",
-    "validate_server_name",
 ]
 
 DEFAULT_STARTUP_TIMEOUT: Final = 10.0
@@ -51,8 +50,6 @@ MAX_STARTUP_TIMEOUT: Final = 3600.0
 """Longest `startup_timeout` accepted: an attach must answer within the hour."""
 MAX_CALL_TIMEOUT: Final = 86400.0
 """Longest `call_timeout` accepted: a day; "no limit" would let a hung upstream hold a call for ever."""
-MAX_SERVER_NAME_LENGTH: Final = 64
-"""Longest server name accepted (in characters)."""
 
 ProtocolMode: TypeAlias = Literal["legacy", "auto"]
 """How the client picks the protocol era; see `_ServerConfigBase.mode`."""
@@ -63,57 +60,6 @@ _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings
 
 # RFC 9110 token characters: what an HTTP header name may contain.
 _TOKEN_CHARS: Final = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def validate_server_name(name: str) -> str:
-    """Return `name` if it is a valid server name.
-
-    A valid name is 1-64 characters with no control or invisible formatting characters and no
-    whitespace at either end. Names are otherwise free: tool names use a normalised form of them.
-
-    Raises:
-        ConfigError: the name is not a string or breaks one of the rules.
-    """
-    if not isinstance(name, str):
-        raise ConfigError(None, f"server name must be a string (got {type(name).__name__})")
-    if not name:
-        raise ConfigError(name, "server name must not be empty")
-    if len(name) > MAX_SERVER_NAME_LENGTH:
-        raise ConfigError(name, f"server name is {len(name)} characters long; the limit is {MAX_SERVER_NAME_LENGTH}")
-    for char in name:
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-            raise ConfigError(name, f"server name contains the control character U+{ord(char):04X}")
-    if name != name.strip():
-        raise ConfigError(name, "server name must not start or end with whitespace")
-    return name
-
-
-class ToolFilter(BaseModel):
-    """Which upstream tools a server contributes.
-
-    Patterns are shell-style globs (`*`, `?`, `[abc]`), matched case-sensitively against the tool
-    names the upstream lists, before they are renamed to `mcp__<server>__<tool>`.
-    """
-
-    model_config = _MODEL_CONFIG
-
-    allow: list[str] = []
-    """A tool must match one of these patterns to be kept; an empty list keeps every tool."""
-    deny: list[str] = []
-    """A tool matching one of these patterns is dropped, even if `allow` matched it."""
-
-    @field_validator("allow", "deny")
-    @classmethod
-    def _check_patterns(cls, patterns: list[str]) -> list[str]:
-        if any(not pattern for pattern in patterns):
-            raise ValueError("patterns must not be empty strings")
-        return patterns
-
-    def allows(self, tool: str) -> bool:
-        """Whether the upstream tool named `tool` passes this filter."""
-        if self.allow and not any(fnmatchcase(tool, pattern) for pattern in self.allow):
-            return False
-        return not any(fnmatchcase(tool, pattern) for pattern in self.deny)
 
 
 class McpServerConfig(BaseModel):
@@ -420,38 +366,7 @@ def _with_common(
 
 
 def _build(model: type[_Config], name: str | None, data: Mapping[str, object]) -> _Config:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        # `from None`: each error is a line of the ConfigError already, and the pydantic chain is noise.
-        raise ConfigError.from_problems(name, _problems(exc, model, data.get("transport"))) from None
-
-
-def _problems(exc: ValidationError, model: type[BaseModel], transport: object) -> list[tuple[str | None, str]]:
-    """One `(field, problem)` per pydantic error, without the inputs (they may be secrets)."""
-    problems: list[tuple[str | None, str]] = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = _field_path(error["loc"])
-        kind = error["type"]
-        if kind == "missing":
-            problem = "is required"
-        elif kind == "extra_forbidden":
-            allowed = ", ".join(model.model_fields) if len(error["loc"]) == 1 else ", ".join(ToolFilter.model_fields)
-            where = f" for transport {transport!r}" if isinstance(transport, str) and len(error["loc"]) == 1 else ""
-            problem = f"unknown key{where} (allowed: {allowed})"
-        elif kind == "value_error" and "error" in error.get("ctx", {}):
-            problem = str(error["ctx"]["error"])
-        else:
-            problem = error["msg"]
-        problems.append((field, problem))
-    return problems
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str | None:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
-    return path or None
+    return validated(model, name, data, nested_keys=ToolFilter.model_fields)
 
 
 def _short(value: object) -> str:

@@ -20,6 +20,7 @@ Exported names drop the `mcp__` prefix (an MCP client adds its own) and fit the 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -27,7 +28,10 @@ from typing import Final
 
 from lash_core import unique_name
 
+from ._errors import ConfigError
+
 __all__ = [
+    "MAX_SERVER_NAME_LENGTH",
     "MAX_TOOL_NAME_LENGTH",
     "MCP_PREFIX",
     "SEPARATOR",
@@ -41,12 +45,15 @@ __all__ = [
     "export_names",
     "is_valid_tool_name",
     "normalize",
+    "validate_server_name",
 ]
 
 MCP_PREFIX: Final = "mcp__"
 """Prefix of every lash name of an upstream MCP tool."""
 SEPARATOR: Final = "__"
 """Between the server and the tool part of a lash name."""
+MAX_SERVER_NAME_LENGTH: Final = 64
+"""Longest server name accepted (in characters)."""
 MAX_TOOL_NAME_LENGTH: Final = 64
 """Longest tool name the Claude and OpenAI APIs accept."""
 TOOL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -89,6 +96,29 @@ class ToolNames:
             KeyError: `server` or `tool` was not among the inputs.
         """
         return self.by_ref[ToolRef(server, tool)]
+
+
+def validate_server_name(name: str) -> str:
+    """Return `name` if it is a valid server name.
+
+    A valid name is 1-64 characters with no control or invisible formatting characters and no
+    whitespace at either end. Names are otherwise free: tool names use a normalised form of them.
+
+    Raises:
+        ConfigError: the name is not a string or breaks one of the rules.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(None, f"server name must be a string (got {type(name).__name__})")
+    if not name:
+        raise ConfigError(name, "server name must not be empty")
+    if len(name) > MAX_SERVER_NAME_LENGTH:
+        raise ConfigError(name, f"server name is {len(name)} characters long; the limit is {MAX_SERVER_NAME_LENGTH}")
+    for char in name:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            raise ConfigError(name, f"server name contains the control character U+{ord(char):04X}")
+    if name != name.strip():
+        raise ConfigError(name, "server name must not start or end with whitespace")
+    return name
 
 
 def normalize(part: str) -> str:

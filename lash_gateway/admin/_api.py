@@ -30,8 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._bearer import Bearer
-from .._config import McpServerConfig, validate_server_name
+from .._config import McpServerConfig
 from .._errors import ConfigError, PolicyError, ServerNotAttached, StoreError, UpstreamUnavailable
+from .._naming import validate_server_name
 from ..upstream._plugin import status_dict
 from ..upstream._pool import McpConnectionPool
 from ._policy import AdminPolicy

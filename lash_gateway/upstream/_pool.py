@@ -20,9 +20,9 @@ from anyio.abc import TaskGroup
 
 from lash_core import LogReporter, ProgressReporter, ToolDefinition, ToolResult
 
-from .._config import McpServerConfig, ServerConfig, validate_server_name
+from .._config import McpServerConfig, ServerConfig
 from .._errors import ServerNotAttached, UnknownTool
-from .._naming import assign_tool_names, claim_server_part
+from .._naming import assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
 from ._network import NetworkGuard
 from ._upstream import Upstream

@@ -12,9 +12,9 @@ from typing import Final
 
 from mcp import ClientSession
 
-from .._config import ToolFilter
 from .._errors import UpstreamProtocolError
 from .._schema import SanitizedTool, sanitize_tool
+from .._tool_filter import ToolFilter
 from .._types import SkippedTool
 from ._wire import send_raw
 

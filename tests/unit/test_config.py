@@ -16,12 +16,12 @@ from lash_gateway._config import (
     HttpServerConfig,
     McpServerConfig,
     StdioServerConfig,
-    ToolFilter,
     load_mcp_servers,
-    validate_server_name,
 )
 from lash_gateway._errors import ConfigError, GatewayError
+from lash_gateway._naming import validate_server_name
 from lash_gateway._secrets import redacted
+from lash_gateway._tool_filter import ToolFilter
 
 SECRET = "sk-live-Do-Not-Print-7f3a"
 
