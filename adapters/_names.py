@@ -26,7 +26,6 @@ MAX_NAME_LENGTH = 64
 
 _FITS = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DISALLOWED = re.compile(r"[^A-Za-z0-9_-]")
-"""Hex digits of the suffix, tried in order; past 8 only when a mapped name clashes with another tool."""
 
 
 @final

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Annotated, Any, Final, Literal, TypeAlias, TypeVar, Union
+from functools import cache
+from typing import Annotated, Any, Final, Literal, Self, TypeAlias, TypeVar, cast
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, SecretStr, TypeAdapter, field_validator
 from pydantic_core import CoreSchema
 
 from ._errors import ConfigError
@@ -52,7 +53,7 @@ MAX_CALL_TIMEOUT: Final = 86400.0
 """Longest `call_timeout` accepted: a day; "no limit" would let a hung upstream hold a call for ever."""
 
 ProtocolMode: TypeAlias = Literal["legacy", "auto"]
-"""How the client picks the protocol era; see `_ServerConfigBase.mode`."""
+"""How the client picks the protocol era; see `McpServerConfig.mode`."""
 
 DEFAULT_MODE: Final[ProtocolMode] = "legacy"
 
@@ -100,13 +101,31 @@ class McpServerConfig(BaseModel):
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        """As a field type, the base validates either kind by its `transport` tag (the kinds' own schemas are
-        pydantic's defaults)."""
-        # The base has the kinds as subclasses (its own schema, made before they exist, is the default one).
-        kinds = [kind for kind in cls.__subclasses__() if kind.__pydantic_complete__] if source is cls else []
-        if kinds:
-            return handler.generate_schema(Annotated[Union[tuple(kinds)], Field(discriminator="transport")])  # noqa: UP007
+        """As a field type, the base validates either kind by its `transport` tag; the kinds (and any subclass
+        of them) keep pydantic's own schema. The base's own schema is made before the kinds exist."""
+        if source is cls and cls is globals().get("McpServerConfig"):
+            return handler.generate_schema(_TaggedKinds)
         return handler(source)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        """The base validates either kind (by `transport`); a kind validates itself."""
+        if cls is McpServerConfig:
+            return cast(Self, _kinds().validate_python(obj, **options))
+        return super().model_validate(obj, **options)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        if cls is McpServerConfig:
+            return cast(Self, _kinds().validate_json(json_data, **options))
+        return super().model_validate_json(json_data, **options)
+
+    @classmethod
+    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The base's schema is that of either kind."""
+        if cls is McpServerConfig:
+            return _kinds().json_schema(*args, **kwargs)
+        return super().model_json_schema(*args, **kwargs)
 
     @staticmethod
     def stdio(
@@ -299,6 +318,7 @@ class HttpServerConfig(McpServerConfig):
 
 
 ServerConfig: TypeAlias = StdioServerConfig | HttpServerConfig
+_TaggedKinds: TypeAlias = Annotated[ServerConfig, Field(discriminator="transport")]
 """The two kinds of `McpServerConfig`, for code that tells them apart (`isinstance`): what `parse` returns."""
 
 
@@ -365,10 +385,11 @@ def _with_common(
     return data
 
 
+@cache
+def _kinds() -> TypeAdapter[ServerConfig]:
+    """Either kind, told apart by `transport` (built once, on first use: the kinds are defined after the base)."""
+    return TypeAdapter(_TaggedKinds)
+
+
 def _build(model: type[_Config], name: str | None, data: Mapping[str, object]) -> _Config:
     return validated(model, name, data, nested_keys=ToolFilter.model_fields)
-
-
-def _short(value: object) -> str:
-    """`value` quoted for a message when it is a short string (a type or transport tag), else its kind."""
-    return repr(value) if isinstance(value, str) and len(value) <= 40 else _kind(value)

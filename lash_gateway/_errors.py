@@ -2,7 +2,7 @@
 
 GatewayError
 ├── ConfigError(ValueError)          bad input; names server and field; never retried
-├── PolicyError(PermissionError)     the admin policy refuses an attach; says which setting allows it
+├── PolicyError                      the admin policy refuses an attach; says which setting allows it
 ├── StateError                       a state file cannot be made owner-only; says how to fix it
 │   └── StoreError                   the state store cannot be read or written; names the file
 ├── ServerNotAttached(LookupError)   .server; no server of that name is attached
@@ -94,7 +94,7 @@ class ConfigError(GatewayError, ValueError):
         return error
 
 
-class PolicyError(GatewayError, PermissionError):
+class PolicyError(GatewayError):
     """An attach the operator's policy (`gateway.admin`) refuses; the message says which setting would allow it."""
 
 

@@ -1,6 +1,6 @@
 """Every private part of the MCP SDK the gateway uses, in this one module, each with why and what it relies on.
 
-Nothing else in the package touches an `mcp` name that starts with `_`. `tests/test_sdk_internals.py` checks
+Nothing else in the package touches an `mcp` name that starts with `_`. `tests/structure/test_sdk_internals.py` checks
 each piece against the installed SDK and fails naming the piece when an upgrade moves it; `mcp` is pinned to
 the minor versions those checks were run on (see the README to move the pin).
 

@@ -79,6 +79,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "McpToolProvider",
         "NetworkGuard",
         "PolicyError",
+        "ServerConfig",
         "ServerDetached",
         "ServerNotAttached",
         "ServerStatus",

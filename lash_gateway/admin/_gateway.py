@@ -129,7 +129,8 @@ class Gateway:
                 from_store = config is not configured.get(name)
                 tg.start_soon(self._attach_one, name, config, from_store)
         self.ready.set()
-        log.info("attached the %d configured servers", len(servers), extra={"servers": len(servers)})
+        attached = len(self.factory.pool.server_statuses())
+        log.info("attached %d of %d configured servers", attached, len(servers), extra={"servers": attached})
 
     async def _attach_one(self, name: str, config: ServerConfig, from_store: bool) -> None:
         guard = None

@@ -13,6 +13,7 @@ undo runtime changes; `DELETE` then `PUT` through the admin API does.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from pydantic import BaseModel, SecretStr
 from .._config import McpServerConfig, ServerConfig
 from .._errors import StateError, StoreError
 from ._state import ensure_private
+
+log = logging.getLogger("lash_gateway.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS servers (
@@ -71,9 +74,19 @@ class StateStore:
             rows = connection.execute("SELECT name, config FROM servers ORDER BY changed_at").fetchall()
         finally:
             connection.close()
-        return [
-            StoredChange(name, McpServerConfig.parse(json.loads(raw), name=name) if raw else None) for name, raw in rows
-        ]
+        changes = []
+        for name, raw in rows:
+            try:
+                changes.append(StoredChange(name, McpServerConfig.parse(json.loads(raw), name=name) if raw else None))
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError and ConfigError are ValueErrors
+                log.error(
+                    "state store %s: the stored change of server %s cannot be read, left out: %s",
+                    self.path,
+                    name,
+                    exc,
+                    extra={"server": name, "path": str(self.path), "reason": str(exc)},
+                )
+        return changes
 
     def _record(self, name: str, config: ServerConfig | None) -> None:
         raw = json.dumps(_with_secrets(config)) if config is not None else None

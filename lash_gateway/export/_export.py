@@ -89,7 +89,7 @@ class McpExport:
             cache_hints={"tools/list": CacheHint(ttl_ms=0, scope="private")},
         )
         self.server.middleware.append(self._track_connection)
-        self._own_middleware = len(self.server.middleware)
+        self._own_middleware = tuple(self.server.middleware)
 
     @property
     def connected_clients(self) -> int:
@@ -128,7 +128,7 @@ class McpExport:
     def has_user_middleware(self) -> bool:
         """Whether a user added to `server.middleware`, the one extension point every inbound message passes on
         every transport: the fast path then leaves `tools/call` and the rest to the SDK, which runs it."""
-        return len(self.server.middleware) != self._own_middleware
+        return tuple(self.server.middleware) != self._own_middleware
 
     def http_connection(self, session_id: str) -> Connection | None:
         """The connection behind a streamable-HTTP `Mcp-Session-Id`, once `initialize` was answered."""

@@ -192,7 +192,7 @@ class FastPath:
         cancel = self._calls.get((session_id, request_id)) if _is_request_id(request_id) else None
         if cancel is None:
             return False
-        log.debug("call cancelled by the client", extra={"request_id": request_id})
+        log.debug("call %r cancelled by the client", request_id, extra={"request_id": request_id})
         cancel.cancel()
         await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})

@@ -4,7 +4,8 @@ scrubbed)."""
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+from typing import Any, Final
 
 import anyio
 import httpx2
@@ -13,7 +14,7 @@ from mcp import MCPError
 from .._errors import UpstreamError
 from .._redact import redact
 
-__all__ = ["describe_error", "is_expected"]
+__all__ = ["describe_error", "is_expected", "log_failure"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -23,8 +24,7 @@ def describe_error(exc: BaseException) -> str:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
-        leaves = [_describe(e) for e in exc.exceptions]
-        return "; ".join(dict.fromkeys(leaves))
+        return "; ".join(dict.fromkeys(_describe(leaf) for leaf in _leaves(exc)))
     if isinstance(exc, UpstreamError):
         return str(exc).split(": ", 1)[-1]
     if isinstance(exc, FileNotFoundError):
@@ -61,8 +61,30 @@ _EXPECTED: Final = (
 """What talking to an upstream can raise without anything being wrong here: it is down, slow or speaks nonsense."""
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf for exc in group.exceptions for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    ]
+
+
 def is_expected(exc: BaseException) -> bool:
     """Whether `exc` says the upstream is down, slow or wrong, rather than that something is wrong here."""
     if isinstance(exc, BaseExceptionGroup):
         return all(is_expected(leaf) for leaf in exc.exceptions)
     return isinstance(exc, _EXPECTED)
+
+
+def log_failure(
+    log: logging.Logger, server: str, what: str, exc: BaseException, last_unexpected: str | None = None, **facts: Any
+) -> str | None:
+    """Say that `what` failed on `server`, and why. A failure nothing expects (a bug, here or in the SDK) is an
+    error with its traceback, unless it is the same as `last_unexpected`, the one said just before; returns the
+    description to pass as `last_unexpected` next time (None after an expected failure)."""
+    reason = describe_error(exc)
+    facts = {"server": server, "reason": reason, **facts}
+    if is_expected(exc):
+        log.warning("upstream %s: %s: %s", server, what, reason, extra=facts)
+        return None
+    trace = exc if reason != last_unexpected else None
+    log.error("upstream %s: %s, unexpectedly: %s", server, what, reason, exc_info=trace, extra=facts)
+    return reason

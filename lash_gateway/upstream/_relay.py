@@ -113,9 +113,10 @@ class CallRelay:
         if self._delivering:
             return
         self._delivering = True
+        self._idle = anyio.Event()  # one for every waiter of this delivery
         try:
             while self._queue:
-                await _deliver(self._queue.popleft())
+                await _deliver(self._queue.popleft(), self._label)
         finally:
             self._delivering = False
             if self._idle is not None:
@@ -123,8 +124,7 @@ class CallRelay:
 
     async def settled(self) -> None:
         """Return once nothing is being delivered (everything queued before now has been)."""
-        while self._delivering:
-            self._idle = anyio.Event()
+        while self._delivering and self._idle is not None:
             await self._idle.wait()
 
     def close(self) -> None:
@@ -132,9 +132,9 @@ class CallRelay:
         self._queue = None
 
 
-async def _deliver(delivery: _Delivery) -> None:
+async def _deliver(delivery: _Delivery, label: str) -> None:
     """Run one delivery; a reporter's failure is logged and does not end the call."""
     try:
         await delivery()
     except Exception:
-        log.exception("progress or log message not delivered to the caller")
+        log.exception("%s: a progress or log message was not delivered to the caller", label, extra={"call": label})

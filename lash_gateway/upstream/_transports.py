@@ -8,7 +8,6 @@ anything over 1 MiB.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from .._config import HttpServerConfig, ServerConfig, StdioServerConfig
 from ._network import NetworkGuard, guarded_transport
 from ._sse_client import sse_client
 from ._stdio import StdioLane, open_stdio
-
-log = logging.getLogger("lash_gateway.transport")
 
 ReadStream: TypeAlias = MemoryObjectReceiveStream[SessionMessage | Exception]
 WriteStream: TypeAlias = MemoryObjectSendStream[SessionMessage]

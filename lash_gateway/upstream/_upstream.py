@@ -42,7 +42,7 @@ from .._redact import remember_secrets
 from .._schema import SanitizedTool
 from .._secrets import redacted, secret_values
 from .._types import ServerStatus, SkippedTool, State
-from ._describe import describe_error, is_expected
+from ._describe import describe_error, log_failure
 from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
 from ._stdio import StdioLane
@@ -169,6 +169,9 @@ class Upstream:
                     self._connected_since = time.time()
                     self._state = "connected"
                     self.last_error = None
+                    self._last_unexpected = (
+                        None  # a bug that comes back after a good connection shows its traceback again
+                    )
                     self._transport_errors = 0
                     log.info(
                         "upstream %s: connected (%s, protocol %s): %d tools",
@@ -209,26 +212,14 @@ class Upstream:
             tg.cancel_scope.cancel()
         raise UpstreamUnavailable(self.name, "connection lost")
 
+    def _warn(self, what: str, exc: Exception) -> None:
+        log_failure(log, self.name, what, exc)
+
     def _log_failure(self, exc: Exception) -> None:
-        """A connection that failed is said with why; one that failed in a way nothing expects (a bug, here or
-        in the SDK) is said with its traceback, the first time it happens in a row."""
-        facts = {"server": self.name, "transport": self.config.transport, "reason": self.last_error}
         attempt = self._attempts + 1
-        if is_expected(exc):
-            log.warning(
-                "upstream %s: connection failed (attempt %d): %s", self.name, attempt, self.last_error, extra=facts
-            )
-            return
-        first = self.last_error != self._last_unexpected
-        self._last_unexpected = self.last_error
-        log.error(
-            "upstream %s: unexpected error (attempt %d), reconnecting: %s",
-            self.name,
-            attempt,
-            self.last_error,
-            exc_info=exc if first else None,
-            extra=facts,
-        )
+        what = f"connection failed (attempt {attempt})"
+        facts = {"transport": self.config.transport, "attempt": attempt}
+        self._last_unexpected = log_failure(log, self.name, what, exc, self._last_unexpected, **facts)
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, types.ToolListChangedNotification):
@@ -250,7 +241,7 @@ class Upstream:
                 self.name,
                 params.level,
                 params.data,
-                extra={"server": self.name, "level": params.level, "data": params.data},
+                extra={"server": self.name, "upstream_level": params.level, "data": params.data},
             )
 
     async def _refresh_on_request(self, client: Client) -> None:
@@ -261,18 +252,14 @@ class Upstream:
                 with anyio.fail_after(self.config.startup_timeout):
                     await self._list_tools(client)
             except Exception as exc:
-                error = describe_error(exc)
-                facts = {"server": self.name, "reason": error}
-                log.warning("upstream %s: tool list refresh failed: %s", self.name, error, extra=facts)
+                self._warn("tool list refresh failed", exc)
 
     async def _subscribe(self, client: Client, stack: contextlib.AsyncExitStack) -> Subscription | None:
         """A tools/list_changed subscription, open (acknowledged) until `stack` closes; None if the server refuses."""
         try:
             return await stack.enter_async_context(client.listen(tools_list_changed=True))
         except Exception as exc:
-            error = describe_error(exc)
-            facts = {"server": self.name, "reason": error}
-            log.warning("upstream %s: change subscription refused: %s", self.name, error, extra=facts)
+            self._warn("change subscription refused", exc)
             return None
 
     async def _listen(self, subscription: Subscription) -> None:
@@ -281,9 +268,7 @@ class Upstream:
             async for _ in subscription:
                 self._refresh.set()
         except Exception as exc:
-            error = describe_error(exc)
-            facts = {"server": self.name, "reason": error}
-            log.warning("upstream %s: change subscription ended: %s", self.name, error, extra=facts)
+            self._warn("change subscription ended", exc)
 
     async def _health_check(self, client: Client) -> None:
         while True:

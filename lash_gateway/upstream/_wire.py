@@ -109,7 +109,13 @@ def _part(server: str, tool: str, item: Any) -> ContentPart:
             annotations,
         )
     # Unknown or malformed content stays visible rather than vanishing.
-    log.warning("unrecognised content item in tool result", extra={"server": server, "tool": tool, "type": kind})
+    log.warning(
+        "upstream %s: tool %r answered a content item of unknown type %r; passed on as text",
+        server,
+        tool,
+        kind,
+        extra={"server": server, "tool": tool, "type": kind},
+    )
     return TextPart(json.dumps(item, ensure_ascii=False))
 
 

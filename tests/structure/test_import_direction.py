@@ -23,6 +23,8 @@ FORBIDDEN_BY_SIDE: Final = {
     "admin": (),
 }
 LEAF_FORBIDDEN: Final = ("anyio", "mcp", "mcp_types", *(f"lash_gateway.{side}" for side in SIDES), SDK_DOOR)
+ROOT_PACKAGE: Final = "lash_gateway"
+"""Importing the package itself from inside it is importing upward (it imports every side)."""
 
 
 def module_name(path: Path) -> str:
@@ -45,6 +47,31 @@ def imports_of(path: Path) -> Iterator[str]:
             target = ".".join([*base, node.module] if node.module else base)
             yield target
             yield from (f"{target}.{alias.name}" for alias in node.names)
+
+
+def imports_the_root(path: Path) -> bool:
+    """Whether `path` imports the `lash_gateway` package itself (`import lash_gateway`, `from lash_gateway import
+    X`, `from .. import X` reaching the root), rather than one of its modules."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(alias.name == ROOT_PACKAGE for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom):
+            package = module_name(path).split(".")[:-1] if path.name != "__init__.py" else module_name(path).split(".")
+            base = package[: len(package) - node.level + 1] if node.level else []
+            if ".".join([*base, node.module] if node.module else base) == ROOT_PACKAGE:
+                return True
+    return False
+
+
+def private_reaches(path: Path) -> list[str]:
+    """`x._name` where `x` is not `self` or `cls`: a reach into another object's private parts."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = node.value
+            if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls")):
+                found.append(f"{ast.unparse(owner)}.{node.attr} (line {node.lineno})")
+    return found
 
 
 def within(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -87,6 +114,19 @@ def test_only_the_sdk_door_imports_private_sdk_names() -> None:
         if private and module_name(path) != SDK_DOOR:
             found[module_name(path)] = private
     assert found == {}, "private SDK names are used only through lash_gateway._sdk"
+
+
+def test_no_module_inside_imports_the_package_itself() -> None:
+    inside = [path for path in modules(GATEWAY) if path != GATEWAY / "__init__.py" and path.name != "__main__.py"]
+    assert [module_name(path) for path in inside if imports_the_root(path)] == []
+
+
+def test_only_the_sdk_door_reaches_into_private_parts_of_other_objects() -> None:
+    """The SDK's private parts are used in `_sdk` only; elsewhere no module reads another object's `_name` (the
+    gateway's own classes keep their insides to themselves too)."""
+    found = {module_name(path): reaches for path in modules(GATEWAY) if (reaches := private_reaches(path))}
+    found.pop(SDK_DOOR, None)
+    assert found == {}
 
 
 def test_lash_core_imports_nothing_of_the_gateway_or_the_adapters() -> None:

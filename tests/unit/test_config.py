@@ -458,3 +458,29 @@ def test_invalid_json_is_a_config_error_with_a_path_hint_for_strings() -> None:
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_mcp_servers(tmp_path / "missing.json")
+
+
+def test_the_base_type_validates_and_describes_either_kind() -> None:
+    stdio = McpServerConfig.model_validate({"transport": "stdio", "command": "x"})
+    assert isinstance(stdio, StdioServerConfig)
+    http = McpServerConfig.model_validate_json('{"transport": "sse", "url": "http://h/sse"}')
+    assert isinstance(http, HttpServerConfig) and http.transport == "sse"
+    schema = McpServerConfig.model_json_schema()
+    assert {"oneOf", "discriminator"} <= set(schema), schema
+    with pytest.raises(ValidationError):
+        McpServerConfig.model_validate({"transport": "carrier-pigeon"})
+
+
+def test_a_subclass_of_a_kind_leaves_fields_of_the_kinds_alone() -> None:
+    """Bug: the base's schema hook was inherited by the kinds and built a union of their subclasses."""
+
+    class NotedStdio(StdioServerConfig):
+        note: str = ""
+
+    class Body(BaseModel):
+        stdio: StdioServerConfig
+        any: McpServerConfig
+
+    body = Body.model_validate({"stdio": {"command": "x"}, "any": {"transport": "stdio", "command": "y"}})
+    assert type(body.stdio) is StdioServerConfig and type(body.any) is StdioServerConfig
+    assert NotedStdio(command="z", note="n").note == "n"

@@ -155,3 +155,16 @@ def test_later_changes_win() -> None:
     """Changes are applied oldest first: a detach after an attach of the same name removes it, and vice versa."""
     assert apply_changes({}, [StoredChange("x", STDIO), StoredChange("x", None)]) == {}
     assert apply_changes({"x": HTTP}, [StoredChange("x", None), StoredChange("x", SSE)]) == {"x": SSE}
+
+
+@pytest.mark.anyio
+async def test_a_row_that_cannot_be_read_is_left_out_and_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Bug: one corrupt row (a hand edit, a config format that moved on) stopped the whole gateway at start."""
+    store = StateStore(tmp_path / "state.sqlite3")
+    await store.record_attach("good", STDIO)
+    await store.record_attach("bad", HTTP)
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE servers SET config = '{not json' WHERE name = 'bad'")
+    connection.close()
+    assert [change.name for change in await store.load()] == ["good"]
+    assert "server bad cannot be read" in caplog.text
