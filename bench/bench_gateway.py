@@ -87,11 +87,19 @@ def stdio_upstream(*behaviours: str, allow: Sequence[str] = (), startup_timeout:
 
 
 def start_gateway(
-    servers: Mapping[str, Mapping[str, Any]], workdir: Path, label: str, timeout: float
+    servers: Mapping[str, Mapping[str, Any]],
+    workdir: Path,
+    label: str,
+    timeout: float,
+    settings: Mapping[str, Any] | None = None,
 ) -> GatewayProcess:
-    """`lash-gateway serve --port 0` with `servers` configured, returned once every one of them is connected. Its
-    config file and state directory are in `workdir`, named after `label`."""
-    config = write_config(workdir / f"{label}.json", servers, {"host": "127.0.0.1"})
+    """`lash-gateway serve --port 0` with `servers` configured (and the gateway section `settings`), returned once
+    every one of them is connected. Its config file and state directory are in `workdir`, named after `label`.
+
+    Raises:
+        GatewayStartError: the gateway exited at startup (a refused config key, for one); its stderr in the message.
+    """
+    config = write_config(workdir / f"{label}.json", servers, {"host": "127.0.0.1", **(settings or {})})
     process = GatewayProcess(config, state_dir=workdir / f"{label}-state", startup_timeout=timeout)
     try:
         process.wait_connected(list(servers), timeout)

@@ -14,11 +14,11 @@ import signal
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import anyio.to_thread
@@ -28,14 +28,14 @@ from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import _report
-from bench.bench_gateway import connect, cpu_ns, duration, percentile, stdio_upstream, tool_name
+from bench.bench_gateway import connect, cpu_ns, duration, percentile, start_gateway, stdio_upstream, tool_name
+from tests.integration._gateway import MCP_HEADERS
 from tests.servers.launch import (
     SERVER_MODULE,
     GatewayProcess,
     GatewayStartError,
     UpstreamProcess,
     leaked_processes,
-    write_config,
 )
 
 STARTUP_TIMEOUT: Final = 30.0
@@ -69,29 +69,8 @@ PROBE_CALL_TIMEOUT: Final = 10.0
 RECOVERY_ROUNDS: Final = 3
 RECOVERY_TIMEOUT: Final = 30.0
 
-MCP_HEADERS: Final = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
 
 # -- processes ---------------------------------------------------------------------------------------------------
-
-
-def start_gateway(
-    servers: Mapping[str, Mapping[str, Any]], settings: Mapping[str, Any], workdir: Path, label: str
-) -> GatewayProcess:
-    """`lash-gateway serve --port 0` on 127.0.0.1 with `servers` and the gateway section `settings`, returned once
-    every server is connected.
-
-    Raises:
-        GatewayStartError: the gateway exited at startup (a refused config key, for one); its stderr in the message.
-    """
-    config = write_config(workdir / f"{label}.json", servers, {"host": "127.0.0.1", **settings})
-    process = GatewayProcess(config, state_dir=workdir / f"{label}-state", startup_timeout=STARTUP_TIMEOUT)
-    try:
-        process.wait_connected(list(servers), STARTUP_TIMEOUT)
-    except BaseException:
-        process.stop()
-        raise
-    return process
 
 
 def rss_kib(pid: int) -> int:
@@ -334,13 +313,13 @@ async def memory_figures(workdir: Path) -> MemoryRun:
     servers = {"up": stdio_upstream()}
     cap = {"export": {"max_sessions": SESSION_CAP}}
     try:
-        gateway = await anyio.to_thread.run_sync(start_gateway, servers, cap, workdir, "memory-cap")
+        gateway = await anyio.to_thread.run_sync(start_gateway, servers, workdir, "memory-cap", STARTUP_TIMEOUT, cap)
         has_cap = True
     except GatewayStartError as exc:
         if "max_sessions" not in str(exc):
             raise
         print("  (the gateway refuses export.max_sessions: measuring memory without a cap)", flush=True)
-        gateway = await anyio.to_thread.run_sync(start_gateway, servers, {}, workdir, "memory")
+        gateway = await anyio.to_thread.run_sync(start_gateway, servers, workdir, "memory", STARTUP_TIMEOUT, {})
         has_cap = False
     try:
         return await memory_run(gateway, has_cap=has_cap)
@@ -456,7 +435,7 @@ async def run(workdir: Path) -> Results:
     upstream = await anyio.to_thread.run_sync(UpstreamProcess, "streamable_http")
     try:
         servers = {"up": stdio_upstream(), "web": {"transport": "streamable_http", "url": upstream.url}}
-        gateway = await anyio.to_thread.run_sync(start_gateway, servers, {}, workdir, "load")
+        gateway = await anyio.to_thread.run_sync(start_gateway, servers, workdir, "load", STARTUP_TIMEOUT, {})
         try:
             async with connect(gateway.mcp_url) as probe, connect(upstream.url) as straight:
                 via_stdio, via_http = await tool_name(probe, "up__echo"), await tool_name(probe, "web__echo")

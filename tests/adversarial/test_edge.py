@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import anyio
+import anyio.abc
 import httpx2
 import pytest
 
@@ -74,14 +75,19 @@ async def raw_exchange(gateway: InProcessGateway, request: bytes) -> bytes:
     port = int(gateway.base_url.rsplit(":", 1)[1])
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         await stream.send(request)
-        answer = b""
-        with anyio.fail_after(WAIT):
-            try:
-                while chunk := await stream.receive():
-                    answer += chunk
-            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
-                pass
-        return answer
+        return await read_to_the_end(stream)
+
+
+async def read_to_the_end(stream: anyio.abc.ByteStream) -> bytes:
+    """Everything the gateway sends until it closes the connection (bounded by `WAIT`)."""
+    answer = b""
+    with anyio.fail_after(WAIT):
+        try:
+            while chunk := await stream.receive():
+                answer += chunk
+        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
+            pass
+    return answer
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -177,13 +183,7 @@ async def test_one_endless_header_is_431_once_the_head_passes_the_limit(gateway:
         await stream.send(b"GET /healthz HTTP/1.1\r\nHost: " + host + b"\r\nX-Endless: ")
         for _ in range(MAX_HEAD_BYTES // 4096 + 2):  # past the limit, in pieces, never ending the header
             await stream.send(b"a" * 4096)
-        answer = b""
-        with anyio.fail_after(WAIT):
-            try:
-                while chunk := await stream.receive():
-                    answer += chunk
-            except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError):
-                pass
+        answer = await read_to_the_end(stream)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
     await canary_works(gateway)
 
