@@ -8,7 +8,6 @@ app enters it in its lifespan, so uvicorn's shutdown closes upstreams and reaps 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,15 +24,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
-from .._bearer import Bearer
 from .._config import ServerConfig
 from .._errors import GatewayError, PolicyError
 from .._hosts import HostRules
-from ..export._edge import Edge
+from ..export._edge import Edge, RequireBearer
 from ..export._export import McpExport
 from ..export._fast_path import FastPath, close_http_session, open_http_sessions
 from ..export._legacy_sse import LegacySse
@@ -186,7 +184,7 @@ class Gateway:
         token = settings.auth_token.get_secret_value() if settings.auth_token else None
 
         def guarded(app: ASGIApp) -> ASGIApp:
-            return _RequireBearer(app, token) if token else app
+            return RequireBearer(app, token) if token else app
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -244,26 +242,3 @@ class Gateway:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
-
-
-class _RequireBearer:
-    """Answers 401 unless the request carries `Authorization: Bearer <token>` (constant-time check)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._token = Bearer(token)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if not self._token.matches(scope["headers"]):
-                body = json.dumps({"error": "missing or wrong bearer token"}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self._app(scope, receive, send)

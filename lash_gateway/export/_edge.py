@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._bearer import Bearer
 from .._hosts import HostRules
 
-__all__ = ["ABORT_EXTENSION", "Edge"]
+__all__ = ["ABORT_EXTENSION", "Edge", "RequireBearer"]
 
 log = logging.getLogger("lash_gateway.edge")
 
@@ -150,6 +151,20 @@ class Edge:
         return None
 
 
+class RequireBearer:
+    """Answers 401 unless the request carries `Authorization: Bearer <token>` (constant-time check)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._token = Bearer(token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._token.matches(scope["headers"]):
+            await _reply(send, 401, "missing or wrong bearer token", headers=[(b"www-authenticate", b"Bearer")])
+            return
+        await self._app(scope, receive, send)
+
+
 def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
@@ -164,14 +179,22 @@ def _replaying(body: Message, receive: Receive) -> Receive:
     return replay
 
 
-async def _reply(send: Send, status: int, message: str, *, rpc: bool = False, close: bool = False) -> None:
+async def _reply(
+    send: Send,
+    status: int,
+    message: str,
+    *,
+    rpc: bool = False,
+    close: bool = False,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     """A JSON error answer; `rpc`: shaped as a JSON-RPC error, for MCP clients; `close`: the connection ends."""
     payload = (
         {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}} if rpc else {"error": message}
     )
     body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    fields = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        fields.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": body})
