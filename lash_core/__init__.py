@@ -9,6 +9,10 @@ from ._budget import DEFAULT_MAX_TEXT_CHARS as DEFAULT_MAX_TEXT_CHARS
 from ._budget import ToolOutputBudget as ToolOutputBudget
 from ._budget import ToolOutputBudgetPluginFactory as ToolOutputBudgetPluginFactory
 from ._budget import apply_budget as apply_budget
+from ._caller import NO_CALLER as NO_CALLER
+from ._caller import Caller as Caller
+from ._caller import CallerRequest as CallerRequest
+from ._caller import CallerUnsupported as CallerUnsupported
 from ._context import PluginSessionContext as PluginSessionContext
 from ._context import SessionKind as SessionKind
 from ._core import LashCore as LashCore
@@ -52,9 +56,13 @@ from ._tools import ignore_progress as ignore_progress
 
 __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
+    "NO_CALLER",
     "ActionArgumentsError",
     "ActionSpec",
     "AudioPart",
+    "Caller",
+    "CallerRequest",
+    "CallerUnsupported",
     "Cancellation",
     "ContentPart",
     "DuplicatePluginError",

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._caller import NO_CALLER, Caller
 from ._context import PluginSessionContext, SessionKind
 from ._plugin import PluginFactory, SessionPlugin
 from ._registrar import PluginRegistrar
@@ -33,14 +34,17 @@ class LashCore:
         """A copy of the stack this core builds from."""
         return PluginStack(self._factories)
 
-    def session(self, *, snapshot: SessionSnapshot | None = None) -> Session:
-        """A new root session, or the session a snapshot was taken of, with its plugin state restored."""
+    def session(self, *, snapshot: SessionSnapshot | None = None, caller: Caller = NO_CALLER) -> Session:
+        """A new root session, or the session a snapshot was taken of, with its plugin state restored. `caller`
+        answers providers' questions during its calls (sampling, elicitation, roots; see `Caller`)."""
         if snapshot is None:
-            return self.session_for(PluginSessionContext(uuid.uuid4().hex, SessionKind.ROOT))
+            return self.session_for(PluginSessionContext(uuid.uuid4().hex, SessionKind.ROOT), caller=caller)
         context = PluginSessionContext(snapshot.session_id, snapshot.kind, snapshot.parent_id)
-        return self.session_for(context, snapshot)
+        return self.session_for(context, snapshot, caller=caller)
 
-    def session_for(self, context: PluginSessionContext, snapshot: SessionSnapshot | None = None) -> Session:
+    def session_for(
+        self, context: PluginSessionContext, snapshot: SessionSnapshot | None = None, *, caller: Caller = NO_CALLER
+    ) -> Session:
         """Build a session for an explicit context (hosts that manage session ids themselves)."""
         reg = PluginRegistrar()
         for provider in self._providers:
@@ -55,7 +59,7 @@ class LashCore:
             reg.owner = plugin_id
             plugin.register(reg)
             plugins.append((plugin_id, plugin))
-        return Session(self, context, plugins, reg.registrations)
+        return Session(self, context, plugins, reg.registrations, caller)
 
 
 class LashCoreBuilder:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Self
 import anyio
 from pydantic import ValidationError
 
+from ._caller import NO_CALLER, Caller
 from ._context import PluginSessionContext, SessionKind
 from ._errors import ActionArgumentsError, PluginUsageError, ToolConflictError, UnknownActionError
 from ._registrar import ActionSpec, Owned, Registrations, TurnContext, stored_categories
@@ -127,9 +128,12 @@ class Session:
         context: PluginSessionContext,
         plugins: Sequence[tuple[str, SessionPlugin]],
         registrations: Registrations,
+        caller: Caller = NO_CALLER,
     ) -> None:
         self._core = core
         self.context = context
+        self.caller = caller
+        """Answers providers' questions (sampling, elicitation, roots) during this session's calls."""
         self._plugins = plugins
         self._reg = registrations
         self._surface: _Surface | None = None
@@ -192,16 +196,20 @@ class Session:
         progress: ProgressReporter | None = None,
         cancellation: Cancellation | None = None,
         log: LogReporter | None = None,
+        caller: Caller | None = None,
     ) -> ToolResult:
         """Run one tool call through the session's hooks. Never raises for a failing call: unknown
         tools, bad arguments, hook and provider errors, and a fired `cancellation` all come back as
-        failure results. Cancelling the calling task cancels the call and propagates as usual."""
+        failure results. Cancelling the calling task cancels the call and propagates as usual.
+        `caller` answers the provider's questions (sampling, elicitation, roots) for this call; by
+        default the session's."""
         context = ToolCallContext(
             self.id,
             call_id or uuid.uuid4().hex,
             progress or ignore_progress,
             cancellation or Cancellation(),
             log or ignore_log,
+            caller or self.caller,
         )
         if args is not None and not isinstance(args, Mapping):
             # Models do send lists and strings; that is a bad call, not a crash.
@@ -330,7 +338,7 @@ class Session:
             raise PluginUsageError(f"unknown session kind {kind!r}; one of {choices}") from None
         if kind is SessionKind.ROOT:
             raise PluginUsageError("a child session cannot be a root session; use core.session() for a new root")
-        return self._core.session_for(PluginSessionContext(uuid.uuid4().hex, kind, self.id))
+        return self._core.session_for(PluginSessionContext(uuid.uuid4().hex, kind, self.id), caller=self.caller)
 
     def snapshot(self) -> SessionSnapshot:
         states = {pid: state for pid, plugin in self._plugins if (state := plugin.snapshot()) is not None}

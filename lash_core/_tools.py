@@ -19,6 +19,7 @@ import anyio
 import anyio.lowlevel
 from pydantic import BaseModel
 
+from ._caller import NO_CALLER, Caller
 from ._types import JsonObject, JsonValue
 
 
@@ -114,14 +115,15 @@ class Cancellation:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallContext:
-    """Who is calling: the session, this call's id, where progress and log messages go, and how to
-    cancel it."""
+    """Who is calling: the session, this call's id, where progress and log messages go, how to cancel it, and
+    how to ask the caller (sampling, elicitation, roots) while it runs."""
 
     session_id: str
     call_id: str
     progress: ProgressReporter = ignore_progress
     cancellation: Cancellation = field(default_factory=Cancellation)
     log: LogReporter = ignore_log
+    caller: Caller = NO_CALLER
 
 
 @dataclass(frozen=True, slots=True)

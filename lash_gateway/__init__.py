@@ -20,6 +20,8 @@ from ._errors import ServerDetached as ServerDetached
 from ._errors import ServerNotAttached as ServerNotAttached
 from ._errors import StateError as StateError
 from ._errors import StoreError as StoreError
+from ._errors import UnknownPrompt as UnknownPrompt
+from ._errors import UnknownResource as UnknownResource
 from ._errors import UnknownTool as UnknownTool
 from ._errors import UpstreamCallError as UpstreamCallError
 from ._errors import UpstreamError as UpstreamError
@@ -78,6 +80,8 @@ __all__ = [
     "StoreError",
     "StoredChange",
     "ToolFilter",
+    "UnknownPrompt",
+    "UnknownResource",
     "UnknownTool",
     "UpstreamCallError",
     "UpstreamError",

@@ -7,6 +7,8 @@ GatewayError
 │   └── StoreError                   the state store cannot be read or written; names the file
 ├── ServerNotAttached(LookupError)   .server; no server of that name is attached
 ├── UnknownTool(LookupError)         .tool; no attached server offers a tool of that name
+├── UnknownPrompt(LookupError)       .prompt; no attached server offers a prompt of that name
+├── UnknownResource(LookupError)     .uri; no attached server lists the URI or has a template it matches
 └── UpstreamError                    .server; str() starts "<server>: "
     ├── UpstreamUnavailable          transport gone or could not connect; the pool is reconnecting
     │   └── ServerDetached           the call ended because the server was detached or the pool closed
@@ -31,6 +33,8 @@ __all__ = [
     "ServerNotAttached",
     "StateError",
     "StoreError",
+    "UnknownPrompt",
+    "UnknownResource",
     "UnknownTool",
     "UpstreamCallError",
     "UpstreamError",
@@ -122,6 +126,22 @@ class UnknownTool(GatewayError, LookupError):
         self.tool = tool
 
 
+class UnknownPrompt(GatewayError, LookupError):
+    """No attached server offers a prompt of this (lash) name."""
+
+    def __init__(self, prompt: str) -> None:
+        super().__init__(f"no attached server offers a prompt named {_show(prompt)}")
+        self.prompt = prompt
+
+
+class UnknownResource(GatewayError, LookupError):
+    """No attached server lists this URI or has a resource template it matches."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(f"no attached server lists the resource {_show(uri)} or has a template that matches it")
+        self.uri = uri
+
+
 class UpstreamError(GatewayError):
     """An upstream server failed a request. `str()` is `"<server>: <message>"`."""
 
@@ -161,6 +181,7 @@ class UpstreamCallError(UpstreamError):
     """The upstream answered a call with a JSON-RPC error (unknown tool, invalid params, a crash in
     its handler); the connection stays usable."""
 
-    def __init__(self, server: str, tool: str, code: int, message: str) -> None:
-        super().__init__(server, f"tool {tool!r} failed with MCP error {code}: {message}")
+    def __init__(self, server: str, tool: str, code: int, message: str, *, kind: str = "tool") -> None:
+        """`kind` and `tool` name what failed: a tool, a resource (its URI), a prompt."""
+        super().__init__(server, f"{kind} {tool!r} failed with MCP error {code}: {message}")
         self.tool, self.code = tool, code

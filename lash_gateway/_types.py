@@ -44,5 +44,10 @@ class ServerStatus:
     calls_in_flight: int
     notices_dropped: int
     """Progress and log messages dropped, since attach, for callers that did not read them."""
+    resource_count: int = 0
+    resource_template_count: int = 0
+    prompt_count: int = 0
+    conflicts: tuple[str, ...] = ()
+    """Resource URIs and templates this server lists that another server serves (see the pool's routing rule)."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The server's config with header and env values replaced by `***`."""

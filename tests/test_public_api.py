@@ -14,9 +14,13 @@ import pytest
 PUBLIC_API: dict[str, list[str]] = {
     "lash_core": [
         "DEFAULT_MAX_TEXT_CHARS",
+        "NO_CALLER",
         "ActionArgumentsError",
         "ActionSpec",
         "AudioPart",
+        "Caller",
+        "CallerRequest",
+        "CallerUnsupported",
         "Cancellation",
         "ContentPart",
         "DuplicatePluginError",
@@ -90,6 +94,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "StoreError",
         "StoredChange",
         "ToolFilter",
+        "UnknownPrompt",
+        "UnknownResource",
         "UnknownTool",
         "UpstreamCallError",
         "UpstreamError",

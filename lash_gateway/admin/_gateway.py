@@ -89,6 +89,7 @@ class Gateway:
             name_limit=export_settings.name_limit,
             on_call=self.metrics.observe,
             notify_timeout=export_settings.notify_timeout,
+            catalog=self.factory.pool,
         )
         self.policy = AdminPolicy(self.config.settings.admin)
         self.ready = anyio.Event()

@@ -5,7 +5,9 @@ Each downstream MCP connection gets its own lash session, built from the core on
 `tools/list` is that session's surface under export names; `tools/call` runs `session.call_tool`, so
 hooks and the output budget apply. Progress and cancellation flow through; surface changes reach
 every client on both protocol eras (`notifications/tools/list_changed` on handshake connections,
-the `subscriptions/listen` bus for 2026-07-28 ones).
+the `subscriptions/listen` bus for 2026-07-28 ones). With a `Catalog` (the pool), resources, prompts,
+completion and subscriptions are served too (`_catalog`); log messages respect each client's level
+(`_levels`); an upstream's questions during a call go to the client that made it (`_asking`).
 
 The SDK has no public registry of connections: a request's connection is reached through `_sdk`.
 """
@@ -16,7 +18,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
@@ -26,10 +27,16 @@ from mcp import MCPError
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.caching import CacheHint
 from mcp.server.connection import Connection
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    ToolsListChanged,
+)
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lash_core import (
+    NO_CALLER,
+    Caller,
     LashCore,
     LogReporter,
     ProgressReporter,
@@ -39,12 +46,18 @@ from lash_core import (
 
 from .._naming import MAX_TOOL_NAME_LENGTH
 from .._sdk import connection_of
-from ._notify import DEFAULT_NOTIFY_TIMEOUT, Notifier
-from ._wire import Surface, error_result, export_surface, result_to_wire
+from ._asking import declared, request_caller
+from ._bridge import Bridges
+from ._catalog import Catalog, CatalogExport
+from ._levels import allows, level_of_request, set_level
+from ._notify import DEFAULT_NOTIFY_TIMEOUT, ListKind, Notifier
+from ._wire import Surface, error_result, export_surface, for_era, result_to_wire
 
 log = logging.getLogger("lash_gateway.export")
 
 _STATE_KEY = "lash_gateway.session"
+Answered = Callable[[ProgressReporter | None, LogReporter, Caller], Awaitable[dict[str, Any]]]
+"""Does the work of a request that may ask its client (see `McpExport.answer`)."""
 CallObserver = Callable[[str, ToolResult | None, float], None]
 """Told of every call: lash tool name, result (None when cancelled) and seconds taken."""
 
@@ -67,7 +80,12 @@ class McpExport:
         name_limit: int = MAX_TOOL_NAME_LENGTH,
         on_call: CallObserver | None = None,
         notify_timeout: float = DEFAULT_NOTIFY_TIMEOUT,
+        catalog: Catalog | None = None,
+        request_state_key: bytes | None = None,
     ) -> None:
+        """`catalog` serves resources, templates, prompts and completion (without one, only tools).
+        `request_state_key` signs the `requestState` of input-required rounds (see `_bridge`): give every process
+        of a deployment the same one; without it, a random key of this process."""
         self._core = core
         self._limit = name_limit
         self._on_call = on_call
@@ -77,17 +95,45 @@ class McpExport:
         self._surface: Surface | None = None
         self._calls: set[anyio.CancelScope] = set()
         self._ended: str | None = None
+        self._bridges = Bridges(self._notifier.start_soon, request_state_key)
         self._no_calls: anyio.Event | None = None
+        self._catalog: CatalogExport | None = None
+        listen: Callable[..., Awaitable[types.SubscriptionsListenResult]] = ListenHandler(self._bus)
+        handlers: dict[str, Any] = {}
+        if catalog is not None:
+            served = self._catalog = CatalogExport(catalog, self._bus, name_limit, self.answer)
+            listen = served.listen
+            handlers = {
+                "on_list_resources": served.list_resources,
+                "on_list_resource_templates": served.list_resource_templates,
+                "on_read_resource": served.read_resource,
+                "on_subscribe_resource": served.subscribe,
+                "on_unsubscribe_resource": served.unsubscribe,
+                "on_list_prompts": served.list_prompts,
+                "on_get_prompt": served.get_prompt,
+                "on_completion": served.complete,
+            }
+            catalog.watch(self._catalog_changed)
+        never = CacheHint(ttl_ms=0, scope="private")
         self.server = _GatewayServer(
             name,
             version=version,
             instructions=instructions,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
-            on_subscriptions_listen=ListenHandler(self._bus),
-            # 2026-07-28 results carry cache hints; tool lists change at runtime, so never cache them.
-            cache_hints={"tools/list": CacheHint(ttl_ms=0, scope="private")},
+            on_subscriptions_listen=listen,
+            # 2026-07-28 results carry cache hints; every list changes at runtime, so none is cached.
+            cache_hints={
+                "tools/list": never,
+                "resources/list": never,
+                "resources/templates/list": never,
+                "prompts/list": never,
+                "resources/read": never,  # an upstream's own hint passes through and wins
+            },
+            **handlers,
         )
+        # Registered, not passed: the constructor's keyword for it is deprecated (it warns).
+        self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
         self.server.middleware.append(self._track_connection)
         self._own_middleware = tuple(self.server.middleware)
 
@@ -121,8 +167,20 @@ class McpExport:
         Raises:
             RuntimeError: the export was not entered (`async with export:`).
         """
-        self._notifier.tools_changed()
+        self._notifier.changed("tools")
         await self._bus.publish(ToolsListChanged())
+
+    def _catalog_changed(self, kind: ListKind | None, uri: str | None) -> None:
+        """The catalog's listener: a list changed (`kind`), or the resource at `uri` did."""
+        served = self._catalog
+        if served is None:
+            return
+        if uri is not None:
+            for connection in served.subscribers(uri):
+                self._notifier.updated(connection, uri)
+        elif kind is not None:
+            self._notifier.changed(kind)
+        self._notifier.start_soon(served.publish, kind, uri)
 
     @property
     def has_user_middleware(self) -> bool:
@@ -181,8 +239,10 @@ class McpExport:
         call_id: str,
         progress: ProgressReporter | None,
         log: LogReporter,
+        caller: Caller = NO_CALLER,
     ) -> dict[str, Any]:
         """Run a `tools/call` for an exported name; the result is in wire form, failures are `isError` results.
+        `caller` answers the upstream's questions during the call.
 
         Raises:
             CallsEnded: `end_calls()` ended this call, or was called before it began.
@@ -197,7 +257,9 @@ class McpExport:
         with anyio.CancelScope() as scope:
             self._calls.add(scope)
             try:
-                result = await session.call_tool(lash_name, arguments, call_id=call_id, progress=progress, log=log)
+                result = await session.call_tool(
+                    lash_name, arguments, call_id=call_id, progress=progress, log=log, caller=caller
+                )
             finally:
                 self._calls.discard(scope)
                 if not self._calls and self._no_calls is not None:
@@ -225,24 +287,52 @@ class McpExport:
         session = await self.session_of(connection_of(ctx))
         # The SDK takes wire-form dicts from handlers (and validates them); building N Tool models
         # per list would cost more than the list itself.
-        return cast(types.ListToolsResult, _for_era(ctx, self.list_result(session)))
+        return cast(types.ListToolsResult, for_era(ctx.protocol_version, self.list_result(session)))
+
+    async def answer(
+        self,
+        ctx: ServerRequestContext[Any, Any],
+        method: str,
+        target: str,
+        params: Any,
+        run: Answered,
+    ) -> dict[str, Any]:
+        """Serve a request whose upstream may ask its client (`tools/call`, `resources/read`, `prompts/get`):
+        `run(progress, log, caller)` does the work and returns the wire-form result. A handshake-era client is
+        asked on the request's own stream; a 2026-07-28 client through input-required rounds (`_bridge`), with
+        `target` (the tool, URI or prompt) checked on every round."""
+        wants_progress = (ctx.meta or {}).get("progress_token") is not None
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            progress, relay_log = _reporters(lambda: ctx, wants_progress)
+            return for_era(ctx.protocol_version, await run(progress, relay_log, request_caller(ctx)))
+
+        async def bridged(caller: Caller, current: Callable[[], ServerRequestContext[Any, Any]]) -> dict[str, Any]:
+            progress, relay_log = _reporters(current, wants_progress)
+            return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
+
+        return await self._bridges.serve(method, target, declared(ctx), params, bridged, ctx)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        wants_progress = (ctx.meta or {}).get("progress_token") is not None
-        try:
-            result = await self.call(
-                await self.session_of(connection_of(ctx)),
-                params.name,
-                params.arguments or {},
-                call_id=str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex,
-                progress=ctx.session.report_progress if wants_progress else None,
-                log=partial(_relay_log, ctx),
-            )
-        except CallsEnded as exc:
-            raise MCPError(CALLS_ENDED, str(exc)) from None
-        return cast(types.CallToolResult, _for_era(ctx, result))  # a wire-form dict, as above
+        session = await self.session_of(connection_of(ctx))
+        call_id = str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex
+
+        async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
+            try:
+                return await self.call(
+                    session,
+                    params.name,
+                    params.arguments or {},
+                    call_id=call_id,
+                    progress=progress,
+                    log=relay_log,
+                    caller=caller,
+                )
+            except CallsEnded as exc:
+                raise MCPError(CALLS_ENDED, str(exc)) from None
+
+        return cast(types.CallToolResult, await self.answer(ctx, "tools/call", params.name, params, run))
 
 
 CALLS_ENDED: Final = types.INTERNAL_ERROR
@@ -254,8 +344,9 @@ class CallsEnded(Exception):
 
 
 class _GatewayServer(Server[Any]):
-    """Advertises `tools.listChanged` on every transport: the streamable-HTTP session manager calls
-    `create_initialization_options()` without options, which would advertise false."""
+    """Advertises `listChanged` on every transport: the streamable-HTTP session manager calls
+    `create_initialization_options()` without options, which would advertise false. (Capabilities for lists
+    the server has no handler for are left out by the SDK.)"""
 
     def create_initialization_options(
         self,
@@ -263,18 +354,33 @@ class _GatewayServer(Server[Any]):
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> Any:
+        every_list = NotificationOptions(tools_changed=True, resources_changed=True, prompts_changed=True)
         return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+            notification_options or every_list, experimental_capabilities, extensions
         )
 
 
+def _reporters(
+    current: Callable[[], ServerRequestContext[Any, Any]], wants_progress: bool
+) -> tuple[ProgressReporter | None, LogReporter]:
+    """Where a request's progress and log messages go: the stream of the client's current request (a 2026-07-28
+    call that asked its client has one request per round)."""
+
+    async def progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+        await current().session.report_progress(progress, total, message)
+
+    async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
+        await _relay_log(current(), level, data, logger)
+
+    return (progress if wants_progress else None), relay_log
+
+
 async def _relay_log(ctx: ServerRequestContext[Any, Any], level: str, data: Any, logger: str | None = None) -> None:
-    """Upstream log messages of a call go to the client that made it (on its request's stream)."""
-    await ctx.session.send_log_message(cast(types.LoggingLevel, level), data, logger, related_request_id=ctx.request_id)
-
-
-def _for_era(ctx: ServerRequestContext[Any, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """2026-07-28 results must say `resultType` (the SDK fills it only for models it builds)."""
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        result["resultType"] = "complete"
-    return result
+    """Upstream log messages of a call go to the client that made it (on its request's stream), at or above the
+    level it asked for."""
+    if not allows(level_of_request(ctx), level):
+        return
+    # A notification, not `send_log_message`: that warns (logging is deprecated as of 2026-07-28), and the level
+    # was checked above already.
+    params = types.LoggingMessageNotificationParams(level=cast(types.LoggingLevel, level), data=data, logger=logger)
+    await ctx.session.send_notification(types.LoggingMessageNotification(params=params), ctx.request_id)

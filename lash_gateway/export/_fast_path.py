@@ -43,7 +43,9 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from .._sdk import holding, http_transports
+from ._asking import connection_caller
 from ._export import CALLS_ENDED, CallsEnded, McpExport
+from ._levels import allows, level_of_connection
 
 log = logging.getLogger("lash_gateway.fast_path")
 
@@ -154,7 +156,11 @@ class FastPath:
                 notice["message"] = message
             await reply.notify("notifications/progress", notice)
 
+        wanted = level_of_connection(connection)
+
         async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
+            if not allows(wanted, level):
+                return
             notice: dict[str, Any] = {"level": level, "data": data}
             if logger is not None:
                 notice["logger"] = logger
@@ -172,6 +178,7 @@ class FastPath:
                     call_id=str(key[1]),
                     progress=report if token is not None else None,
                     log=relay_log,
+                    caller=connection_caller(connection),
                 )
             except CallsEnded as exc:
                 await reply.error(CALLS_ENDED, str(exc))

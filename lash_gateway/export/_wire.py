@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
 from lash_core import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart, ToolDefinition, ToolResult
 
 from .._naming import export_names
 from .._schema import SanitizedTool, sanitize_tool
 
-__all__ = ["Surface", "error_result", "export_surface", "result_to_wire"]
+__all__ = ["Surface", "error_result", "export_surface", "for_era", "result_to_wire"]
 
 log = logging.getLogger("lash_gateway.export")
 
@@ -110,3 +112,11 @@ def _part_to_wire(part: ContentPart) -> dict[str, Any]:
     if part.annotations:
         wire["annotations"] = dict(part.annotations)
     return wire
+
+
+def for_era(protocol_version: str | None, result: dict[str, Any]) -> dict[str, Any]:
+    """A wire-form result as the request's era wants it: 2026-07-28 results must say `resultType` (the SDK fills
+    it only for models it builds)."""
+    if protocol_version in MODERN_PROTOCOL_VERSIONS:
+        result["resultType"] = "complete"
+    return result

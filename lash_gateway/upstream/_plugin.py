@@ -57,7 +57,7 @@ class McpToolProvider(ToolProvider):
         progress = context.progress if context.progress is not ignore_progress else None
         log = context.log if context.log is not ignore_log else None
         try:
-            return await self._pool.call_tool(call.name, call.args, progress=progress, log=log)
+            return await self._pool.call_tool(call.name, call.args, progress=progress, log=log, caller=context.caller)
         except UnknownTool as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.INVALID_INPUT, code="unknown_tool")
         except CallTimeout as exc:

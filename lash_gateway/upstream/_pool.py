@@ -9,21 +9,23 @@ goes up by one per change so sessions and downstream clients can tell.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeAlias
 
 import anyio
 from anyio.abc import TaskGroup
 
-from lash_core import LogReporter, ProgressReporter, ToolDefinition, ToolResult
+from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolDefinition, ToolResult
 
 from .._config import McpServerConfig, ServerConfig
-from .._errors import ServerNotAttached, UnknownTool
+from .._errors import ServerNotAttached, UnknownPrompt, UnknownResource, UnknownTool
 from .._naming import assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
+from ._catalog import CatalogKind
+from ._merged import MergedCatalog, merge
 from ._network import NetworkGuard
 from ._upstream import Upstream
 
@@ -31,6 +33,10 @@ log = logging.getLogger("lash_gateway.pool")
 
 SHUTDOWN_GRACE = 10.0
 """Seconds shutdown waits for upstreams to close (stdio children get SIGTERM, then SIGKILL)."""
+
+CatalogListener: TypeAlias = Callable[[CatalogKind | None, str | None], None]
+"""Told of catalog changes: `(kind, None)` when the resource or prompt list changed, `(None, uri)` when the
+resource at `uri` changed (for subscribers). Called synchronously: schedule work, do not do it."""
 
 
 class McpConnectionPool:
@@ -43,6 +49,10 @@ class McpConnectionPool:
         self._definitions: tuple[ToolDefinition, ...] = ()
         self._generation = 0
         self._changed = anyio.Event()
+        self._catalog = MergedCatalog()
+        self._listeners: list[CatalogListener] = []
+        self._subscriptions: dict[str, int] = {}
+        """Subscribed URI -> how many subscribers; subscribed upstream while above zero."""
         self._parts: dict[str, str] = {}
         """Server name -> its part of tool names, claimed when attach is called (so concurrent
         attaches name in call order) and kept until detach (so no other server's tools get renamed)."""
@@ -110,7 +120,7 @@ class McpConnectionPool:
         if claimed:  # claimed now, before any await, so concurrent attaches name in call order
             self._parts[name] = claim_server_part(name, self._parts.values())
         try:
-            upstream = Upstream(name, config, self._on_tools_changed, guard)
+            upstream = Upstream(name, config, self, guard)
             await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
         except BaseException:
             if claimed and name not in self._servers:
@@ -122,6 +132,7 @@ class McpConnectionPool:
         if name not in self._parts:  # a detach ran while this attach connected
             self._parts[name] = claim_server_part(name, self._parts.values())
         self._rebuild()
+        self._rebuild_catalog()
         status = upstream.status()
         facts = {"server": name, "transport": config.transport, "tools": status.tool_count}
         if status.connected:
@@ -150,6 +161,7 @@ class McpConnectionPool:
             raise ServerNotAttached(name)
         del self._parts[name]
         self._rebuild()
+        self._rebuild_catalog()
         await upstream.stop(f"server {name!r} was detached while the call was in flight")
         log.info("server %s detached", name, extra={"server": name})
 
@@ -227,6 +239,7 @@ class McpConnectionPool:
         progress: ProgressReporter | None = None,
         call_timeout: float | None = None,
         log: LogReporter | None = None,
+        caller: Caller = NO_CALLER,
     ) -> ToolResult:
         """Call a tool by its lash name. A tool that reports an error is a failure result; everything
         that keeps the call from an answer raises.
@@ -239,11 +252,155 @@ class McpConnectionPool:
             UpstreamCallError: the server answered with a JSON-RPC error.
         """
         upstream, original = self._route(tool)
-        return await upstream.call(original, args, progress=progress, call_timeout=call_timeout, log_to=log)
+        return await upstream.call(
+            original, args, progress=progress, call_timeout=call_timeout, log_to=log, caller=caller
+        )
 
-    def _on_tools_changed(self, upstream: Upstream) -> None:
+    # -- resources and prompts ------------------------------------------------------------------
+
+    def resources(self) -> tuple[Mapping[str, Any], ...]:
+        """Every server's resources (wire form), once per URI; see `_merged` for who serves which."""
+        return self._catalog.resources
+
+    def resource_templates(self) -> tuple[Mapping[str, Any], ...]:
+        return self._catalog.templates
+
+    def prompts(self) -> tuple[Mapping[str, Any], ...]:
+        """Every server's prompts (wire form), named like tools: `mcp__<server>__<prompt>`."""
+        return self._catalog.prompts
+
+    def watch(self, listener: CatalogListener) -> None:
+        """Tell `listener` of every catalog change from now on (see `CatalogListener`)."""
+        self._listeners.append(listener)
+
+    def resource_server(self, uri: str) -> str:
+        """The server a read of `uri` goes to.
+
+        Raises:
+            UnknownResource: no server lists `uri` or has a template it matches.
+        """
+        server = self._catalog.server_for_uri(uri)
+        if server is None or server not in self._servers:
+            raise UnknownResource(uri)
+        return server
+
+    async def read_resource(
+        self,
+        uri: str,
+        *,
+        progress: ProgressReporter | None = None,
+        log: LogReporter | None = None,
+        caller: Caller = NO_CALLER,
+    ) -> dict[str, Any]:
+        """A `resources/read` result (wire form) from the server that serves `uri`.
+
+        Raises:
+            UnknownResource, and as `call_tool`.
+        """
+        upstream = self._servers[self.resource_server(uri)]
+        return await upstream.request("resources/read", {"uri": uri}, uri, progress=progress, log_to=log, caller=caller)
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: Mapping[str, str] | None = None,
+        *,
+        progress: ProgressReporter | None = None,
+        log: LogReporter | None = None,
+        caller: Caller = NO_CALLER,
+    ) -> dict[str, Any]:
+        """A `prompts/get` result (wire form) for a prompt by its lash name.
+
+        Raises:
+            UnknownPrompt: no attached server offers it; and as `call_tool`.
+        """
+        upstream, original = self._prompt_route(name)
+        params = {"name": original, "arguments": dict(arguments or {})}
+        return await upstream.request("prompts/get", params, original, progress=progress, log_to=log, caller=caller)
+
+    async def complete(
+        self, ref: Mapping[str, Any], argument: Mapping[str, Any], context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A `completion/complete` result from the server that owns `ref`: a prompt (`ref/prompt`, its lash name)
+        or a resource template (`ref/resource`, the template as listed). `context` holds the arguments already
+        chosen.
+
+        Raises:
+            UnknownPrompt, UnknownResource: no attached server owns `ref`; and as `call_tool`.
+        """
+        if ref.get("type") == "ref/prompt":
+            upstream, original = self._prompt_route(str(ref.get("name")))
+            ref = {**ref, "name": original}
+        else:
+            template = str(ref.get("uri"))
+            server = self._catalog.server_for_template(template) or self._catalog.server_for_uri(template)
+            if server is None or server not in self._servers:
+                raise UnknownResource(template)
+            upstream, original = self._servers[server], template
+        params: dict[str, Any] = {"ref": dict(ref), "argument": dict(argument)}
+        if context:
+            params["context"] = {"arguments": dict(context)}
+        return await upstream.request("completion/complete", params, original)
+
+    async def subscribe(self, uri: str) -> None:
+        """Count one more subscriber of `uri`; the first subscribes upstream (and again on every reconnect).
+
+        Raises:
+            UnknownResource: no server serves `uri`.
+        """
+        upstream = self._servers[self.resource_server(uri)]
+        self._subscriptions[uri] = self._subscriptions.get(uri, 0) + 1
+        if self._subscriptions[uri] == 1:
+            await upstream.subscribe(uri)
+
+    async def unsubscribe(self, uri: str) -> None:
+        """Count one subscriber of `uri` fewer; the last unsubscribes upstream."""
+        count = self._subscriptions.get(uri, 0) - 1
+        if count > 0:
+            self._subscriptions[uri] = count
+            return
+        self._subscriptions.pop(uri, None)
+        for upstream in list(self._servers.values()):
+            await upstream.unsubscribe(uri)
+
+    def _prompt_route(self, name: str) -> tuple[Upstream, str]:
+        route = self._catalog.prompt_routes.get(name)
+        if route is None or route[0] not in self._servers:
+            raise UnknownPrompt(name)
+        return self._servers[route[0]], route[1]
+
+    # -- told by upstreams ---------------------------------------------------------------------
+
+    def tools_changed(self, upstream: Upstream) -> None:
         if self._servers.get(upstream.name) is upstream:
             self._rebuild()
+
+    def catalog_changed(self, upstream: Upstream, kind: CatalogKind) -> None:
+        if self._servers.get(upstream.name) is upstream:
+            self._rebuild_catalog(kind)
+
+    def resource_updated(self, upstream: Upstream, uri: str) -> None:
+        if self._servers.get(upstream.name) is upstream:
+            for listener in self._listeners:
+                listener(None, uri)
+
+    def _rebuild_catalog(self, kind: CatalogKind | None = None) -> None:
+        """Merge the catalogs again; tell listeners what changed (`kind`, or whatever differs)."""
+        attached = [name for name in self._parts if name in self._servers]
+        old = self._catalog
+        new = self._catalog = merge(
+            {name: self._servers[name].catalog for name in attached}, {name: self._parts[name] for name in attached}
+        )
+        for name in attached:
+            self._servers[name].conflicts = new.conflicts.get(name, ())
+        changed: list[CatalogKind] = []
+        if (new.resources, new.templates) != (old.resources, old.templates):
+            changed.append("resources")
+        if new.prompts != old.prompts:
+            changed.append("prompts")
+        for what in changed:
+            for listener in self._listeners:
+                listener(what, None)
 
     def _rebuild(self) -> None:
         attached = [name for name in self._parts if name in self._servers]

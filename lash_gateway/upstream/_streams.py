@@ -6,6 +6,7 @@ just stops reading), so the supervisor watches it.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -26,6 +27,14 @@ class WatchedReadStream:
 
     def __init__(self, inner: MemoryObjectReceiveStream[SessionMessage | Exception], on_end: Callable[[], None]):
         self._inner, self._on_end = inner, on_end
+
+    @property
+    def last_context(self) -> contextvars.Context | None:
+        """The context the last message was sent in, where the transport keeps it (streamable HTTP: the task that
+        posted the request whose stream carried it). The SDK's dispatcher reads this attribute, duck-typed, to run
+        a server's request in that context: that is how `_asks` tells which call a question belongs to."""
+        context: contextvars.Context | None = getattr(self._inner, "last_context", None)
+        return context
 
     async def receive(self) -> SessionMessage | Exception:
         try:

@@ -8,22 +8,17 @@ A server that repeats a cursor or never stops paginating is answering nonsense.
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 from mcp import ClientSession
 
-from .._errors import UpstreamProtocolError
 from .._schema import SanitizedTool, sanitize_tool
 from .._tool_filter import ToolFilter
 from .._types import SkippedTool
-from ._wire import send_raw
+from ._catalog import list_pages
 
-__all__ = ["MAX_TOOL_PAGES", "list_tools"]
+__all__ = ["list_tools"]
 
 log = logging.getLogger("lash_gateway.upstream")
-
-MAX_TOOL_PAGES: Final = 1000
-"""A server that paginates past this is lying about its cursor."""
 
 
 async def list_tools(
@@ -32,46 +27,32 @@ async def list_tools(
     """The tools `server` offers that `allowed` lets through (once each), and those skipped for their schema.
 
     Raises:
-        UpstreamProtocolError: a page without a tool list, a repeated cursor, or no end within `MAX_TOOL_PAGES`.
+        UpstreamProtocolError: a page without a tool list, a repeated cursor, or no end within `MAX_PAGES`.
         mcp.MCPError: the server answered `tools/list` with an error, or the connection closed.
     """
     tools: list[SanitizedTool] = []
     skipped: list[SkippedTool] = []
-    cursor: str | None = None
-    for _ in range(MAX_TOOL_PAGES):
-        page = await send_raw(session, "tools/list", {"cursor": cursor} if cursor else None)
-        raw_tools = page.get("tools")
-        if not isinstance(raw_tools, list):
-            raise UpstreamProtocolError(server, "tools/list result has no 'tools' list")
-        for raw in raw_tools:
-            outcome = sanitize_tool(raw)
-            if isinstance(outcome, SanitizedTool):
-                if outcome.warnings:
-                    log.warning(
-                        "upstream %s: tool %r repaired: %s",
-                        server,
-                        outcome.name,
-                        "; ".join(outcome.warnings),
-                        extra={"server": server, "tool": outcome.name, "warnings": outcome.warnings},
-                    )
-                if allowed.allows(outcome.name):
-                    tools.append(outcome)
-            else:
-                skipped.append(SkippedTool(outcome.name or "<unnamed>", outcome.reason))
+    for raw in await list_pages(session, server, "tools/list", "tools"):
+        outcome = sanitize_tool(raw)
+        if isinstance(outcome, SanitizedTool):
+            if outcome.warnings:
                 log.warning(
-                    "upstream %s: tool %r skipped: %s",
+                    "upstream %s: tool %r repaired: %s",
                     server,
                     outcome.name,
-                    outcome.reason,
-                    extra={"server": server, "tool": outcome.name, "reason": outcome.reason},
+                    "; ".join(outcome.warnings),
+                    extra={"server": server, "tool": outcome.name, "warnings": outcome.warnings},
                 )
-        next_cursor = page.get("nextCursor")
-        if not next_cursor:
-            break
-        if next_cursor == cursor:
-            raise UpstreamProtocolError(server, f"tools/list returned the same cursor {cursor!r} twice")
-        cursor = str(next_cursor)
-    else:
-        raise UpstreamProtocolError(server, f"tools/list did not end within {MAX_TOOL_PAGES} pages")
+            if allowed.allows(outcome.name):
+                tools.append(outcome)
+        else:
+            skipped.append(SkippedTool(outcome.name or "<unnamed>", outcome.reason))
+            log.warning(
+                "upstream %s: tool %r skipped: %s",
+                server,
+                outcome.name,
+                outcome.reason,
+                extra={"server": server, "tool": outcome.name, "reason": outcome.reason},
+            )
     unique = {tool.name: tool for tool in tools}
     return tuple(unique.values()), tuple(skipped)

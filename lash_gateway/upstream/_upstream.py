@@ -17,9 +17,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import mcp_types as types
@@ -28,7 +28,7 @@ from mcp import Client, MCPError
 from mcp.client.subscriptions import Subscription
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from lash_core import LogReporter, ProgressReporter, ToolResult
+from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolResult
 
 from .._config import ServerConfig
 from .._errors import (
@@ -42,6 +42,8 @@ from .._redact import remember_secrets
 from .._schema import SanitizedTool
 from .._secrets import redacted, secret_values
 from .._types import ServerStatus, SkippedTool, State
+from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests
+from ._catalog import Catalog, CatalogKind, list_catalog
 from ._describe import describe_error, log_failure
 from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
@@ -49,7 +51,7 @@ from ._stdio import StdioLane
 from ._streams import WatchedReadStream, opened
 from ._tool_list import list_tools
 from ._transports import open_transport
-from ._wire import result_from_wire, send_raw
+from ._wire import result_from_wire, send_raw, strip_sdk_meta
 
 log = logging.getLogger("lash_gateway.upstream")
 
@@ -62,6 +64,25 @@ HEALTH_INTERVAL = 30.0
 CANCEL_GRACE = 2.0
 """Seconds a stopping server's calls get to send their cancellation upstream before the connection closes."""
 
+_ALL_KINDS: frozenset[CatalogKind] = frozenset({"resources", "prompts"})
+_KINDS = {
+    "tools/call": "tool",
+    "resources/read": "resource",
+    "prompts/get": "prompt",
+    "completion/complete": "completion",
+}
+"""How errors name what a request was for."""
+
+
+class UpstreamOwner(Protocol):
+    """Told of an upstream's changes (the pool)."""
+
+    def tools_changed(self, upstream: Upstream) -> None: ...
+
+    def catalog_changed(self, upstream: Upstream, kind: CatalogKind) -> None: ...
+
+    def resource_updated(self, upstream: Upstream, uri: str) -> None: ...
+
 
 class Upstream:
     """One attached server. Created by the pool; `supervise` runs in the pool's task group until
@@ -71,7 +92,7 @@ class Upstream:
         self,
         name: str,
         config: ServerConfig,
-        on_tools_changed: Callable[[Upstream], None],
+        owner: UpstreamOwner,
         guard: NetworkGuard | None = None,
     ) -> None:
         self.name = name
@@ -80,8 +101,17 @@ class Upstream:
         remember_secrets(secret_values(config))
         self.tools: tuple[SanitizedTool, ...] = ()
         self.skipped: tuple[SkippedTool, ...] = ()
+        self.catalog = Catalog()
+        """Resources, templates and prompts as last listed; kept while the server is down, like its tools."""
+        self.conflicts: tuple[str, ...] = ()
+        """Set by the pool: what this server lists that another serves."""
         self.last_error: str | None = None
-        self._on_tools_changed = on_tools_changed
+        self._owner = owner
+        self._asks = Asks(name)
+        self._subscribed: set[str] = set()
+        """Resource URIs the gateway's clients subscribe to: subscribed upstream on every connection."""
+        self._stale: set[CatalogKind | None] = set()
+        """What to list again: a catalog kind, or None for the tools."""
         self._client: Client | None = None
         self._lane: StdioLane | None = None
         self._subscription: Subscription | None = None
@@ -153,6 +183,11 @@ class Upstream:
                     mode=self.config.mode,
                     message_handler=self._on_message,
                     logging_callback=self._on_log,
+                    # Declared to every server, so those that offer tools only to such clients offer them; a call
+                    # whose client lacks one gets an error saying so (see `_asks`).
+                    sampling_callback=self._asks.sampling,
+                    elicitation_callback=self._asks.elicitation,
+                    list_roots_callback=self._asks.roots,
                     client_info=types.Implementation(name="lash-gateway", version="0.1.0"),
                     cache=None,
                 )
@@ -162,6 +197,8 @@ class Upstream:
                         # Subscribe before the first tools/list: a change made after that list is then never missed.
                         self._subscription = await self._subscribe(client, listening)
                     await self._list_tools(client)
+                    await self._list_catalog(client, _ALL_KINDS)
+                    await self._resubscribe(client)
                     startup.deadline = math.inf
                     self._client = client
                     # 2026-07-28 requests carry a per-request envelope only the SDK session writes.
@@ -222,8 +259,16 @@ class Upstream:
         self._last_unexpected = log_failure(log, self.name, what, exc, self._last_unexpected, **facts)
 
     async def _on_message(self, message: Any) -> None:
+        # 2026-07-28 subscription events arrive here too, as these same notifications.
         if isinstance(message, types.ToolListChangedNotification):
+            self._stale.add(None)
             self._refresh.set()
+        elif isinstance(message, types.ResourceListChangedNotification | types.PromptListChangedNotification):
+            kind: CatalogKind = "resources" if isinstance(message, types.ResourceListChangedNotification) else "prompts"
+            self._stale.add(kind)
+            self._refresh.set()
+        elif isinstance(message, types.ResourceUpdatedNotification):
+            self._owner.resource_updated(self, message.params.uri)
         elif isinstance(message, Exception):
             # Garbage on stdout, a failed POST: the session carries on. An upstream that writes garbage
             # with every message would flood the log, so only the first per connection is a warning.
@@ -248,25 +293,32 @@ class Upstream:
         while True:
             await self._refresh.wait()
             self._refresh = anyio.Event()
+            stale, self._stale = self._stale, set()
+            kinds = frozenset(kind for kind in stale if kind is not None)
             try:
                 with anyio.fail_after(self.config.startup_timeout):
-                    await self._list_tools(client)
+                    if None in stale:
+                        await self._list_tools(client)
+                    if kinds:
+                        await self._list_catalog(client, kinds)
             except Exception as exc:
-                self._warn("tool list refresh failed", exc)
+                self._warn("list refresh failed", exc)
 
     async def _subscribe(self, client: Client, stack: contextlib.AsyncExitStack) -> Subscription | None:
-        """A tools/list_changed subscription, open (acknowledged) until `stack` closes; None if the server refuses."""
+        """A list_changed subscription, open (acknowledged) until `stack` closes; None if the server refuses."""
         try:
-            return await stack.enter_async_context(client.listen(tools_list_changed=True))
+            listen = client.listen(tools_list_changed=True, resources_list_changed=True, prompts_list_changed=True)
+            return await stack.enter_async_context(listen)
         except Exception as exc:
             self._warn("change subscription refused", exc)
             return None
 
     async def _listen(self, subscription: Subscription) -> None:
-        """2026-07-28 connections deliver list_changed only on a subscription stream (opened by `_connect`)."""
+        """2026-07-28 connections deliver list_changed only on a subscription stream (opened by `_connect`). Each
+        event reaches `_on_message` too, which acts on it: here the stream is only drained."""
         try:
             async for _ in subscription:
-                self._refresh.set()
+                pass
         except Exception as exc:
             self._warn("change subscription ended", exc)
 
@@ -285,7 +337,45 @@ class Upstream:
         tools, self.skipped = await list_tools(client.session, self.name, self.config.tools)
         if tools != self.tools:
             self.tools = tools
-            self._on_tools_changed(self)
+            self._owner.tools_changed(self)
+
+    async def _list_catalog(self, client: Client, kinds: frozenset[CatalogKind]) -> None:
+        old = self.catalog
+        new = await list_catalog(client.session, self.name, client.server_capabilities, old, kinds)
+        self.catalog = new
+        if (new.resources, new.templates) != (old.resources, old.templates):
+            self._owner.catalog_changed(self, "resources")
+        if new.prompts != old.prompts:
+            self._owner.catalog_changed(self, "prompts")
+
+    # -- resource subscriptions ----------------------------------------------------------------
+
+    async def subscribe(self, uri: str) -> None:
+        """Keep `uri` subscribed upstream, now and on every reconnect (when the server offers subscriptions)."""
+        self._subscribed.add(uri)
+        client = self._client
+        if client is not None:
+            await self._send_subscription(client, "resources/subscribe", uri)
+
+    async def unsubscribe(self, uri: str) -> None:
+        self._subscribed.discard(uri)
+        client = self._client
+        if client is not None:
+            await self._send_subscription(client, "resources/unsubscribe", uri)
+
+    async def _resubscribe(self, client: Client) -> None:
+        for uri in sorted(self._subscribed):
+            await self._send_subscription(client, "resources/subscribe", uri)
+
+    async def _send_subscription(self, client: Client, method: str, uri: str) -> None:
+        resources = getattr(client.server_capabilities, "resources", None)
+        if not getattr(resources, "subscribe", False) or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # nothing to subscribe to (2026-07-28 servers: see the README's resource notes)
+        try:
+            with anyio.fail_after(min(10.0, self.config.call_timeout)):
+                await send_raw(client.session, method, {"uri": uri})
+        except Exception as exc:
+            self._warn(f"{method} {uri!r} failed", exc)
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -297,14 +387,39 @@ class Upstream:
         progress: ProgressReporter | None,
         call_timeout: float | None,
         log_to: LogReporter | None = None,
+        caller: Caller = NO_CALLER,
     ) -> ToolResult:
-        """Call one upstream tool by its original name.
+        """Call one upstream tool by its original name; `caller` answers the server's questions during the call.
 
         Raises:
             UpstreamUnavailable: not connected, or the connection was lost during the call.
             ServerDetached: the server was detached (or replaced) while the call was in flight.
             CallTimeout: no answer within the timeout; the upstream is told to cancel.
             UpstreamCallError: the upstream answered with a JSON-RPC error.
+        """
+        params = {"name": tool, "arguments": dict(args)}
+        raw = await self.request(
+            "tools/call", params, tool, progress=progress, call_timeout=call_timeout, log_to=log_to, caller=caller
+        )
+        return result_from_wire(self.name, tool, raw)
+
+    async def request(
+        self,
+        method: str,
+        params: Mapping[str, Any],
+        label: str,
+        *,
+        progress: ProgressReporter | None = None,
+        call_timeout: float | None = None,
+        log_to: LogReporter | None = None,
+        caller: Caller = NO_CALLER,
+    ) -> dict[str, Any]:
+        """Send one request that may take a while and ask the caller (`tools/call`, `resources/read`,
+        `prompts/get`, `completion/complete`) and return its raw result, without the SDK's `_meta` stamps.
+        `label` names it in errors: the tool, the URI, the prompt.
+
+        Raises:
+            as `call`.
         """
         stop_reason = self._calls.stop_reason
         if stop_reason is not None:  # stopping: its calls are being cancelled, this one would outlive them
@@ -314,48 +429,73 @@ class Upstream:
             detail = self.last_error or "still connecting"
             raise UpstreamUnavailable(self.name, f"not connected ({detail}); the gateway keeps reconnecting")
         limit = self.config.call_timeout if call_timeout is None else call_timeout
-        params = {"name": tool, "arguments": dict(args)}
         lane = self._lane
-        relay = self._calls.relay(tool, progress, log_to)
+        relay = self._calls.relay(label, progress, log_to)
         # One scope serves the timeout and `stop()`; which one fired is told by the stop reason.
-        with anyio.CancelScope(deadline=anyio.current_time() + limit) as scope, self._calls.tracking(scope):
+        with (
+            anyio.CancelScope(deadline=anyio.current_time() + limit) as scope,
+            self._calls.tracking(scope),
+            self._asks.asking(caller),
+        ):
             try:
-                error: UpstreamError | None = None
-                if lane is not None:  # the lane's request delivers the relay's messages in this task
-                    try:
-                        raw = await lane.request("tools/call", params, relay)
-                    except MCPError as exc:
-                        error = self._call_error(tool, exc)
-                else:
-                    with self._calls.taking_logs(relay):  # until answered: no later message is this call's
+                body = dict(params)
+                for _ in range(MAX_INPUT_ROUNDS):
+                    error: UpstreamError | None = None
+                    if lane is not None:  # the lane's request delivers the relay's messages in this task
                         try:
-                            on_progress = relay.report_progress if progress is not None else None
-                            raw = await send_raw(client.session, "tools/call", params, on_progress=on_progress)
+                            raw = await lane.request(method, body, relay)
                         except MCPError as exc:
-                            error = self._call_error(tool, exc)
-                    await relay.settled()  # what came before the answer goes first, within the time limit
-                if error is not None:
-                    raise error from None
-                return result_from_wire(self.name, tool, raw)
+                            error = self._call_error(method, label, exc)
+                    else:
+                        with self._calls.taking_logs(relay):  # until answered: no later message is this call's
+                            try:
+                                on_progress = relay.report_progress if progress is not None else None
+                                raw = await send_raw(client.session, method, body, on_progress=on_progress)
+                            except MCPError as exc:
+                                error = self._call_error(method, label, exc)
+                        await relay.settled()  # what came before the answer goes first, within the time limit
+                    if error is not None:
+                        raise error from None
+                    if raw.get("resultType") != "input_required":
+                        meta = strip_sdk_meta(raw.pop("_meta", None))
+                        if meta:
+                            raw["_meta"] = meta
+                        raw.pop("resultType", None)
+                        return raw
+                    # A 2026-07-28 server asks in its result; the answers go back with the retry, from this task.
+                    requests = raw.get("inputRequests")
+                    body = dict(params)
+                    body["inputResponses"] = await answer_input_requests(
+                        self.name, caller, requests if isinstance(requests, Mapping) else {}
+                    )
+                    if "requestState" in raw:
+                        body["requestState"] = raw["requestState"]
+                raise UpstreamCallError(
+                    self.name,
+                    label,
+                    types.INTERNAL_ERROR,
+                    f"still asking for input after {MAX_INPUT_ROUNDS} rounds",
+                    kind=_KINDS.get(method, method),
+                )
             finally:
                 relay.close()
         if self._calls.stop_reason is not None:
             raise ServerDetached(self.name, self._calls.stop_reason)
-        raise CallTimeout(self.name, tool, limit)
+        raise CallTimeout(self.name, label, limit)
 
-    def _call_error(self, tool: str, exc: MCPError) -> UpstreamError:
+    def _call_error(self, method: str, label: str, exc: MCPError) -> UpstreamError:
         if self._calls.stop_reason is not None:
             return ServerDetached(self.name, self._calls.stop_reason)
         if exc.code == types.CONNECTION_CLOSED:
             self._lost.set()
-            return UpstreamUnavailable(self.name, f"connection lost during the call to {tool!r}; reconnecting")
+            return UpstreamUnavailable(self.name, f"connection lost during {method} {label!r}; reconnecting")
         if exc.code == types.INVALID_REQUEST and exc.message in ("Session not found", "Session terminated"):
             # An HTTP server that restarted forgot our session: the call never ran.
             self._lost.set()
             return UpstreamUnavailable(
                 self.name, f"the server no longer knows this session ({exc.message}); reconnecting"
             )
-        return UpstreamCallError(self.name, tool, exc.code, exc.message)
+        return UpstreamCallError(self.name, label, exc.code, exc.message, kind=_KINDS.get(method, method))
 
     # -- control -------------------------------------------------------------------------------
 
@@ -398,5 +538,9 @@ class Upstream:
             connected_since=self._connected_since,
             calls_in_flight=len(self._calls),
             notices_dropped=self._calls.notices_dropped,
+            resource_count=len(self.catalog.resources),
+            resource_template_count=len(self.catalog.templates),
+            prompt_count=len(self.catalog.prompts),
+            conflicts=self.conflicts,
             config=redacted(self.config),
         )

@@ -356,7 +356,10 @@ class GatewayClient:
     tools_changed: int = 0
     transport_errors: list[Exception] = field(default_factory=list)
     logs: list[types.LoggingMessageNotificationParams] = field(default_factory=list)
+    notices: list[Any] = field(default_factory=list)
+    """Every other notification `message_handler` got (resources updated, resource and prompt list changes)."""
     _changed: anyio.Event = field(default_factory=anyio.Event)
+    _noticed: anyio.Event = field(default_factory=anyio.Event)
 
     @property
     def modern(self) -> bool:
@@ -375,6 +378,18 @@ class GatewayClient:
             self.transport_errors.append(message)
         elif isinstance(message, types.ToolListChangedNotification) and not self.modern:
             self._note_change()
+        elif not isinstance(message, types.ToolListChangedNotification):
+            self.notices.append(message)
+            noticed, self._noticed = self._noticed, anyio.Event()
+            noticed.set()
+
+    async def wait_notice(self, wanted: Callable[[Any], bool]) -> Any:
+        """The first notification in `notices` that is `wanted`, waiting for it (bound it with `anyio.fail_after`)."""
+        while True:
+            found = next((notice for notice in self.notices if wanted(notice)), None)
+            if found is not None:
+                return found
+            await self._noticed.wait()
 
     async def _listen(self, *, task_status: TaskStatus[None]) -> None:
         async with self.client.listen(tools_list_changed=True) as subscription:
@@ -406,9 +421,10 @@ class GatewayClient:
 
 @asynccontextmanager
 async def connect(
-    base_url: str, mode: ClientMode, *, headers: Mapping[str, str] | None = None
+    base_url: str, mode: ClientMode, *, headers: Mapping[str, str] | None = None, **client_options: Any
 ) -> AsyncIterator[GatewayClient]:
-    """An SDK client on the gateway at `base_url`, over the HTTP transport and era `mode` names.
+    """An SDK client on the gateway at `base_url`, over the HTTP transport and era `mode` names; `client_options`
+    go to `Client` (callbacks for sampling, elicitation and roots).
 
     2026-07-28 clients have a `subscriptions/listen` stream open (acknowledged) before this yields.
     """
@@ -418,12 +434,13 @@ async def connect(
             http = await stack.enter_async_context(
                 httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None))
             )
-            transport: Any = streamable_http_client(f"{base_url}/mcp", http_client=http)
+            # No event size limit: a 16 MiB result is the gateway's to carry, not the test client's to refuse.
+            transport: Any = streamable_http_client(f"{base_url}/mcp", http_client=http, max_sse_event_size=None)
         elif transport_kind == "sse":
             transport = sse_client(f"{base_url}/sse", headers=dict(headers or {}), timeout=10.0)
         else:
             raise ValueError(f"{mode!r} is not an HTTP mode; use connect_stdio")
-        yield await stack.enter_async_context(_client(transport, mode))
+        yield await stack.enter_async_context(_client(transport, mode, **client_options))
 
 
 @asynccontextmanager
@@ -436,7 +453,7 @@ async def connect_stdio(
 
 
 @asynccontextmanager
-async def _client(transport: Any, mode: ClientMode) -> AsyncIterator[GatewayClient]:
+async def _client(transport: Any, mode: ClientMode, **client_options: Any) -> AsyncIterator[GatewayClient]:
     handle = GatewayClient(mode)
     async with AsyncExitStack() as stack:
         handle.client = await stack.enter_async_context(
@@ -448,6 +465,7 @@ async def _client(transport: Any, mode: ClientMode) -> AsyncIterator[GatewayClie
                 # 2026-07-28 log delivery is a per-request opt-in; handshake clients get every level.
                 log_level="debug" if handle.modern else None,
                 cache=None,
+                **client_options,
             )
         )
         if handle.modern:

@@ -66,7 +66,7 @@ async def test_plain_answers_are_json(service_gateway: ServiceGateway) -> None:
             called = await session.post(call(2, "echo", {"text": "fast"}))
             listed = await session.post({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
             pinged = await session.post({"jsonrpc": "2.0", "id": 4, "method": "ping"})
-            unknown = await session.post({"jsonrpc": "2.0", "id": 5, "method": "resources/list"})
+            unknown = await session.post({"jsonrpc": "2.0", "id": 5, "method": "no/such/method"})
     for reply in (called, listed, pinged):
         assert reply.status_code == 200
         assert reply.headers["content-type"] == "application/json"

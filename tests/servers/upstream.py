@@ -288,10 +288,13 @@ class Upstream:
         if options.bad_schema:
             self.server.middleware.append(self._inject_bad_schema)
             self._handlers[BAD_SCHEMA_TOOL] = self._bad_schema_called
+        from tests.servers.surface import Surface
+
+        self.surface = Surface(self)
 
     # -- registry
 
-    def _tool(
+    def add_tool(
         self,
         name: str,
         handler: ToolHandler,
@@ -306,15 +309,15 @@ class Upstream:
 
     def _register_builtin_tools(self) -> None:
         string, number = {"type": "string"}, {"type": "number"}
-        self._tool("echo", self._echo, "Echo the text back.", _schema({"text": string}, ["text"]))
-        self._tool(
+        self.add_tool("echo", self._echo, "Echo the text back.", _schema({"text": string}, ["text"]))
+        self.add_tool(
             "add",
             self._add,
             "Add two numbers.",
             _schema({"a": number, "b": number}, ["a", "b"]),
             output_schema=_schema({"sum": number}, ["sum"]),
         )
-        self._tool(
+        self.add_tool(
             "slow",
             self._slow,
             "Sleep for `seconds`, reporting progress in `steps`.",
@@ -322,50 +325,54 @@ class Upstream:
                 {"seconds": {"type": "number", "minimum": 0}, "steps": {"type": "integer", "minimum": 1}}, ["seconds"]
             ),
         )
-        self._tool(
+        self.add_tool(
             "wait_for_release",
             self._wait_for_release,
             "Block until release(key) is called.",
             _schema({"key": string}, ["key"]),
         )
-        self._tool(
+        self.add_tool(
             "release",
             self._release,
             "Release the wait_for_release(key) call, waiting for it to arrive first.",
             _schema({"key": string}, ["key"]),
         )
-        self._tool("content_kinds", self._content_kinds, "One content block of every kind.", _schema())
-        self._tool(
+        self.add_tool("content_kinds", self._content_kinds, "One content block of every kind.", _schema())
+        self.add_tool(
             "big",
             self._big,
             "One text content of exactly size_bytes characters.",
             _schema({"size_bytes": {"type": "integer", "minimum": 0}}, ["size_bytes"]),
         )
-        self._tool("fail", self._fail, "Return a tool error.", _schema({"message": string}, ["message"]))
-        self._tool(
+        self.add_tool("fail", self._fail, "Return a tool error.", _schema({"message": string}, ["message"]))
+        self.add_tool(
             "log",
             self._log,
             "Send a log message (notifications/message) to the caller, then answer; with `fail`, answer with a "
             "JSON-RPC error instead.",
             _schema({"message": string, "level": string, "fail": {"type": "boolean"}}, ["message"]),
         )
-        self._tool(
+        self.add_tool(
             "add_tool", self._add_tool, "Add a tool and announce the change.", _schema({"name": string}, ["name"])
         )
-        self._tool(
+        self.add_tool(
             "remove_tool",
             self._remove_tool,
             "Remove a tool and announce the change.",
             _schema({"name": string}, ["name"]),
         )
-        self._tool("cancel_log", self._cancel_log, "Tool calls whose handler was cancelled.", _schema())
-        self._tool("crash", self._crash, "Exit the server process at once.", _schema())
+        self.add_tool("cancel_log", self._cancel_log, "Tool calls whose handler was cancelled.", _schema())
+        self.add_tool("crash", self._crash, "Exit the server process at once.", _schema())
 
     def _add_trivial_tool(self, name: str, description: str) -> None:
         async def trivial(ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
             return types.CallToolResult(content=[_text(f"{name} called")])
 
-        self._tool(name, trivial, description, _schema())
+        self.add_tool(name, trivial, description, _schema())
+
+    def legacy_sessions(self) -> list[ServerSession]:
+        """The handshake-era connections' sessions (2026-07-28 clients are reached through `bus`)."""
+        return list(self._legacy_sessions.values())
 
     async def announce_tools_changed(self) -> None:
         """Tell every connected client that the tool list changed, in both protocol eras."""

@@ -1,0 +1,101 @@
+"""The downstream client as a lash `Caller`: an upstream's questions (sampling, elicitation, roots) asked of the
+client whose request caused them.
+
+A handshake-era request served by the SDK asks on that request's own stream (`related_request_id`), so the
+client's SDK knows which of its calls the question belongs to; a call answered by the fast path asks on the
+client's standing stream (the GET stream of streamable HTTP), which any client that takes server requests keeps
+open. A handler is given only for what the client declared: for the rest the upstream hears "not supported".
+Every question waits at most `timeout` seconds: a client that never answers must not pin the call for ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, Final
+
+import mcp_types as types
+from mcp import MCPError
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel, ValidationError
+
+from lash_core import NO_CALLER, Caller, CallerRequest
+
+__all__ = ["DEFAULT_ASK_TIMEOUT", "connection_caller", "declared", "request_caller"]
+
+DEFAULT_ASK_TIMEOUT: Final = 300.0
+"""Seconds a client gets to answer one question (a person may be answering a form)."""
+
+_Send = Callable[[types.ServerRequest, type[BaseModel]], Awaitable[BaseModel]]
+
+_CAPABILITIES: Final[tuple[tuple[CallerRequest, types.ClientCapabilities], ...]] = (
+    ("sampling", types.ClientCapabilities(sampling=types.SamplingCapability())),
+    ("elicitation", types.ClientCapabilities(elicitation=types.ElicitationCapability())),
+    ("roots", types.ClientCapabilities(roots=types.RootsCapability())),
+)
+
+
+def request_caller(ctx: ServerRequestContext[Any, Any], timeout: float = DEFAULT_ASK_TIMEOUT) -> Caller:
+    """Ask the client that made the request `ctx`, on that request's stream."""
+    session = ctx.session
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS or not session.can_send_request:
+        return NO_CALLER  # no back channel: 2026-07-28 requests are asked through input-required rounds (`_bridge`)
+    metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
+
+    async def send(request: types.ServerRequest, result_type: type[BaseModel]) -> BaseModel:
+        return await session.send_request(request, result_type, request_read_timeout_seconds=timeout, metadata=metadata)
+
+    return _caller(send, session.check_client_capability)
+
+
+def connection_caller(connection: Connection, timeout: float = DEFAULT_ASK_TIMEOUT) -> Caller:
+    """Ask a handshake-era client on its standing stream (for calls the fast path answers)."""
+    if not connection.has_standalone_channel:
+        return NO_CALLER
+
+    async def send(request: types.ServerRequest, result_type: type[BaseModel]) -> BaseModel:
+        return await connection.send_request(request, result_type=result_type, opts={"timeout": timeout})
+
+    return _caller(send, connection.check_capability)
+
+
+def declared(ctx: ServerRequestContext[Any, Any]) -> Callable[[CallerRequest], bool]:
+    """Whether the client of `ctx` declared it takes a kind of question (on 2026-07-28: in the request itself)."""
+    capabilities = dict(_CAPABILITIES)
+    return lambda kind: ctx.session.check_client_capability(capabilities[kind])
+
+
+def _caller(send: _Send, check: Callable[[types.ClientCapabilities], bool]) -> Caller:
+    handlers = {name: partial(_ask, send, name) for name, capability in _CAPABILITIES if check(capability)}
+    if not handlers:
+        return NO_CALLER
+    return Caller(
+        on_sampling=handlers.get("sampling"), on_elicitation=handlers.get("elicitation"), on_roots=handlers.get("roots")
+    )
+
+
+async def _ask(send: _Send, kind: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Send one question and return the client's answer in wire form.
+
+    Raises:
+        MCPError: the question is malformed (`INVALID_PARAMS`), or the client refused or did not answer in time.
+    """
+    request: types.ServerRequest
+    result_type: type[BaseModel]
+    try:
+        if kind == "sampling":
+            request = types.CreateMessageRequest.model_validate({"method": "sampling/createMessage", "params": params})
+            with_tools = request.params.tools or request.params.tool_choice
+            result_type = types.CreateMessageResultWithTools if with_tools else types.CreateMessageResult
+        elif kind == "elicitation":
+            request = types.ElicitRequest.model_validate({"method": "elicitation/create", "params": params})
+            result_type = types.ElicitResult
+        else:
+            request, result_type = types.ListRootsRequest(), types.ListRootsResult
+    except ValidationError as exc:
+        raise MCPError(types.INVALID_PARAMS, f"lash-gateway: malformed {kind} request: {exc}") from None
+    result = await send(request, result_type)
+    return result.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,219 @@
+"""An upstream's questions for a 2026-07-28 client, which cannot be sent requests: input-required rounds.
+
+A 2026-07-28 request has no channel back to its client. When the upstream behind it asks (a handshake-era
+server sends `elicitation/create`; a 2026-07-28 server returns input requests, which the upstream side asks
+one by one), the gateway answers the client's request with an input-required result holding the questions and
+a `requestState`, keeps the upstream call running, and resumes it when the client retries with its answers.
+Questions asked at about the same time go out in one round.
+
+The `requestState` is `<bridge id>.<HMAC-SHA256>` under a key of the gateway's (in its state directory, so
+every process of one deployment shares it): a tampered or forged state is refused, and so is one for a call
+this process does not hold (it expired, or another process holds it) - with a message that says so. A call
+whose client does not come back within `ttl` seconds to answer a question gets an error for that question (and
+the upstream decides what the call does then).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+import mcp_types as types
+from mcp import MCPError
+from pydantic import BaseModel
+
+from lash_core import Caller, CallerRequest
+
+from ._asking import DEFAULT_ASK_TIMEOUT
+
+__all__ = ["BATCH_WINDOW", "Bridges"]
+
+BATCH_WINDOW: Final = 0.02
+"""Seconds a round waits, after its first question, for more questions to go out with it."""
+
+_METHODS: Final[Mapping[CallerRequest, str]] = {
+    "sampling": "sampling/createMessage",
+    "elicitation": "elicitation/create",
+    "roots": "roots/list",
+}
+Run = Callable[[Caller, Callable[[], Any]], Awaitable[dict[str, Any]]]
+"""Runs the call with the caller to ask and a function that gives the client's latest request (where progress and
+log messages go: each round is a request of its own); returns its wire-form result."""
+
+
+@dataclass(eq=False)
+class _Question:
+    kind: CallerRequest
+    params: Mapping[str, Any]
+    sent: bool = False
+    answered: anyio.Event = field(default_factory=anyio.Event)
+    answer: Mapping[str, Any] | None = None
+
+
+@dataclass(eq=False)
+class _Bridge:
+    """One call of a 2026-07-28 client that asked, held between the client's rounds."""
+
+    id: str
+    method: str
+    target: str
+    ttl: float
+    """Seconds the client gets to answer a question."""
+    """What the call is for (tool name, URI, prompt): a retry must name the same."""
+    context: Any
+    """The client's latest request of this call."""
+    questions: dict[str, _Question] = field(default_factory=dict)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    """The call's: cancelled when the client gives up on a request of it (closes its stream)."""
+    done: bool = False
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+    keys: itertools.count[int] = field(default_factory=itertools.count)
+
+    def wake(self) -> None:
+        changed, self.changed = self.changed, anyio.Event()
+        changed.set()
+
+    async def ask(self, kind: CallerRequest, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        question = _Question(kind, params)
+        key = f"q{next(self.keys)}"
+        self.questions[key] = question
+        self.wake()
+        try:
+            with anyio.move_on_after(self.ttl):
+                await question.answered.wait()
+        finally:
+            del self.questions[key]
+        if question.answer is None:
+            raise MCPError(
+                types.REQUEST_TIMEOUT, f"lash-gateway: the client did not answer {question.kind} within {self.ttl:g}s"
+            )
+        return question.answer
+
+    def answer(self, responses: Mapping[str, Any]) -> None:
+        for key, response in responses.items():
+            question = self.questions.get(key)
+            if question is not None and question.sent and not question.answered.is_set():
+                question.answer = _wire(response)
+                question.answered.set()
+
+    def unsent(self) -> dict[str, _Question]:
+        return {key: q for key, q in self.questions.items() if not q.sent}
+
+
+class Bridges:
+    """The 2026-07-28 calls held between rounds; `spawn` runs each call in a task the export owns."""
+
+    def __init__(self, spawn: Callable[..., None], key: bytes | None = None, ttl: float = DEFAULT_ASK_TIMEOUT) -> None:
+        self._spawn = spawn
+        self._key = key or secrets.token_bytes(32)
+        self._ttl = ttl
+        self._held: dict[str, _Bridge] = {}
+
+    async def serve(
+        self,
+        method: str,
+        target: str,
+        capabilities: Callable[[CallerRequest], bool],
+        params: types.RequestParams | Any,
+        run: Run,
+        context: Any,
+    ) -> dict[str, Any]:
+        """Start a call (or resume the one its `requestState` names) and return what the client gets now: the
+        call's result, or an input-required result with the questions asked meanwhile.
+
+        Raises:
+            MCPError: a state that was tampered with, or names a call this process does not hold or another call.
+        """
+        state = getattr(params, "request_state", None)
+        if state is None:
+            bridge = _Bridge(secrets.token_urlsafe(16), method, target, self._ttl, context)
+            self._held[bridge.id] = bridge
+            self._spawn(self._run, bridge, _caller(bridge, capabilities), run)
+        else:
+            bridge = self._resume(state, method, target)
+            bridge.context = context
+            bridge.answer(getattr(params, "input_responses", None) or {})
+        try:
+            return await self._outcome(bridge)
+        except anyio.get_cancelled_exc_class():
+            bridge.scope.cancel()  # the client gave up on the call: so does the upstream
+            raise
+
+    async def _run(self, bridge: _Bridge, caller: Caller, run: Run) -> None:
+        try:
+            with bridge.scope:
+                bridge.result = await run(caller, lambda: bridge.context)
+        except Exception as exc:  # handed to whoever waits for the outcome
+            bridge.error = exc
+        finally:
+            bridge.done = True
+            self._held.pop(bridge.id, None)
+            bridge.wake()
+
+    async def _outcome(self, bridge: _Bridge) -> dict[str, Any]:
+        while not bridge.done and not bridge.unsent():
+            await bridge.changed.wait()
+        if not bridge.done:
+            with anyio.move_on_after(BATCH_WINDOW):  # the round's other questions, asked at about the same time
+                while not bridge.done:
+                    await bridge.changed.wait()
+        if bridge.done:
+            if bridge.error is not None:
+                raise bridge.error
+            if bridge.result is None:
+                raise MCPError(types.INTERNAL_ERROR, "lash-gateway: the call was cancelled")
+            return bridge.result
+        requests: dict[str, Any] = {}
+        for key, question in bridge.unsent().items():
+            question.sent = True
+            requests[key] = {"method": _METHODS[question.kind], "params": dict(question.params)}
+        return {"resultType": "input_required", "inputRequests": requests, "requestState": self._sign(bridge.id)}
+
+    def _sign(self, bridge_id: str) -> str:
+        mac = hmac.new(self._key, bridge_id.encode(), hashlib.sha256).digest()
+        return f"{bridge_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+    def _resume(self, state: str, method: str, target: str) -> _Bridge:
+        bridge_id, _, _ = state.partition(".")
+        if not hmac.compare_digest(self._sign(bridge_id), state):
+            raise MCPError(types.INVALID_PARAMS, "lash-gateway: invalid requestState (it was altered or forged)")
+        bridge = self._held.get(bridge_id)
+        if bridge is None:
+            raise MCPError(
+                types.INVALID_PARAMS,
+                "lash-gateway: the call this requestState belongs to is over (it expired, or another gateway "
+                "process holds it); send the request again without a requestState",
+            )
+        if (bridge.method, bridge.target) != (method, target):
+            raise MCPError(
+                types.INVALID_PARAMS, f"lash-gateway: this requestState belongs to {bridge.method} {bridge.target!r}"
+            )
+        return bridge
+
+
+def _caller(bridge: _Bridge, capabilities: Callable[[CallerRequest], bool]) -> Caller:
+    def handler(kind: CallerRequest) -> Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]] | None:
+        if not capabilities(kind):
+            return None
+
+        async def ask(params: Mapping[str, Any]) -> Mapping[str, Any]:
+            return await bridge.ask(kind, params)
+
+        return ask
+
+    return Caller(on_sampling=handler("sampling"), on_elicitation=handler("elicitation"), on_roots=handler("roots"))
+
+
+def _wire(response: Any) -> Mapping[str, Any]:
+    if isinstance(response, BaseModel):
+        return response.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dict(response) if isinstance(response, Mapping) else {}

@@ -1,0 +1,302 @@
+"""The rest of the MCP surface on the export: resources, resource templates, prompts, completion and resource
+subscriptions, served from a `Catalog` (the pool: every attached server's, merged).
+
+URIs pass unchanged, so a client reads exactly the URI a tool result or an MCP App gave it. Prompts are named
+as tools are (`<server>__<prompt>`, within the name limit). Lists are served in pages of `PAGE_SIZE` with an
+offset cursor; a cursor from an older list still pages (the list may have changed in between, as with any
+server). Subscriptions are kept per connection (handshake era) or per listen stream (2026-07-28), counted in
+the catalog (one upstream subscription per URI however many clients), and released when the connection or
+stream ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, cast
+
+import mcp_types as types
+from mcp import MCPError
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+)
+
+from lash_core import Caller, LogReporter, ProgressReporter
+
+from .._errors import GatewayError, UnknownPrompt, UnknownResource, UpstreamCallError
+from .._naming import export_names
+from .._sdk import connection_of
+from ._wire import for_era
+
+__all__ = ["PAGE_SIZE", "RESOURCE_NOT_FOUND", "Catalog", "CatalogExport"]
+
+log = logging.getLogger("lash_gateway.export")
+
+PAGE_SIZE: Final = 500
+"""Entries per page of `resources/list`, `resources/templates/list` and `prompts/list`."""
+RESOURCE_NOT_FOUND: Final = -32002
+"""The JSON-RPC error code MCP gives a read of a URI no server offers."""
+
+_SUBSCRIPTIONS: Final = "lash_gateway.subscriptions"
+"""Where a connection's subscribed URIs live in its `state`."""
+
+Answer = Callable[..., Awaitable[dict[str, Any]]]
+"""`McpExport.answer`: serves a request whose upstream may ask its client."""
+
+
+class Catalog(Protocol):
+    """What the export serves beyond tools (`McpConnectionPool` is one)."""
+
+    def resources(self) -> tuple[Mapping[str, Any], ...]: ...
+
+    def resource_templates(self) -> tuple[Mapping[str, Any], ...]: ...
+
+    def prompts(self) -> tuple[Mapping[str, Any], ...]: ...
+
+    def watch(self, listener: Callable[[Any, str | None], None]) -> None: ...
+
+    async def read_resource(
+        self, uri: str, *, progress: ProgressReporter | None, log: LogReporter | None, caller: Caller
+    ) -> dict[str, Any]: ...
+
+    async def get_prompt(
+        self,
+        name: str,
+        arguments: Mapping[str, str] | None,
+        *,
+        progress: ProgressReporter | None,
+        log: LogReporter | None,
+        caller: Caller,
+    ) -> dict[str, Any]: ...
+
+    async def complete(
+        self, ref: Mapping[str, Any], argument: Mapping[str, Any], context: Mapping[str, Any] | None
+    ) -> dict[str, Any]: ...
+
+    async def subscribe(self, uri: str) -> None: ...
+
+    async def unsubscribe(self, uri: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompts:
+    key: tuple[Mapping[str, Any], ...]
+    wire: tuple[Mapping[str, Any], ...]
+    lash_names: Mapping[str, str]
+
+
+class CatalogExport:
+    """The handlers of the catalog's methods, and its changes on their way to clients."""
+
+    def __init__(self, catalog: Catalog, bus: InMemorySubscriptionBus, name_limit: int, answer: Answer) -> None:
+        self._catalog = catalog
+        self._bus = bus
+        self._limit = name_limit
+        self._answer = answer
+        self._prompts: _Prompts | None = None
+        self._subscribers: dict[str, dict[int, Connection]] = {}
+        self.listen = _TrackingListen(catalog, bus)
+
+    # -- lists ---------------------------------------------------------------------------------
+
+    async def list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        return cast(types.ListResourcesResult, _page(ctx, self._catalog.resources(), "resources", params))
+
+    async def list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        page = _page(ctx, self._catalog.resource_templates(), "resourceTemplates", params)
+        return cast(types.ListResourceTemplatesResult, page)
+
+    async def list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        return cast(types.ListPromptsResult, _page(ctx, self._exported_prompts().wire, "prompts", params))
+
+    def _exported_prompts(self) -> _Prompts:
+        prompts = self._catalog.prompts()
+        cached = self._prompts
+        if cached is None or cached.key is not prompts:
+            names = export_names([p["name"] for p in prompts], self._limit)
+            wire = tuple({**p, "name": names[p["name"]]} for p in prompts)
+            cached = self._prompts = _Prompts(prompts, wire, {names[p["name"]]: p["name"] for p in prompts})
+        return cached
+
+    # -- reads, prompts, completion ------------------------------------------------------------
+
+    async def read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        uri = str(params.uri)
+
+        async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
+            try:
+                return await self._catalog.read_resource(uri, progress=progress, log=relay_log, caller=caller)
+            except GatewayError as exc:
+                raise _error(exc) from None
+
+        return cast(types.ReadResourceResult, await self._answer(ctx, "resources/read", uri, params, run))
+
+    async def get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        lash_name = self._exported_prompts().lash_names.get(params.name)
+        if lash_name is None:
+            raise MCPError(types.INVALID_PARAMS, f"unknown prompt {params.name!r}: it is not in this gateway's prompts")
+
+        async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
+            try:
+                return await self._catalog.get_prompt(
+                    lash_name, params.arguments, progress=progress, log=relay_log, caller=caller
+                )
+            except GatewayError as exc:
+                raise _error(exc) from None
+
+        return cast(types.GetPromptResult, await self._answer(ctx, "prompts/get", params.name, params, run))
+
+    async def complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
+        ref = params.ref.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if ref.get("type") == "ref/prompt":
+            lash_name = self._exported_prompts().lash_names.get(ref.get("name", ""))
+            if lash_name is None:
+                raise MCPError(types.INVALID_PARAMS, f"unknown prompt {ref.get('name')!r}")
+            ref["name"] = lash_name
+        argument = params.argument.model_dump(by_alias=True, exclude_none=True, mode="json")
+        context = params.context.arguments if params.context is not None else None
+        try:
+            result = await self._catalog.complete(ref, argument, context)
+        except GatewayError as exc:
+            raise _error(exc) from None
+        return cast(types.CompleteResult, for_era(ctx.protocol_version, result))
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
+        connection = connection_of(ctx)
+        uri = str(params.uri)
+        subscribed: set[str] | None = connection.state.get(_SUBSCRIPTIONS)
+        if subscribed is None:
+            subscribed = connection.state[_SUBSCRIPTIONS] = set()
+            connection.exit_stack.push_async_callback(self._release, connection, subscribed)
+        if uri not in subscribed:
+            try:
+                await self._catalog.subscribe(uri)
+            except GatewayError as exc:
+                raise _error(exc) from None
+            subscribed.add(uri)
+            self._subscribers.setdefault(uri, {})[id(connection)] = connection
+        return types.EmptyResult()
+
+    async def unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+    ) -> types.EmptyResult:
+        connection = connection_of(ctx)
+        uri = str(params.uri)
+        subscribed: set[str] = connection.state.get(_SUBSCRIPTIONS) or set()
+        if uri in subscribed:
+            subscribed.discard(uri)
+            self._forget(uri, connection)
+            await self._catalog.unsubscribe(uri)
+        return types.EmptyResult()
+
+    async def _release(self, connection: Connection, subscribed: set[str]) -> None:
+        """The connection closed: its subscriptions end, upstream too when it was the last subscriber."""
+        for uri in sorted(subscribed):
+            self._forget(uri, connection)
+            try:
+                await self._catalog.unsubscribe(uri)
+            except Exception as exc:  # a closing connection must close whatever an upstream does
+                log.warning("unsubscribe of %s failed: %s", uri, exc, extra={"uri": uri, "reason": str(exc)})
+        subscribed.clear()
+
+    def _forget(self, uri: str, connection: Connection) -> None:
+        holders = self._subscribers.get(uri)
+        if holders is not None:
+            holders.pop(id(connection), None)
+            if not holders:
+                del self._subscribers[uri]
+
+    def subscribers(self, uri: str) -> list[Connection]:
+        """The handshake-era connections subscribed to `uri`."""
+        return list(self._subscribers.get(uri, {}).values())
+
+    async def publish(self, kind: str | None, uri: str | None) -> None:
+        """Hand a change to the 2026-07-28 listen streams (the handshake era's notifier is the export's)."""
+        if uri is not None:
+            await self._bus.publish(ResourceUpdated(uri=uri))
+        elif kind == "resources":
+            await self._bus.publish(ResourcesListChanged())
+        elif kind == "prompts":
+            await self._bus.publish(PromptsListChanged())
+
+
+class _TrackingListen:
+    """`subscriptions/listen`, with the stream's resource URIs subscribed in the catalog while it lasts (the SDK's
+    handler does not say which URIs its streams want)."""
+
+    def __init__(self, catalog: Catalog, bus: InMemorySubscriptionBus) -> None:
+        self._catalog = catalog
+        self._inner = ListenHandler(bus)
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        catalog = self._catalog
+        held: list[str] = []
+        try:
+            for uri in dict.fromkeys(params.notifications.resource_subscriptions or ()):
+                try:
+                    await catalog.subscribe(uri)
+                except GatewayError:
+                    continue  # no server offers it: nothing will change it, the stream just never says so
+                held.append(uri)
+            return await self._inner(ctx, params)
+        finally:
+            for uri in held:
+                try:
+                    await catalog.unsubscribe(uri)
+                except Exception as exc:
+                    log.warning("unsubscribe of %s failed: %s", uri, exc, extra={"uri": uri, "reason": str(exc)})
+
+
+def _page(
+    ctx: ServerRequestContext[Any, Any],
+    items: tuple[Mapping[str, Any], ...],
+    key: str,
+    params: types.PaginatedRequestParams | None,
+) -> dict[str, Any]:
+    cursor = params.cursor if params is not None else None
+    start = 0
+    if cursor:
+        if not cursor.isdigit():
+            raise MCPError(types.INVALID_PARAMS, f"invalid cursor {cursor!r}: pass back a nextCursor as given")
+        start = int(cursor)
+    end = start + PAGE_SIZE
+    page: dict[str, Any] = {key: list(items[start:end])}
+    if end < len(items):
+        page["nextCursor"] = str(end)
+    return for_era(ctx.protocol_version, page)
+
+
+def _error(exc: GatewayError) -> MCPError:
+    """A catalog failure as the client should see it: its code where the upstream gave one, the message always."""
+    if isinstance(exc, UnknownResource):
+        return MCPError(RESOURCE_NOT_FOUND, str(exc), {"uri": exc.uri})
+    if isinstance(exc, UnknownPrompt):
+        return MCPError(types.INVALID_PARAMS, str(exc))
+    if isinstance(exc, UpstreamCallError):
+        return MCPError(exc.code, str(exc))
+    return MCPError(types.INTERNAL_ERROR, str(exc))

@@ -1,0 +1,303 @@
+"""The whole MCP surface through the gateway: resources, templates, prompts, completion, subscriptions, log levels,
+and an upstream's questions (sampling, elicitation, roots) answered by the client whose call caused them.
+
+Two upstreams (`tests.servers.upstream`, with `tests.servers.surface`), `alpha` over stdio and `beta` over
+streamable HTTP, behind an in-process gateway; official SDK clients on `/mcp` and `/sse`, in both eras.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import MCPError
+from mcp.client.context import ClientRequestContext
+
+from lash_gateway import GatewayConfig, McpServerConfig
+from tests.integration._gateway import (
+    CLIENT_MODES,
+    ClientMode,
+    GatewayClient,
+    InProcessGateway,
+    connect,
+    poll,
+    run_gateway_in_process,
+    text_of,
+)
+from tests.integration._helpers import wait_until
+from tests.servers.launch import PROJECT_ROOT, UpstreamFactory, stdio_command
+from tests.servers.surface import ITEMS_TEMPLATE
+from tests.servers.upstream import BLOB_BYTES, big_text
+
+pytestmark = pytest.mark.anyio
+
+WAIT: Final = 15.0
+HANDSHAKE_MODES: Final[tuple[ClientMode, ...]] = ("http-legacy", "sse-legacy")
+
+
+@asynccontextmanager
+async def surface_gateway(upstream: UpstreamFactory) -> AsyncIterator[InProcessGateway]:
+    """A gateway with `alpha` (stdio) and `beta` (streamable HTTP), both connected."""
+    command, args = stdio_command("--name", "alpha")
+    servers = {
+        "alpha": McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT)),
+        "beta": McpServerConfig.streamable_http(upstream("--name", "beta", transport="streamable_http").url),
+    }
+    async with run_gateway_in_process(GatewayConfig(servers=servers)) as served:
+        pool = served.gateway.factory.pool
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+            await wait_until(lambda: all(s.connected and s.resource_count for s in pool.server_statuses()))
+        yield served
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+async def test_resources_are_merged_read_and_routed(upstream: UpstreamFactory, mode: ClientMode) -> None:
+    async with surface_gateway(upstream) as served, connect(served.base_url, mode) as handle:
+        client = handle.client
+        listed = await client.list_resources()
+        uris = [str(resource.uri) for resource in listed.resources]
+        assert uris.count("test://static/text") == 1  # listed by both, served by the first attached
+        assert {"test://alpha/counter", "test://beta/counter", "test://static/blob"} <= set(uris)
+        templates = await client.list_resource_templates()
+        assert {t.uri_template for t in templates.resource_templates} == {"test://big/{size}", ITEMS_TEMPLATE}
+
+        text = await client.read_resource("test://static/text")
+        assert _text(text) == "static text from alpha"
+        beta_counter = await client.read_resource("test://beta/counter")
+        assert _text(beta_counter) == "0"
+        blob = (await client.read_resource("test://static/blob")).contents[0]
+        assert isinstance(blob, types.BlobResourceContents)
+        assert base64.b64decode(blob.blob) == BLOB_BYTES
+        assert _text(await client.read_resource("items://fruit/apple")) == "fruit/apple"  # through a template
+        assert _text(await client.read_resource("test://big/100000")) == big_text(100_000)
+
+        with pytest.raises(MCPError) as unknown:
+            await client.read_resource("test://nobody/here")
+        assert unknown.value.code == -32002
+        assert "test://nobody/here" in unknown.value.message
+
+        statuses = {s.name: s for s in served.gateway.factory.pool.server_statuses()}
+        assert statuses["alpha"].conflicts == ()
+        beta_conflicts = statuses["beta"].conflicts
+        assert any("test://static/text" in conflict and "'alpha'" in conflict for conflict in beta_conflicts)
+
+
+async def test_a_16_mib_resource_arrives_whole(upstream: UpstreamFactory) -> None:
+    size = 16 * 1024 * 1024
+    async with surface_gateway(upstream) as served, connect(served.base_url, "http-legacy") as handle:
+        with anyio.fail_after(60):
+            read = await handle.client.read_resource(f"test://big/{size}")
+    assert _text(read) == big_text(size)
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+async def test_prompts_are_named_like_tools_and_completion_is_routed(
+    upstream: UpstreamFactory, mode: ClientMode
+) -> None:
+    async with surface_gateway(upstream) as served, connect(served.base_url, mode) as handle:
+        client = handle.client
+        prompts = {prompt.name: prompt for prompt in (await client.list_prompts()).prompts}
+        assert {"alpha__greet", "beta__greet"} <= set(prompts)
+        assert [argument.name for argument in prompts["beta__greet"].arguments or ()] == ["name"]
+        got = await client.get_prompt("beta__greet", {"name": "ada"})
+        message = got.messages[0].content
+        assert isinstance(message, types.TextContent)
+        assert message.text == "Hello, ada! (from beta)"
+        with pytest.raises(MCPError):
+            await client.get_prompt("greet", {"name": "ada"})  # the upstream name is not the exported one
+
+        names = await client.complete(
+            types.PromptReference(type="ref/prompt", name="alpha__greet"), {"name": "name", "value": "al"}
+        )
+        assert names.completion.values == ["alice", "albert"]
+        ref = types.ResourceTemplateReference(type="ref/resource", uri=ITEMS_TEMPLATE)
+        items = await client.complete(ref, {"name": "id", "value": ""}, {"kind": "fruit"})
+        assert items.completion.values == ["apple", "pear"]
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+async def test_resource_updates_reach_exactly_the_subscribers(upstream: UpstreamFactory, mode: ClientMode) -> None:
+    alpha, beta = "test://alpha/counter", "test://beta/counter"
+    async with (
+        surface_gateway(upstream) as served,
+        subscribed(served.base_url, mode, alpha) as watcher,
+        subscribed(served.base_url, mode, beta) as other,
+    ):
+        with anyio.fail_after(WAIT):
+            await other.client.call_tool("alpha__bump", {})
+            await watcher.wait_notice(_updated(alpha))
+            await watcher.client.call_tool("beta__bump", {})
+            await other.wait_notice(_updated(beta))
+        assert not [n for n in other.notices if _updated(alpha)(n)]
+        assert not [n for n in watcher.notices if _updated(beta)(n)]
+
+
+@pytest.mark.parametrize("mode", HANDSHAKE_MODES)
+async def test_upstream_subscriptions_end_with_the_last_subscriber(upstream: UpstreamFactory, mode: ClientMode) -> None:
+    """The gateway subscribes upstream once per URI, and unsubscribes when its last client leaves."""
+    beta = "test://beta/counter"
+    async with surface_gateway(upstream) as served:
+        pool = served.gateway.factory.pool
+        async with subscribed(served.base_url, mode, beta), subscribed(served.base_url, mode, beta) as second:
+            reply = await second.client.call_tool("beta__subscribers", {"uri": beta})
+            assert text_of(reply) == "1"
+        async with connect(served.base_url, mode) as probe:
+
+            async def unsubscribed() -> bool | None:
+                count = text_of(await probe.client.call_tool("beta__subscribers", {"uri": beta}))
+                return True if count == "0" else None
+
+            await poll(unsubscribed, WAIT)
+        assert pool.resource_server(beta) == "beta"
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+async def test_list_changes_reach_every_client(upstream: UpstreamFactory, mode: ClientMode) -> None:
+    async with surface_gateway(upstream) as served, connect(served.base_url, mode) as handle:
+        if handle.modern:
+            async with handle.client.listen(resources_list_changed=True) as subscription:
+                await handle.client.call_tool("alpha__add_resource", {"name": "fresh"})
+                with anyio.fail_after(WAIT):
+                    async for event in subscription:
+                        if type(event).__name__ == "ResourcesListChanged":
+                            break
+        else:
+            await handle.client.call_tool("alpha__add_resource", {"name": "fresh"})
+            with anyio.fail_after(WAIT):
+                await handle.wait_notice(lambda n: isinstance(n, types.ResourceListChangedNotification))
+        uris = {str(r.uri) for r in (await handle.client.list_resources()).resources}
+        assert "test://added/fresh" in uris
+
+
+@pytest.mark.parametrize("mode", HANDSHAKE_MODES)
+async def test_log_messages_respect_the_clients_level(upstream: UpstreamFactory, mode: ClientMode) -> None:
+    async with surface_gateway(upstream) as served, connect(served.base_url, mode) as handle:
+        await handle.client.session.send_request(
+            types.SetLevelRequest(params=types.SetLevelRequestParams(level="warning")), types.EmptyResult
+        )
+        await handle.client.call_tool("alpha__log", {"message": "quiet", "level": "info"})
+        await handle.client.call_tool("alpha__log", {"message": "loud", "level": "error"})
+        assert [log.data for log in handle.logs] == [{"message": "loud"}]
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+@pytest.mark.parametrize("server", ["alpha", "beta"])
+async def test_questions_reach_the_client_that_made_the_call(
+    upstream: UpstreamFactory, mode: ClientMode, server: str
+) -> None:
+    async with (
+        surface_gateway(upstream) as served,
+        asking(served.base_url, mode, "ann") as ann,
+        asking(served.base_url, mode, "bob") as bob,
+    ):
+        for who, handle in (("ann", ann), ("bob", bob)):
+            assert text_of(await handle.client.call_tool(f"{server}__ask", {"message": "name?"})) == f"accept: {who}"
+            assert text_of(await handle.client.call_tool(f"{server}__sample", {"prompt": "hi"})) == f"{who} says hi"
+            assert text_of(await handle.client.call_tool(f"{server}__roots", {})) == f"file:///home/{who}"
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+async def test_concurrent_questions_on_streamable_http_go_to_their_own_callers(
+    upstream: UpstreamFactory, mode: ClientMode
+) -> None:
+    async with (
+        surface_gateway(upstream) as served,
+        asking(served.base_url, mode, "ann") as ann,
+        asking(served.base_url, mode, "bob") as bob,
+    ):
+        answers: dict[str, str] = {}
+
+        async def call(who: str, handle: GatewayClient) -> None:
+            for _ in range(5):
+                answers[who] = text_of(await handle.client.call_tool("beta__roots", {}))
+                assert answers[who] == f"file:///home/{who}"
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, "ann", ann)
+                tg.start_soon(call, "bob", bob)
+
+
+async def test_a_client_without_the_capability_is_said_so(upstream: UpstreamFactory) -> None:
+    async with surface_gateway(upstream) as served, connect(served.base_url, "http-legacy") as handle:
+        result = await handle.client.call_tool("beta__ask", {"message": "name?"})
+    assert result.is_error
+    assert "does not support elicitation" in text_of(result)
+
+
+async def test_capabilities_advertise_the_whole_surface(upstream: UpstreamFactory) -> None:
+    async with surface_gateway(upstream) as served, connect(served.base_url, "http-legacy") as handle:
+        capabilities = handle.client.server_capabilities
+    assert capabilities is not None
+    assert (
+        capabilities.resources is not None and capabilities.resources.subscribe and capabilities.resources.list_changed
+    )
+    assert capabilities.prompts is not None and capabilities.prompts.list_changed
+    assert capabilities.completions is not None
+    assert capabilities.logging is not None
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _text(result: types.ReadResourceResult) -> str:
+    contents = result.contents[0]
+    assert isinstance(contents, types.TextResourceContents)
+    return contents.text
+
+
+def _updated(uri: str) -> Any:
+    return lambda n: isinstance(n, types.ResourceUpdatedNotification) and str(n.params.uri) == uri
+
+
+@asynccontextmanager
+async def subscribed(base_url: str, mode: ClientMode, uri: str) -> AsyncIterator[GatewayClient]:
+    """A client subscribed to `uri`: `resources/subscribe` on the handshake era, a listen stream on 2026-07-28
+    (whose events are teed to `message_handler`, so `notices` sees both the same way)."""
+    async with connect(base_url, mode) as handle:
+        if not handle.modern:
+            await handle.client.session.send_request(
+                types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
+            )
+            yield handle
+            return
+        async with handle.client.listen(resource_subscriptions=[uri]) as subscription, anyio.create_task_group() as tg:
+
+            async def drain() -> None:
+                async for _ in subscription:
+                    pass
+
+            tg.start_soon(drain)
+            yield handle
+            tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def asking(base_url: str, mode: ClientMode, who: str) -> AsyncIterator[GatewayClient]:
+    """A client that answers elicitation with its name, sampling with "<who> says <prompt>", roots with its home."""
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"answer": who})
+
+    async def sample(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        prompt = params.messages[0].content
+        text = prompt.text if isinstance(prompt, types.TextContent) else "?"
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=f"{who} says {text}"), model="test"
+        )
+
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri=f"file:///home/{who}", name=who)])
+
+    async with connect(
+        base_url, mode, elicitation_callback=elicit, sampling_callback=sample, list_roots_callback=roots
+    ) as handle:
+        yield handle
