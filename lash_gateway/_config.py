@@ -56,6 +56,8 @@ ProtocolMode: TypeAlias = Literal["legacy", "auto"]
 """How the client picks the protocol era; see `McpServerConfig.mode`."""
 
 DEFAULT_MODE: Final[ProtocolMode] = "legacy"
+DEFAULT_MAX_CLIENTS: Final = 16
+"""Clients with a connection of their own to one `per_client` server, at most, by default."""
 
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
 
@@ -91,6 +93,14 @@ class McpServerConfig(BaseModel):
     connection. "auto" first probes `server/discover` for 2026-07-28: servers that ignore unknown
     methods then cost a 10 s connect delay, very old servers (mcp 1.2.x) die, and on 2026-07-28
     list_changed only arrives on a `subscriptions/listen` stream. Hence "legacy" by default."""
+    per_client: bool = False
+    """Give each downstream client its own connection to this server (a process of its own, for stdio), opened
+    on the client's first use and closed when its session ends or idles out. Stateful servers need it (a
+    browser per user, each client's own roots); others share one connection. The shared connection stays, for
+    the tool list and for callers without a session (2026-07-28 requests are each a client of their own)."""
+    max_clients: int = Field(default=DEFAULT_MAX_CLIENTS, ge=1, le=10_000)
+    """With `per_client`: how many clients may have a connection of their own at once; the next one gets an
+    error that says so."""
 
     def model_post_init(self, context: Any, /) -> None:
         if type(self) is McpServerConfig:
@@ -138,6 +148,8 @@ class McpServerConfig(BaseModel):
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         tools: ToolFilter | None = None,
         mode: ProtocolMode = DEFAULT_MODE,
+        per_client: bool = False,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
     ) -> StdioServerConfig:
         """A server started as `command *args`.
 
@@ -153,7 +165,11 @@ class McpServerConfig(BaseModel):
             "env": dict(env or {}),
             "cwd": os.fspath(cwd) if cwd is not None else None,
         }
-        return _build(StdioServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+        return _build(
+            StdioServerConfig,
+            None,
+            _with_common(data, startup_timeout, call_timeout, tools, mode, per_client, max_clients),
+        )
 
     @staticmethod
     def streamable_http(
@@ -164,13 +180,17 @@ class McpServerConfig(BaseModel):
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         tools: ToolFilter | None = None,
         mode: ProtocolMode = DEFAULT_MODE,
+        per_client: bool = False,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
     ) -> HttpServerConfig:
         """A server reached over streamable HTTP at `url`.
 
         Raises:
             ConfigError: an argument is invalid.
         """
-        return _http("streamable_http", url, headers, startup_timeout, call_timeout, tools, mode)
+        return _http(
+            "streamable_http", url, headers, startup_timeout, call_timeout, tools, mode, per_client, max_clients
+        )
 
     @staticmethod
     def sse(
@@ -181,13 +201,16 @@ class McpServerConfig(BaseModel):
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         tools: ToolFilter | None = None,
         mode: ProtocolMode = DEFAULT_MODE,
+        per_client: bool = False,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
     ) -> HttpServerConfig:
         """A server reached over the legacy HTTP+SSE transport; `url` is its SSE stream.
 
         Raises:
             ConfigError: an argument is invalid.
         """
-        return _http("sse", url, headers, startup_timeout, call_timeout, tools, mode)
+        common = (startup_timeout, call_timeout, tools, mode, per_client, max_clients)
+        return _http("sse", url, headers, *common)
 
     @staticmethod
     def parse(obj: Mapping[str, object] | McpServerConfig, *, name: str | None = None) -> ServerConfig:
@@ -199,8 +222,9 @@ class McpServerConfig(BaseModel):
           streamable-http, streamable_http; Cline's streamableHttp) picks the transport, Windsurf's
           `"serverUrl"` stands for `"url"`, and Cline's `autoApprove` / `alwaysAllow` are ignored.
 
-        Both shapes also take `startup_timeout`, `call_timeout`, `tools` and `mode`; other keys are
-        errors. `name` is used in error messages (and validated); a config object is returned as is.
+        Both shapes also take `startup_timeout`, `call_timeout`, `tools`, `mode`, `per_client` and
+        `max_clients`; other keys are errors. `name` is used in error messages (and validated); a config
+        object is returned as is.
 
         Raises:
             ConfigError: the name or the config is invalid; one line per problem.
@@ -333,9 +357,13 @@ def _http(
     call_timeout: float,
     tools: ToolFilter | None,
     mode: ProtocolMode,
+    per_client: bool,
+    max_clients: int,
 ) -> HttpServerConfig:
     data: dict[str, object] = {"transport": transport, "url": url, "headers": dict(headers or {})}
-    return _build(HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode))
+    return _build(
+        HttpServerConfig, None, _with_common(data, startup_timeout, call_timeout, tools, mode, per_client, max_clients)
+    )
 
 
 def load_mcp_servers(data: Mapping[str, object] | str | os.PathLike[str]) -> dict[str, ServerConfig]:
@@ -378,8 +406,16 @@ def _with_common(
     call_timeout: float,
     tools: ToolFilter | None,
     mode: ProtocolMode,
+    per_client: bool,
+    max_clients: int,
 ) -> dict[str, object]:
-    data.update(startup_timeout=startup_timeout, call_timeout=call_timeout, mode=mode)
+    data.update(
+        startup_timeout=startup_timeout,
+        call_timeout=call_timeout,
+        mode=mode,
+        per_client=per_client,
+        max_clients=max_clients,
+    )
     if tools is not None:
         data["tools"] = tools
     return data

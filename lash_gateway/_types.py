@@ -47,6 +47,8 @@ class ServerStatus:
     resource_count: int = 0
     resource_template_count: int = 0
     prompt_count: int = 0
+    clients: int = 0
+    """`per_client` servers: clients with a connection of their own now."""
     conflicts: tuple[str, ...] = ()
     """Resource URIs and templates this server lists that another server serves (see the pool's routing rule)."""
     config: Mapping[str, Any] = field(default_factory=dict)

@@ -63,7 +63,13 @@ class Catalog(Protocol):
     def watch(self, listener: Callable[[Any, str | None], None]) -> None: ...
 
     async def read_resource(
-        self, uri: str, *, progress: ProgressReporter | None, log: LogReporter | None, caller: Caller
+        self,
+        uri: str,
+        *,
+        progress: ProgressReporter | None,
+        log: LogReporter | None,
+        caller: Caller,
+        client: str | None,
     ) -> dict[str, Any]: ...
 
     async def get_prompt(
@@ -74,11 +80,19 @@ class Catalog(Protocol):
         progress: ProgressReporter | None,
         log: LogReporter | None,
         caller: Caller,
+        client: str | None,
     ) -> dict[str, Any]: ...
 
     async def complete(
-        self, ref: Mapping[str, Any], argument: Mapping[str, Any], context: Mapping[str, Any] | None
+        self,
+        ref: Mapping[str, Any],
+        argument: Mapping[str, Any],
+        context: Mapping[str, Any] | None,
+        *,
+        client: str | None,
     ) -> dict[str, Any]: ...
+
+    async def roots_changed(self, client: str) -> None: ...
 
     async def subscribe(self, uri: str) -> None: ...
 
@@ -95,8 +109,17 @@ class _Prompts:
 class CatalogExport:
     """The handlers of the catalog's methods, and its changes on their way to clients."""
 
-    def __init__(self, catalog: Catalog, bus: InMemorySubscriptionBus, name_limit: int, answer: Answer) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        bus: InMemorySubscriptionBus,
+        name_limit: int,
+        answer: Answer,
+        client_of: Callable[[ServerRequestContext[Any, Any]], Awaitable[str]],
+    ) -> None:
+        """`client_of` names the client of a request (its session), for servers that give each its own connection."""
         self._catalog = catalog
+        self._client_of = client_of
         self._bus = bus
         self._limit = name_limit
         self._answer = answer
@@ -137,10 +160,13 @@ class CatalogExport:
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
+        client = await self._client_of(ctx)
 
         async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
             try:
-                return await self._catalog.read_resource(uri, progress=progress, log=relay_log, caller=caller)
+                return await self._catalog.read_resource(
+                    uri, progress=progress, log=relay_log, caller=caller, client=client
+                )
             except GatewayError as exc:
                 raise _error(exc) from None
 
@@ -153,10 +179,12 @@ class CatalogExport:
         if lash_name is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown prompt {params.name!r}: it is not in this gateway's prompts")
 
+        client = await self._client_of(ctx)
+
         async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
             try:
                 return await self._catalog.get_prompt(
-                    lash_name, params.arguments, progress=progress, log=relay_log, caller=caller
+                    lash_name, params.arguments, progress=progress, log=relay_log, caller=caller, client=client
                 )
             except GatewayError as exc:
                 raise _error(exc) from None
@@ -175,10 +203,14 @@ class CatalogExport:
         argument = params.argument.model_dump(by_alias=True, exclude_none=True, mode="json")
         context = params.context.arguments if params.context is not None else None
         try:
-            result = await self._catalog.complete(ref, argument, context)
+            result = await self._catalog.complete(ref, argument, context, client=await self._client_of(ctx))
         except GatewayError as exc:
             raise _error(exc) from None
         return cast(types.CompleteResult, for_era(ctx.protocol_version, result))
+
+    async def roots_changed(self, ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None) -> None:
+        """`notifications/roots/list_changed`: to the servers that serve this client alone."""
+        await self._catalog.roots_changed(await self._client_of(ctx))
 
     # -- subscriptions -------------------------------------------------------------------------
 

@@ -101,7 +101,7 @@ class McpExport:
         listen: Callable[..., Awaitable[types.SubscriptionsListenResult]] = ListenHandler(self._bus)
         handlers: dict[str, Any] = {}
         if catalog is not None:
-            served = self._catalog = CatalogExport(catalog, self._bus, name_limit, self.answer)
+            served = self._catalog = CatalogExport(catalog, self._bus, name_limit, self.answer, self._client_of)
             listen = served.listen
             handlers = {
                 "on_list_resources": served.list_resources,
@@ -134,6 +134,11 @@ class McpExport:
         )
         # Registered, not passed: the constructor's keyword for it is deprecated (it warns).
         self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level)
+        if self._catalog is not None:  # registered, not passed: the constructor's keyword warns too
+            roots_changed = self._catalog.roots_changed
+            self.server.add_notification_handler(
+                "notifications/roots/list_changed", types.NotificationParams, roots_changed
+            )
         self.server.middleware.append(self._track_connection)
         self._own_middleware = tuple(self.server.middleware)
 
@@ -214,6 +219,10 @@ class McpExport:
             await session.ready()
             connection.exit_stack.push_async_callback(session.aclose)
         return session
+
+    async def _client_of(self, ctx: ServerRequestContext[Any, Any]) -> str:
+        """Who a request's client is, for servers that give each client a connection of its own: its session."""
+        return (await self.session_of(connection_of(ctx))).id
 
     def _surface_of(self, session: Session) -> Surface:
         """The export of a session's surface. Sessions with the same providers share one surface

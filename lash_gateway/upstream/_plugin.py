@@ -57,7 +57,9 @@ class McpToolProvider(ToolProvider):
         progress = context.progress if context.progress is not ignore_progress else None
         log = context.log if context.log is not ignore_log else None
         try:
-            return await self._pool.call_tool(call.name, call.args, progress=progress, log=log, caller=context.caller)
+            return await self._pool.call_tool(
+                call.name, call.args, progress=progress, log=log, caller=context.caller, client=context.session_id
+            )
         except UnknownTool as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.INVALID_INPUT, code="unknown_tool")
         except CallTimeout as exc:
@@ -175,6 +177,7 @@ class McpSessionPlugin(SessionPlugin):
 
     def register(self, reg: PluginRegistrar) -> None:
         reg.tools().provider(self._factory.provider)
+        reg.session().on_close(self._closed)
         actions = reg.actions()
         actions.register(
             "attach_server", self._attach, description="Attach or replace an MCP server.", input_model=_AttachArgs
@@ -184,6 +187,10 @@ class McpSessionPlugin(SessionPlugin):
             "reconnect_server", self._reconnect, description="Reconnect an MCP server now.", input_model=_NameArgs
         )
         actions.register("server_statuses", self._statuses, description="Status of every attached MCP server.")
+
+    async def _closed(self, context: PluginSessionContext) -> None:
+        """The session was the client of its own connections to `per_client` servers: they close."""
+        self._factory.pool.release_client(context.session_id)
 
     async def _attach(self, args: Any) -> Any:
         return status_dict(await self._factory.attach_server(args.name, args.config))

@@ -8,6 +8,7 @@ goes up by one per change so sessions and downstream clients can tell.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -27,6 +28,7 @@ from .._types import ServerStatus
 from ._catalog import CatalogKind
 from ._merged import MergedCatalog, merge
 from ._network import NetworkGuard
+from ._per_client import PerClient
 from ._upstream import Upstream
 
 log = logging.getLogger("lash_gateway.pool")
@@ -56,6 +58,7 @@ class McpConnectionPool:
         self._parts: dict[str, str] = {}
         """Server name -> its part of tool names, claimed when attach is called (so concurrent
         attaches name in call order) and kept until detach (so no other server's tools get renamed)."""
+        self._per_client = PerClient(self._task_group)
         self._state: Literal["new", "open", "closed"] = "new"
         self._exit_stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
@@ -66,6 +69,7 @@ class McpConnectionPool:
         if self._state != "new":
             raise RuntimeError(f"the pool is {self._state}; create a new McpConnectionPool")
         self._tg = await self._exit_stack.enter_async_context(anyio.create_task_group())
+        self._tg.start_soon(self._per_client.reap_idle, name="mcp-per-client-reaper")
         self._state = "open"
         return self
 
@@ -74,12 +78,14 @@ class McpConnectionPool:
     ) -> None:
         """Close every connection and reap every child process; in-flight calls end with `ServerDetached`."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_GRACE):
-            servers, self._servers = list(self._servers.values()), {}
+            servers, self._servers = [*self._servers.values(), *self._per_client.all()], {}
             self._rebuild()
             async with anyio.create_task_group() as tg:
                 for upstream in servers:
                     tg.start_soon(upstream.stop, f"the gateway shut down while calling server {upstream.name!r}")
         self._state = "closed"
+        if self._tg is not None:
+            self._tg.cancel_scope.cancel()  # the idle reaper; every supervisor has stopped
         self._tg = None
         await self._exit_stack.aclose()
 
@@ -146,6 +152,7 @@ class McpConnectionPool:
                 extra={**facts, "reason": status.last_error},
             )
         if old is not None:
+            self._per_client.close_server(name)
             await old.stop(f"server {name!r} was replaced while the call was in flight")
         return status
 
@@ -162,6 +169,7 @@ class McpConnectionPool:
         del self._parts[name]
         self._rebuild()
         self._rebuild_catalog()
+        self._per_client.close_server(name)
         await upstream.stop(f"server {name!r} was detached while the call was in flight")
         log.info("server %s detached", name, extra={"server": name})
 
@@ -187,11 +195,26 @@ class McpConnectionPool:
         return None if upstream is None else (upstream.config, upstream.guard)
 
     def server_statuses(self) -> list[ServerStatus]:
-        return [upstream.status() for upstream in self._servers.values()]
+        return [self._status(upstream) for upstream in self._servers.values()]
 
     def status(self, name: str) -> ServerStatus:
         """Raises `ServerNotAttached` for an unknown name."""
-        return self._server(name).status()
+        return self._status(self._server(name))
+
+    def _status(self, upstream: Upstream) -> ServerStatus:
+        status = upstream.status()
+        if not upstream.config.per_client:
+            return status
+        return dataclasses.replace(status, clients=self._per_client.count(upstream.name))
+
+    def release_client(self, client: str) -> None:
+        """The session `client` ended: its own connections to `per_client` servers close (once idle)."""
+        self._per_client.release(client)
+
+    async def roots_changed(self, client: str) -> None:
+        """Tell the servers that serve `client` alone (its `per_client` connections) that its roots changed."""
+        for upstream in self._per_client.upstreams(client):
+            await upstream.roots_changed()
 
     def _server(self, name: str) -> Upstream:
         upstream = self._servers.get(name)
@@ -240,6 +263,7 @@ class McpConnectionPool:
         call_timeout: float | None = None,
         log: LogReporter | None = None,
         caller: Caller = NO_CALLER,
+        client: str | None = None,
     ) -> ToolResult:
         """Call a tool by its lash name. A tool that reports an error is a failure result; everything
         that keeps the call from an answer raises.
@@ -252,9 +276,10 @@ class McpConnectionPool:
             UpstreamCallError: the server answered with a JSON-RPC error.
         """
         upstream, original = self._route(tool)
-        return await upstream.call(
-            original, args, progress=progress, call_timeout=call_timeout, log_to=log, caller=caller
-        )
+        async with self._per_client.using(upstream, client) as target:
+            return await target.call(
+                original, args, progress=progress, call_timeout=call_timeout, log_to=log, caller=caller
+            )
 
     # -- resources and prompts ------------------------------------------------------------------
 
@@ -291,14 +316,19 @@ class McpConnectionPool:
         progress: ProgressReporter | None = None,
         log: LogReporter | None = None,
         caller: Caller = NO_CALLER,
+        client: str | None = None,
     ) -> dict[str, Any]:
-        """A `resources/read` result (wire form) from the server that serves `uri`.
+        """A `resources/read` result (wire form) from the server that serves `uri` (`client`'s own connection to
+        it, when it is `per_client`).
 
         Raises:
             UnknownResource, and as `call_tool`.
         """
         upstream = self._servers[self.resource_server(uri)]
-        return await upstream.request("resources/read", {"uri": uri}, uri, progress=progress, log_to=log, caller=caller)
+        async with self._per_client.using(upstream, client) as target:
+            return await target.request(
+                "resources/read", {"uri": uri}, uri, progress=progress, log_to=log, caller=caller
+            )
 
     async def get_prompt(
         self,
@@ -308,6 +338,7 @@ class McpConnectionPool:
         progress: ProgressReporter | None = None,
         log: LogReporter | None = None,
         caller: Caller = NO_CALLER,
+        client: str | None = None,
     ) -> dict[str, Any]:
         """A `prompts/get` result (wire form) for a prompt by its lash name.
 
@@ -316,10 +347,16 @@ class McpConnectionPool:
         """
         upstream, original = self._prompt_route(name)
         params = {"name": original, "arguments": dict(arguments or {})}
-        return await upstream.request("prompts/get", params, original, progress=progress, log_to=log, caller=caller)
+        async with self._per_client.using(upstream, client) as target:
+            return await target.request("prompts/get", params, original, progress=progress, log_to=log, caller=caller)
 
     async def complete(
-        self, ref: Mapping[str, Any], argument: Mapping[str, Any], context: Mapping[str, Any] | None = None
+        self,
+        ref: Mapping[str, Any],
+        argument: Mapping[str, Any],
+        context: Mapping[str, Any] | None = None,
+        *,
+        client: str | None = None,
     ) -> dict[str, Any]:
         """A `completion/complete` result from the server that owns `ref`: a prompt (`ref/prompt`, its lash name)
         or a resource template (`ref/resource`, the template as listed). `context` holds the arguments already
@@ -340,7 +377,8 @@ class McpConnectionPool:
         params: dict[str, Any] = {"ref": dict(ref), "argument": dict(argument)}
         if context:
             params["context"] = {"arguments": dict(context)}
-        return await upstream.request("completion/complete", params, original)
+        async with self._per_client.using(upstream, client) as target:
+            return await target.request("completion/complete", params, original)
 
     async def subscribe(self, uri: str) -> None:
         """Count one more subscriber of `uri`; the first subscribes upstream (and again on every reconnect).

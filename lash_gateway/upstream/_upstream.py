@@ -348,6 +348,17 @@ class Upstream:
         if new.prompts != old.prompts:
             self._owner.catalog_changed(self, "prompts")
 
+    async def roots_changed(self) -> None:
+        """Tell the server its client's roots changed (`notifications/roots/list_changed`)."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            with anyio.fail_after(min(10.0, self.config.call_timeout)):
+                await client.session.send_notification(types.RootsListChangedNotification())
+        except Exception as exc:
+            self._warn("roots/list_changed not sent", exc)
+
     # -- resource subscriptions ----------------------------------------------------------------
 
     async def subscribe(self, uri: str) -> None:

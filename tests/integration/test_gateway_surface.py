@@ -301,3 +301,59 @@ async def asking(base_url: str, mode: ClientMode, who: str) -> AsyncIterator[Gat
         base_url, mode, elicitation_callback=elicit, sampling_callback=sample, list_roots_callback=roots
     ) as handle:
         yield handle
+
+
+# --- per-client connections ---------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def per_client_gateway(max_clients: int = 4) -> AsyncIterator[InProcessGateway]:
+    """A gateway whose one server, `own` (stdio), gives every client a connection (a process) of its own."""
+    command, args = stdio_command("--name", "own")
+    config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), per_client=True, max_clients=max_clients)
+    async with run_gateway_in_process(GatewayConfig(servers={"own": config})) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+            await wait_until(lambda: served.gateway.factory.pool.status("own").connected)
+        yield served
+
+
+@pytest.mark.parametrize("mode", HANDSHAKE_MODES)
+async def test_per_client_servers_ask_each_client_on_its_own_connection(mode: ClientMode) -> None:
+    """Concurrent questions on a stdio server: attributable only because each client has its own process."""
+    async with per_client_gateway() as served:
+        pool = served.gateway.factory.pool
+        async with asking(served.base_url, mode, "ann") as ann, asking(served.base_url, mode, "bob") as bob:
+
+            async def call(who: str, handle: GatewayClient) -> None:
+                for _ in range(3):
+                    assert text_of(await handle.client.call_tool("own__roots", {})) == f"file:///home/{who}"
+
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, "ann", ann)
+                    tg.start_soon(call, "bob", bob)
+            assert pool.status("own").clients == 2
+            # A client's roots/list_changed reaches its own connection, and no other.
+            await ann.client.session.send_notification(types.RootsListChangedNotification())
+
+            async def ann_told() -> bool | None:
+                changes = text_of(await ann.client.call_tool("own__roots_changes", {}))
+                return True if changes == "1" else None
+
+            await poll(ann_told, WAIT)
+            assert text_of(await bob.client.call_tool("own__roots_changes", {})) == "0"
+        # Each client's connection closed with its session.
+        await wait_until(lambda: pool.status("own").clients == 0)
+
+
+async def test_per_client_servers_refuse_clients_past_max_clients() -> None:
+    async with (
+        per_client_gateway(max_clients=1) as served,
+        connect(served.base_url, "http-legacy") as first,
+        connect(served.base_url, "sse-legacy") as second,
+    ):
+        assert text_of(await first.client.call_tool("own__echo", {"text": "in"})) == "in"
+        refused = await second.client.call_tool("own__echo", {"text": "out"})
+        assert refused.is_error
+        assert "max_clients" in text_of(refused)

@@ -12,7 +12,8 @@ Prompts: ``greet(name)`` (one user message ``"Hello, <name>!"``, plus ``"from <n
 Completion: ``greet``'s ``name`` from ``NAMES``; the template's ``kind`` from ``KINDS`` and ``id`` from the
 items of the kind given in the context.
 
-Tools: ``bump()``; ``subscribers(uri)`` (how many connections subscribed to ``uri``); ``add_resource(name)``
+Tools: ``bump()``; ``roots_changes()`` (how many ``notifications/roots/list_changed`` arrived);
+``subscribers(uri)`` (how many connections subscribed to ``uri``); ``add_resource(name)``
 (lists ``test://added/<name>`` and announces the list change);
 ``ask(message)`` (elicits ``{"answer": string}`` and answers ``"<action>: <answer>"``); ``sample(prompt)``
 (asks for a completion and answers with its text); ``roots()`` (answers the client's root URIs, one per line).
@@ -62,12 +63,15 @@ class Surface:
         server.add_request_handler("prompts/list", types.PaginatedRequestParams, self.list_prompts)
         server.add_request_handler("prompts/get", types.GetPromptRequestParams, self.get_prompt)
         server.add_request_handler("completion/complete", types.CompleteRequestParams, self.complete)
+        server.add_notification_handler("notifications/roots/list_changed", types.NotificationParams, self._roots_moved)
+        self.roots_changes = 0
         string = {"type": "string"}
         upstream.add_tool("bump", self._bump, "Add one to the counter resource.", _schema())
         upstream.add_tool("add_resource", self._add_resource, "List one more resource.", _schema({"name": string}))
         upstream.add_tool("ask", self._ask, "Elicit an answer from the user.", _schema({"message": string}))
         upstream.add_tool("sample", self._sample, "Ask the client's model.", _schema({"prompt": string}))
         upstream.add_tool("roots", self._roots, "The client's roots.", _schema())
+        upstream.add_tool("roots_changes", self._roots_changes, "roots/list_changed received so far.", _schema())
         upstream.add_tool(
             "subscribers", self._subscriber_count, "Connections subscribed to a URI.", _schema({"uri": string})
         )
@@ -129,6 +133,12 @@ class Surface:
     async def unsubscribe(self, ctx: ServerCtx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
         self._subscribers.get(str(params.uri), {}).pop(id(ctx.session._connection), None)
         return types.EmptyResult()
+
+    async def _roots_moved(self, ctx: ServerCtx, params: types.NotificationParams | None) -> None:
+        self.roots_changes += 1
+
+    async def _roots_changes(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
+        return types.CallToolResult(content=[types.TextContent(type="text", text=str(self.roots_changes))])
 
     async def _subscriber_count(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         count = len(self._subscribers.get(str(args.get("uri")), {}))
