@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
-from mcp import Client, MCPError
+from mcp import Client
 from mcp.client.subscriptions import Subscription
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -32,26 +32,23 @@ from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolResu
 
 from .._config import ServerConfig
 from .._errors import (
-    CallTimeout,
-    ServerDetached,
-    UpstreamCallError,
-    UpstreamError,
     UpstreamUnavailable,
 )
 from .._redact import remember_secrets
 from .._schema import SanitizedTool
 from .._secrets import redacted, secret_values
 from .._types import ServerStatus, SkippedTool, State
-from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests
+from ._asks import Asks
 from ._catalog import Catalog, CatalogKind, list_catalog
 from ._describe import describe_error, log_failure
 from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
+from ._requests import Live, Requests
 from ._stdio import StdioLane
 from ._streams import WatchedReadStream, opened
 from ._tool_list import list_tools
 from ._transports import open_transport
-from ._wire import result_from_wire, send_raw, strip_sdk_meta
+from ._wire import result_from_wire, send_raw
 
 log = logging.getLogger("lash_gateway.upstream")
 
@@ -65,13 +62,6 @@ CANCEL_GRACE = 2.0
 """Seconds a stopping server's calls get to send their cancellation upstream before the connection closes."""
 
 _ALL_KINDS: frozenset[CatalogKind] = frozenset({"resources", "prompts"})
-_KINDS = {
-    "tools/call": "tool",
-    "resources/read": "resource",
-    "prompts/get": "prompt",
-    "completion/complete": "completion",
-}
-"""How errors name what a request was for."""
 
 
 class UpstreamOwner(Protocol):
@@ -120,6 +110,7 @@ class Upstream:
         self._scope = anyio.CancelScope()
         self._stopped = anyio.Event()
         self._calls = CallsInFlight(name)
+        self._requests = Requests(name, config, self._calls, self._asks)
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
@@ -426,87 +417,24 @@ class Upstream:
         caller: Caller = NO_CALLER,
     ) -> dict[str, Any]:
         """Send one request that may take a while and ask the caller (`tools/call`, `resources/read`,
-        `prompts/get`, `completion/complete`) and return its raw result, without the SDK's `_meta` stamps.
-        `label` names it in errors: the tool, the URI, the prompt.
+        `prompts/get`, `completion/complete`) and return its raw result; see `Requests.send`.
 
         Raises:
             as `call`.
         """
-        stop_reason = self._calls.stop_reason
-        if stop_reason is not None:  # stopping: its calls are being cancelled, this one would outlive them
-            raise ServerDetached(self.name, stop_reason)
         client = self._client
-        if client is None:
-            detail = self.last_error or "still connecting"
-            raise UpstreamUnavailable(self.name, f"not connected ({detail}); the gateway keeps reconnecting")
-        limit = self.config.call_timeout if call_timeout is None else call_timeout
-        lane = self._lane
-        relay = self._calls.relay(label, progress, log_to)
-        # One scope serves the timeout and `stop()`; which one fired is told by the stop reason.
-        with (
-            anyio.CancelScope(deadline=anyio.current_time() + limit) as scope,
-            self._calls.tracking(scope),
-            self._asks.asking(caller),
-        ):
-            try:
-                body = dict(params)
-                for _ in range(MAX_INPUT_ROUNDS):
-                    error: UpstreamError | None = None
-                    if lane is not None:  # the lane's request delivers the relay's messages in this task
-                        try:
-                            raw = await lane.request(method, body, relay)
-                        except MCPError as exc:
-                            error = self._call_error(method, label, exc)
-                    else:
-                        with self._calls.taking_logs(relay):  # until answered: no later message is this call's
-                            try:
-                                on_progress = relay.report_progress if progress is not None else None
-                                raw = await send_raw(client.session, method, body, on_progress=on_progress)
-                            except MCPError as exc:
-                                error = self._call_error(method, label, exc)
-                        await relay.settled()  # what came before the answer goes first, within the time limit
-                    if error is not None:
-                        raise error from None
-                    if raw.get("resultType") != "input_required":
-                        meta = strip_sdk_meta(raw.pop("_meta", None))
-                        if meta:
-                            raw["_meta"] = meta
-                        raw.pop("resultType", None)
-                        return raw
-                    # A 2026-07-28 server asks in its result; the answers go back with the retry, from this task.
-                    requests = raw.get("inputRequests")
-                    body = dict(params)
-                    body["inputResponses"] = await answer_input_requests(
-                        self.name, caller, requests if isinstance(requests, Mapping) else {}
-                    )
-                    if "requestState" in raw:
-                        body["requestState"] = raw["requestState"]
-                raise UpstreamCallError(
-                    self.name,
-                    label,
-                    types.INTERNAL_ERROR,
-                    f"still asking for input after {MAX_INPUT_ROUNDS} rounds",
-                    kind=_KINDS.get(method, method),
-                )
-            finally:
-                relay.close()
-        if self._calls.stop_reason is not None:
-            raise ServerDetached(self.name, self._calls.stop_reason)
-        raise CallTimeout(self.name, label, limit)
-
-    def _call_error(self, method: str, label: str, exc: MCPError) -> UpstreamError:
-        if self._calls.stop_reason is not None:
-            return ServerDetached(self.name, self._calls.stop_reason)
-        if exc.code == types.CONNECTION_CLOSED:
-            self._lost.set()
-            return UpstreamUnavailable(self.name, f"connection lost during {method} {label!r}; reconnecting")
-        if exc.code == types.INVALID_REQUEST and exc.message in ("Session not found", "Session terminated"):
-            # An HTTP server that restarted forgot our session: the call never ran.
-            self._lost.set()
-            return UpstreamUnavailable(
-                self.name, f"the server no longer knows this session ({exc.message}); reconnecting"
-            )
-        return UpstreamCallError(self.name, label, exc.code, exc.message, kind=_KINDS.get(method, method))
+        live = Live(client, self._lane, self._lost) if client is not None else None
+        return await self._requests.send(
+            live,
+            self.last_error or "still connecting",
+            method,
+            params,
+            label,
+            progress=progress,
+            call_timeout=call_timeout,
+            log_to=log_to,
+            caller=caller,
+        )
 
     # -- control -------------------------------------------------------------------------------
 
