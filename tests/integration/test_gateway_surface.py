@@ -357,3 +357,44 @@ async def test_per_client_servers_refuse_clients_past_max_clients() -> None:
         refused = await second.client.call_tool("own__echo", {"text": "out"})
         assert refused.is_error
         assert "max_clients" in text_of(refused)
+
+
+@pytest.mark.parametrize("server", ["alpha", "beta"])
+async def test_a_2026_client_gets_input_required_rounds_and_a_state_that_cannot_be_forged(
+    upstream: UpstreamFactory, server: str
+) -> None:
+    """Driven by hand: the question comes back as an input-required result; a tampered state is refused; the
+    genuine one, with the answer, completes the call."""
+    async with surface_gateway(upstream) as served, asking(served.base_url, "http-auto", "ann") as handle:
+        session = handle.client.session
+        tool = f"{server}__ask"
+        first = await session.call_tool(tool, {"message": "name?"}, allow_input_required=True)
+        assert isinstance(first, types.InputRequiredResult)
+        assert first.request_state is not None
+        (key, question), *others = (first.input_requests or {}).items()
+        assert not others
+        assert isinstance(question, types.ElicitRequest)
+        answer = {key: types.ElicitResult(action="accept", content={"answer": "ann"})}
+        forged = first.request_state[:-2] + ("AA" if not first.request_state.endswith("AA") else "BB")
+        with pytest.raises(MCPError) as refused:
+            await session.call_tool(
+                tool, {"message": "name?"}, input_responses=answer, request_state=forged, allow_input_required=True
+            )
+        assert "requestState" in refused.value.message
+        with pytest.raises(MCPError):  # a state is bound to its tool
+            await session.call_tool(
+                f"{server}__roots",
+                {},
+                input_responses=answer,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
+        done = await session.call_tool(
+            tool,
+            {"message": "name?"},
+            input_responses=answer,
+            request_state=first.request_state,
+            allow_input_required=True,
+        )
+        assert isinstance(done, types.CallToolResult)
+        assert text_of(done) == "accept: ann"

@@ -1,0 +1,74 @@
+"""Which URIs a resource template matches (`_uri_template`), and the routing rule built on it (`_merged`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lash_gateway._uri_template import matches
+from lash_gateway.upstream._catalog import Catalog
+from lash_gateway.upstream._merged import merge
+
+
+@pytest.mark.parametrize(
+    ("template", "uri", "expected"),
+    [
+        ("test://big/{size}", "test://big/100", True),
+        ("test://big/{size}", "test://big/", False),
+        ("test://big/{size}", "test://big/1/2", False),
+        ("items://{kind}/{id}", "items://fruit/apple", True),
+        ("file:///{+path}", "file:///a/b/c.txt", True),
+        ("search://q{?text,limit}", "search://q?text=a&limit=2", True),
+        ("search://q{?text,limit}", "search://q", True),
+        ("docs://{name}.md", "docs://readme.md", True),
+        ("docs://{name}.md", "docs://readme.txt", False),
+        ("a.b://{x}", "aXb://y", False),  # literal dots are literal
+        ("broken://{", "broken://{", False),
+        ("broken://{}", "broken://x", False),
+    ],
+)
+def test_matches(template: str, uri: str, expected: bool) -> None:
+    assert matches(template, uri) is expected
+
+
+def _catalog(*uris: str, templates: tuple[str, ...] = (), prompts: tuple[str, ...] = ()) -> Catalog:
+    return Catalog(
+        tuple({"uri": uri, "name": uri} for uri in uris),
+        tuple({"uriTemplate": t, "name": t} for t in templates),
+        tuple({"name": p} for p in prompts),
+    )
+
+
+def test_listed_uris_go_to_the_first_server_that_lists_them_and_the_others_hear_of_it() -> None:
+    merged = merge(
+        {"a": _catalog("x://1", "x://2"), "b": _catalog("x://2", "x://3")},
+        {"a": "a", "b": "b"},
+    )
+    assert [r["uri"] for r in merged.resources] == ["x://1", "x://2", "x://3"]
+    assert merged.server_for_uri("x://2") == "a"
+    assert merged.server_for_uri("x://3") == "b"
+    assert merged.conflicts == {"b": ("resource 'x://2' is also listed by 'a', which serves it",)}
+
+
+def test_a_listed_uri_wins_over_an_earlier_servers_template() -> None:
+    merged = merge(
+        {"a": _catalog(templates=("x://{id}",)), "b": _catalog("x://7", templates=("x://{id}",))},
+        {"a": "a", "b": "b"},
+    )
+    assert merged.server_for_uri("x://7") == "b"
+    assert merged.server_for_uri("x://8") == "a"
+    assert merged.server_for_template("x://{id}") == "a"
+    assert "resource template 'x://{id}'" in merged.conflicts["b"][0]
+    assert merged.server_for_uri("y://1") is None
+
+
+def test_prompts_are_named_like_tools() -> None:
+    merged = merge(
+        {"My Docs": _catalog(prompts=("greet", "Greet")), "b": _catalog(prompts=("greet",))},
+        {"My Docs": "my_docs", "b": "b"},
+    )
+    names = [p["name"] for p in merged.prompts]
+    assert names[0] == "mcp__my_docs__greet"
+    assert names[1].startswith("mcp__my_docs__greet_")  # "Greet" normalises alike: a digest tells them apart
+    assert names[2] == "mcp__b__greet"
+    assert merged.prompt_routes["mcp__b__greet"] == ("b", "greet")
+    assert merged.prompt_routes[names[1]] == ("My Docs", "Greet")
