@@ -2,6 +2,10 @@
 
     from adapters import anthropic as lash_anthropic
 
+    # An MCP server that asks for a completion (sampling) gets one from your own model:
+    caller = lash_core.Caller(on_sampling=lash_anthropic.sampling_handler(client.messages.create, model=model))
+    session = core.session(caller=caller)
+
     tools = lash_anthropic.tool_definitions(session)
     message = await client.messages.create(model=model, max_tokens=1024, tools=tools, messages=messages)
     if message.stop_reason == "tool_use":
@@ -28,8 +32,8 @@ What is adjusted for the API, and nothing else:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from lash_core import (
     AudioPart,
@@ -49,15 +53,27 @@ from ._names import session_names
 
 if TYPE_CHECKING:  # the SDK is optional: its types describe our plain dicts for type checkers only
     from anthropic.types import (
+        Base64ImageSourceParam,
         Base64PDFSourceParam,
         DocumentBlockParam,
         ImageBlockParam,
+        MessageParam,
         TextBlockParam,
         ToolParam,
         ToolResultBlockParam,
     )
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
-__all__ = ["NameMap", "run_tool_uses", "tool_definitions", "tool_names"]
+__all__ = [
+    "NameMap",
+    "SamplingHandler",
+    "run_tool_uses",
+    "sampling_handler",
+    "sampling_request",
+    "sampling_result",
+    "tool_definitions",
+    "tool_names",
+]
 
 _ImageMediaType = Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 _IMAGE_MEDIA_TYPES: dict[str, _ImageMediaType] = {
@@ -171,3 +187,79 @@ def _content_blocks(result: ToolResult) -> list[TextBlockParam | ImageBlockParam
         elif isinstance(part, ResourceLinkPart):
             blocks.append({"type": "text", "text": resource_link_text(part)})
     return blocks
+
+
+# -- sampling: an upstream server asks the host's model ----------------------------------------------------------
+
+
+SamplingHandler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+"""What `lash_core.Caller(on_sampling=...)` takes: MCP `sampling/createMessage` params in, its result out."""
+
+_STOP_REASONS: dict[str, str] = {"end_turn": "endTurn", "max_tokens": "maxTokens", "stop_sequence": "stopSequence"}
+
+
+def sampling_handler(create: Callable[..., Awaitable[object]], *, model: str) -> SamplingHandler:
+    """Answer an MCP server's sampling requests with your own Claude model:
+
+        caller = lash_core.Caller(on_sampling=lash_anthropic.sampling_handler(client.messages.create, model=model))
+        session = core.session(caller=caller)
+
+    `create` is `AsyncAnthropic().messages.create` (or anything that takes its keyword arguments and returns a
+    `Message` or the same as a dict); the server's model preferences are hints only, `model` decides.
+    """
+
+    async def answer(params: Mapping[str, Any]) -> dict[str, Any]:
+        return sampling_result(await create(**sampling_request(params, model=model)))
+
+    return answer
+
+
+def sampling_request(params: Mapping[str, Any], *, model: str) -> MessageCreateParamsNonStreaming:
+    """The Messages API request for MCP `sampling/createMessage` params: text and image messages, the system
+    prompt, `maxTokens` and `stopSequences`; audio and tool content become text notes. `temperature` is left
+    out: current Claude models take none."""
+    request: MessageCreateParamsNonStreaming = {
+        "model": model,
+        "max_tokens": int(params.get("maxTokens") or 1024),
+        "messages": [_sampling_message(message) for message in params.get("messages") or ()],
+    }
+    if isinstance(params.get("systemPrompt"), str):
+        request["system"] = params["systemPrompt"]
+    if isinstance(params.get("stopSequences"), list):
+        request["stop_sequences"] = [str(stop) for stop in params["stopSequences"]]
+    return request
+
+
+def sampling_result(message: object) -> dict[str, Any]:
+    """An MCP `CreateMessageResult` for a Messages API `Message` (SDK object or dict): its text, model and why
+    it stopped."""
+    text = "".join(
+        str(field(block, "text") or "") for block in entries(message, "content") if field(block, "type") == "text"
+    )
+    result: dict[str, Any] = {
+        "role": "assistant",
+        "content": {"type": "text", "text": text},
+        "model": str(field(message, "model") or ""),
+    }
+    stop = field(message, "stop_reason")
+    if isinstance(stop, str):
+        result["stopReason"] = _STOP_REASONS.get(stop, stop)
+    return result
+
+
+def _sampling_message(message: Mapping[str, Any]) -> MessageParam:
+    role = "assistant" if message.get("role") == "assistant" else "user"
+    contents = message.get("content")
+    blocks: list[TextBlockParam | ImageBlockParam] = []
+    for content in contents if isinstance(contents, list) else [contents]:
+        item: Mapping[str, Any] = content if isinstance(content, Mapping) else {}
+        kind = item.get("type")
+        media_type = _IMAGE_MEDIA_TYPES.get(str(item.get("mimeType", "")).lower())
+        if kind == "text":
+            blocks.append({"type": "text", "text": str(item.get("text", ""))})
+        elif kind == "image" and media_type is not None:
+            source: Base64ImageSourceParam = {"type": "base64", "media_type": media_type, "data": str(item.get("data"))}
+            blocks.append({"type": "image", "source": source})
+        else:
+            blocks.append({"type": "text", "text": f"[{kind or 'unknown'} content left out: not sent to the model]"})
+    return cast("MessageParam", {"role": role, "content": blocks})

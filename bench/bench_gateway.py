@@ -58,6 +58,8 @@ THROUGHPUT_TARGET_RATIO: Final = 1.0
 """Calls per second through the gateway at least those of the direct server."""
 CPU_TARGET_NS: Final = 600_000
 """CPU time of the gateway process (its upstream's excluded) per call: under 600 µs."""
+READ_TARGET_RATIO: Final = 1.2
+"""A 1 MiB resources/read through the gateway may take at most this factor of the direct read (median)."""
 LIST_INDEPENDENCE_RATIO: Final = 1.25
 """tools/list over 50 servers may take this factor longer than over 1 server with as many tools (timer noise)."""
 
@@ -318,6 +320,30 @@ async def big_result_figure(gateway: Target, direct: Target) -> Figure:
     )
 
 
+async def big_read_figure(gateway: Target, direct: Target) -> Figure:
+    """resources/read of a 1 MiB text resource (a template of the upstream's), paired as the calls are."""
+    uri = f"test://big/{BIG_BYTES}"
+
+    async def read(client: Client) -> None:
+        result = await client.read_resource(uri)
+        if len(getattr(result.contents[0], "text", "")) != BIG_BYTES:
+            raise RuntimeError(f"{uri}: the read came back short")
+
+    through, straight = await paired_latencies(
+        lambda: read(gateway.client), lambda: read(direct.client), warmup=BIG_WARMUP, calls=BIG_CALLS
+    )
+    value, baseline = statistics.median(through), statistics.median(straight)
+    return Figure(
+        "1 MiB resources/read, median",
+        value,
+        baseline,
+        "direct HTTP read",
+        "ns",
+        f"ratio <= {READ_TARGET_RATIO:.1f}",
+        value / baseline <= READ_TARGET_RATIO,
+    )
+
+
 async def cpu_figures(gateway: Target, direct: Target, gateway_pid: int, upstream_pid: int, direct_pid: int) -> Figure:
     """CPU time per sequential echo call: the gateway process alone, against the direct HTTP server's."""
     before = cpu_ns(gateway_pid), cpu_ns(upstream_pid)
@@ -421,8 +447,9 @@ async def run(workdir: Path) -> list[Figure]:
             figures += await latency_figures(gateways[0], directs[0])
             print("measuring: throughput", flush=True)
             figures += await throughput_figures(gateways, directs)
-            print("measuring: 1 MiB results", flush=True)
+            print("measuring: 1 MiB results and reads", flush=True)
             figures.append(await big_result_figure(gateways[0], directs[0]))
+            figures.append(await big_read_figure(gateways[0], directs[0]))
             print("measuring: CPU per call", flush=True)
             figures.append(
                 await cpu_figures(gateways[0], directs[0], gateway.process.pid, children[0], upstream.process.pid)

@@ -237,3 +237,48 @@ async def test_a_tool_use_without_an_id_is_refused() -> None:
 def test_importing_the_adapter_loads_no_sdk() -> None:
     done = import_fresh("adapters.anthropic")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.anyio
+async def test_sampling_is_answered_by_the_hosts_model() -> None:
+    """An MCP server's `sampling/createMessage`, through a lash `Caller`, becomes a valid Messages API request; the
+    recorded reply becomes an MCP `CreateMessageResult`."""
+    import mcp_types
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
+
+    sent: list[dict[str, Any]] = []
+
+    async def create(**request: Any) -> at.Message:
+        sent.append(request)
+        reply = recorded_message()
+        reply["content"] = [{"type": "text", "text": "Paris."}]
+        reply["stop_reason"] = "end_turn"
+        return at.Message.model_validate(reply)
+
+    params = {
+        "messages": [
+            {"role": "user", "content": {"type": "text", "text": "Capital of France?"}},
+            {"role": "user", "content": {"type": "image", "data": PNG, "mimeType": "image/png"}},
+            {"role": "user", "content": {"type": "audio", "data": "AAAA", "mimeType": "audio/wav"}},
+        ],
+        "systemPrompt": "Be brief.",
+        "maxTokens": 50,
+        "temperature": 0.2,
+        "stopSequences": ["\n\n"],
+    }
+    answer = lash_anthropic.sampling_handler(create, model="claude-sonnet-4-5")
+    result = await answer(params)
+    (request,) = sent
+    assert_valid(MessageCreateParamsNonStreaming, request)
+    assert request["model"] == "claude-sonnet-4-5" and request["system"] == "Be brief." and request["max_tokens"] == 50
+    blocks = [block for message in request["messages"] for block in message["content"]]
+    assert blocks[0] == {"type": "text", "text": "Capital of France?"}
+    assert blocks[1]["type"] == "image"
+    assert "audio content left out" in blocks[2]["text"]
+    mcp_types.CreateMessageResult.model_validate(result)
+    assert result == {
+        "role": "assistant",
+        "content": {"type": "text", "text": "Paris."},
+        "model": "claude-sonnet-4-5",
+        "stopReason": "endTurn",
+    }
