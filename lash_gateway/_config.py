@@ -93,6 +93,10 @@ class McpServerConfig(BaseModel):
     connection. "auto" first probes `server/discover` for 2026-07-28: servers that ignore unknown
     methods then cost a 10 s connect delay, very old servers (mcp 1.2.x) die, and on 2026-07-28
     list_changed only arrives on a `subscriptions/listen` stream. Hence "legacy" by default."""
+    prefix: bool = True
+    """Name this server's tools and prompts `<server>__<name>` (the default), or, with false, by their own names
+    (normalised as every name is; a name another server or plugin holds already gets a digest suffix). For one
+    server whose names clients expect as they are (a conformance suite, a client's saved settings)."""
     per_client: bool = False
     """Give each downstream client its own connection to this server (a process of its own, for stdio), opened
     on the client's first use and closed when its session ends or idles out. Stateful servers need it (a
@@ -222,8 +226,8 @@ class McpServerConfig(BaseModel):
           streamable-http, streamable_http; Cline's streamableHttp) picks the transport, Windsurf's
           `"serverUrl"` stands for `"url"`, and Cline's `autoApprove` / `alwaysAllow` are ignored.
 
-        Both shapes also take `startup_timeout`, `call_timeout`, `tools`, `mode`, `per_client` and
-        `max_clients`; other keys are errors. `name` is used in error messages (and validated); a config
+        Both shapes also take `startup_timeout`, `call_timeout`, `tools`, `mode`, `prefix`, `per_client`
+        and `max_clients`; other keys are errors. `name` is used in error messages (and validated); a config
         object is returned as is.
 
         Raises:

@@ -13,8 +13,9 @@ names) with a suffix `_` + 6 hex digits of the sha256 of the original name:
 - whole names: a normalised server name may contain `__` ("a__b" + tool "c" meets "a" + tool
   "b__c"); the server attached first keeps the name.
 
-Exported names drop the `mcp__` prefix (an MCP client adds its own) and fit the 64-character,
-`[A-Za-z0-9_-]` rule of the Claude and OpenAI APIs.
+A server whose part is empty (`prefix: false`) names its tools `mcp__<tool>`: by their own names once exported,
+colliding with other names like any tool. Exported names drop the `mcp__` prefix (an MCP client adds its own)
+and fit the 64-character, `[A-Za-z0-9_-]` rule of the Claude and OpenAI APIs.
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ def assign_tool_names(servers: Mapping[str, Sequence[str]], server_parts: Mappin
         # Claim in sorted order, canonical names first, so the upstream's listing order changes nothing.
         claimed: dict[str, str] = {}
         for tool in sorted(unique, key=lambda tool: (normalize(tool) != tool, tool)):
-            base = f"{MCP_PREFIX}{server_parts[server]}{SEPARATOR}{normalize(tool)}"
+            part = server_parts[server]
+            base = f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
             claimed[tool] = _claim(base, tool, taken)
         for tool in unique:
             tools[claimed[tool]] = ToolRef(server, tool)

@@ -124,7 +124,7 @@ class McpConnectionPool:
         tg = self._task_group()
         claimed = name not in self._parts
         if claimed:  # claimed now, before any await, so concurrent attaches name in call order
-            self._parts[name] = claim_server_part(name, self._parts.values())
+            self._parts[name] = self._claim_part(name, config)
         try:
             upstream = Upstream(name, config, self, guard)
             await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
@@ -135,8 +135,9 @@ class McpConnectionPool:
         # The swap has no await: of concurrent attaches of one name, the last to connect is the one kept.
         old = self._servers.get(name)
         self._servers[name] = upstream
-        if name not in self._parts:  # a detach ran while this attach connected
-            self._parts[name] = claim_server_part(name, self._parts.values())
+        if name not in self._parts or (self._parts[name] == "") == config.prefix:
+            # a detach ran while this attach connected, or the replacement changed `prefix`
+            self._parts[name] = self._claim_part(name, config)
         self._rebuild()
         self._rebuild_catalog()
         status = upstream.status()
@@ -172,6 +173,12 @@ class McpConnectionPool:
         self._per_client.close_server(name)
         await upstream.stop(f"server {name!r} was detached while the call was in flight")
         log.info("server %s detached", name, extra={"server": name})
+
+    def _claim_part(self, name: str, config: ServerConfig) -> str:
+        """A server's part of tool and prompt names: its own, or none (`prefix: false`)."""
+        if not config.prefix:
+            return ""
+        return claim_server_part(name, (part for other, part in self._parts.items() if other != name))
 
     def reconnect(self, name: str) -> None:
         """Drop a server's connection and connect again now (its tools stay advertised meanwhile).

@@ -324,7 +324,11 @@ class UpstreamProcess:
         *,
         port: int = 0,
         startup_timeout: float = STARTUP_TIMEOUT,
+        module: str = SERVER_MODULE,
     ) -> None:
+        """`module` is the server to run: `tests.servers.upstream`, or another with its command line and banner
+        (`tests.servers.conformance`)."""
+        self.module = module
         self.transport: HttpTransport = transport
         self.extra_args = tuple(extra_args)
         self.startup_timeout = startup_timeout
@@ -342,7 +346,7 @@ class UpstreamProcess:
         return [
             sys.executable,
             "-m",
-            SERVER_MODULE,
+            self.module,
             "--transport",
             self.transport,
             "--port",

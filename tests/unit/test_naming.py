@@ -221,3 +221,10 @@ def test_every_exported_name_of_random_inputs_is_valid() -> None:
         name = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 100)))
         assert is_valid_tool_name(export_name(name)), name
         assert is_valid_tool_name(export_name("mcp__" + name)), name
+
+
+def test_a_server_without_prefix_names_its_tools_by_their_own_names() -> None:
+    names = assign_tool_names({"conf": ["test_simple_text", "echo"], "b": ["echo"]}, {"conf": "", "b": "b"})
+    assert names.name_of("conf", "test_simple_text") == "mcp__test_simple_text"
+    assert export_name(names.name_of("conf", "test_simple_text")) == "test_simple_text"
+    assert names.name_of("b", "echo") == "mcp__b__echo"

@@ -1,0 +1,91 @@
+"""The MCP reference server `@modelcontextprotocol/server-everything` (npm) behind the gateway: a third-party server
+that uses the whole surface. It registers some tools only for clients that declare sampling, elicitation and
+roots, so those appearing through the gateway proves the gateway declares them; a client's own callbacks answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.client.context import ClientRequestContext
+
+from lash_gateway import GatewayConfig, McpServerConfig
+from tests.integration._gateway import GatewayClient, InProcessGateway, connect, run_gateway_in_process, text_of
+from tests.integration._helpers import wait_until
+from tests.servers.node import EVERYTHING, NODE, installed
+
+pytestmark = pytest.mark.anyio
+
+WAIT: Final = 30.0
+ROOT: Final = "file:///home/ann/project"
+
+
+@asynccontextmanager
+async def everything_gateway() -> AsyncIterator[InProcessGateway]:
+    script = await anyio.to_thread.run_sync(installed, EVERYTHING)
+    config = McpServerConfig.stdio(str(NODE), [str(script), "stdio"], startup_timeout=WAIT)
+    async with run_gateway_in_process(GatewayConfig(servers={"everything": config})) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+            await wait_until(lambda: served.gateway.factory.pool.status("everything").connected)
+        yield served
+
+
+@asynccontextmanager
+async def answering_client(base_url: str) -> AsyncIterator[GatewayClient]:
+    async def sample(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text="sampled by ann"), model="ann-model"
+        )
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
+    async def roots(context: ClientRequestContext) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri=ROOT, name="project")])
+
+    async with connect(
+        base_url, "http-legacy", sampling_callback=sample, elicitation_callback=elicit, list_roots_callback=roots
+    ) as handle:
+        yield handle
+
+
+@pytest.mark.timeout(180)
+async def test_the_reference_server_works_through_the_gateway() -> None:
+    async with everything_gateway() as served, answering_client(served.base_url) as handle:
+        client = handle.client
+        names = await handle.tool_names()
+        # Offered only to clients that declare the capabilities: the gateway declares them upstream.
+        assert {"everything__trigger_sampling_request", "everything__get_roots_list"} <= names
+        assert "everything__trigger_elicitation_request" in names
+
+        with anyio.fail_after(WAIT):
+            sampled = await client.call_tool("everything__trigger_sampling_request", {"prompt": "hi", "maxTokens": 20})
+            assert "sampled by ann" in text_of(sampled)
+            rooted = await client.call_tool("everything__get_roots_list", {})
+            assert ROOT in text_of(rooted)
+            declined = await client.call_tool("everything__trigger_elicitation_request", {})
+            assert "decline" in text_of(declined).lower()
+
+            resources = (await client.list_resources()).resources
+            documents = [r for r in resources if str(r.uri).startswith("demo://resource/static/document/")]
+            assert documents, [str(r.uri) for r in resources]
+            read = await client.read_resource(str(documents[0].uri))
+            assert read.contents
+            templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+            assert "demo://resource/dynamic/text/{resourceId}" in templates
+            dynamic = await client.read_resource("demo://resource/dynamic/text/7")
+            assert dynamic.contents
+
+            prompts = {p.name for p in (await client.list_prompts()).prompts}
+            assert {"everything__simple_prompt", "everything__args_prompt"} <= prompts
+            got = await client.get_prompt("everything__args_prompt", {"city": "Lyon", "state": "Rhone"})
+            assert "Lyon" in json.dumps(got.model_dump(mode="json"))
