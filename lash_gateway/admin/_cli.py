@@ -39,6 +39,7 @@ from ._state import (
     admin_token,
     ensure_private,
     ensure_state_dir,
+    request_state_key,
     state_dir,
     write_private,
 )
@@ -87,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, args)
         if args.command == "stdio":
-            store = _store(ensure_state_dir(state_dir(args.state_dir)))
-            return anyio.run(_stdio, config, store)
+            directory = ensure_state_dir(state_dir(args.state_dir))
+            return anyio.run(_stdio, config, _store(directory), request_state_key(directory))
         return anyio.run(_stack if args.command == "stack" else _inspect, config)
     except GatewayError as exc:
         print(f"lash-gateway: {exc}", file=sys.stderr)
@@ -121,7 +122,9 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     write_private(directory / URL_FILE, base + "\n")
     if warning := exposure_warning(host, settings):
         log.warning(warning)
-    gateway = Gateway(config, store=_store(directory), admin_token=token)
+    gateway = Gateway(
+        config, store=_store(directory), admin_token=token, request_state_key=request_state_key(directory)
+    )
     server = http_server(
         gateway.http_app(),
         drain=settings.shutdown_drain,
@@ -180,8 +183,8 @@ def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path
     )
 
 
-async def _stdio(config: GatewayConfig, store: StateStore) -> int:
-    async with Gateway(config, store=store) as gateway:
+async def _stdio(config: GatewayConfig, store: StateStore, key: bytes) -> int:
+    async with Gateway(config, store=store, request_state_key=key) as gateway:
         await gateway.serve_stdio()
     return 0
 

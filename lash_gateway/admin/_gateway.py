@@ -64,9 +64,11 @@ class Gateway:
         plugins: Sequence[PluginFactory] = (),
         store: StateStore | None = None,
         admin_token: str | None = None,
+        request_state_key: bytes | None = None,
     ) -> None:
         """`store` restores runtime attaches on start and records the admin API's changes;
-        `admin_token` enables the admin API (it needs a store too)."""
+        `admin_token` enables the admin API (it needs a store too); `request_state_key` signs the state of
+        input-required rounds (a random key of this process without it)."""
         self.config = config or GatewayConfig()
         self.store = store
         self._admin_token = admin_token
@@ -90,6 +92,7 @@ class Gateway:
             on_call=self.metrics.observe,
             notify_timeout=export_settings.notify_timeout,
             catalog=self.factory.pool,
+            request_state_key=request_state_key,
         )
         self.policy = AdminPolicy(self.config.settings.admin)
         self.ready = anyio.Event()

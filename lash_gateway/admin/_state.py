@@ -26,6 +26,7 @@ ADMIN_URL_ENV = "LASH_GATEWAY_ADMIN_URL"
 TOKEN_FILE = "admin-token"
 URL_FILE = "admin-url"
 STORE_FILE = "state.sqlite3"
+REQUEST_STATE_KEY_FILE = "request-state.key"
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -104,3 +105,19 @@ def admin_token(directory: Path, configured: str | None) -> tuple[str, Path | No
         token = GENERATED_TOKEN_PREFIX + secrets.token_urlsafe(32)
         write_private(path, token + "\n")
     return token, path
+
+
+def request_state_key(directory: Path) -> bytes:
+    """The key that signs the `requestState` of input-required rounds (see `export._bridge`), made on first use.
+    Every gateway process of one state directory shares it, so a state one of them handed out is checked by any."""
+    path = directory / REQUEST_STATE_KEY_FILE
+    ensure_private(path)
+    stored = read_text(path)
+    if stored is not None:
+        try:
+            return bytes.fromhex(stored)
+        except ValueError:
+            log.warning("%s is not a hex key; a new one replaces it", path, extra={"path": str(path)})
+    key = secrets.token_bytes(32)
+    write_private(path, key.hex() + "\n")
+    return key

@@ -50,7 +50,7 @@ async def answering_client(base_url: str) -> AsyncIterator[GatewayClient]:
         return types.ElicitResult(action="decline")
 
     async def roots(context: ClientRequestContext) -> types.ListRootsResult:
-        return types.ListRootsResult(roots=[types.Root(uri=ROOT, name="project")])
+        return types.ListRootsResult(roots=[types.Root.model_validate({"uri": ROOT, "name": "project"})])
 
     async with connect(
         base_url, "http-legacy", sampling_callback=sample, elicitation_callback=elicit, list_roots_callback=roots

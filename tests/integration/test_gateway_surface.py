@@ -18,7 +18,7 @@ import pytest
 from mcp import MCPError
 from mcp.client.context import ClientRequestContext
 
-from lash_gateway import GatewayConfig, McpServerConfig
+from lash_gateway import GatewayConfig, McpServerConfig, ServerConfig
 from tests.integration._gateway import (
     CLIENT_MODES,
     ClientMode,
@@ -44,7 +44,7 @@ HANDSHAKE_MODES: Final[tuple[ClientMode, ...]] = ("http-legacy", "sse-legacy")
 async def surface_gateway(upstream: UpstreamFactory) -> AsyncIterator[InProcessGateway]:
     """A gateway with `alpha` (stdio) and `beta` (streamable HTTP), both connected."""
     command, args = stdio_command("--name", "alpha")
-    servers = {
+    servers: dict[str, ServerConfig] = {
         "alpha": McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT)),
         "beta": McpServerConfig.streamable_http(upstream("--name", "beta", transport="streamable_http").url),
     }
@@ -295,7 +295,7 @@ async def asking(base_url: str, mode: ClientMode, who: str) -> AsyncIterator[Gat
         )
 
     async def roots(context: ClientRequestContext) -> types.ListRootsResult:
-        return types.ListRootsResult(roots=[types.Root(uri=f"file:///home/{who}", name=who)])
+        return types.ListRootsResult(roots=[types.Root.model_validate({"uri": f"file:///home/{who}", "name": who})])
 
     async with connect(
         base_url, mode, elicitation_callback=elicit, sampling_callback=sample, list_roots_callback=roots
@@ -374,7 +374,7 @@ async def test_a_2026_client_gets_input_required_rounds_and_a_state_that_cannot_
         (key, question), *others = (first.input_requests or {}).items()
         assert not others
         assert isinstance(question, types.ElicitRequest)
-        answer = {key: types.ElicitResult(action="accept", content={"answer": "ann"})}
+        answer: types.InputResponses = {key: types.ElicitResult(action="accept", content={"answer": "ann"})}
         forged = first.request_state[:-2] + ("AA" if not first.request_state.endswith("AA") else "BB")
         with pytest.raises(MCPError) as refused:
             await session.call_tool(

@@ -241,10 +241,12 @@ def test_prompt_with_image() -> list[dict[str, Any]]:
     ]
 
 
-@mcp.completion()
 async def complete(ref: Any, argument: Any, context: Any) -> types.Completion:
     values = [value for value in ("paris", "park", "party") if value.startswith(argument.value)]
     return types.Completion(values=values, total=len(values), has_more=False)
+
+
+mcp.completion()(complete)  # type: ignore[no-untyped-call]  # the SDK's decorator is untyped
 
 
 # -- what MCPServer has no handler for -----------------------------------------------------------------------------
