@@ -100,6 +100,8 @@ class Upstream:
         self._asks = Asks(name)
         self._subscribed: set[str] = set()
         """Resource URIs the gateway's clients subscribe to: subscribed upstream on every connection."""
+        self._uris_changed = anyio.Event()
+        """Set when `_subscribed` changes: a 2026-07-28 connection listens again."""
         self._stale: set[CatalogKind | None] = set()
         """What to list again: a catalog kind, or None for the tools."""
         self._client: Client | None = None
@@ -234,6 +236,7 @@ class Upstream:
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 if self._subscription is not None:
                     tg.start_soon(self._listen, self._subscription)
+                tg.start_soon(self._listen_to_resources, client)
             else:
                 tg.start_soon(self._health_check, client)
             await self._lost.wait()
@@ -355,15 +358,35 @@ class Upstream:
     async def subscribe(self, uri: str) -> None:
         """Keep `uri` subscribed upstream, now and on every reconnect (when the server offers subscriptions)."""
         self._subscribed.add(uri)
+        self._uris_changed.set()
         client = self._client
         if client is not None:
             await self._send_subscription(client, "resources/subscribe", uri)
 
     async def unsubscribe(self, uri: str) -> None:
         self._subscribed.discard(uri)
+        self._uris_changed.set()
         client = self._client
         if client is not None:
             await self._send_subscription(client, "resources/unsubscribe", uri)
+
+    async def _listen_to_resources(self, client: Client) -> None:
+        """2026-07-28: a resource's updates arrive on a `subscriptions/listen` stream that names it, and a stream's
+        URIs are fixed, so the stream is opened again whenever the subscribed URIs change. Its events reach
+        `_on_message` (which tells the pool); the stream itself is only drained."""
+        while True:
+            changed = self._uris_changed = anyio.Event()
+            uris = sorted(self._subscribed)
+            if uris:
+                try:
+                    async with client.listen(resource_subscriptions=uris) as stream, anyio.create_task_group() as tg:
+                        tg.start_soon(_drain, stream)
+                        await changed.wait()
+                        tg.cancel_scope.cancel()
+                    continue
+                except Exception as exc:
+                    self._warn("resource subscription refused", exc)
+            await changed.wait()
 
     async def _resubscribe(self, client: Client) -> None:
         for uri in sorted(self._subscribed):
@@ -372,7 +395,7 @@ class Upstream:
     async def _send_subscription(self, client: Client, method: str, uri: str) -> None:
         resources = getattr(client.server_capabilities, "resources", None)
         if not getattr(resources, "subscribe", False) or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return  # nothing to subscribe to (2026-07-28 servers: see the README's resource notes)
+            return  # nothing to subscribe to, or a 2026-07-28 server (`_listen_to_resources`)
         try:
             with anyio.fail_after(min(10.0, self.config.call_timeout)):
                 await send_raw(client.session, method, {"uri": uri})
@@ -483,3 +506,8 @@ class Upstream:
             conflicts=self.conflicts,
             config=redacted(self.config),
         )
+
+
+async def _drain(subscription: Subscription) -> None:
+    async for _ in subscription:
+        pass

@@ -398,3 +398,48 @@ async def test_a_2026_client_gets_input_required_rounds_and_a_state_that_cannot_
         )
         assert isinstance(done, types.CallToolResult)
         assert text_of(done) == "accept: ann"
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "sse-legacy", "http-auto"])
+@pytest.mark.parametrize("transport", ["stdio", "streamable_http"])
+async def test_a_2026_upstream_asks_in_its_results_and_the_caller_answers(
+    upstream: UpstreamFactory, mode: ClientMode, transport: str
+) -> None:
+    """A 2026-07-28 upstream returns input-required results; the gateway asks its caller (a server-to-client request
+    for a handshake client, a round of its own for a 2026-07-28 one) and retries with the answers."""
+    if transport == "stdio":
+        command, args = stdio_command("--name", "modern")
+        config: ServerConfig = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), mode="auto")
+    else:
+        url = upstream("--name", "modern", transport="streamable_http").url
+        config = McpServerConfig.streamable_http(url, mode="auto")
+    async with run_gateway_in_process(GatewayConfig(servers={"modern": config})) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+            await wait_until(lambda: served.gateway.factory.pool.status("modern").connected)
+        assert served.gateway.factory.pool.status("modern").protocol_version == "2026-07-28"
+        async with asking(served.base_url, mode, "ann") as ann:
+            with anyio.fail_after(WAIT):
+                assert text_of(await ann.client.call_tool("modern__ask", {"message": "name?"})) == "accept: ann"
+                assert text_of(await ann.client.call_tool("modern__sample", {"prompt": "hi"})) == "ann says hi"
+                assert text_of(await ann.client.call_tool("modern__roots", {})) == "file:///home/ann"
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
+async def test_a_2026_upstreams_resource_updates_reach_the_subscribers(mode: ClientMode) -> None:
+    """A 2026-07-28 upstream has no resources/subscribe: the gateway listens for the subscribed URIs instead."""
+    command, args = stdio_command("--name", "modern")
+    config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), mode="auto")
+    counter = "test://modern/counter"
+    async with run_gateway_in_process(GatewayConfig(servers={"modern": config})) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+            await wait_until(lambda: served.gateway.factory.pool.status("modern").connected)
+        async with subscribed(served.base_url, mode, counter) as watcher, connect(served.base_url, mode) as other:
+            with anyio.fail_after(WAIT):
+                # The upstream listens once the gateway opened its stream; bump until an update comes through.
+                while not [n for n in watcher.notices if _updated(counter)(n)]:
+                    await other.client.call_tool("modern__bump", {})
+                    with anyio.move_on_after(0.5):
+                        await watcher.wait_notice(_updated(counter))
+            assert not [n for n in other.notices if _updated(counter)(n)]

@@ -17,19 +17,22 @@ Tools: ``bump()``; ``roots_changes()`` (how many ``notifications/roots/list_chan
 (lists ``test://added/<name>`` and announces the list change);
 ``ask(message)`` (elicits ``{"answer": string}`` and answers ``"<action>: <answer>"``); ``sample(prompt)``
 (asks for a completion and answers with its text); ``roots()`` (answers the client's root URIs, one per line).
-Questions ride the request's own stream (``related_request_id``), as the SDK's ``MCPServer`` does.
+Questions ride the request's own stream (``related_request_id``), as the SDK's ``MCPServer`` does; to a
+2026-07-28 client they go as an input-required result (one question per round, keyed by its method).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
 import mcp_types as types
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 if TYPE_CHECKING:
     from tests.servers.upstream import ServerCtx, Upstream
@@ -216,6 +219,25 @@ class Surface:
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
 
+INPUT_RESPONSES: ContextVar[Mapping[str, Any] | None] = ContextVar("input_responses", default=None)
+"""The `inputResponses` of the `tools/call` being handled (2026-07-28 retries carry the answers there)."""
+
+
+class NeedInput(Exception):
+    """A 2026-07-28 tool asks in its result: `upstream.call_tool` answers with an input-required result."""
+
+    def __init__(self, key: str, request: Any) -> None:
+        super().__init__(key)
+        self.key, self.request = key, request
+
+
 async def _ask_client(ctx: ServerCtx, request: Any, result_type: Any) -> Any:
+    """Ask the client: a request on the call's stream (handshake era), or an input-required round (2026-07-28)."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        key = request.method
+        answer = (INPUT_RESPONSES.get() or {}).get(key)
+        if answer is None:
+            raise NeedInput(key, request)
+        return result_type.model_validate(answer.model_dump() if hasattr(answer, "model_dump") else answer)
     metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
     return await ctx.session.send_request(request, result_type, request_read_timeout_seconds=30, metadata=metadata)

@@ -80,6 +80,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from tests.servers.surface import INPUT_RESPONSES, NeedInput, Surface
+
 Transport = Literal["stdio", "streamable_http", "sse"]
 TRANSPORTS: Final[tuple[Transport, ...]] = ("stdio", "streamable_http", "sse")
 HOST: Final = "127.0.0.1"
@@ -288,8 +290,6 @@ class Upstream:
         if options.bad_schema:
             self.server.middleware.append(self._inject_bad_schema)
             self._handlers[BAD_SCHEMA_TOOL] = self._bad_schema_called
-        from tests.servers.surface import Surface
-
         self.surface = Surface(self)
 
     # -- registry
@@ -427,14 +427,19 @@ class Upstream:
         if handler is None or (params.name not in self.tools and params.name != BAD_SCHEMA_TOOL):
             return _error(f"unknown tool {params.name!r}")
         self.in_flight += 1
+        token = INPUT_RESPONSES.set(params.input_responses)
         try:
             return await handler(ctx, params.arguments or {})
+        except NeedInput as asking:
+            needed = types.InputRequiredResult(input_requests={asking.key: asking.request}, request_state="round")
+            return needed  # type: ignore[return-value]  # the SDK's handler type allows it; ours says less
         except _BadArguments as exc:
             return _error(f"{params.name}: {exc}")
         except anyio.get_cancelled_exc_class():
             self.cancelled.append(params.name)
             raise
         finally:
+            INPUT_RESPONSES.reset(token)
             self.in_flight -= 1
 
     # -- tools
