@@ -107,7 +107,16 @@ PUBLIC_API: dict[str, list[str]] = {
         "redacted",
     ],
     "adapters": [],
-    "adapters.anthropic": ["NameMap", "run_tool_uses", "tool_definitions", "tool_names"],
+    "adapters.anthropic": [
+        "NameMap",
+        "SamplingHandler",
+        "run_tool_uses",
+        "sampling_handler",
+        "sampling_request",
+        "sampling_result",
+        "tool_definitions",
+        "tool_names",
+    ],
     "adapters.openai": [
         "NameMap",
         "chat_tools",
