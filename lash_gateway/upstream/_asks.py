@@ -17,9 +17,11 @@ The server gets an error too when the owner cannot answer (its client did not de
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
@@ -32,12 +34,22 @@ from lash_core import Caller, CallerRequest, CallerUnsupported
 
 from .._errors import UpstreamCallError
 
-__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests"]
+__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "paused"]
 
 MAX_INPUT_ROUNDS: Final = 10
 """Input-required rounds one request may take before the gateway gives up on the server."""
 
-_CURRENT: ContextVar[Caller | None] = ContextVar("lash_gateway_upstream_caller", default=None)
+
+@dataclass(frozen=True, eq=False, slots=True)
+class _Asking:
+    """A request in flight: who to ask, and its time limit, which stops while its caller answers (a person
+    filling in a form must not use up the call's time)."""
+
+    caller: Caller
+    scope: anyio.CancelScope
+
+
+_CURRENT: ContextVar[_Asking | None] = ContextVar("lash_gateway_upstream_caller", default=None)
 
 _METHODS: Final[Mapping[str, CallerRequest]] = {
     "sampling/createMessage": "sampling",
@@ -51,17 +63,18 @@ class Asks:
 
     def __init__(self, server: str) -> None:
         self._server = server
-        self._in_flight: list[Caller] = []
+        self._in_flight: list[_Asking] = []
 
     @contextmanager
-    def asking(self, caller: Caller) -> Iterator[None]:
-        """While this lasts, a request sent from this task is in flight for `caller`."""
-        token = _CURRENT.set(caller)
-        self._in_flight.append(caller)
+    def asking(self, caller: Caller, scope: anyio.CancelScope) -> Iterator[None]:
+        """While this lasts, a request sent from this task is in flight for `caller`, its time limit `scope`'s."""
+        asking = _Asking(caller, scope)
+        token = _CURRENT.set(asking)
+        self._in_flight.append(asking)
         try:
             yield
         finally:
-            self._in_flight.remove(caller)
+            self._in_flight.remove(asking)
             _CURRENT.reset(token)
 
     async def sampling(
@@ -87,7 +100,8 @@ class Asks:
         if isinstance(owner, str):
             return types.ErrorData(code=types.INVALID_REQUEST, message=owner)
         try:
-            answer = await owner.ask(request, params)
+            with paused(owner.scope):
+                answer = await owner.caller.ask(request, params)
             return result_type.model_validate(answer, by_name=False)
         except CallerUnsupported as exc:
             return types.ErrorData(code=types.INVALID_REQUEST, message=f"lash-gateway: {exc}")
@@ -98,10 +112,10 @@ class Asks:
                 code=types.INTERNAL_ERROR, message=f"lash-gateway: the client answered {request} malformed: {exc}"
             )
 
-    def _owner(self, request: CallerRequest) -> Caller | str:
-        """The caller to ask, or why there is none."""
+    def _owner(self, request: CallerRequest) -> _Asking | str:
+        """The request whose caller to ask, or why there is none."""
         current = _CURRENT.get()
-        if current is not None and any(caller is current for caller in self._in_flight):
+        if current is not None and any(asking is current for asking in self._in_flight):
             return current
         if len(self._in_flight) == 1:
             return self._in_flight[0]
@@ -150,6 +164,27 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     if refusals:
         raise refusals[0]
     return answers
+
+
+_PAUSED: dict[anyio.CancelScope, tuple[int, float]] = {}
+"""Scopes whose clock is stopped -> (how many pauses hold it, the time they had left)."""
+
+
+@contextmanager
+def paused(scope: anyio.CancelScope) -> Iterator[None]:
+    """While this lasts, `scope`'s clock stops: the time it had left is what it has when the last pause ends.
+    (Each question has a time limit of its own, so a caller that never answers still ends.)"""
+    holders, left = _PAUSED.get(scope, (0, scope.deadline - anyio.current_time()))
+    _PAUSED[scope] = (holders + 1, left)
+    scope.deadline = math.inf
+    try:
+        yield
+    finally:
+        holders, left = _PAUSED.pop(scope)
+        if holders > 1:
+            _PAUSED[scope] = (holders - 1, left)
+        else:
+            scope.deadline = anyio.current_time() + left
 
 
 def _wire(params: BaseModel) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from lash_core import Caller, LogReporter, ProgressReporter
 
 from .._config import ServerConfig
 from .._errors import CallTimeout, ServerDetached, UpstreamCallError, UpstreamError, UpstreamUnavailable
-from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests
+from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, paused
 from ._in_flight import CallsInFlight
 from ._relay import CallRelay
 from ._stdio import StdioLane
@@ -93,7 +93,7 @@ class Requests:
         with (
             anyio.CancelScope(deadline=anyio.current_time() + limit) as scope,
             self._calls.tracking(scope),
-            self._asks.asking(caller),
+            self._asks.asking(caller, scope),
         ):
             try:
                 retry = body
@@ -103,9 +103,10 @@ class Requests:
                         return _cleaned(raw)
                     # A 2026-07-28 server asks in its result; the answers go back with the retry, from this task.
                     requests = raw.get("inputRequests")
-                    answers = await answer_input_requests(
-                        self._name, caller, requests if isinstance(requests, Mapping) else {}
-                    )
+                    with paused(scope):  # the caller's time to answer is not the call's
+                        answers = await answer_input_requests(
+                            self._name, caller, requests if isinstance(requests, Mapping) else {}
+                        )
                     retry = {**body, "inputResponses": answers}
                     if "requestState" in raw:
                         retry["requestState"] = raw["requestState"]

@@ -443,3 +443,27 @@ async def test_a_2026_upstreams_resource_updates_reach_the_subscribers(mode: Cli
                     with anyio.move_on_after(0.5):
                         await watcher.wait_notice(_updated(counter))
             assert not [n for n in other.notices if _updated(counter)(n)]
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
+async def test_the_callers_time_to_answer_does_not_count_against_the_call_timeout(
+    upstream: UpstreamFactory, mode: ClientMode
+) -> None:
+    """A person filling in a form takes longer than a call may run: the call's clock stops while they answer."""
+    url = upstream("--name", "slowpoke", transport="streamable_http").url
+    config = McpServerConfig.streamable_http(url, call_timeout=0.5)
+    async with run_gateway_in_process(GatewayConfig(servers={"slowpoke": config})) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+            await wait_until(lambda: served.gateway.factory.pool.status("slowpoke").connected)
+
+        async def think_then_answer(
+            context: ClientRequestContext, params: types.ElicitRequestParams
+        ) -> types.ElicitResult:
+            await anyio.sleep(1.0)  # the person, not synchronisation: longer than the call may run
+            return types.ElicitResult(action="accept", content={"answer": "eventually"})
+
+        async with connect(served.base_url, mode, elicitation_callback=think_then_answer) as handle:
+            with anyio.fail_after(WAIT):
+                answered = await handle.client.call_tool("slowpoke__ask", {"message": "name?"})
+        assert text_of(answered) == "accept: eventually"
