@@ -1,16 +1,19 @@
 """The calls in flight on one upstream server: their cancel scopes, where the server's log messages go, and how
 they end when the server stops.
 
-MCP ties a log message to a connection, not to a request, so each caller in flight that takes logs gets its
-copy, delivered in a task of its own: a caller whose client stopped reading holds up nobody else's. When the
-server stops, every call is cancelled and the connection stays open until each has told the upstream (within a
-grace period), or the upstream would keep running calls that nobody waits for.
+A log message goes to the call it belongs to, and to no other: a log line of one client's call may say what
+that client asked. On streamable HTTP the SDK hands the message over in the context of the task whose request's
+stream carried it (`_LOGS_FOR`); elsewhere MCP ties it to the connection only, so it goes to the one call in
+flight, and when several are, to the gateway's own log. When the server stops, every call is cancelled and the
+connection stays open until each has told the upstream (within a grace period), or the upstream would keep
+running calls that nobody waits for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import anyio
 import mcp_types as types
@@ -20,6 +23,9 @@ from lash_core import LogReporter, ProgressReporter
 from ._relay import CallRelay
 
 __all__ = ["CallsInFlight"]
+
+_LOGS_FOR: ContextVar[CallRelay | None] = ContextVar("lash_gateway_logs_for", default=None)
+"""The relay of the call whose task this is (set while it waits for its answer)."""
 
 
 class CallsInFlight:
@@ -53,26 +59,26 @@ class CallsInFlight:
 
     @contextmanager
     def taking_logs(self, relay: CallRelay) -> Iterator[None]:
-        """While this lasts, the server's log messages reach `relay` too (for transports that do not route
-        them per call themselves, as the stdio lane does)."""
+        """While this lasts, the server's log messages of this call reach `relay` (for transports that do not
+        route them per call themselves, as the stdio lane does)."""
         self._listening.append(relay)
+        token = _LOGS_FOR.set(relay)
         try:
             yield
         finally:
+            _LOGS_FOR.reset(token)
             self._listening.remove(relay)
 
     async def deliver_log(self, params: types.LoggingMessageNotificationParams) -> bool:
-        """Hand a log message to every caller that takes logs; False when none does."""
-        relays = [relay for relay in self._listening if relay.on_log is not None]
-        if not relays:
+        """Hand a log message to the call it belongs to; False when that is no call that takes logs, or not
+        knowable (the caller logs it then)."""
+        relay = _LOGS_FOR.get()
+        if relay is None or relay not in self._listening:
+            relay = self._listening[0] if len(self._scopes) == 1 and len(self._listening) == 1 else None
+        if relay is None or relay.on_log is None:
             return False
-        to_report = [relay for relay in relays if relay.log(params.level, params.data, params.logger)]
-        if len(to_report) == 1:
-            await to_report[0].deliver()
-        elif to_report:
-            async with anyio.create_task_group() as tg:
-                for relay in to_report:
-                    tg.start_soon(relay.deliver)
+        if relay.log(params.level, params.data, params.logger):
+            await relay.deliver()
         return True
 
     async def end(self, reason: str, grace: float, flush: Callable[[], Awaitable[None]]) -> None:

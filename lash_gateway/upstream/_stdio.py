@@ -4,7 +4,8 @@ lane for the gateway's own calls that skips the SDK session.
 Taken over from the SDK's `stdio_client` for speed. There, every message crosses two memory streams,
 a writer task, strict model validation and the session's dispatcher: about 400 µs of CPU per call,
 more than the rest of a gateway hop. Here the reader parses each line once. Answers to the lane's
-requests, their progress and log messages are queued for the calls they belong to and delivered by
+requests, their progress and log messages are queued for the calls they belong to (a log message only while one
+call is in flight: stdio does not tie it to a request) and delivered by
 those calls' own tasks, in the order they arrived: a log line a tool wrote before its result reaches
 the caller before the result, and a caller that reads slowly holds up nobody else. Every other
 message is validated and handed to the SDK session as before (handshake, tools/list, list_changed,
@@ -77,8 +78,8 @@ class StdioLane:
 
     async def request(self, method: str, params: Mapping[str, Any], relay: CallRelay) -> dict[str, Any]:
         """Send one request and wait for its answer; its progress and log messages go through `relay`, delivered
-        by this task before the answer. Cancelling the caller tells the server. The server's log messages go to
-        every request in flight that takes logs, as MCP ties them to the connection, not to a request.
+        by this task before the answer. Cancelling the caller tells the server. The server's log messages reach
+        it while it is the only request in flight (MCP ties them to the connection, not to a request).
 
         Raises:
             mcp.MCPError: an error response, a malformed answer, or `CONNECTION_CLOSED`.
@@ -129,8 +130,8 @@ class StdioLane:
                 pass  # the connection is gone, and the call with it
 
     def take(self, message: dict[str, Any]) -> bool:
-        """Queue `message` for the requests it concerns: an answer, progress for one of them, or a
-        log message while any of them listens for logs. False: it is the SDK session's."""
+        """Queue `message` for the request it concerns: an answer, progress for it, or a log message while it
+        is the only request in flight and takes logs. False: it is the SDK session's."""
         method = message.get("method")
         params = message.get("params")
         if method is None:
@@ -152,17 +153,18 @@ class StdioLane:
                 pending.relay.progress(progress, params.get("total"), params.get("message"))
             return True
         if method == "notifications/message":
-            listeners = [p.relay for p in self._pending.values() if p.relay.on_log is not None]
+            # A log line belongs to a call only when it is the one in flight: stdio does not say which.
+            only = next(iter(self._pending.values())) if len(self._pending) == 1 else None
             level, logger = params.get("level"), params.get("logger")
             if (
-                not listeners
+                only is None
+                or only.relay.on_log is None
                 or not isinstance(level, str)
                 or level not in _LOG_LEVELS
                 or not isinstance(logger, str | None)
             ):
-                return False  # the SDK session's: it logs what is malformed
-            for relay in listeners:
-                relay.log(level, params.get("data"), logger)
+                return False  # the SDK session's: it logs what is malformed, and the gateway what has no call
+            only.relay.log(level, params.get("data"), logger)
             return True
         return False
 
