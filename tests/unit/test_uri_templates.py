@@ -24,6 +24,11 @@ from lash_gateway.upstream._merged import merge
         ("a.b://{x}", "aXb://y", False),  # literal dots are literal
         ("broken://{", "broken://{", False),
         ("broken://{}", "broken://x", False),
+        ("x://{a}{b}", "x://ab", False),  # nothing tells where one ends
+        ("x://{+path}{?q}", "x://a/b?q=1", True),
+        ("data://report{.format}", "data://report.csv.gz", True),
+        ("data://report{.format}", "data://report.", False),
+        ("x://{id}", "x://" + "a" * 10_000, False),  # longer than MAX_URI_LENGTH
     ],
 )
 def test_matches(template: str, uri: str, expected: bool) -> None:
@@ -72,3 +77,19 @@ def test_prompts_are_named_like_tools() -> None:
     assert names[2] == "mcp__b__greet"
     assert merged.prompt_routes["mcp__b__greet"] == ("b", "greet")
     assert merged.prompt_routes[names[1]] == ("My Docs", "Greet")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("template", "uri"),
+    [
+        ("data://report{.format}", "data://report" + ".a" * 4000 + "/"),
+        ("x://{a}-{b}-{c}-{d}-{e}-{f}", "x://" + "-a" * 4000 + "/"),
+        ("x://{+a}/{+b}/{+c}/{+d}", "x://" + "/a" * 4000 + "?"),
+    ],
+)
+def test_a_crafted_uri_cannot_stall_the_matcher(template: str, uri: str) -> None:
+    """Templates come from servers and URIs from clients: a backtracking pattern would let one read take the
+    event loop for minutes. Every match is linear in the URI's length."""
+    for _ in range(100):
+        matches(template, uri)
