@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
-from mcp import ClientSession
+import mcp_types as types
+from mcp import ClientSession, MCPError
 
 from .._errors import UpstreamProtocolError
 from ._wire import send_raw
@@ -66,27 +67,44 @@ async def list_pages(session: ClientSession, server: str, method: str, key: str)
 async def list_catalog(
     session: ClientSession, server: str, capabilities: Any, old: Catalog, kinds: frozenset[CatalogKind]
 ) -> Catalog:
-    """`old` with the `kinds` the server offers (by its capabilities) listed afresh.
-
-    Raises:
-        UpstreamProtocolError, mcp.MCPError: as `list_pages`.
-    """
+    """`old` with the `kinds` the server offers (by its capabilities) listed afresh. A list the server does not
+    answer is empty when it has no such method and kept as it was otherwise (said in the log): a server's tools
+    must not be lost to its prompts."""
     catalog = old
     if "resources" in kinds and getattr(capabilities, "resources", None) is not None:
-        resources = await list_pages(session, server, "resources/list", "resources")
-        templates = await list_pages(session, server, "resources/templates/list", "resourceTemplates")
-        catalog = replace(
-            catalog,
-            resources=_kept(server, "resource", resources, ("uri", "name")),
-            templates=_kept(server, "resource template", templates, ("uriTemplate", "name")),
+        resources = await _listed(session, server, "resources/list", "resources", old.resources, ("uri", "name"))
+        templates = await _listed(
+            session, server, "resources/templates/list", "resourceTemplates", old.templates, ("uriTemplate", "name")
         )
+        catalog = replace(catalog, resources=resources, templates=templates)
     if "prompts" in kinds and getattr(capabilities, "prompts", None) is not None:
-        prompts = await list_pages(session, server, "prompts/list", "prompts")
-        catalog = replace(catalog, prompts=_kept(server, "prompt", prompts, ("name",)))
+        prompts = await _listed(session, server, "prompts/list", "prompts", old.prompts, ("name",))
+        catalog = replace(catalog, prompts=prompts)
     return catalog
 
 
-def _kept(server: str, what: str, items: list[Any], required: tuple[str, ...]) -> tuple[Entry, ...]:
+async def _listed(
+    session: ClientSession, server: str, method: str, key: str, old: tuple[Entry, ...], required: tuple[str, ...]
+) -> tuple[Entry, ...]:
+    try:
+        return _kept(server, method, await list_pages(session, server, method, key), required)
+    except MCPError as exc:
+        if exc.code == types.METHOD_NOT_FOUND:
+            return ()
+        reason = f"MCP error {exc.code}: {exc.message}"
+    except UpstreamProtocolError as exc:
+        reason = str(exc)
+    log.warning(
+        "upstream %s: %s failed, the last list is kept: %s",
+        server,
+        method,
+        reason,
+        extra={"server": server, "method": method, "reason": reason},
+    )
+    return old
+
+
+def _kept(server: str, method: str, items: list[Any], required: tuple[str, ...]) -> tuple[Entry, ...]:
     """The well-formed entries, once each by their first required key (the first listing wins)."""
     kept: dict[str, Entry] = {}
     for item in items:
@@ -95,10 +113,10 @@ def _kept(server: str, what: str, items: list[Any], required: tuple[str, ...]) -
             continue
         fields = " and ".join(f"a string {key!r}" for key in required)
         log.warning(
-            "upstream %s: a %s skipped: it has not %s",
+            "upstream %s: an entry of %s skipped: it has not %s",
             server,
-            what,
+            method,
             fields,
-            extra={"server": server, "reason": f"{what} without {fields}"},
+            extra={"server": server, "method": method, "reason": f"entry without {fields}"},
         )
     return tuple(kept.values())

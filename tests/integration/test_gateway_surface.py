@@ -467,3 +467,16 @@ async def test_the_callers_time_to_answer_does_not_count_against_the_call_timeou
             with anyio.fail_after(WAIT):
                 answered = await handle.client.call_tool("slowpoke__ask", {"message": "name?"})
         assert text_of(answered) == "accept: eventually"
+
+
+async def test_a_server_without_a_list_method_keeps_its_tools(upstream: UpstreamFactory) -> None:
+    """Many servers offer resources but no `resources/templates/list`: that is an empty list, not a failed attach."""
+    command, args = stdio_command("--name", "plain", "--behaviour", "no-templates")
+    config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT))
+    async with run_gateway_in_process(GatewayConfig(servers={"plain": config})) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+        status = served.gateway.factory.pool.status("plain")
+        assert status.connected, status.last_error
+        assert status.tool_count > 0 and status.resource_count > 0
+        assert status.resource_template_count == 0

@@ -59,7 +59,8 @@ class Surface:
         self._subscribers: dict[str, dict[int, ServerSession]] = {}
         server = upstream.server
         server.add_request_handler("resources/list", types.PaginatedRequestParams, self.list_resources)
-        server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, self.list_templates)
+        if not upstream.options.no_templates:
+            server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, self.list_templates)
         server.add_request_handler("resources/read", types.ReadResourceRequestParams, self.read)
         server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self.subscribe)
         server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self.unsubscribe)

@@ -38,6 +38,7 @@ Behaviours (``--behaviour``, repeatable):
 - ``garbage`` (stdio only): a non-JSON line is written to stdout at startup and before every message.
 - ``paginate``: ``tools/list`` answers in pages of 2 with ``next_cursor``.
 - ``many-tools=N``: adds ``N`` trivial tools ``t0..tN-1`` answering with text ``"t<i> called"``.
+- ``no-templates``: resources, but no ``resources/templates/list`` method (``-32601``), as many servers.
 
 State (tool list, cancel log, release gates) is per process, shared by all connections.
 
@@ -151,6 +152,7 @@ class Options:
     garbage: bool = False
     paginate: bool = False
     many_tools: int = 0
+    no_templates: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -164,7 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         action="append",
         default=[],
         metavar="B",
-        help="bad-schema | hang-list | garbage | paginate | many-tools=N (repeatable)",
+        help="bad-schema | hang-list | garbage | paginate | many-tools=N | no-templates (repeatable)",
     )
     ns = parser.parse_args(argv)
     flags: dict[str, Any] = {}
@@ -174,7 +176,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             if not value.isdigit():
                 parser.error(f"--behaviour many-tools=N needs a non-negative integer, got {raw!r}")
             flags["many_tools"] = int(value)
-        elif key in ("bad-schema", "hang-list", "garbage", "paginate") and not value:
+        elif key in ("bad-schema", "hang-list", "garbage", "paginate", "no-templates") and not value:
             flags[key.replace("-", "_")] = True
         else:
             parser.error(f"unknown --behaviour {raw!r}")
