@@ -20,6 +20,9 @@ class PluginSessionContext:
     session_id: str
     kind: SessionKind = SessionKind.ROOT
     parent_id: str | None = None
+    stateless: bool = False
+    """The session serves one request of a caller that keeps no session (a 2026-07-28 MCP client): nothing a
+    plugin keeps per session outlives that request, so a plugin should not build per-session state for it."""
 
     def is_root_session(self) -> bool:
         return self.kind is SessionKind.ROOT

@@ -34,11 +34,15 @@ class LashCore:
         """A copy of the stack this core builds from."""
         return PluginStack(self._factories)
 
-    def session(self, *, snapshot: SessionSnapshot | None = None, caller: Caller = NO_CALLER) -> Session:
+    def session(
+        self, *, snapshot: SessionSnapshot | None = None, caller: Caller = NO_CALLER, stateless: bool = False
+    ) -> Session:
         """A new root session, or the session a snapshot was taken of, with its plugin state restored. `caller`
-        answers providers' questions during its calls (sampling, elicitation, roots; see `Caller`)."""
+        answers providers' questions during its calls (sampling, elicitation, roots; see `Caller`); `stateless`
+        says it serves one request only (see `PluginSessionContext.stateless`)."""
         if snapshot is None:
-            return self.session_for(PluginSessionContext(uuid.uuid4().hex, SessionKind.ROOT), caller=caller)
+            context = PluginSessionContext(uuid.uuid4().hex, SessionKind.ROOT, stateless=stateless)
+            return self.session_for(context, caller=caller)
         context = PluginSessionContext(snapshot.session_id, snapshot.kind, snapshot.parent_id)
         return self.session_for(context, snapshot, caller=caller)
 

@@ -115,7 +115,7 @@ class CatalogExport:
         bus: InMemorySubscriptionBus,
         name_limit: int,
         answer: Answer,
-        client_of: Callable[[ServerRequestContext[Any, Any]], Awaitable[str]],
+        client_of: Callable[[ServerRequestContext[Any, Any]], Awaitable[str | None]],
     ) -> None:
         """`client_of` names the client of a request (its session), for servers that give each its own connection."""
         self._catalog = catalog
@@ -210,7 +210,9 @@ class CatalogExport:
 
     async def roots_changed(self, ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None) -> None:
         """`notifications/roots/list_changed`: to the servers that serve this client alone."""
-        await self._catalog.roots_changed(await self._client_of(ctx))
+        client = await self._client_of(ctx)
+        if client is not None:
+            await self._catalog.roots_changed(client)
 
     # -- subscriptions -------------------------------------------------------------------------
 

@@ -211,18 +211,24 @@ class McpExport:
             self._notifier.add(connection_of(ctx))
         return result
 
-    async def session_of(self, connection: Connection) -> Session:
-        """The connection's lash session, built on its first request."""
+    async def session_of(self, connection: Connection, *, stateless: bool = False) -> Session:
+        """The connection's lash session, built on its first request (`stateless` for a 2026-07-28 request, whose
+        connection is that request)."""
         session: Session | None = connection.state.get(_STATE_KEY)
         if session is None:
-            session = connection.state[_STATE_KEY] = self._core.session()
+            session = connection.state[_STATE_KEY] = self._core.session(stateless=stateless)
             await session.ready()
             connection.exit_stack.push_async_callback(session.aclose)
         return session
 
-    async def _client_of(self, ctx: ServerRequestContext[Any, Any]) -> str:
-        """Who a request's client is, for servers that give each client a connection of its own: its session."""
-        return (await self.session_of(connection_of(ctx))).id
+    async def _session_for(self, ctx: ServerRequestContext[Any, Any]) -> Session:
+        return await self.session_of(connection_of(ctx), stateless=ctx.protocol_version in MODERN_PROTOCOL_VERSIONS)
+
+    async def _client_of(self, ctx: ServerRequestContext[Any, Any]) -> str | None:
+        """Who a request's client is, for servers that give each client a connection of its own: its session;
+        None for a 2026-07-28 request, whose session is that request only (it uses the shared connection)."""
+        session = await self._session_for(ctx)
+        return None if session.context.stateless else session.id
 
     def _surface_of(self, session: Session) -> Surface:
         """The export of a session's surface. Sessions with the same providers share one surface
@@ -293,7 +299,7 @@ class McpExport:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        session = await self.session_of(connection_of(ctx))
+        session = await self._session_for(ctx)
         # The SDK takes wire-form dicts from handlers (and validates them); building N Tool models
         # per list would cost more than the list itself.
         return cast(types.ListToolsResult, for_era(ctx.protocol_version, self.list_result(session)))
@@ -324,7 +330,7 @@ class McpExport:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        session = await self.session_of(connection_of(ctx))
+        session = await self._session_for(ctx)
         call_id = str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex
 
         async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:

@@ -43,10 +43,13 @@ from ._pool import McpConnectionPool
 
 
 class McpToolProvider(ToolProvider):
-    """The pool's tools as a lash provider; one instance serves every session."""
+    """The pool's tools as a lash provider; one instance serves every session (one more every stateless one)."""
 
-    def __init__(self, pool: McpConnectionPool) -> None:
+    def __init__(self, pool: McpConnectionPool, *, per_client: bool = True) -> None:
+        """With `per_client`, a call is its session's, for servers that give each client a connection of its own;
+        without (stateless sessions), every call uses the shared connection."""
         self._pool = pool
+        self._per_client = per_client
 
     def definitions(self) -> tuple[ToolDefinition, ...]:
         return self._pool.definitions()
@@ -58,7 +61,12 @@ class McpToolProvider(ToolProvider):
         log = context.log if context.log is not ignore_log else None
         try:
             return await self._pool.call_tool(
-                call.name, call.args, progress=progress, log=log, caller=context.caller, client=context.session_id
+                call.name,
+                call.args,
+                progress=progress,
+                log=log,
+                caller=context.caller,
+                client=context.session_id if self._per_client else None,
             )
         except UnknownTool as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.INVALID_INPUT, code="unknown_tool")
@@ -96,6 +104,7 @@ class McpPluginFactory(PluginFactory):
         self.pool = pool or McpConnectionPool()
         self._servers = dict(servers or {})
         self._provider = McpToolProvider(self.pool)
+        self._stateless_provider = McpToolProvider(self.pool, per_client=False)
 
     async def __aenter__(self) -> Self:
         """Open the pool and attach the constructor's servers.
@@ -120,7 +129,7 @@ class McpPluginFactory(PluginFactory):
         return "mcp"
 
     def build(self, ctx: PluginSessionContext) -> SessionPlugin:
-        return McpSessionPlugin(self)
+        return McpSessionPlugin(self, self._stateless_provider if ctx.stateless else self._provider)
 
     async def attach_server(self, name: str, config: McpServerConfig | Mapping[str, Any]) -> ServerStatus:
         """Attach (or replace) a server; see `McpConnectionPool.attach`."""
@@ -167,16 +176,17 @@ def status_dict(status: ServerStatus) -> dict[str, Any]:
 
 
 class McpSessionPlugin(SessionPlugin):
-    __slots__ = ("_factory",)
+    __slots__ = ("_factory", "_provider")
 
-    def __init__(self, factory: McpPluginFactory) -> None:
+    def __init__(self, factory: McpPluginFactory, provider: McpToolProvider) -> None:
         self._factory = factory
+        self._provider = provider
 
     def id(self) -> str:
         return "mcp"
 
     def register(self, reg: PluginRegistrar) -> None:
-        reg.tools().provider(self._factory.provider)
+        reg.tools().provider(self._provider)
         reg.session().on_close(self._closed)
         actions = reg.actions()
         actions.register(

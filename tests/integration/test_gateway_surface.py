@@ -480,3 +480,12 @@ async def test_a_server_without_a_list_method_keeps_its_tools(upstream: Upstream
         assert status.connected, status.last_error
         assert status.tool_count > 0 and status.resource_count > 0
         assert status.resource_template_count == 0
+
+
+async def test_2026_requests_use_the_shared_connection_of_a_per_client_server() -> None:
+    """A 2026-07-28 request is a session of its own: opening a process for each would cost a process per call."""
+    async with per_client_gateway() as served, connect(served.base_url, "http-auto") as handle:
+        pool = served.gateway.factory.pool
+        for text in ("one", "two", "three"):
+            assert text_of(await handle.client.call_tool("own__echo", {"text": text})) == text
+        assert pool.status("own").clients == 0
