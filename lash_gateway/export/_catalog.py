@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, cast
 
+import anyio
 import mcp_types as types
 from mcp import MCPError
 from mcp.server import ServerRequestContext
@@ -46,6 +47,8 @@ RESOURCE_NOT_FOUND: Final = -32002
 
 _SUBSCRIPTIONS: Final = "lash_gateway.subscriptions"
 """Where a connection's subscribed URIs live in its `state`."""
+MAX_SUBSCRIPTIONS: Final = 1024
+"""Resources one client (a connection, or a listen stream) may subscribe to."""
 
 Answer = Callable[..., Awaitable[dict[str, Any]]]
 """`McpExport.answer`: serves a request whose upstream may ask its client."""
@@ -97,6 +100,15 @@ class Catalog(Protocol):
     async def subscribe(self, uri: str) -> None: ...
 
     async def unsubscribe(self, uri: str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Held:
+    """One connection's subscriptions."""
+
+    uris: set[str] = field(default_factory=set)
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,16 +233,22 @@ class CatalogExport:
     ) -> types.EmptyResult:
         connection = connection_of(ctx)
         uri = str(params.uri)
-        subscribed: set[str] | None = connection.state.get(_SUBSCRIPTIONS)
-        if subscribed is None:
-            subscribed = connection.state[_SUBSCRIPTIONS] = set()
-            connection.exit_stack.push_async_callback(self._release, connection, subscribed)
-        if uri not in subscribed:
+        held: _Held | None = connection.state.get(_SUBSCRIPTIONS)
+        if held is None:
+            held = connection.state[_SUBSCRIPTIONS] = _Held()
+            connection.exit_stack.push_async_callback(self._release, connection, held)
+        async with held.lock:  # one change at a time per connection: the counts stay right whatever the order
+            if held.closed or uri in held.uris:
+                return types.EmptyResult()
+            if len(held.uris) >= MAX_SUBSCRIPTIONS:
+                raise MCPError(
+                    types.INVALID_REQUEST, f"a client may subscribe to {MAX_SUBSCRIPTIONS} resources at most"
+                )
             try:
                 await self._catalog.subscribe(uri)
             except GatewayError as exc:
                 raise _error(exc) from None
-            subscribed.add(uri)
+            held.uris.add(uri)
             self._subscribers.setdefault(uri, {})[id(connection)] = connection
         return types.EmptyResult()
 
@@ -239,22 +257,27 @@ class CatalogExport:
     ) -> types.EmptyResult:
         connection = connection_of(ctx)
         uri = str(params.uri)
-        subscribed: set[str] = connection.state.get(_SUBSCRIPTIONS) or set()
-        if uri in subscribed:
-            subscribed.discard(uri)
-            self._forget(uri, connection)
-            await self._catalog.unsubscribe(uri)
+        held: _Held | None = connection.state.get(_SUBSCRIPTIONS)
+        if held is None:
+            return types.EmptyResult()
+        async with held.lock:
+            if uri in held.uris:
+                held.uris.discard(uri)
+                self._forget(uri, connection)
+                await self._catalog.unsubscribe(uri)
         return types.EmptyResult()
 
-    async def _release(self, connection: Connection, subscribed: set[str]) -> None:
+    async def _release(self, connection: Connection, held: _Held) -> None:
         """The connection closed: its subscriptions end, upstream too when it was the last subscriber."""
-        for uri in sorted(subscribed):
-            self._forget(uri, connection)
-            try:
-                await self._catalog.unsubscribe(uri)
-            except Exception as exc:  # a closing connection must close whatever an upstream does
-                log.warning("unsubscribe of %s failed: %s", uri, exc, extra={"uri": uri, "reason": str(exc)})
-        subscribed.clear()
+        async with held.lock:
+            held.closed = True
+            for uri in sorted(held.uris):
+                self._forget(uri, connection)
+                try:
+                    await self._catalog.unsubscribe(uri)
+                except Exception as exc:  # a closing connection must close whatever an upstream does
+                    log.warning("unsubscribe of %s failed: %s", uri, exc, extra={"uri": uri, "reason": str(exc)})
+            held.uris.clear()
 
     def _forget(self, uri: str, connection: Connection) -> None:
         holders = self._subscribers.get(uri)
@@ -291,7 +314,10 @@ class _TrackingListen:
         catalog = self._catalog
         held: list[str] = []
         try:
-            for uri in dict.fromkeys(params.notifications.resource_subscriptions or ()):
+            wanted = list(dict.fromkeys(params.notifications.resource_subscriptions or ()))
+            if len(wanted) > MAX_SUBSCRIPTIONS:
+                raise MCPError(types.INVALID_REQUEST, f"a stream may name {MAX_SUBSCRIPTIONS} resources at most")
+            for uri in wanted:
                 try:
                     await catalog.subscribe(uri)
                 except GatewayError:
@@ -315,8 +341,8 @@ def _page(
     cursor = params.cursor if params is not None else None
     start = 0
     if cursor:
-        if not cursor.isdigit():
-            raise MCPError(types.INVALID_PARAMS, f"invalid cursor {cursor!r}: pass back a nextCursor as given")
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 12):
+            raise MCPError(types.INVALID_PARAMS, f"invalid cursor {cursor[:40]!r}: pass back a nextCursor as given")
         start = int(cursor)
     end = start + PAGE_SIZE
     page: dict[str, Any] = {key: list(items[start:end])}

@@ -178,8 +178,8 @@ class McpExport:
     def _catalog_changed(self, kind: ListKind | None, uri: str | None) -> None:
         """The catalog's listener: a list changed (`kind`), or the resource at `uri` did."""
         served = self._catalog
-        if served is None:
-            return
+        if served is None or not self._notifier.running:
+            return  # not serving (yet, or any more): no client to tell
         if uri is not None:
             for connection in served.subscribers(uri):
                 self._notifier.updated(connection, uri)

@@ -103,6 +103,11 @@ class Notifier:
             self._links[key] = link
             connection.exit_stack.callback(self._links.pop, key, None)
 
+    @property
+    def running(self) -> bool:
+        """Whether the notifier was entered and not left: only then can it tell anyone anything."""
+        return self._tg is not None
+
     def start_soon(self, func: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Run `func(*args)` in the notifier's task group (work that a synchronous caller may not await).
 

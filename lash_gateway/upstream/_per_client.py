@@ -108,6 +108,9 @@ class PerClient:
             await self._task_group().start(
                 partial(upstream.supervise, fail_fast=True), name=f"mcp-upstream:{shared.name}:client"
             )
+            if self._own.get(key) is not own:  # released or detached while it connected: it is not wanted
+                self._task_group().start_soon(upstream.stop, "the client's session ended")
+                raise UpstreamUnavailable(shared.name, "the client's session ended while its connection opened")
             own.upstream = upstream
             log.info(
                 "server %s: a client's own connection opened (%d open)",
@@ -116,7 +119,8 @@ class PerClient:
                 extra={"server": shared.name, "clients": self.count(shared.name)},
             )
         except BaseException:
-            del self._own[key]
+            if self._own.get(key) is own:
+                del self._own[key]
             raise
         finally:
             own.ready.set()

@@ -155,6 +155,7 @@ class McpConnectionPool:
         if old is not None:
             self._per_client.close_server(name)
             await old.stop(f"server {name!r} was replaced while the call was in flight")
+        await self._resubscribe(upstream)
         return status
 
     async def detach(self, name: str) -> None:
@@ -406,7 +407,14 @@ class McpConnectionPool:
             return
         self._subscriptions.pop(uri, None)
         for upstream in list(self._servers.values()):
-            await upstream.unsubscribe(uri)
+            if upstream.subscribed(uri):  # no other server hears of a URI it does not serve
+                await upstream.unsubscribe(uri)
+
+    async def _resubscribe(self, upstream: Upstream) -> None:
+        """A server attached (or replaced): the subscribed URIs it now serves are subscribed on it."""
+        for uri in list(self._subscriptions):
+            if self._catalog.server_for_uri(uri) == upstream.name and not upstream.subscribed(uri):
+                await upstream.subscribe(uri)
 
     def _prompt_route(self, name: str) -> tuple[Upstream, str]:
         route = self._catalog.prompt_routes.get(name)
@@ -426,8 +434,14 @@ class McpConnectionPool:
 
     def resource_updated(self, upstream: Upstream, uri: str) -> None:
         if self._servers.get(upstream.name) is upstream:
-            for listener in self._listeners:
-                listener(None, uri)
+            self._tell(None, uri)
+
+    def _tell(self, kind: CatalogKind | None, uri: str | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(kind, uri)
+            except Exception:  # a listener's bug must not fail an attach or a connection
+                log.exception("a catalog listener failed", extra={"uri": uri, "kind": kind})
 
     def _rebuild_catalog(self, kind: CatalogKind | None = None) -> None:
         """Merge the catalogs again; tell listeners what changed (`kind`, or whatever differs)."""
@@ -444,8 +458,7 @@ class McpConnectionPool:
         if new.prompts != old.prompts:
             changed.append("prompts")
         for what in changed:
-            for listener in self._listeners:
-                listener(what, None)
+            self._tell(what, None)
 
     def _rebuild(self) -> None:
         attached = [name for name in self._parts if name in self._servers]

@@ -355,6 +355,9 @@ class Upstream:
 
     # -- resource subscriptions ----------------------------------------------------------------
 
+    def subscribed(self, uri: str) -> bool:
+        return uri in self._subscribed
+
     async def subscribe(self, uri: str) -> None:
         """Keep `uri` subscribed upstream, now and on every reconnect (when the server offers subscriptions)."""
         self._subscribed.add(uri)

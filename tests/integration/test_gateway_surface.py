@@ -489,3 +489,31 @@ async def test_2026_requests_use_the_shared_connection_of_a_per_client_server() 
         for text in ("one", "two", "three"):
             assert text_of(await handle.client.call_tool("own__echo", {"text": text})) == text
         assert pool.status("own").clients == 0
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
+async def test_resources_page_across_servers(upstream: UpstreamFactory, mode: ClientMode) -> None:
+    """Two servers with 700 resources each (listed upstream in pages of 100): the client walks the gateway's pages
+    and gets each resource once; a cursor it did not get is refused."""
+    servers: dict[str, ServerConfig] = {}
+    for name in ("first", "second"):
+        command, args = stdio_command("--name", name, "--behaviour", "many-resources=700")
+        servers[name] = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT))
+    async with run_gateway_in_process(GatewayConfig(servers=servers)) as served:
+        with anyio.fail_after(WAIT):
+            await served.gateway.ready.wait()
+        async with connect(served.base_url, mode) as handle:
+            uris: list[str] = []
+            pages = 0
+            cursor: str | None = None
+            while True:
+                page = await handle.client.list_resources(cursor=cursor)
+                uris += [str(r.uri) for r in page.resources]
+                pages += 1
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            with pytest.raises(MCPError):
+                await handle.client.list_resources(cursor="not-a-cursor")
+    assert sorted(uris) == sorted(f"test://{name}/many/{i}" for name in servers for i in range(700))
+    assert pages == 3  # 1,400 in pages of 500

@@ -89,6 +89,15 @@ class Surface:
     async def list_resources(
         self, ctx: ServerCtx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
+        many = self._upstream.options.many_resources
+        if many:  # pages of 100 (the cursor is the offset), so the gateway has to walk them
+            start = int(params.cursor) if params is not None and params.cursor else 0
+            page = [
+                types.Resource(uri=f"test://{self.name}/many/{i}", name=f"many {i}")
+                for i in range(start, min(many, start + 100))
+            ]
+            more = str(start + 100) if start + 100 < many else None
+            return types.ListResourcesResult(resources=page, next_cursor=more)
         listed = [
             types.Resource(uri="test://static/text", name="static text", mime_type="text/plain"),
             types.Resource(uri="test://static/blob", name="static blob", mime_type="application/octet-stream"),

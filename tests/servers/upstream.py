@@ -38,6 +38,7 @@ Behaviours (``--behaviour``, repeatable):
 - ``garbage`` (stdio only): a non-JSON line is written to stdout at startup and before every message.
 - ``paginate``: ``tools/list`` answers in pages of 2 with ``next_cursor``.
 - ``many-tools=N``: adds ``N`` trivial tools ``t0..tN-1`` answering with text ``"t<i> called"``.
+- ``many-resources=N``: lists ``N`` resources ``test://<name>/many/<i>`` instead, in pages of 100.
 - ``no-templates``: resources, but no ``resources/templates/list`` method (``-32601``), as many servers.
 
 State (tool list, cancel log, release gates) is per process, shared by all connections.
@@ -153,6 +154,7 @@ class Options:
     paginate: bool = False
     many_tools: int = 0
     no_templates: bool = False
+    many_resources: int = 0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -172,10 +174,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     flags: dict[str, Any] = {}
     for raw in ns.behaviour:
         key, _, value = raw.partition("=")
-        if key == "many-tools":
+        if key in ("many-tools", "many-resources"):
             if not value.isdigit():
-                parser.error(f"--behaviour many-tools=N needs a non-negative integer, got {raw!r}")
-            flags["many_tools"] = int(value)
+                parser.error(f"--behaviour {key}=N needs a non-negative integer, got {raw!r}")
+            flags[key.replace("-", "_")] = int(value)
         elif key in ("bad-schema", "hang-list", "garbage", "paginate", "no-templates") and not value:
             flags[key.replace("-", "_")] = True
         else:
