@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import itertools
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,12 +64,12 @@ class _Bridge:
 
     id: str
     method: str
-    target: str
     ttl: float
     """Seconds the client gets to answer a question."""
-    """What the call is for (tool name, URI, prompt): a retry must name the same."""
     context: Any
     """The client's latest request of this call."""
+    binding: str
+    """A digest of the request (method and params, but the rounds' own): a state resumes only its request."""
     questions: dict[str, _Question] = field(default_factory=dict)
     changed: anyio.Event = field(default_factory=anyio.Event)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -99,11 +100,15 @@ class _Bridge:
         return question.answer
 
     def answer(self, responses: Mapping[str, Any]) -> None:
+        """Take the client's answers; a question it left unanswered goes out again in the next round."""
         for key, response in responses.items():
             question = self.questions.get(key)
             if question is not None and question.sent and not question.answered.is_set():
                 question.answer = _wire(response)
                 question.answered.set()
+        for question in self.questions.values():
+            if not question.answered.is_set():
+                question.sent = False
 
     def unsent(self) -> dict[str, _Question]:
         return {key: q for key, q in self.questions.items() if not q.sent}
@@ -121,7 +126,6 @@ class Bridges:
     async def serve(
         self,
         method: str,
-        target: str,
         capabilities: Callable[[CallerRequest], bool],
         params: types.RequestParams | Any,
         run: Run,
@@ -134,12 +138,13 @@ class Bridges:
             MCPError: a state that was tampered with, or names a call this process does not hold or another call.
         """
         state = getattr(params, "request_state", None)
+        binding = _binding(method, params)
         if state is None:
-            bridge = _Bridge(secrets.token_urlsafe(16), method, target, self._ttl, context)
+            bridge = _Bridge(secrets.token_urlsafe(16), method, self._ttl, context, binding)
             self._held[bridge.id] = bridge
             self._spawn(self._run, bridge, _caller(bridge, capabilities), run)
         else:
-            bridge = self._resume(state, method, target)
+            bridge = self._resume(state, binding)
             bridge.context = context
             bridge.answer(getattr(params, "input_responses", None) or {})
         try:
@@ -176,26 +181,29 @@ class Bridges:
         for key, question in bridge.unsent().items():
             question.sent = True
             requests[key] = {"method": _METHODS[question.kind], "params": dict(question.params)}
-        return {"resultType": "input_required", "inputRequests": requests, "requestState": self._sign(bridge.id)}
+        state = self._sign(bridge.id, bridge.binding)
+        return {"resultType": "input_required", "inputRequests": requests, "requestState": state}
 
-    def _sign(self, bridge_id: str) -> str:
-        mac = hmac.new(self._key, bridge_id.encode(), hashlib.sha256).digest()
+    def _sign(self, bridge_id: str, binding: str) -> str:
+        mac = hmac.new(self._key, f"{bridge_id}.{binding}".encode(), hashlib.sha256).digest()
         return f"{bridge_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
 
-    def _resume(self, state: str, method: str, target: str) -> _Bridge:
+    def _resume(self, state: str, binding: str) -> _Bridge:
+        """The call a retry's state names, if the state is one this gateway signed for this very request (method
+        and params alike: a state cannot resume another call, nor this call with other arguments)."""
         bridge_id, _, _ = state.partition(".")
-        if not hmac.compare_digest(self._sign(bridge_id), state):
-            raise MCPError(types.INVALID_PARAMS, "lash-gateway: invalid requestState (it was altered or forged)")
+        expected = self._sign(bridge_id, binding).encode()
+        if not hmac.compare_digest(expected, state.encode("utf-8", "backslashreplace")):
+            raise MCPError(
+                types.INVALID_PARAMS,
+                "lash-gateway: invalid requestState (altered, forged, or sent with another request than its own)",
+            )
         bridge = self._held.get(bridge_id)
         if bridge is None:
             raise MCPError(
                 types.INVALID_PARAMS,
                 "lash-gateway: the call this requestState belongs to is over (it expired, or another gateway "
                 "process holds it); send the request again without a requestState",
-            )
-        if (bridge.method, bridge.target) != (method, target):
-            raise MCPError(
-                types.INVALID_PARAMS, f"lash-gateway: this requestState belongs to {bridge.method} {bridge.target!r}"
             )
         return bridge
 
@@ -211,6 +219,15 @@ def _caller(bridge: _Bridge, capabilities: Callable[[CallerRequest], bool]) -> C
         return ask
 
     return Caller(on_sampling=handler("sampling"), on_elicitation=handler("elicitation"), on_roots=handler("roots"))
+
+
+def _binding(method: str, params: Any) -> str:
+    """What a request asks, less what changes between its rounds."""
+    asked: Any = params
+    if isinstance(params, BaseModel):
+        asked = params.model_dump(mode="json", by_alias=True, exclude={"input_responses", "request_state", "meta"})
+    text = json.dumps([method, asked], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _wire(response: Any) -> Mapping[str, Any]:

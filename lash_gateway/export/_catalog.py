@@ -182,7 +182,7 @@ class CatalogExport:
             except GatewayError as exc:
                 raise _error(exc) from None
 
-        return cast(types.ReadResourceResult, await self._answer(ctx, "resources/read", uri, params, run))
+        return cast(types.ReadResourceResult, await self._answer(ctx, "resources/read", params, run))
 
     async def get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
@@ -201,7 +201,7 @@ class CatalogExport:
             except GatewayError as exc:
                 raise _error(exc) from None
 
-        return cast(types.GetPromptResult, await self._answer(ctx, "prompts/get", params.name, params, run))
+        return cast(types.GetPromptResult, await self._answer(ctx, "prompts/get", params, run))
 
     async def complete(
         self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams

@@ -308,14 +308,13 @@ class McpExport:
         self,
         ctx: ServerRequestContext[Any, Any],
         method: str,
-        target: str,
         params: Any,
         run: Answered,
     ) -> dict[str, Any]:
         """Serve a request whose upstream may ask its client (`tools/call`, `resources/read`, `prompts/get`):
         `run(progress, log, caller)` does the work and returns the wire-form result. A handshake-era client is
-        asked on the request's own stream; a 2026-07-28 client through input-required rounds (`_bridge`), with
-        `target` (the tool, URI or prompt) checked on every round."""
+        asked on the request's own stream; a 2026-07-28 client through input-required rounds (`_bridge`), each
+        retry checked to be the same request."""
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             progress, relay_log = _reporters(lambda: ctx, wants_progress)
@@ -325,7 +324,7 @@ class McpExport:
             progress, relay_log = _reporters(current, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
 
-        return await self._bridges.serve(method, target, declared(ctx), params, bridged, ctx)
+        return await self._bridges.serve(method, declared(ctx), params, bridged, ctx)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -347,7 +346,7 @@ class McpExport:
             except CallsEnded as exc:
                 raise MCPError(CALLS_ENDED, str(exc)) from None
 
-        return cast(types.CallToolResult, await self.answer(ctx, "tools/call", params.name, params, run))
+        return cast(types.CallToolResult, await self.answer(ctx, "tools/call", params, run))
 
 
 CALLS_ENDED: Final = types.INTERNAL_ERROR

@@ -381,6 +381,14 @@ async def test_a_2026_client_gets_input_required_rounds_and_a_state_that_cannot_
                 tool, {"message": "name?"}, input_responses=answer, request_state=forged, allow_input_required=True
             )
         assert "requestState" in refused.value.message
+        with pytest.raises(MCPError):  # and to its arguments
+            await session.call_tool(
+                tool,
+                {"message": "other?"},
+                input_responses=answer,
+                request_state=first.request_state,
+                allow_input_required=True,
+            )
         with pytest.raises(MCPError):  # a state is bound to its tool
             await session.call_tool(
                 f"{server}__roots",
