@@ -33,7 +33,7 @@ What is adjusted for the API, and nothing else:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from lash_core import (
     AudioPart,
@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # the SDK is optional: its types describe our plain dicts for
     from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
 __all__ = [
+    "DEFAULT_SAMPLING_MAX_TOKENS",
     "NameMap",
     "SamplingHandler",
     "run_tool_uses",
@@ -192,35 +193,42 @@ def _content_blocks(result: ToolResult) -> list[TextBlockParam | ImageBlockParam
 # -- sampling: an upstream server asks the host's model ----------------------------------------------------------
 
 
+DEFAULT_SAMPLING_MAX_TOKENS: Final = 1024
+"""Tokens a server's sampling request may have the model write, at most, unless the host allows more."""
 SamplingHandler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 """What `lash_core.Caller(on_sampling=...)` takes: MCP `sampling/createMessage` params in, its result out."""
 
 _STOP_REASONS: dict[str, str] = {"end_turn": "endTurn", "max_tokens": "maxTokens", "stop_sequence": "stopSequence"}
 
 
-def sampling_handler(create: Callable[..., Awaitable[object]], *, model: str) -> SamplingHandler:
+def sampling_handler(
+    create: Callable[..., Awaitable[object]], *, model: str, max_tokens: int = DEFAULT_SAMPLING_MAX_TOKENS
+) -> SamplingHandler:
     """Answer an MCP server's sampling requests with your own Claude model:
 
         caller = lash_core.Caller(on_sampling=lash_anthropic.sampling_handler(client.messages.create, model=model))
         session = core.session(caller=caller)
 
     `create` is `AsyncAnthropic().messages.create` (or anything that takes its keyword arguments and returns a
-    `Message` or the same as a dict); the server's model preferences are hints only, `model` decides.
+    `Message` or the same as a dict); the server's model preferences are hints only, `model` decides, and
+    `max_tokens` caps what a server may ask for (it spends your tokens).
     """
 
     async def answer(params: Mapping[str, Any]) -> dict[str, Any]:
-        return sampling_result(await create(**sampling_request(params, model=model)))
+        return sampling_result(await create(**sampling_request(params, model=model, max_tokens=max_tokens)))
 
     return answer
 
 
-def sampling_request(params: Mapping[str, Any], *, model: str) -> MessageCreateParamsNonStreaming:
+def sampling_request(
+    params: Mapping[str, Any], *, model: str, max_tokens: int = DEFAULT_SAMPLING_MAX_TOKENS
+) -> MessageCreateParamsNonStreaming:
     """The Messages API request for MCP `sampling/createMessage` params: text and image messages, the system
     prompt, `maxTokens` and `stopSequences`; audio and tool content become text notes. `temperature` is left
     out: current Claude models take none."""
     request: MessageCreateParamsNonStreaming = {
         "model": model,
-        "max_tokens": int(params.get("maxTokens") or 1024),
+        "max_tokens": _capped_tokens(params.get("maxTokens"), max_tokens),
         "messages": [_sampling_message(message) for message in params.get("messages") or ()],
     }
     if isinstance(params.get("systemPrompt"), str):
@@ -245,6 +253,13 @@ def sampling_result(message: object) -> dict[str, Any]:
     if isinstance(stop, str):
         result["stopReason"] = _STOP_REASONS.get(stop, stop)
     return result
+
+
+def _capped_tokens(asked: object, cap: int) -> int:
+    """What the server asked for, within the host's cap; the cap when it asked for nothing sensible."""
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+        return min(asked, cap)
+    return cap
 
 
 def _sampling_message(message: Mapping[str, Any]) -> MessageParam:

@@ -108,6 +108,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "adapters": [],
     "adapters.anthropic": [
+        "DEFAULT_SAMPLING_MAX_TOKENS",
         "NameMap",
         "SamplingHandler",
         "run_tool_uses",

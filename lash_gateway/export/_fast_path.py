@@ -156,10 +156,8 @@ class FastPath:
                 notice["message"] = message
             await reply.notify("notifications/progress", notice)
 
-        wanted = level_of_connection(connection)
-
         async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
-            if not allows(wanted, level):
+            if not allows(level_of_connection(connection), level):  # a setLevel during the call applies at once
                 return
             notice: dict[str, Any] = {"level": level, "data": data}
             if logger is not None:

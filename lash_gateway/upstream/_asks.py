@@ -7,7 +7,9 @@ client does not say which: its callbacks get the server's own request id. The ow
    ran the callback in a copy of that context. This holds on streamable HTTP, where a request riding a POST's
    stream is handled in the context of the task that sent the POST, and for a 2026-07-28 server's input-required
    rounds, which the gateway answers in the calling task itself (`answer_input_requests`);
-2. the only request in flight on this connection: nothing else can have caused it;
+2. the only request in flight on this connection, when the context names none: nothing else in flight can have
+   caused it (a server's background job that asks on its own is the one case this misjudges; such servers
+   belong behind `per_client`);
 3. otherwise nobody: with several requests in flight on a shared stdio or SSE connection the owner is not
    knowable, and asking the wrong client would leak one client's question to another. The server gets an error
    that says so (and how to avoid it: `per_client`, or a streamable-HTTP upstream).
@@ -115,8 +117,11 @@ class Asks:
     def _owner(self, request: CallerRequest) -> _Asking | str:
         """The request whose caller to ask, or why there is none."""
         current = _CURRENT.get()
-        if current is not None and any(asking is current for asking in self._in_flight):
-            return current
+        if current is not None:
+            if any(asking is current for asking in self._in_flight):
+                return current
+            # It names its call, and that call is over: whoever is in flight now did not cause it.
+            return f"lash-gateway: {request} refused: the request of server {self._server!r} it belongs to is over"
         if len(self._in_flight) == 1:
             return self._in_flight[0]
         if not self._in_flight:

@@ -89,5 +89,15 @@ def merge(catalogs: Mapping[str, Catalog], parts: Mapping[str, str]) -> MergedCa
         MappingProxyType({name: (ref.server, ref.tool) for name, ref in names.tools.items()}),
         MappingProxyType(uri_routes),
         tuple(template_routes),
-        MappingProxyType({server: tuple(found) for server, found in conflicts.items()}),
+        MappingProxyType({server: _capped(found) for server, found in conflicts.items()}),
     )
+
+
+MAX_CONFLICTS_SHOWN = 20
+"""Conflicts a server's status lists; the rest are counted."""
+
+
+def _capped(found: list[str]) -> tuple[str, ...]:
+    if len(found) <= MAX_CONFLICTS_SHOWN:
+        return tuple(found)
+    return (*found[:MAX_CONFLICTS_SHOWN], f"... and {len(found) - MAX_CONFLICTS_SHOWN} more")

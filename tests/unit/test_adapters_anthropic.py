@@ -282,3 +282,10 @@ async def test_sampling_is_answered_by_the_hosts_model() -> None:
         "model": "claude-sonnet-4-5",
         "stopReason": "endTurn",
     }
+
+
+def test_a_server_cannot_spend_more_tokens_than_the_host_allows() -> None:
+    ask = {"messages": [{"role": "user", "content": {"type": "text", "text": "essay"}}]}
+    assert lash_anthropic.sampling_request({**ask, "maxTokens": 10**6}, model="m")["max_tokens"] == 1024
+    assert lash_anthropic.sampling_request({**ask, "maxTokens": "lots"}, model="m")["max_tokens"] == 1024
+    assert lash_anthropic.sampling_request({**ask, "maxTokens": 200}, model="m", max_tokens=100)["max_tokens"] == 100
