@@ -29,6 +29,8 @@ __all__ = ["DEFAULT_ASK_TIMEOUT", "connection_caller", "declared", "request_call
 DEFAULT_ASK_TIMEOUT: Final = 300.0
 """Seconds a client gets to answer one question (a person may be answering a form)."""
 
+_CALLER_KEY: Final = "lash_gateway.caller"
+"""Where a connection's `Caller` lives in its `state`."""
 _Send = Callable[[types.ServerRequest, type[BaseModel]], Awaitable[BaseModel]]
 
 _CAPABILITIES: Final[tuple[tuple[CallerRequest, types.ClientCapabilities], ...]] = (
@@ -52,14 +54,19 @@ def request_caller(ctx: ServerRequestContext[Any, Any], timeout: float = DEFAULT
 
 
 def connection_caller(connection: Connection, timeout: float = DEFAULT_ASK_TIMEOUT) -> Caller:
-    """Ask a handshake-era client on its standing stream (for calls the fast path answers)."""
+    """Ask a handshake-era client on its standing stream (for calls the fast path answers). Made once per
+    connection: what a client declared does not change after its handshake."""
+    caller: Caller | None = connection.state.get(_CALLER_KEY)
+    if caller is not None:
+        return caller
     if not connection.has_standalone_channel:
         return NO_CALLER
 
     async def send(request: types.ServerRequest, result_type: type[BaseModel]) -> BaseModel:
         return await connection.send_request(request, result_type=result_type, opts={"timeout": timeout})
 
-    return _caller(send, connection.check_capability)
+    caller = connection.state[_CALLER_KEY] = _caller(send, connection.check_capability)
+    return caller
 
 
 def declared(ctx: ServerRequestContext[Any, Any]) -> Callable[[CallerRequest], bool]:

@@ -284,6 +284,10 @@ class McpConnectionPool:
             UpstreamCallError: the server answered with a JSON-RPC error.
         """
         upstream, original = self._route(tool)
+        if client is None or not upstream.config.per_client:  # the hot path: no context manager to enter
+            return await upstream.call(
+                original, args, progress=progress, call_timeout=call_timeout, log_to=log, caller=caller
+            )
         async with self._per_client.using(upstream, client) as target:
             return await target.call(
                 original, args, progress=progress, call_timeout=call_timeout, log_to=log, caller=caller

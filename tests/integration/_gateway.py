@@ -445,10 +445,15 @@ async def connect(
 
 @asynccontextmanager
 async def connect_stdio(
-    params: StdioServerParameters, mode: Literal["stdio-legacy", "stdio-auto"], *, errlog: TextIO
+    params: StdioServerParameters,
+    mode: Literal["stdio-legacy", "stdio-auto"],
+    *,
+    errlog: TextIO,
+    **client_options: Any,
 ) -> AsyncIterator[GatewayClient]:
-    """An SDK client that starts the gateway as `params` and talks to it over stdio; its stderr goes to `errlog`."""
-    async with _client(stdio_client(params, errlog=errlog), mode) as handle:
+    """An SDK client that starts the gateway as `params` and talks to it over stdio; its stderr goes to `errlog`;
+    `client_options` go to `Client`."""
+    async with _client(stdio_client(params, errlog=errlog), mode, **client_options) as handle:
         yield handle
 
 

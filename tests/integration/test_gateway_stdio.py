@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import anyio
+import mcp_types as types
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import StdioServerParameters
@@ -213,3 +214,28 @@ async def test_stdout_carries_only_json_rpc_even_with_debug_logging(tmp_path: Pa
         assert message.get("jsonrpc") == "2.0", line
     assert " DEBUG " in stderr, stderr[-2000:]
     assert "upstream local: connected (stdio" in stderr, stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["stdio-legacy", "stdio-auto"])
+async def test_the_whole_surface_over_stdio(tmp_path: Path, mode: Literal["stdio-legacy", "stdio-auto"]) -> None:
+    """Resources, prompts, completion and a question answered by the client, as Claude Desktop runs the gateway."""
+
+    async def roots(context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root.model_validate({"uri": "file:///home/desk", "name": "desk"})])
+
+    with (tmp_path / "stderr.log").open("w+", encoding="utf-8") as errlog:
+        async with connect_stdio(gateway_params(tmp_path), mode, errlog=errlog, list_roots_callback=roots) as handle:
+            await wait_for_upstream_tools(handle)
+            client = handle.client
+            with anyio.fail_after(WAIT):
+                uris = {str(r.uri) for r in (await client.list_resources()).resources}
+                assert "test://static/text" in uris
+                text = (await client.read_resource("test://static/text")).contents[0]
+                assert isinstance(text, types.TextResourceContents) and text.text == "static text from upstream"
+                got = await client.get_prompt(f"{STDIO_SERVER}__greet", {"name": "ada"})
+                assert isinstance(got.messages[0].content, types.TextContent)
+                assert got.messages[0].content.text == "Hello, ada! (from upstream)"
+                ref = types.PromptReference(type="ref/prompt", name=f"{STDIO_SERVER}__greet")
+                assert (await client.complete(ref, {"name": "name", "value": "b"})).completion.values == ["bob"]
+                rooted = await client.call_tool(f"{STDIO_SERVER}__roots", {})
+                assert text_of(rooted) == "file:///home/desk"
