@@ -46,9 +46,10 @@ from ._network import NetworkGuard
 from ._requests import Live, Requests
 from ._stdio import StdioLane
 from ._streams import WatchedReadStream, opened
+from ._subscriptions import ResourceSubscriptions, drain
 from ._tool_list import list_tools
 from ._transports import open_transport
-from ._wire import result_from_wire, send_raw
+from ._wire import result_from_wire
 
 log = logging.getLogger("lash_gateway.upstream")
 
@@ -98,10 +99,7 @@ class Upstream:
         self.last_error: str | None = None
         self._owner = owner
         self._asks = Asks(name)
-        self._subscribed: set[str] = set()
-        """Resource URIs the gateway's clients subscribe to: subscribed upstream on every connection."""
-        self._uris_changed = anyio.Event()
-        """Set when `_subscribed` changes: a 2026-07-28 connection listens again."""
+        self._subscriptions = ResourceSubscriptions(min(10.0, config.call_timeout), self._warn)
         self._stale: set[CatalogKind | None] = set()
         """What to list again: a catalog kind, or None for the tools."""
         self._client: Client | None = None
@@ -191,7 +189,7 @@ class Upstream:
                         self._subscription = await self._subscribe(client, listening)
                     await self._list_tools(client)
                     await self._list_catalog(client, _ALL_KINDS)
-                    await self._resubscribe(client)
+                    await self._subscriptions.restore(client)
                     startup.deadline = math.inf
                     self._client = client
                     # 2026-07-28 requests carry a per-request envelope only the SDK session writes.
@@ -236,7 +234,7 @@ class Upstream:
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 if self._subscription is not None:
                     tg.start_soon(self._listen, self._subscription)
-                tg.start_soon(self._listen_to_resources, client)
+                tg.start_soon(self._subscriptions.listen, client)
             else:
                 tg.start_soon(self._health_check, client)
             await self._lost.wait()
@@ -311,8 +309,7 @@ class Upstream:
         """2026-07-28 connections deliver list_changed only on a subscription stream (opened by `_connect`). Each
         event reaches `_on_message` too, which acts on it: here the stream is only drained."""
         try:
-            async for _ in subscription:
-                pass
+            await drain(subscription)
         except Exception as exc:
             self._warn("change subscription ended", exc)
 
@@ -356,54 +353,14 @@ class Upstream:
     # -- resource subscriptions ----------------------------------------------------------------
 
     def subscribed(self, uri: str) -> bool:
-        return uri in self._subscribed
+        return uri in self._subscriptions
 
     async def subscribe(self, uri: str) -> None:
         """Keep `uri` subscribed upstream, now and on every reconnect (when the server offers subscriptions)."""
-        self._subscribed.add(uri)
-        self._uris_changed.set()
-        client = self._client
-        if client is not None:
-            await self._send_subscription(client, "resources/subscribe", uri)
+        await self._subscriptions.add(self._client, uri)
 
     async def unsubscribe(self, uri: str) -> None:
-        self._subscribed.discard(uri)
-        self._uris_changed.set()
-        client = self._client
-        if client is not None:
-            await self._send_subscription(client, "resources/unsubscribe", uri)
-
-    async def _listen_to_resources(self, client: Client) -> None:
-        """2026-07-28: a resource's updates arrive on a `subscriptions/listen` stream that names it, and a stream's
-        URIs are fixed, so the stream is opened again whenever the subscribed URIs change. Its events reach
-        `_on_message` (which tells the pool); the stream itself is only drained."""
-        while True:
-            changed = self._uris_changed = anyio.Event()
-            uris = sorted(self._subscribed)
-            if uris:
-                try:
-                    async with client.listen(resource_subscriptions=uris) as stream, anyio.create_task_group() as tg:
-                        tg.start_soon(_drain, stream)
-                        await changed.wait()
-                        tg.cancel_scope.cancel()
-                    continue
-                except Exception as exc:
-                    self._warn("resource subscription refused", exc)
-            await changed.wait()
-
-    async def _resubscribe(self, client: Client) -> None:
-        for uri in sorted(self._subscribed):
-            await self._send_subscription(client, "resources/subscribe", uri)
-
-    async def _send_subscription(self, client: Client, method: str, uri: str) -> None:
-        resources = getattr(client.server_capabilities, "resources", None)
-        if not getattr(resources, "subscribe", False) or client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return  # nothing to subscribe to, or a 2026-07-28 server (`_listen_to_resources`)
-        try:
-            with anyio.fail_after(min(10.0, self.config.call_timeout)):
-                await send_raw(client.session, method, {"uri": uri})
-        except Exception as exc:
-            self._warn(f"{method} {uri!r} failed", exc)
+        await self._subscriptions.remove(self._client, uri)
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -509,8 +466,3 @@ class Upstream:
             conflicts=self.conflicts,
             config=redacted(self.config),
         )
-
-
-async def _drain(subscription: Subscription) -> None:
-    async for _ in subscription:
-        pass
