@@ -38,7 +38,7 @@ async def everything_gateway() -> AsyncIterator[InProcessGateway]:
 
 
 @asynccontextmanager
-async def answering_client(base_url: str) -> AsyncIterator[GatewayClient]:
+async def answering_client(base_url: str, asked: list[types.ElicitRequestParams]) -> AsyncIterator[GatewayClient]:
     async def sample(
         context: ClientRequestContext, params: types.CreateMessageRequestParams
     ) -> types.CreateMessageResult:
@@ -47,6 +47,7 @@ async def answering_client(base_url: str) -> AsyncIterator[GatewayClient]:
         )
 
     async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
         return types.ElicitResult(action="decline")
 
     async def roots(context: ClientRequestContext) -> types.ListRootsResult:
@@ -60,7 +61,8 @@ async def answering_client(base_url: str) -> AsyncIterator[GatewayClient]:
 
 @pytest.mark.timeout(180)
 async def test_the_reference_server_works_through_the_gateway() -> None:
-    async with everything_gateway() as served, answering_client(served.base_url) as handle:
+    asked: list[types.ElicitRequestParams] = []
+    async with everything_gateway() as served, answering_client(served.base_url, asked) as handle:
         client = handle.client
         names = await handle.tool_names()
         # Offered only to clients that declare the capabilities: the gateway declares them upstream.
@@ -74,6 +76,15 @@ async def test_the_reference_server_works_through_the_gateway() -> None:
             assert ROOT in text_of(rooted)
             declined = await client.call_tool("everything__trigger_elicitation_request", {})
             assert "decline" in text_of(declined).lower()
+            # URL mode: the client is asked to open a URL, and says no.
+            url_args = {
+                "url": "https://example.com/verify",
+                "message": "Verify",
+                "elicitationId": "e-1",
+                "errorPath": False,
+            }
+            await client.call_tool("everything__trigger_url_elicitation", url_args)
+            assert any(isinstance(params, types.ElicitRequestURLParams) for params in asked), asked
 
             resources = (await client.list_resources()).resources
             documents = [r for r in resources if str(r.uri).startswith("demo://resource/static/document/")]

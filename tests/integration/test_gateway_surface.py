@@ -525,3 +525,30 @@ async def test_resources_page_across_servers(upstream: UpstreamFactory, mode: Cl
                 await handle.client.list_resources(cursor="not-a-cursor")
     assert sorted(uris) == sorted(f"test://{name}/many/{i}" for name in servers for i in range(700))
     assert pages == 3  # 1,400 in pages of 500
+
+
+@pytest.mark.parametrize("mode", HANDSHAKE_MODES)
+async def test_a_question_whose_caller_is_not_knowable_is_refused_never_misdelivered(
+    upstream: UpstreamFactory, mode: ClientMode
+) -> None:
+    """On a shared stdio connection a question does not say which call it belongs to. With two calls in flight
+    the gateway refuses it (the upstream hears why); a client never gets the other client's question."""
+    async with (
+        surface_gateway(upstream) as served,
+        asking(served.base_url, mode, "ann") as ann,
+        asking(served.base_url, mode, "bob") as bob,
+    ):
+        outcomes: dict[str, list[str]] = {"ann": [], "bob": []}
+
+        async def call(who: str, handle: GatewayClient) -> None:
+            for _ in range(5):
+                outcomes[who].append(text_of(await handle.client.call_tool("alpha__roots", {})))
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call, "ann", ann)
+                tg.start_soon(call, "bob", bob)
+        for who, other in (("ann", "bob"), ("bob", "ann")):
+            assert not any(f"/home/{other}" in outcome for outcome in outcomes[who]), outcomes
+            for outcome in outcomes[who]:
+                assert outcome == f"file:///home/{who}" or "in flight" in outcome, outcomes
