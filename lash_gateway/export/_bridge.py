@@ -6,11 +6,14 @@ one by one), the gateway answers the client's request with an input-required res
 a `requestState`, keeps the upstream call running, and resumes it when the client retries with its answers.
 Questions asked at about the same time go out in one round.
 
-The `requestState` is `<bridge id>.<HMAC-SHA256>` under a key of the gateway's (in its state directory, so
-every process of one deployment shares it): a tampered or forged state is refused, and so is one for a call
-this process does not hold (it expired, or another process holds it) - with a message that says so. A call
-whose client does not come back within `ttl` seconds to answer a question gets an error for that question (and
-the upstream decides what the call does then).
+The `requestState` is self-contained: the call's id and every answer the client gave so far, and an HMAC-SHA256
+over them and the request (method and params) under a key of the gateway's, in its state directory, so every
+process of one deployment shares it. A tampered or forged state is refused, and so is a state sent with another
+request than its own. A retry that reaches the process holding the call resumes it; one that reaches another
+process (or comes after the call ended) runs the request again there, with the answers the state carries given
+to the same questions as they come up: the way a 2026-07-28 server itself treats a retry. A call whose client does
+not come back within `ttl` seconds to answer a question gets an error for that question (and the upstream decides
+what the call does then).
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ class _Bridge:
     """The client's latest request of this call."""
     binding: str
     """A digest of the request (method and params, but the rounds' own): a state resumes only its request."""
+    prefilled: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
+    """Answers a retry brought for questions this run has not asked yet (it runs the request again)."""
+    answers: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
+    """Every answer so far, by question key: what the next state carries."""
     questions: dict[str, _Question] = field(default_factory=dict)
     changed: anyio.Event = field(default_factory=anyio.Event)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -84,8 +91,12 @@ class _Bridge:
         changed.set()
 
     async def ask(self, kind: CallerRequest, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        question = _Question(kind, params)
         key = f"q{next(self.keys)}"
+        known = self.prefilled.pop(key, None)
+        if known is not None and known[0] in (None, kind):  # asked again, as before: answered as before
+            self.answers[key] = (kind, known[1])
+            return known[1]
+        question = _Question(kind, params)
         self.questions[key] = question
         self.wake()
         try:
@@ -105,6 +116,7 @@ class _Bridge:
             question = self.questions.get(key)
             if question is not None and question.sent and not question.answered.is_set():
                 question.answer = _wire(response)
+                self.answers[key] = (question.kind, question.answer)
                 question.answered.set()
         for question in self.questions.values():
             if not question.answered.is_set():
@@ -135,18 +147,26 @@ class Bridges:
         call's result, or an input-required result with the questions asked meanwhile.
 
         Raises:
-            MCPError: a state that was tampered with, or names a call this process does not hold or another call.
+            MCPError: a state that was tampered with, or that belongs to another request.
         """
         state = getattr(params, "request_state", None)
         binding = _binding(method, params)
-        if state is None:
+        responses: Mapping[str, Any] = getattr(params, "input_responses", None) or {}
+        held = None
+        carried: dict[str, tuple[CallerRequest | None, Any]] = {}
+        if state is not None:
+            bridge_id, carried = self._verified(state, binding)
+            held = self._held.get(bridge_id)
+        if held is not None:
+            bridge = held
+            bridge.context = context
+            bridge.answer(responses)
+        else:  # a new call, or a retry this process does not hold: the request runs (again) here
             bridge = _Bridge(secrets.token_urlsafe(16), method, self._ttl, context, binding)
+            if state is not None:
+                bridge.prefilled = {**carried, **{key: (None, _wire(answer)) for key, answer in responses.items()}}
             self._held[bridge.id] = bridge
             self._spawn(self._run, bridge, _caller(bridge, capabilities), run)
-        else:
-            bridge = self._resume(state, binding)
-            bridge.context = context
-            bridge.answer(getattr(params, "input_responses", None) or {})
         try:
             return await self._outcome(bridge)
         except anyio.get_cancelled_exc_class():
@@ -181,31 +201,34 @@ class Bridges:
         for key, question in bridge.unsent().items():
             question.sent = True
             requests[key] = {"method": _METHODS[question.kind], "params": dict(question.params)}
-        state = self._sign(bridge.id, bridge.binding)
-        return {"resultType": "input_required", "inputRequests": requests, "requestState": state}
+        return {"resultType": "input_required", "inputRequests": requests, "requestState": self._sign(bridge)}
 
-    def _sign(self, bridge_id: str, binding: str) -> str:
-        mac = hmac.new(self._key, f"{bridge_id}.{binding}".encode(), hashlib.sha256).digest()
-        return f"{bridge_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+    def _sign(self, bridge: _Bridge) -> str:
+        answers = {key: [kind, answer] for key, (kind, answer) in bridge.answers.items()}
+        payload = _b64(json.dumps({"b": bridge.id, "a": answers}, separators=(",", ":")).encode())
+        return f"{payload}.{self._mac(payload, bridge.binding)}"
 
-    def _resume(self, state: str, binding: str) -> _Bridge:
-        """The call a retry's state names, if the state is one this gateway signed for this very request (method
-        and params alike: a state cannot resume another call, nor this call with other arguments)."""
-        bridge_id, _, _ = state.partition(".")
-        expected = self._sign(bridge_id, binding).encode()
-        if not hmac.compare_digest(expected, state.encode("utf-8", "backslashreplace")):
+    def _mac(self, payload: str, binding: str) -> str:
+        return _b64(hmac.new(self._key, f"{payload}.{binding}".encode(), hashlib.sha256).digest())
+
+    def _verified(self, state: str, binding: str) -> tuple[str, dict[str, tuple[CallerRequest | None, Any]]]:
+        """The call id and answers a retry's state carries, if the state is one this gateway's key signed for this
+        very request (method and params alike: a state cannot resume another call, nor this one with other
+        arguments).
+
+        Raises:
+            MCPError: it is not.
+        """
+        payload, _, mac = state.rpartition(".")
+        expected = self._mac(payload, binding).encode()
+        if not payload or not hmac.compare_digest(expected, mac.encode("utf-8", "backslashreplace")):
             raise MCPError(
                 types.INVALID_PARAMS,
                 "lash-gateway: invalid requestState (altered, forged, or sent with another request than its own)",
             )
-        bridge = self._held.get(bridge_id)
-        if bridge is None:
-            raise MCPError(
-                types.INVALID_PARAMS,
-                "lash-gateway: the call this requestState belongs to is over (it expired, or another gateway "
-                "process holds it); send the request again without a requestState",
-            )
-        return bridge
+        decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        answers = {key: (kind, answer) for key, (kind, answer) in decoded["a"].items()}
+        return str(decoded["b"]), answers
 
 
 def _caller(bridge: _Bridge, capabilities: Callable[[CallerRequest], bool]) -> Caller:
@@ -228,6 +251,10 @@ def _binding(method: str, params: Any) -> str:
         asked = params.model_dump(mode="json", by_alias=True, exclude={"input_responses", "request_state", "meta"})
     text = json.dumps([method, asked], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def _wire(response: Any) -> Mapping[str, Any]:

@@ -231,11 +231,17 @@ class InProcessGateway:
 
 @asynccontextmanager
 async def run_gateway_in_process(
-    config: GatewayConfig | None = None, *, store: StateStore | None = None, admin_token: str | None = None
+    config: GatewayConfig | None = None,
+    *,
+    store: StateStore | None = None,
+    admin_token: str | None = None,
+    request_state_key: bytes | None = None,
 ) -> AsyncIterator[InProcessGateway]:
     """`Gateway(config, store=..., admin_token=...).http_app()` served by `serve_app`; its lifespan enters (and at
     exit closes) the gateway. The admin API is there when both `store` and `admin_token` are given."""
-    gateway = Gateway(config or GatewayConfig(), store=store, admin_token=admin_token)
+    gateway = Gateway(
+        config or GatewayConfig(), store=store, admin_token=admin_token, request_state_key=request_state_key
+    )
     async with serve_app(gateway.http_app(), head_timeout=gateway.config.settings.request_timeout) as base_url:
         yield InProcessGateway(gateway, base_url)
 

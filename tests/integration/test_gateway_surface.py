@@ -552,3 +552,54 @@ async def test_a_question_whose_caller_is_not_knowable_is_refused_never_misdeliv
             assert not any(f"/home/{other}" in outcome for outcome in outcomes[who]), outcomes
             for outcome in outcomes[who]:
                 assert outcome == f"file:///home/{who}" or "in flight" in outcome, outcomes
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_retry_is_answered_by_any_gateway_process_that_shares_the_key(
+    upstream: UpstreamFactory, mode: str
+) -> None:
+    """The requestState carries the answers so far: a retry that reaches another gateway process (sharing the state
+    directory's key) runs the request again there with those answers, whichever era the upstream speaks."""
+    url = upstream("--name", "shared", transport="streamable_http").url
+    config = GatewayConfig(servers={"shared": McpServerConfig.streamable_http(url, mode=mode)})  # type: ignore[arg-type]
+    key = bytes(range(32))
+    async with (
+        run_gateway_in_process(config, request_state_key=key) as first,
+        run_gateway_in_process(config, request_state_key=key) as second,
+    ):
+        for served in (first, second):
+            with anyio.fail_after(WAIT):
+                await served.gateway.ready.wait()
+        async with (
+            asking(first.base_url, "http-auto", "ann") as on_first,
+            asking(second.base_url, "http-auto", "ann") as on_second,
+        ):
+            asked = await on_first.client.session.call_tool(
+                "shared__ask", {"message": "name?"}, allow_input_required=True
+            )
+            assert isinstance(asked, types.InputRequiredResult) and asked.request_state
+            (question_key,) = (asked.input_requests or {}).keys()
+            answer: types.InputResponses = {
+                question_key: types.ElicitResult(action="accept", content={"answer": "ann"})
+            }
+            done = await on_second.client.session.call_tool(
+                "shared__ask",
+                {"message": "name?"},
+                input_responses=answer,
+                request_state=asked.request_state,
+                allow_input_required=True,
+            )
+            assert isinstance(done, types.CallToolResult)
+            assert text_of(done) == "accept: ann"
+    async with run_gateway_in_process(config, request_state_key=bytes(32)) as stranger:  # another deployment's key
+        with anyio.fail_after(WAIT):
+            await stranger.gateway.ready.wait()
+        async with asking(stranger.base_url, "http-auto", "ann") as handle:
+            with pytest.raises(MCPError):
+                await handle.client.session.call_tool(
+                    "shared__ask",
+                    {"message": "name?"},
+                    input_responses=answer,
+                    request_state=asked.request_state,
+                    allow_input_required=True,
+                )
