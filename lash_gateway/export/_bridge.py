@@ -66,7 +66,6 @@ class _Bridge:
     """One call of a 2026-07-28 client that asked, held between the client's rounds."""
 
     id: str
-    method: str
     ttl: float
     """Seconds the client gets to answer a question."""
     context: Any
@@ -162,7 +161,7 @@ class Bridges:
             bridge.context = context
             bridge.answer(responses)
         else:  # a new call, or a retry this process does not hold: the request runs (again) here
-            bridge = _Bridge(secrets.token_urlsafe(16), method, self._ttl, context, binding)
+            bridge = _Bridge(secrets.token_urlsafe(16), self._ttl, context, binding)
             if state is not None:
                 bridge.prefilled = {**carried, **{key: (None, _wire(answer)) for key, answer in responses.items()}}
             self._held[bridge.id] = bridge
