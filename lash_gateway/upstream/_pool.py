@@ -220,8 +220,11 @@ class McpConnectionPool:
         self._per_client.release(client)
 
     async def roots_changed(self, client: str) -> None:
-        """Tell the servers that serve `client` alone (its `per_client` connections) that its roots changed."""
-        for upstream in self._per_client.upstreams(client):
+        """Tell the server sessions that serve `client` that its roots changed: its own connections to `per_client`
+        servers, and every shared connection (which serves every client; a `roots/list` it sends then goes to the
+        call it belongs to, as any question)."""
+        shared = [upstream for upstream in self._servers.values() if not upstream.config.per_client]
+        for upstream in [*self._per_client.upstreams(client), *shared]:
             await upstream.roots_changed()
 
     def _server(self, name: str) -> Upstream:

@@ -196,6 +196,13 @@ async def test_questions_reach_the_client_that_made_the_call(
         asking(served.base_url, mode, "ann") as ann,
         asking(served.base_url, mode, "bob") as bob,
     ):
+        if not ann.modern:  # a client's roots/list_changed reaches the shared session that serves it
+            await ann.client.session.send_notification(types.RootsListChangedNotification())
+
+            async def told() -> bool | None:
+                return True if text_of(await ann.client.call_tool(f"{server}__roots_changes", {})) == "1" else None
+
+            await poll(told, WAIT)
         for who, handle in (("ann", ann), ("bob", bob)):
             assert text_of(await handle.client.call_tool(f"{server}__ask", {"message": "name?"})) == f"accept: {who}"
             assert text_of(await handle.client.call_tool(f"{server}__sample", {"prompt": "hi"})) == f"{who} says hi"
