@@ -32,6 +32,8 @@ class Surface:
     key: tuple[ToolDefinition, ...]
     tools: tuple[Mapping[str, Any], ...]
     lash_names: Mapping[str, str]
+    input_schemas: Mapping[str, Mapping[str, Any]]
+    """Export name -> the input schema as exported."""
 
 
 def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:
@@ -43,7 +45,7 @@ def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:
         if exported is not None:
             wire.append(exported)
             lash_names[names[tool.name]] = tool.name
-    return Surface(tools, tuple(wire), lash_names)
+    return Surface(tools, tuple(wire), lash_names, {tool["name"]: tool["inputSchema"] for tool in wire})
 
 
 def tool_to_wire(tool: ToolDefinition, name: str) -> Mapping[str, Any] | None:
