@@ -26,6 +26,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -70,8 +71,9 @@ class _Bridge:
     """Seconds the client gets to answer a question."""
     context: Any
     """The client's latest request of this call."""
-    binding: str
-    """A digest of the request (method and params, but the rounds' own): a state resumes only its request."""
+    binding: Callable[[], str]
+    """A digest of the request (method and params, but the rounds' own): a state resumes only its request. Made
+    when a state is signed: most calls never ask."""
     prefilled: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
     """Answers a retry brought for questions this run has not asked yet (it runs the request again)."""
     answers: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
@@ -149,12 +151,12 @@ class Bridges:
             MCPError: a state that was tampered with, or that belongs to another request.
         """
         state = getattr(params, "request_state", None)
-        binding = _binding(method, params)
+        binding = partial(_binding, method, params)
         responses: Mapping[str, Any] = getattr(params, "input_responses", None) or {}
         held = None
         carried: dict[str, tuple[CallerRequest | None, Any]] = {}
         if state is not None:
-            bridge_id, carried = self._verified(state, binding)
+            bridge_id, carried = self._verified(state, binding())
             held = self._held.get(bridge_id)
         if held is not None:
             bridge = held
@@ -205,7 +207,7 @@ class Bridges:
     def _sign(self, bridge: _Bridge) -> str:
         answers = {key: [kind, answer] for key, (kind, answer) in bridge.answers.items()}
         payload = _b64(json.dumps({"b": bridge.id, "a": answers}, separators=(",", ":")).encode())
-        return f"{payload}.{self._mac(payload, bridge.binding)}"
+        return f"{payload}.{self._mac(payload, bridge.binding())}"
 
     def _mac(self, payload: str, binding: str) -> str:
         return _b64(hmac.new(self._key, f"{payload}.{binding}".encode(), hashlib.sha256).digest())
