@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from lash_core import Caller, CallerRequest, CallerUnsupported
 
 from .._errors import UpstreamCallError
+from ._describe import describe_error
 
 __all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "paused"]
 
@@ -112,6 +113,10 @@ class Asks:
         except ValidationError as exc:
             return types.ErrorData(
                 code=types.INTERNAL_ERROR, message=f"lash-gateway: the client answered {request} malformed: {exc}"
+            )
+        except Exception as exc:  # the client went away mid-question, and the like: the server hears why
+            return types.ErrorData(
+                code=types.INTERNAL_ERROR, message=f"lash-gateway: {request} not answered: {describe_error(exc)}"
             )
 
     def _owner(self, request: CallerRequest) -> _Asking | str:
