@@ -30,7 +30,7 @@ from mcp.client.subscriptions import ToolsListChanged
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
-from lash_gateway import Gateway, GatewayConfig, StateStore
+from lash_gateway import Gateway, GatewayConfig, ServerConfig, StateStore
 from lash_gateway.admin._serving import DEFAULT_HEAD_TIMEOUT, http_server, listening_socket
 from tests.servers.launch import (
     BANNER_PREFIX,
@@ -68,6 +68,7 @@ __all__ = [
     "ServiceGateway",
     "connect",
     "connect_stdio",
+    "connected_gateway",
     "gauge",
     "http_upstream",
     "initialize_body",
@@ -244,6 +245,25 @@ async def run_gateway_in_process(
     )
     async with serve_app(gateway.http_app(), head_timeout=gateway.config.settings.request_timeout) as base_url:
         yield InProcessGateway(gateway, base_url)
+
+
+@asynccontextmanager
+async def connected_gateway(
+    servers: Mapping[str, ServerConfig], *, request_state_key: bytes | None = None, wait: float = STARTUP_TIMEOUT
+) -> AsyncIterator[InProcessGateway]:
+    """`run_gateway_in_process` with `servers` configured, yielded once every one of them is connected (within
+    `wait` seconds for the start, and as many for the connections)."""
+    config = GatewayConfig(servers=dict(servers))
+    async with run_gateway_in_process(config, request_state_key=request_state_key) as served:
+        pool = served.gateway.factory.pool
+
+        async def connected() -> bool | None:
+            return True if all(pool.status(name).connected for name in servers) else None
+
+        with anyio.fail_after(wait):
+            await served.gateway.ready.wait()
+        await poll(connected, wait)
+        yield served
 
 
 # --- service routes -----------------------------------------------------------------------------------------------

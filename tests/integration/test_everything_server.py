@@ -15,9 +15,8 @@ import mcp_types as types
 import pytest
 from mcp.client.context import ClientRequestContext
 
-from lash_gateway import GatewayConfig, McpServerConfig
-from tests.integration._gateway import GatewayClient, InProcessGateway, connect, run_gateway_in_process, text_of
-from tests.integration._helpers import wait_until
+from lash_gateway import McpServerConfig
+from tests.integration._gateway import GatewayClient, InProcessGateway, connect, connected_gateway, text_of
 from tests.servers.node import EVERYTHING, NODE, installed
 
 pytestmark = pytest.mark.anyio
@@ -30,10 +29,7 @@ ROOT: Final = "file:///home/ann/project"
 async def everything_gateway() -> AsyncIterator[InProcessGateway]:
     script = await anyio.to_thread.run_sync(installed, EVERYTHING)
     config = McpServerConfig.stdio(str(NODE), [str(script), "stdio"], startup_timeout=WAIT)
-    async with run_gateway_in_process(GatewayConfig(servers={"everything": config})) as served:
-        with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
-            await wait_until(lambda: served.gateway.factory.pool.status("everything").connected)
+    async with connected_gateway({"everything": config}, wait=WAIT) as served:
         yield served
 
 

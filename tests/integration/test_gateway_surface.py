@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import anyio
 import mcp_types as types
@@ -25,6 +25,7 @@ from tests.integration._gateway import (
     GatewayClient,
     InProcessGateway,
     connect,
+    connected_gateway,
     poll,
     run_gateway_in_process,
     text_of,
@@ -48,11 +49,10 @@ async def surface_gateway(upstream: UpstreamFactory) -> AsyncIterator[InProcessG
         "alpha": McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT)),
         "beta": McpServerConfig.streamable_http(upstream("--name", "beta", transport="streamable_http").url),
     }
-    async with run_gateway_in_process(GatewayConfig(servers=servers)) as served:
+    async with connected_gateway(servers) as served:
         pool = served.gateway.factory.pool
         with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
-            await wait_until(lambda: all(s.connected and s.resource_count for s in pool.server_statuses()))
+            await wait_until(lambda: all(s.resource_count for s in pool.server_statuses()))
         yield served
 
 
@@ -318,10 +318,7 @@ async def per_client_gateway(max_clients: int = 4) -> AsyncIterator[InProcessGat
     """A gateway whose one server, `own` (stdio), gives every client a connection (a process) of its own."""
     command, args = stdio_command("--name", "own")
     config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), per_client=True, max_clients=max_clients)
-    async with run_gateway_in_process(GatewayConfig(servers={"own": config})) as served:
-        with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
-            await wait_until(lambda: served.gateway.factory.pool.status("own").connected)
+    async with connected_gateway({"own": config}) as served:
         yield served
 
 
@@ -428,10 +425,7 @@ async def test_a_2026_upstream_asks_in_its_results_and_the_caller_answers(
     else:
         url = upstream("--name", "modern", transport="streamable_http").url
         config = McpServerConfig.streamable_http(url, mode="auto")
-    async with run_gateway_in_process(GatewayConfig(servers={"modern": config})) as served:
-        with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
-            await wait_until(lambda: served.gateway.factory.pool.status("modern").connected)
+    async with connected_gateway({"modern": config}) as served:
         assert served.gateway.factory.pool.status("modern").protocol_version == "2026-07-28"
         async with asking(served.base_url, mode, "ann") as ann:
             with anyio.fail_after(WAIT):
@@ -446,10 +440,7 @@ async def test_a_2026_upstreams_resource_updates_reach_the_subscribers(mode: Cli
     command, args = stdio_command("--name", "modern")
     config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), mode="auto")
     counter = "test://modern/counter"
-    async with run_gateway_in_process(GatewayConfig(servers={"modern": config})) as served:
-        with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
-            await wait_until(lambda: served.gateway.factory.pool.status("modern").connected)
+    async with connected_gateway({"modern": config}) as served:
         async with subscribed(served.base_url, mode, counter) as watcher, connect(served.base_url, mode) as other:
             with anyio.fail_after(WAIT):
                 # The upstream listens once the gateway opened its stream; bump until an update comes through.
@@ -467,10 +458,7 @@ async def test_the_callers_time_to_answer_does_not_count_against_the_call_timeou
     """A person filling in a form takes longer than a call may run: the call's clock stops while they answer."""
     url = upstream("--name", "slowpoke", transport="streamable_http").url
     config = McpServerConfig.streamable_http(url, call_timeout=0.5)
-    async with run_gateway_in_process(GatewayConfig(servers={"slowpoke": config})) as served:
-        with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
-            await wait_until(lambda: served.gateway.factory.pool.status("slowpoke").connected)
+    async with connected_gateway({"slowpoke": config}) as served:
 
         async def think_then_answer(
             context: ClientRequestContext, params: types.ElicitRequestParams
@@ -515,9 +503,7 @@ async def test_resources_page_across_servers(upstream: UpstreamFactory, mode: Cl
     for name in ("first", "second"):
         command, args = stdio_command("--name", name, "--behaviour", "many-resources=700")
         servers[name] = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT))
-    async with run_gateway_in_process(GatewayConfig(servers=servers)) as served:
-        with anyio.fail_after(WAIT):
-            await served.gateway.ready.wait()
+    async with connected_gateway(servers) as served:
         async with connect(served.base_url, mode) as handle:
             uris: list[str] = []
             pages = 0
@@ -564,20 +550,17 @@ async def test_a_question_whose_caller_is_not_knowable_is_refused_never_misdeliv
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_a_retry_is_answered_by_any_gateway_process_that_shares_the_key(
-    upstream: UpstreamFactory, mode: str
+    upstream: UpstreamFactory, mode: Literal["legacy", "auto"]
 ) -> None:
     """The requestState carries the answers so far: a retry that reaches another gateway process (sharing the state
     directory's key) runs the request again there with those answers, whichever era the upstream speaks."""
     url = upstream("--name", "shared", transport="streamable_http").url
-    config = GatewayConfig(servers={"shared": McpServerConfig.streamable_http(url, mode=mode)})  # type: ignore[arg-type]
+    servers = {"shared": McpServerConfig.streamable_http(url, mode=mode)}
     key = bytes(range(32))
     async with (
-        run_gateway_in_process(config, request_state_key=key) as first,
-        run_gateway_in_process(config, request_state_key=key) as second,
+        connected_gateway(servers, request_state_key=key) as first,
+        connected_gateway(servers, request_state_key=key) as second,
     ):
-        for served in (first, second):
-            with anyio.fail_after(WAIT):
-                await served.gateway.ready.wait()
         async with (
             asking(first.base_url, "http-auto", "ann") as on_first,
             asking(second.base_url, "http-auto", "ann") as on_second,
@@ -599,9 +582,7 @@ async def test_a_retry_is_answered_by_any_gateway_process_that_shares_the_key(
             )
             assert isinstance(done, types.CallToolResult)
             assert text_of(done) == "accept: ann"
-    async with run_gateway_in_process(config, request_state_key=bytes(32)) as stranger:  # another deployment's key
-        with anyio.fail_after(WAIT):
-            await stranger.gateway.ready.wait()
+    async with connected_gateway(servers, request_state_key=bytes(32)) as stranger:  # another deployment's key
         async with asking(stranger.base_url, "http-auto", "ann") as handle:
             with pytest.raises(MCPError):
                 await handle.client.session.call_tool(
