@@ -213,8 +213,7 @@ class McpServerConfig(BaseModel):
         Raises:
             ConfigError: an argument is invalid.
         """
-        common = (startup_timeout, call_timeout, tools, mode, per_client, max_clients)
-        return _http("sse", url, headers, *common)
+        return _http("sse", url, headers, startup_timeout, call_timeout, tools, mode, per_client, max_clients)
 
     @staticmethod
     def parse(obj: Mapping[str, object] | McpServerConfig, *, name: str | None = None) -> ServerConfig:
