@@ -484,3 +484,17 @@ def test_a_subclass_of_a_kind_leaves_fields_of_the_kinds_alone() -> None:
     body = Body.model_validate({"stdio": {"command": "x"}, "any": {"transport": "stdio", "command": "y"}})
     assert type(body.stdio) is StdioServerConfig and type(body.any) is StdioServerConfig
     assert NotedStdio(command="z", note="n").note == "n"
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"command": "x", "per_client": "sometimes"}, "per_client"),
+        ({"command": "x", "per_client": True, "max_clients": 0}, "max_clients"),
+        ({"url": "http://127.0.0.1:1/mcp", "max_clients": 10**9}, "max_clients"),
+        ({"url": "http://127.0.0.1:1/mcp", "prefix": "maybe"}, "prefix"),
+    ],
+)
+def test_per_client_and_prefix_reject_nonsense_naming_the_field(entry: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        McpServerConfig.parse(entry, name="srv")
