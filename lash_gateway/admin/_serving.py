@@ -31,7 +31,7 @@ from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ..export._edge import ABORT_EXTENSION
+from ..export._edge import CONNECTION_EXTENSION
 
 __all__ = ["END_GRACE", "MAX_HEAD_BYTES", "http_server", "listening_socket"]
 
@@ -91,10 +91,12 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
         _in_head = True
         _head_bytes = 0
         _head_timer: asyncio.TimerHandle | None = None
+        _on_lost: list[Callable[[], None]]
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)  # type: ignore[arg-type]
             self._in_head, self._head_bytes = True, 0
+            self._on_lost = []
 
         def data_received(self, data: bytes) -> None:
             if not self._in_head:
@@ -116,11 +118,16 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            # An ASGI extension: the app can tell whether a client reads (what waits in the socket's buffer) and
-            # drop the connection at once, unflushed, when it stopped.
+            # An ASGI extension: the app can tell whether a client reads (what waits in the socket's buffer), drop
+            # the connection at once, unflushed, when it stopped, and hear at once that it went away.
             transport = self.transport
+            self._on_lost = []
             self.scope["extensions"] = {
-                ABORT_EXTENSION: {"abort": transport.abort, "buffered": transport.get_write_buffer_size}
+                CONNECTION_EXTENSION: {
+                    "abort": transport.abort,
+                    "buffered": transport.get_write_buffer_size,
+                    "on_disconnect": self._on_lost.append,
+                }
             }
 
         def on_headers_complete(self) -> None:
@@ -134,6 +141,8 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._end_head()
             super().connection_lost(exc)
+            for callback in self._on_lost:  # the current request's: earlier requests of the connection are done
+                callback()
 
         def _end_head(self) -> None:
             self._in_head = False

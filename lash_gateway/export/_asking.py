@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from lash_core import NO_CALLER, Caller, CallerRequest
 
-__all__ = ["DEFAULT_ASK_TIMEOUT", "connection_caller", "declared", "request_caller"]
+__all__ = ["ASKABLE", "DEFAULT_ASK_TIMEOUT", "connection_caller", "declared", "request_caller"]
 
 DEFAULT_ASK_TIMEOUT: Final = 300.0
 """Seconds a client gets to answer one question (a person may be answering a form)."""
@@ -38,6 +38,9 @@ _CAPABILITIES: Final[tuple[tuple[CallerRequest, types.ClientCapabilities], ...]]
     ("elicitation", types.ClientCapabilities(elicitation=types.ElicitationCapability())),
     ("roots", types.ClientCapabilities(roots=types.RootsCapability())),
 )
+_BY_KIND: Final = dict(_CAPABILITIES)
+ASKABLE: Final[tuple[CallerRequest, ...]] = tuple(_BY_KIND)
+"""Every kind of question a client may declare it takes."""
 
 
 def request_caller(ctx: ServerRequestContext[Any, Any], timeout: float = DEFAULT_ASK_TIMEOUT) -> Caller:
@@ -71,8 +74,7 @@ def connection_caller(connection: Connection, timeout: float = DEFAULT_ASK_TIMEO
 
 def declared(ctx: ServerRequestContext[Any, Any]) -> Callable[[CallerRequest], bool]:
     """Whether the client of `ctx` declared it takes a kind of question (on 2026-07-28: in the request itself)."""
-    capabilities = dict(_CAPABILITIES)
-    return lambda kind: ctx.session.check_client_capability(capabilities[kind])
+    return lambda kind: ctx.session.check_client_capability(_BY_KIND[kind])
 
 
 def _caller(send: _Send, check: Callable[[types.ClientCapabilities], bool]) -> Caller:

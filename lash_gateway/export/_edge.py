@@ -25,17 +25,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._bearer import Bearer
 from .._hosts import HostRules
 
-__all__ = ["ABORT_EXTENSION", "Edge", "RequireBearer"]
+__all__ = ["CONNECTION_EXTENSION", "Edge", "RequireBearer"]
 
 log = logging.getLogger("lash_gateway.edge")
 
 _MODERN_VERSIONS: Final = frozenset(version.encode() for version in MODERN_PROTOCOL_VERSIONS)
 _PASSED_KEPT: Final = 64
-ABORT_EXTENSION: Final = "lash_gateway.abort"
-"""An ASGI scope extension of the gateway's own server (`_serving`): in `scope["extensions"][ABORT_EXTENSION]`,
-`abort()` resets the connection without flushing what is buffered for it, and `buffered()` says how many bytes
-wait in that buffer (so whether a client still reads)."""
 """(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
+CONNECTION_EXTENSION: Final = "lash_gateway.connection"
+"""An ASGI scope extension of the gateway's own server (`_serving`), in `scope["extensions"][CONNECTION_EXTENSION]`:
+`abort()` resets the connection without flushing what is buffered for it, `buffered()` says how many bytes wait in
+that buffer (so whether a client still reads), and `on_disconnect(callback)` has `callback()` called the moment the
+client's connection is lost during this request (no task has to wait on `receive()` for it)."""
 
 
 class Edge:

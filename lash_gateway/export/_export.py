@@ -46,7 +46,7 @@ from lash_core import (
 
 from .._naming import MAX_TOOL_NAME_LENGTH
 from .._sdk import connection_of
-from ._asking import declared, request_caller
+from ._asking import ASKABLE, declared, request_caller
 from ._bridge import Bridges
 from ._catalog import Catalog, CatalogExport
 from ._levels import allows, level_of_request, set_level
@@ -236,9 +236,19 @@ class McpExport:
     def _input_schema(self, name: str) -> Mapping[str, Any] | None:
         """A tool's input schema, for the SDK's check of a 2026-07-28 call's `Mcp-Param-*` headers. Without it the
         SDK lists every tool again for each call (about 15% of a call's CPU); the surface export is cached."""
+        return self._stateless_surface().input_schemas.get(name)
+
+    def routed_schema(self, name: str) -> Mapping[str, Any] | None:
+        """The input schema of a tool whose `Mcp-Param-*` headers must match its arguments (None: the tool has none
+        of those, or is unknown), for the fast path's check of a 2026-07-28 call."""
+        surface = self._stateless_surface()
+        return surface.input_schemas[name] if name in surface.routed else None
+
+    def _stateless_surface(self) -> Surface:
+        """The surface a 2026-07-28 request sees (each builds a session of its own, with the same providers)."""
         if self._schema_session is None:
             self._schema_session = self._core.session(stateless=True)
-        return self._surface_of(self._schema_session).input_schemas.get(name)
+        return self._surface_of(self._schema_session)
 
     def _surface_of(self, session: Session) -> Surface:
         """The export of a session's surface. Sessions with the same providers share one surface
@@ -326,7 +336,10 @@ class McpExport:
         asked on the request's own stream; a 2026-07-28 client through input-required rounds (`_bridge`), each
         retry checked to be the same request."""
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        can_ask = declared(ctx)
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (
+            any(map(can_ask, ASKABLE)) or getattr(params, "request_state", None)
+        ):  # asked on the request's stream, or never asked (then no bridge, no task: the request runs here)
             progress, relay_log = _reporters(lambda: ctx, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, request_caller(ctx)))
 
@@ -334,7 +347,7 @@ class McpExport:
             progress, relay_log = _reporters(current, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
 
-        return await self._bridges.serve(method, declared(ctx), params, bridged, ctx)
+        return await self._bridges.serve(method, can_ask, params, bridged, ctx)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams

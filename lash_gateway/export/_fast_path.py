@@ -1,12 +1,12 @@
-"""The hot path of streamable HTTP: `tools/call`, `tools/list` and `ping` on established sessions.
+"""The hot path of streamable HTTP: the requests clients send on every turn, answered by the gateway itself.
 
 The SDK's server transport spends about 2 ms of CPU on every request (memory streams, a task group
 and an SSE response per POST, its dispatcher and tracing): most of what a gateway hop would cost.
-This layer answers those three methods directly from the export for handshake-era sessions (an
-`Mcp-Session-Id` that finished `initialize`), and cancels its own calls on `notifications/cancelled`.
-Everything else (initialize, other notifications, GET and DELETE, 2026-07-28 requests, batches,
-unknown sessions, bad headers, anything malformed) goes to the SDK app untouched, so protocol errors
-keep coming from one place.
+This layer answers `tools/call`, `tools/list` and `ping` directly from the export for handshake-era
+sessions (an `Mcp-Session-Id` that finished `initialize`), and cancels its own calls on
+`notifications/cancelled`; 2026-07-28 requests of the hot methods go to `ModernPath`. Everything else
+(initialize, other notifications, GET and DELETE, batches, unknown sessions, bad headers, anything
+malformed) goes to the SDK app untouched, so protocol errors keep coming from one place.
 
 A call is answered with plain JSON unless something has to go before its result (progress, relayed
 log messages): the answer then becomes an SSE stream that carries those and ends with the result,
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 import anyio
 import pydantic_core
@@ -38,7 +38,7 @@ from mcp.server.transport_security import (
     TransportSecuritySettings,
 )
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
@@ -46,11 +46,15 @@ from .._sdk import holding, http_transports
 from ._asking import connection_caller
 from ._export import CALLS_ENDED, CallsEnded, McpExport
 from ._levels import allows, level_of_connection
+from ._modern_path import ModernPath
+from ._reply import HANDSHAKE, Reply, is_request_id
 
 log = logging.getLogger("lash_gateway.fast_path")
 
 _SESSION_HEADER: Final = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
 _VERSION_HEADER: Final = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
+_HANDSHAKE_VERSIONS: Final = frozenset(version.encode("latin-1") for version in HANDSHAKE_PROTOCOL_VERSIONS)
+_MODERN_VERSIONS: Final = frozenset(version.encode("latin-1") for version in MODERN_PROTOCOL_VERSIONS)
 _CALL_PARAMS: Final = frozenset({"name", "arguments", "_meta"})
 _CHECKED_HEADERS: Final = (b"content-type", b"host", b"origin", b"accept")
 _PASSED_HEADERS_KEPT: Final = 64
@@ -71,6 +75,7 @@ class FastPath:
         self._security = TransportSecurityMiddleware(security)
         self._calls: dict[RequestKey, anyio.CancelScope] = {}
         self._passed_headers: set[tuple[bytes | None, ...]] = set()
+        self._modern = ModernPath(export)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The edge hands a POST its body whole, as one message, within the size limit.
@@ -81,34 +86,32 @@ class FastPath:
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
-        if not await self._answer(scope, first.get("body", b""), send):
+        if not await self._answer(scope, first.get("body", b""), receive, send):
             await self._sdk(scope, _replaying(first, receive), send)
 
-    async def _answer(self, scope: Scope, body: bytes, send: Send) -> bool:
+    async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
         """Answer the POST if it is ours to answer; False hands it to the SDK, unanswered."""
         if self._export.has_user_middleware:
             return False  # a user's middleware sees every message, and only the SDK's path runs it
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)  # the first of repeated headers, as Starlette (and so the SDK) reads them
-        raw_session = headers.get(_SESSION_HEADER)
         version = headers.get(_VERSION_HEADER)
-        if raw_session is None or (
-            version is not None and version.decode("latin-1") not in HANDSHAKE_PROTOCOL_VERSIONS
-        ):
+        if version in _MODERN_VERSIONS:
+            message = _parsed(body)
+            return message is not None and await self._modern.answer(
+                scope, message, receive, send, await self._headers_pass(scope, headers)
+            )
+        raw_session = headers.get(_SESSION_HEADER)
+        if raw_session is None or (version is not None and version not in _HANDSHAKE_VERSIONS):
             return False
         session_id = raw_session.decode("latin-1")
         connection = self._export.http_connection(session_id)
         transport = _live_transport(self._manager, session_id)
         if connection is None or transport is None:
             return False
-        try:
-            message = pydantic_core.from_json(body)
-        except ValueError:
-            return False
-        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-            return False
-        if not await self._headers_pass(scope, headers):
+        message = _parsed(body)
+        if message is None or not await self._headers_pass(scope, headers):
             return False
         method, params = message.get("method"), message.get("params", {})
         if not isinstance(params, dict):
@@ -116,9 +119,9 @@ class FastPath:
         if "id" not in message:
             return await self._cancel(session_id, method, params, send)
         request_id = message["id"]
-        if not _is_request_id(request_id) or (session_id, request_id) in self._calls:
+        if not is_request_id(request_id) or (session_id, request_id) in self._calls:
             return False
-        reply = _Reply(send, raw_session, request_id)
+        reply = Reply(send, request_id, HANDSHAKE, ((_SESSION_HEADER, raw_session),))
         with holding(transport):  # a ping keeps a session alive too, as it does through the SDK
             if method == "ping":
                 await reply.result({})
@@ -145,7 +148,7 @@ class FastPath:
             self._passed_headers.add(key)
         return True
 
-    async def _call(self, key: RequestKey, connection: Connection, params: Mapping[str, Any], reply: _Reply) -> None:
+    async def _call(self, key: RequestKey, connection: Connection, params: Mapping[str, Any], reply: Reply) -> None:
         token = params.get("_meta", {}).get("progressToken")
 
         async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
@@ -194,7 +197,7 @@ class FastPath:
         if method != "notifications/cancelled":
             return False
         request_id = params.get("requestId")
-        cancel = self._calls.get((session_id, request_id)) if _is_request_id(request_id) else None
+        cancel = self._calls.get((session_id, request_id)) if is_request_id(request_id) else None
         if cancel is None:
             return False
         log.debug("call %r cancelled by the client", request_id, extra={"request_id": request_id})
@@ -202,64 +205,6 @@ class FastPath:
         await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
         return True
-
-
-class _Reply:
-    """One POST's answer: plain JSON when the result is all there is to send, an SSE stream as soon as
-    a notification has to go first. Notifications come from other tasks (the upstream's); a lock,
-    made by the first of them, keeps events whole and in order, the result last."""
-
-    def __init__(self, send: Send, session_id: bytes, request_id: int | str) -> None:
-        self._send = send
-        self._session_id = session_id
-        self._request_id = request_id
-        self._lock: anyio.Lock | None = None
-        self._streaming = False
-        self._done = False
-
-    async def notify(self, method: str, params: Mapping[str, Any]) -> None:
-        if self._done:
-            return  # the answer is complete: nowhere left to send it
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        async with self._lock:
-            if not self._streaming:
-                self._streaming = True
-                await self._start(b"text/event-stream", [(b"cache-control", b"no-cache, no-transform")])
-            event = _event(_notification(method, params))
-            await self._send({"type": "http.response.body", "body": event, "more_body": True})
-
-    async def result(self, result: Mapping[str, Any]) -> None:
-        await self._finish({"jsonrpc": "2.0", "id": self._request_id, "result": result})
-
-    async def error(self, code: int, message: str) -> None:
-        await self._finish({"jsonrpc": "2.0", "id": self._request_id, "error": {"code": code, "message": message}})
-
-    async def _finish(self, message: Mapping[str, Any]) -> None:
-        self._done = True  # before any await: notifications that begin after this are dropped
-        if self._lock is None:
-            body = pydantic_core.to_json(message)
-            await self._start(b"application/json", [(b"content-length", str(len(body)).encode("latin-1"))])
-            await self._send({"type": "http.response.body", "body": body})
-            return
-        async with self._lock:  # after the notifications that began before the result
-            await self._send({"type": "http.response.body", "body": _event(message)})
-
-    async def _start(self, content_type: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-        headers = [(b"content-type", content_type), (_SESSION_HEADER, self._session_id), *extra]
-        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-
-
-def _notification(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "method": method, "params": params}
-
-
-def _event(message: Mapping[str, Any]) -> bytes:
-    return b"event: message\r\ndata: " + pydantic_core.to_json(message) + b"\r\n\r\n"
-
-
-def _is_request_id(value: object) -> TypeGuard[int | str]:
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def _is_call(params: Mapping[str, Any]) -> bool:
@@ -271,8 +216,17 @@ def _is_call(params: Mapping[str, Any]) -> bool:
         and isinstance(params.get("name"), str)
         and (arguments is None or isinstance(arguments, dict))
         and isinstance(meta, dict)
-        and (meta.get("progressToken") is None or _is_request_id(meta["progressToken"]))
+        and (meta.get("progressToken") is None or is_request_id(meta["progressToken"]))
     )
+
+
+def _parsed(body: bytes) -> dict[str, Any] | None:
+    """A JSON-RPC 2.0 message object, or None for anything else (the SDK's to answer)."""
+    try:
+        message = pydantic_core.from_json(body)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) and message.get("jsonrpc") == "2.0" else None
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:

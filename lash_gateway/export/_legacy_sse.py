@@ -17,7 +17,7 @@ import anyio
 from mcp.server.sse import SseServerTransport
 from starlette.types import Message, Receive, Scope, Send
 
-from ._edge import ABORT_EXTENSION
+from ._edge import CONNECTION_EXTENSION
 from ._export import McpExport
 from ._notify import ClientLink, linked
 
@@ -39,7 +39,7 @@ class LegacySse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session: list[str] = []
         dropped = anyio.Event()
-        server = scope.get("extensions", {}).get(ABORT_EXTENSION, {})
+        server = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {})
         abort, buffered = server.get("abort"), server.get("buffered")
         handed = 0
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lash_core import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart, ToolDefinition, ToolResult
@@ -34,6 +35,8 @@ class Surface:
     lash_names: Mapping[str, str]
     input_schemas: Mapping[str, Mapping[str, Any]]
     """Export name -> the input schema as exported."""
+    routed: frozenset[str]
+    """Export names of the tools whose schema asks for `Mcp-Param-*` headers (`x-mcp-header`)."""
 
 
 def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:
@@ -45,7 +48,9 @@ def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:
         if exported is not None:
             wire.append(exported)
             lash_names[names[tool.name]] = tool.name
-    return Surface(tools, tuple(wire), lash_names, {tool["name"]: tool["inputSchema"] for tool in wire})
+    schemas = {tool["name"]: tool["inputSchema"] for tool in wire}
+    routed = frozenset(name for name, schema in schemas.items() if x_mcp_header_map(schema))
+    return Surface(tools, tuple(wire), lash_names, schemas, routed)
 
 
 def tool_to_wire(tool: ToolDefinition, name: str) -> Mapping[str, Any] | None:

@@ -129,7 +129,9 @@ class McpPluginFactory(PluginFactory):
         return "mcp"
 
     def build(self, ctx: PluginSessionContext) -> SessionPlugin:
-        return McpSessionPlugin(self, self._stateless_provider if ctx.stateless else self._provider)
+        if ctx.stateless:
+            return McpSessionPlugin(self, self._stateless_provider, stateless=True)
+        return McpSessionPlugin(self, self._provider)
 
     async def attach_server(self, name: str, config: McpServerConfig | Mapping[str, Any]) -> ServerStatus:
         """Attach (or replace) a server; see `McpConnectionPool.attach`."""
@@ -176,17 +178,23 @@ def status_dict(status: ServerStatus) -> dict[str, Any]:
 
 
 class McpSessionPlugin(SessionPlugin):
-    __slots__ = ("_factory", "_provider")
+    """The pool's tools in a session, and its actions. A stateless session (one request of a 2026-07-28 client)
+    gets the tools only: it never runs an action, owns no `per_client` connections, and is built for every request."""
 
-    def __init__(self, factory: McpPluginFactory, provider: McpToolProvider) -> None:
+    __slots__ = ("_factory", "_provider", "_stateless")
+
+    def __init__(self, factory: McpPluginFactory, provider: McpToolProvider, *, stateless: bool = False) -> None:
         self._factory = factory
         self._provider = provider
+        self._stateless = stateless
 
     def id(self) -> str:
         return "mcp"
 
     def register(self, reg: PluginRegistrar) -> None:
         reg.tools().provider(self._provider)
+        if self._stateless:
+            return
         reg.session().on_close(self._closed)
         actions = reg.actions()
         actions.register(

@@ -12,6 +12,8 @@ HTTP transports bind 127.0.0.1 (port 0: the OS picks) and, once uvicorn listens,
 Tools (input errors come back as ``is_error`` results, never as JSON-RPC errors):
 
 - ``echo(text)``: text content and structured ``{"text": text}``.
+- ``route(region, text)``: as ``echo``, with ``region`` too; its schema asks 2026-07-28 clients to send ``region``
+  as the ``Mcp-Param-Region`` header (``x-mcp-header``), which servers check against the argument.
 - ``add(a, b)``: structured ``{"sum": a + b}`` (declared output schema) and text.
 - ``slow(seconds, steps=10)``: reports progress ``0..steps`` of ``steps`` while sleeping ``seconds`` in total.
 - ``wait_for_release(key)`` / ``release(key)``: the first blocks until ``release`` is called with the same key;
@@ -315,6 +317,12 @@ class Upstream:
         string, number = {"type": "string"}, {"type": "number"}
         self.add_tool("echo", self._echo, "Echo the text back.", _schema({"text": string}, ["text"]))
         self.add_tool(
+            "route",
+            self._route,
+            "Echo the text back, with the region it was routed by.",
+            _schema({"region": {**string, "x-mcp-header": "Region"}, "text": string}, ["region", "text"]),
+        )
+        self.add_tool(
             "add",
             self._add,
             "Add two numbers.",
@@ -451,6 +459,10 @@ class Upstream:
     async def _echo(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         text = _arg_str(args, "text")
         return types.CallToolResult(content=[_text(text)], structured_content={"text": text})
+
+    async def _route(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
+        region, text = _arg_str(args, "region"), _arg_str(args, "text")
+        return types.CallToolResult(content=[_text(f"{region}: {text}")], structured_content={"region": region})
 
     async def _add(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         total = _arg_number(args, "a") + _arg_number(args, "b")

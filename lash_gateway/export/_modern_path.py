@@ -1,0 +1,246 @@
+"""The hot path of 2026-07-28 requests on `/mcp`: the methods clients send on every turn, served without the SDK's
+single-exchange transport.
+
+A 2026-07-28 request is a self-contained POST. The SDK serves each one with a Starlette request and response, a task
+group of two tasks and a memory stream, its middleware chain (OpenTelemetry) and its kernel: more CPU than the
+gateway's own work for a call. This path runs the checks the SDK runs, in its order and with its own functions:
+
+1. the routing headers (`Mcp-Protocol-Version`, `Mcp-Method`, `Mcp-Name`; none repeated) against the body, and the
+   `_meta` envelope (`classify_inbound_request`);
+2. the params against the protocol's schema for the method, and the handler's own params model;
+3. for `tools/call`, the `Mcp-Param-*` headers against the tool's `x-mcp-header` annotations (only tools that have
+   any, known from the cached surface export).
+
+Then it calls the export's own handler for the method with a request context it builds, and shapes the result as
+the SDK's kernel does (cache hints, the protocol's result sieve, `resultType`, the `serverInfo` stamp), so both
+paths give the same answer. A request that fails a check, a method not listed here, a handler someone replaced:
+all go to the SDK untouched, so protocol errors keep coming from one place.
+
+Progress and log messages ride the request's own stream (SSE from the first of them), input-required results
+come from the export's bridge, and closing the stream cancels the request: the gateway's server says so the moment
+the connection is lost (`CONNECTION_EXTENSION`); under another ASGI server a task waits for it, as in the SDK.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final, cast
+
+import anyio
+from mcp.server import ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.runner import modern_error_data
+from mcp.server.session import ServerSession
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, validate_mcp_param_headers
+from mcp.shared.transport_context import TransportContext
+from mcp_types import (
+    CORE_RESULT_TYPES,
+    SERVER_INFO_META_KEY,
+    ProgressToken,
+    RequestId,
+    RequestParams,
+)
+from mcp_types import methods as protocol
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from ._edge import CONNECTION_EXTENSION
+from ._export import McpExport
+from ._reply import MODERN, Reply, is_request_id
+
+__all__ = ["HOT_METHODS", "ModernPath"]
+
+log = logging.getLogger("lash_gateway.fast_path")
+
+HOT_METHODS: Final = frozenset(
+    {
+        "tools/call",
+        "tools/list",
+        "resources/read",
+        "resources/list",
+        "resources/templates/list",
+        "prompts/get",
+        "prompts/list",
+    }
+)
+_ROUTING_HEADERS: Final = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
+_TRANSPORT: Final = TransportContext(kind="streamable-http", can_send_request=False)
+
+
+class ModernPath:
+    """Serves the `HOT_METHODS` of 2026-07-28 requests for `FastPath`."""
+
+    def __init__(self, export: McpExport) -> None:
+        self._export = export
+        self._server = export.server
+        self._handlers = {method: export.server.get_request_handler(method) for method in HOT_METHODS}
+        self._stamp = export.server.server_info_stamp
+        """The `serverInfo` stamp of every result: made once (the SDK copies it per result; ours are written out at
+        once, never kept)."""
+
+    async def answer(
+        self, scope: Scope, message: Mapping[str, Any], receive: Receive, send: Send, passed: bool
+    ) -> bool:
+        """Answer the request `message` if it is ours to answer; False hands it to the SDK, unanswered. `passed`:
+        its Host, Origin, Content-Type and Accept passed the SDK's checks."""
+        method, params, request_id = message.get("method"), message.get("params"), message.get("id")
+        if not isinstance(method, str) or not isinstance(params, dict) or not is_request_id(request_id):
+            return False
+        entry = self._handlers.get(method)
+        if entry is None or self._server.get_request_handler(method) is not entry or not passed:
+            return False
+        route = _route(scope, message)
+        if route is None:
+            return False
+        version = route.protocol_version
+        try:
+            protocol.validate_client_request(method, version, params)
+            typed = entry.params_type.model_validate(params, by_name=False)
+        except (ValidationError, KeyError, ValueError):
+            return False
+        if method == "tools/call" and not self._param_headers_pass(scope, params["name"], params.get("arguments")):
+            return False
+        connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
+        reply = Reply(send, request_id, MODERN)
+        meta = cast(RequestParams, typed).meta  # every request's params model is one
+        channel = _Channel(reply, request_id, meta.get("progress_token") if meta else None)
+        ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
+            session=ServerSession(channel, connection, request_meta=meta),
+            lifespan_context={},
+            protocol_version=version,
+            method=method,
+            params=params,
+            request_id=request_id,
+            meta=meta,
+        )
+        try:
+            async with _cancelled_on_disconnect(scope, receive):
+                try:
+                    # The export's handlers return wire-form dicts (see `McpExport._list_tools`).
+                    result = cast(dict[str, Any], await entry.handler(ctx, typed))
+                    wire = self._shaped(method, version, result)
+                except Exception as exc:
+                    error = modern_error_data(exc)
+                    await reply.error(error.code, error.message, error.data)
+                else:
+                    await reply.result(wire)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await connection.exit_stack.aclose()  # the request's lash session, as the SDK closes its connection
+        return True
+
+    def _param_headers_pass(self, scope: Scope, name: str, arguments: Mapping[str, Any] | None) -> bool:
+        """The SDK's check of `Mcp-Param-*` headers, for tools whose schema asks for them (the rest have none that
+        can disagree)."""
+        schema = self._export.routed_schema(name)
+        if schema is None:
+            return True
+        return validate_mcp_param_headers(schema, arguments or {}, Headers(scope=scope)) is None
+
+    def _shaped(self, method: str, version: str, result: dict[str, Any]) -> dict[str, Any]:
+        """A handler's result as the SDK's kernel sends it on this era (`ServerRunner._serialize`)."""
+        if (hint := self._server.cache_hints.get(method)) is not None and not protocol.is_input_required(result):
+            result = {"ttlMs": hint.ttl_ms, "cacheScope": hint.scope, **result}
+        result_type = result.get("resultType")
+        # tools/list is the export's sanitised surface, which the sieve keeps as it is: sieving thousands of tools per
+        # list would cost more than the list (tests/integration/test_modern_path.py compares both paths).
+        if method != "tools/list" and (not isinstance(result_type, str) or result_type in CORE_RESULT_TYPES):
+            result = protocol.serialize_server_result(method, version, result)
+        if result.get("resultType") is None:
+            result["resultType"] = "complete"
+        meta = result.get("_meta")
+        if meta is None:
+            result["_meta"] = {SERVER_INFO_META_KEY: self._stamp}
+        elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
+            result["_meta"] = {**meta, SERVER_INFO_META_KEY: self._stamp}
+        return result
+
+
+def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | None:
+    """The request's envelope, if its routing headers (none repeated) agree with its body and its version is served."""
+    routing: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _ROUTING_HEADERS:
+            key = name.decode("latin-1")
+            if key in routing:
+                return None  # first-copy and last-copy readers would disagree: the SDK refuses it
+            routing[key] = value.decode("latin-1")
+    route = classify_inbound_request(message, headers=routing)
+    return route if isinstance(route, InboundModernRoute) else None
+
+
+@dataclass(eq=False)
+class _Channel:
+    """The request's `DispatchContext`: its notifications ride its reply; this era has no back channel."""
+
+    reply: Reply
+    request_id: RequestId
+    progress_token: ProgressToken | None
+    transport: TransportContext = _TRANSPORT
+    message_metadata: None = None
+    can_send_request: bool = False
+    _cancel_requested: anyio.Event | None = field(default=None, repr=False)
+
+    @property
+    def cancel_requested(self) -> anyio.Event:
+        """Never set: a 2026-07-28 client cancels by closing the stream, which cancels the request's scope."""
+        if self._cancel_requested is None:
+            self._cancel_requested = anyio.Event()
+        return self._cancel_requested
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None) -> None:
+        await self.reply.notify(method, params or {})
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self.progress_token is None:
+            return
+        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        await self.notify("notifications/progress", params)
+
+
+@asynccontextmanager
+async def _cancelled_on_disconnect(scope: Scope, receive: Receive) -> AsyncIterator[None]:
+    """Cancel the body when the client closes the connection (how this era cancels a request)."""
+    on_disconnect = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("on_disconnect")
+    if on_disconnect is None:  # another ASGI server: a task waits for the disconnect, as the SDK's does
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_until_disconnect, receive, tg.cancel_scope)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+        return
+    with anyio.CancelScope() as cancel:
+        serving = True
+
+        def lost() -> None:
+            if serving:
+                log.debug("request cancelled: the client closed the connection")
+                cancel.cancel()
+
+        on_disconnect(lost)
+        try:
+            yield
+        finally:
+            serving = False
+
+
+async def _until_disconnect(receive: Receive, cancel: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    cancel.cancel()

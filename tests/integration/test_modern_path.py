@@ -1,0 +1,243 @@
+"""2026-07-28 requests of the hot methods answered by the gateway itself (`lash_gateway.export._modern_path`), and what
+the SDK's own answer guarantees kept: the same results, the same refusals, progress and log messages on the request's
+stream, cancellation by closing it, input-required rounds.
+
+Which path answered is seen by a spy on the SDK's single-exchange entry (`handle_modern_request`): it records the
+`Mcp-Method` of every request that reaches the SDK. A middleware on the export's server sends every request there
+(the fast path steps aside for a user's middleware), which is how the same requests get the SDK's answers to compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import httpx2
+import mcp_types as types
+import pytest
+from mcp.client.context import ClientRequestContext
+from mcp.server import streamable_http_manager
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    HEADER_MISMATCH,
+    LOG_LEVEL_META_KEY,
+    PROTOCOL_VERSION_META_KEY,
+)
+
+from lash_gateway import McpServerConfig
+from tests.integration._gateway import (
+    MCP_HEADERS,
+    InProcessGateway,
+    connect,
+    connected_gateway,
+    poll,
+    sse_message,
+    sse_messages,
+    text_of,
+)
+from tests.servers.launch import PROJECT_ROOT, stdio_command
+
+pytestmark = pytest.mark.anyio
+
+WAIT: Final = 15.0
+"""Bound on anything that should happen promptly."""
+MODERN: Final = "2026-07-28"
+SERVER: Final = "alpha"
+ENVELOPE: Final = {
+    PROTOCOL_VERSION_META_KEY: MODERN,
+    CLIENT_CAPABILITIES_META_KEY: {},
+    CLIENT_INFO_META_KEY: {"name": "raw", "version": "0"},
+}
+SDK_ENTRY: Final = "handle_modern_request"
+"""The SDK's entry for a 2026-07-28 POST, as its session manager calls it."""
+_NAMED_BY: Final = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+Exchange = tuple[int, str, list[dict[str, Any]]]
+"""What a client sees of one POST: status, content type, the JSON-RPC messages."""
+
+
+def request(method: str, params: Mapping[str, Any] | None = None, *, meta: Mapping[str, Any] | None = None) -> Any:
+    """A 2026-07-28 request, and the headers a conforming client sends with it."""
+    body = {**(params or {}), "_meta": {**ENVELOPE, **(meta or {})}}
+    headers = {**MCP_HEADERS, "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+    if method in _NAMED_BY:
+        headers["Mcp-Name"] = str(body[_NAMED_BY[method]])
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": body}, headers
+
+
+def call(tool: str, arguments: Mapping[str, Any], **meta: Any) -> Any:
+    return request("tools/call", {"name": f"{SERVER}__{tool}", "arguments": dict(arguments)}, meta=meta)
+
+
+def routed(region: str, header: str | None) -> Any:
+    """A call of `route`, whose schema asks for `region` in the `Mcp-Param-Region` header too (None: not sent)."""
+    body, headers = call("route", {"region": region, "text": "hi"})
+    return body, {**headers, **({"Mcp-Param-Region": header} if header is not None else {})}
+
+
+async def exchange(http: httpx2.AsyncClient, url: str, sent: Any, headers: Mapping[str, str] | None = None) -> Exchange:
+    body, default_headers = sent
+    reply = await http.post(url, json=body, headers={**default_headers, **(headers or {})})
+    return reply.status_code, reply.headers["content-type"], sse_messages(reply)
+
+
+@asynccontextmanager
+async def gateway_with_spy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[InProcessGateway, list[str]]]:
+    """A gateway with `alpha` (the test upstream over stdio), and the methods of the requests the SDK answered."""
+    reached_sdk: list[str] = []
+    sdk_entry = vars(streamable_http_manager)[SDK_ENTRY]
+
+    async def spy(*args: Any) -> None:
+        scope = args[-3]
+        reached_sdk.append(dict(scope["headers"]).get(b"mcp-method", b"").decode())
+        await sdk_entry(*args)
+
+    monkeypatch.setattr(streamable_http_manager, SDK_ENTRY, spy)
+    command, args = stdio_command("--name", SERVER)
+    async with connected_gateway({SERVER: McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT))}) as served:
+        yield served, reached_sdk
+
+
+def to_sdk(served: InProcessGateway) -> None:
+    """From now on every request takes the SDK's path (the fast path leaves a user's middleware to the SDK)."""
+
+    async def passing(ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        return await call_next(ctx)
+
+    served.gateway.export.server.middleware.append(passing)
+
+
+INFO_MESSAGE: Final = {"message": "m", "level": "info"}
+SAME_ANSWERS: Final = {
+    "tools/list": request("tools/list"),
+    "call": call("echo", {"text": "hi"}),
+    "call, every content kind": call("content_kinds", {}),
+    "call, a tool error": call("fail", {"message": "no"}),
+    "call, an unknown tool": call("nothing", {}),
+    "call, with its Mcp-Param header": routed("eu-west", "eu-west"),
+    "call, progress first": call("slow", {"seconds": 0.05, "steps": 2}, progressToken="p1"),
+    "call, log messages at the level asked": call(
+        "log", {"message": "m", "level": "info"}, **{LOG_LEVEL_META_KEY: "info"}
+    ),
+    "call, no log messages below it": call("log", {"message": "m", "level": "info"}, **{LOG_LEVEL_META_KEY: "error"}),
+    "resources/list": request("resources/list"),
+    "resources/templates/list": request("resources/templates/list"),
+    "read": request("resources/read", {"uri": "test://static/text"}),
+    "read, a blob": request("resources/read", {"uri": "test://static/blob"}),
+    "read, through a template": request("resources/read", {"uri": "items://fruit/apple"}),
+    "read, a URI nobody serves": request("resources/read", {"uri": "nowhere://at/all"}),
+    "prompts/list": request("prompts/list"),
+    "prompt": request("prompts/get", {"name": f"{SERVER}__greet", "arguments": {"name": "alice"}}),
+    "prompt, unknown": request("prompts/get", {"name": "nothing"}),
+}
+
+
+async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        fast = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
+        assert reached_sdk == []
+        to_sdk(served)
+        sdk = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
+        assert len(reached_sdk) == len(SAME_ANSWERS)
+
+    for label in SAME_ANSWERS:
+        assert fast[label] == sdk[label], label
+    assert fast["call"] == (200, "application/json", fast["call"][2])
+    assert fast["call"][2][0]["result"]["structuredContent"] == {"text": "hi"}
+    status, content_type, messages = fast["call, progress first"]
+    assert content_type.startswith("text/event-stream")
+    assert [m["params"]["progress"] for m in messages[:-1]] == [0, 1, 2]
+    assert [m["method"] for m in fast["call, log messages at the level asked"][2][:-1]] == ["notifications/message"]
+    assert len(fast["call, no log messages below it"][2]) == 1
+    assert fast["tools/list"][2][0]["result"]["ttlMs"] == 0  # a cache hint: every list changes at runtime
+    assert fast["read, a URI nobody serves"][2][0]["error"]["code"] == -32002
+    assert fast["prompt, unknown"][0] == 400  # INVALID_PARAMS has an HTTP status of its own on this era
+
+
+async def read_counter(http: httpx2.AsyncClient, url: str) -> str:
+    _, _, messages = await exchange(http, url, request("resources/read", {"uri": f"test://{SERVER}/counter"}))
+    text: str = messages[0]["result"]["contents"][0]["text"]
+    return text
+
+
+REFUSED: Final = {
+    "Mcp-Name of another tool": {"Mcp-Name": f"{SERVER}__echo"},
+    "Mcp-Method of another method": {"Mcp-Method": "tools/list"},
+    "MCP-Protocol-Version not the envelope's": {"MCP-Protocol-Version": "2026-07-29"},
+}
+
+
+async def test_requests_whose_headers_disagree_with_their_body_are_refused_and_never_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        url = served.mcp_url
+        before = await read_counter(http, url)
+        body, headers = call("bump", {})
+        refusals = [await exchange(http, url, (body, headers), wrong) for wrong in REFUSED.values()]
+        repeated = await http.post(url, json=body, headers=[*headers.items(), ("Mcp-Name", f"{SERVER}__bump")])
+        refusals.append((repeated.status_code, repeated.headers["content-type"], sse_messages(repeated)))
+        refusals += [await exchange(http, url, routed("eu-west", header)) for header in ("us-east", None)]
+        assert await read_counter(http, url) == before  # no bump ran
+        accepted = await exchange(http, url, routed("eu-west", "eu-west"))
+
+    labels = [*REFUSED, "Mcp-Name twice", "Mcp-Param wrong", "Mcp-Param missing"]
+    for label, (status, _, messages) in zip(labels, refusals, strict=True):
+        assert status == 400, label
+        assert messages[0]["error"]["code"] == HEADER_MISMATCH, (label, messages)
+    assert accepted[2][0]["result"]["structuredContent"] == {"region": "eu-west"}
+    assert len(reached_sdk) == len(refusals), "the refusals are the SDK's own"
+
+
+async def test_closing_the_stream_cancels_the_call_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        body, headers = call("slow", {"seconds": 60, "steps": 600}, progressToken="p")
+        with anyio.fail_after(WAIT):
+            async with http.stream("POST", served.mcp_url, json=body, headers=headers) as reply:
+                async for line in reply.aiter_lines():
+                    if (message := sse_message(line)) is not None and message.get("method") == "notifications/progress":
+                        break  # the call runs: hang up on it
+
+            async def cancelled_upstream() -> bool | None:
+                _, _, messages = await exchange(http, served.mcp_url, call("cancel_log", {}))
+                return True if "slow" in messages[0]["result"]["structuredContent"]["cancelled"] else None
+
+            await poll(cancelled_upstream)
+        assert "tools/call" not in reached_sdk
+
+
+async def test_the_sdk_client_lists_calls_and_answers_questions_on_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The official client in `mode="auto"`: progress, an elicitation round (input-required, then the retry with the
+    answer), and `tools/list_changed` on its `subscriptions/listen` stream."""
+
+    async def elicit(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"answer": "ann"})
+
+    reported: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reported.append(progress)
+
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk):
+        async with connect(served.base_url, "http-auto", elicitation_callback=elicit) as handle:
+            client = handle.client
+            assert f"{SERVER}__route" in await handle.tool_names()
+            slow = await client.call_tool(
+                f"{SERVER}__slow", {"seconds": 0.05, "steps": 2}, progress_callback=on_progress
+            )
+            assert not slow.is_error and reported == [0, 1, 2]
+            routed = await client.call_tool(f"{SERVER}__route", {"region": "eu-west", "text": "hi"})
+            assert text_of(routed) == "eu-west: hi"
+            asked = await client.call_tool(f"{SERVER}__ask", {"message": "name?"})
+            assert text_of(asked) == "accept: ann"
+            seen = handle.tools_changed
+            await client.call_tool(f"{SERVER}__add_tool", {"name": "fresh"})
+            with anyio.fail_after(WAIT):
+                await handle.wait_tools_changed(seen)
+            assert f"{SERVER}__fresh" in await handle.tool_names()
+    assert not {"tools/list", "tools/call"} & set(reached_sdk), reached_sdk
