@@ -14,6 +14,11 @@ process (or comes after the call ended) runs the request again there, with the a
 to the same questions as they come up: the way a 2026-07-28 server itself treats a retry. A call whose client does
 not come back within `ttl` seconds to answer a question gets an error for that question (and the upstream decides
 what the call does then).
+
+Where the call runs: a request the SDK serves must return its answer, so its call runs in a task of the export's
+and the request waits for the outcome. A request the fast path serves can be answered from any task, so its call
+runs in the request's own task (most calls never ask: no task, nothing held), and the first question answers the
+request early (`ANSWER_NOW`, `AnsweredEarly`) while the call goes on; the retry waits for the outcome as above.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import itertools
 import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
@@ -38,7 +44,7 @@ from lash_core import Caller, CallerRequest
 
 from ._asking import DEFAULT_ASK_TIMEOUT
 
-__all__ = ["BATCH_WINDOW", "Bridges"]
+__all__ = ["ANSWER_NOW", "BATCH_WINDOW", "AnswerNow", "AnsweredEarly", "Bridges"]
 
 BATCH_WINDOW: Final = 0.02
 """Seconds a round waits, after its first question, for more questions to go out with it."""
@@ -48,6 +54,11 @@ _METHODS: Final[Mapping[CallerRequest, str]] = {
     "elicitation": "elicitation/create",
     "roots": "roots/list",
 }
+AnswerNow = Callable[[dict[str, Any]], Awaitable[None]]
+"""Sends a request's answer at once, from any task."""
+ANSWER_NOW: Final[ContextVar[AnswerNow | None]] = ContextVar("lash_gateway.answer_now", default=None)
+"""Set by a server path that can answer its request from any task (the fast path): calls then run in the request's
+own task, and the first question is answered through it."""
 Run = Callable[[Caller, Callable[[], Any]], Awaitable[dict[str, Any]]]
 """Runs the call with the caller to ask and a function that gives the client's latest request (where progress and
 log messages go: each round is a request of its own); returns its wire-form result."""
@@ -86,6 +97,8 @@ class _Bridge:
     result: dict[str, Any] | None = None
     error: BaseException | None = None
     keys: itertools.count[int] = field(default_factory=itertools.count)
+    first_round: Callable[[], Awaitable[None]] | None = None
+    """For a call running in its request's task: answers that request with the first round (see `Bridges`)."""
 
     def wake(self) -> None:
         changed, self.changed = self.changed, anyio.Event()
@@ -100,6 +113,9 @@ class _Bridge:
         question = _Question(kind, params)
         self.questions[key] = question
         self.wake()
+        if self.first_round is not None:  # this question answers the request: the call goes on meanwhile
+            first_round, self.first_round = self.first_round, None
+            await first_round()
         try:
             with anyio.move_on_after(self.ttl):
                 await question.answered.wait()
@@ -166,6 +182,9 @@ class Bridges:
             bridge = _Bridge(secrets.token_urlsafe(16), self._ttl, context, binding)
             if state is not None:
                 bridge.prefilled = {**carried, **{key: (None, _wire(answer)) for key, answer in responses.items()}}
+            answer_now = ANSWER_NOW.get()
+            if answer_now is not None:
+                return await self._run_here(bridge, _caller(bridge, capabilities), run, answer_now)
             self._held[bridge.id] = bridge
             self._spawn(self._run, bridge, _caller(bridge, capabilities), run)
         try:
@@ -173,6 +192,34 @@ class Bridges:
         except anyio.get_cancelled_exc_class():
             bridge.scope.cancel()  # the client gave up on the call: so does the upstream
             raise
+
+    async def _run_here(self, bridge: _Bridge, caller: Caller, run: Run, answer_now: AnswerNow) -> dict[str, Any]:
+        """Run the call in this (the request's) task. Its first question answers the request with a round, and the
+        bridge is held for the retry from then on.
+
+        Raises:
+            AnsweredEarly: the request was answered with a round; the call's outcome goes to its retry.
+        """
+        answered = False
+
+        async def first_round() -> None:
+            nonlocal answered
+            self._held[bridge.id] = bridge
+            with anyio.move_on_after(BATCH_WINDOW):  # the round's other questions, asked at about the same time
+                while not bridge.done:
+                    await bridge.changed.wait()
+            answered = True
+            await answer_now(self._round(bridge))
+
+        bridge.first_round = first_round
+        await self._run(bridge, caller, run)
+        if answered:
+            raise AnsweredEarly
+        if bridge.error is not None:
+            raise bridge.error
+        if bridge.result is None:
+            raise MCPError(types.INTERNAL_ERROR, "lash-gateway: the call was cancelled")
+        return bridge.result
 
     async def _run(self, bridge: _Bridge, caller: Caller, run: Run) -> None:
         try:
@@ -198,6 +245,10 @@ class Bridges:
             if bridge.result is None:
                 raise MCPError(types.INTERNAL_ERROR, "lash-gateway: the call was cancelled")
             return bridge.result
+        return self._round(bridge)
+
+    def _round(self, bridge: _Bridge) -> dict[str, Any]:
+        """An input-required result with the questions not sent yet."""
         requests: dict[str, Any] = {}
         for key, question in bridge.unsent().items():
             question.sent = True
@@ -230,6 +281,10 @@ class Bridges:
         decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         answers = {key: (kind, answer) for key, (kind, answer) in decoded["a"].items()}
         return str(decoded["b"]), answers
+
+
+class AnsweredEarly(Exception):
+    """The request was answered already (with an input-required round, through `ANSWER_NOW`): send nothing more."""
 
 
 def _caller(bridge: _Bridge, capabilities: Callable[[CallerRequest], bool]) -> Caller:

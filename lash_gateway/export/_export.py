@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
@@ -97,7 +97,7 @@ class McpExport:
         """A session only to read the tool surface from (never called through)."""
         self._calls: set[anyio.CancelScope] = set()
         self._ended: str | None = None
-        self._bridges = Bridges(self._notifier.start_soon, request_state_key)
+        self._bridges = Bridges(self.spawn, request_state_key)
         self._no_calls: anyio.Event | None = None
         self._catalog: CatalogExport | None = None
         listen: Callable[..., Awaitable[types.SubscriptionsListenResult]] = ListenHandler(self._bus)
@@ -167,6 +167,14 @@ class McpExport:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._notifier.__aexit__(exc_type, exc, tb)
+
+    def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
+        """Run `func(*args)` in a task the export owns (cancelled at its exit), for work no request may wait for.
+
+        Raises:
+            RuntimeError: the export was not entered (`async with export:`).
+        """
+        self._notifier.start_soon(func, *args)
 
     async def tools_changed(self) -> None:
         """Tell every connected client to re-list its tools: 2026-07-28 listeners through the bus, handshake

@@ -24,8 +24,7 @@ the connection is lost (`CONNECTION_EXTENSION`); under another ASGI server a tas
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -50,6 +49,7 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from ._bridge import ANSWER_NOW, AnsweredEarly
 from ._edge import CONNECTION_EXTENSION
 from ._export import McpExport
 from ._reply import MODERN, Reply, is_request_id
@@ -119,18 +119,29 @@ class ModernPath:
             request_id=request_id,
             meta=meta,
         )
+        hangup = _Hangup(scope, receive, self._export.spawn)
+
+        async def answer_now(result: dict[str, Any]) -> None:
+            hangup.release()  # answered: the call that goes on is its retry's to end
+            await reply.result(self._shaped(method, version, result))
+
+        answering = ANSWER_NOW.set(answer_now)
         try:
-            async with _cancelled_on_disconnect(scope, receive):
+            with hangup.scope:
                 try:
                     # The export's handlers return wire-form dicts (see `McpExport._list_tools`).
                     result = cast(dict[str, Any], await entry.handler(ctx, typed))
                     wire = self._shaped(method, version, result)
+                except AnsweredEarly:
+                    pass
                 except Exception as exc:
                     error = modern_error_data(exc)
                     await reply.error(error.code, error.message, error.data)
                 else:
                     await reply.result(wire)
         finally:
+            ANSWER_NOW.reset(answering)
+            hangup.release()
             with anyio.CancelScope(shield=True):
                 await connection.exit_stack.aclose()  # the request's lash session, as the SDK closes its connection
         return True
@@ -213,34 +224,32 @@ class _Channel:
         await self.notify("notifications/progress", params)
 
 
-@asynccontextmanager
-async def _cancelled_on_disconnect(scope: Scope, receive: Receive) -> AsyncIterator[None]:
-    """Cancel the body when the client closes the connection (how this era cancels a request)."""
-    on_disconnect = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("on_disconnect")
-    if on_disconnect is None:  # another ASGI server: a task waits for the disconnect, as the SDK's does
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_until_disconnect, receive, tg.cancel_scope)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-        return
-    with anyio.CancelScope() as cancel:
-        serving = True
+class _Hangup:
+    """Cancels the request's `scope` when its client closes the connection (how this era cancels a request), until
+    released: once the request is answered, a call that goes on (an input-required round) is its retry's. The
+    gateway's server says at once that a connection was lost (`CONNECTION_EXTENSION`); under another ASGI server a
+    task of the export's waits for the disconnect, as the SDK's does (it ends once the answer is sent, when ASGI
+    says `http.disconnect`)."""
 
-        def lost() -> None:
-            if serving:
-                log.debug("request cancelled: the client closed the connection")
-                cancel.cancel()
+    def __init__(self, scope: Scope, receive: Receive, spawn: Callable[..., None]) -> None:
+        self.scope = anyio.CancelScope()
+        self._watching = True
+        on_disconnect = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("on_disconnect")
+        if on_disconnect is not None:
+            on_disconnect(self._lost)
+        else:
+            spawn(_until_disconnect, receive, self._lost)
 
-        on_disconnect(lost)
-        try:
-            yield
-        finally:
-            serving = False
+    def release(self) -> None:
+        self._watching = False
+
+    def _lost(self) -> None:
+        if self._watching:
+            log.debug("request cancelled: the client closed the connection")
+            self.scope.cancel()
 
 
-async def _until_disconnect(receive: Receive, cancel: anyio.CancelScope) -> None:
+async def _until_disconnect(receive: Receive, lost: Callable[[], None]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    cancel.cancel()
+    lost()

@@ -241,3 +241,26 @@ async def test_the_sdk_client_lists_calls_and_answers_questions_on_the_fast_path
                 await handle.wait_tools_changed(seen)
             assert f"{SERVER}__fresh" in await handle.tool_names()
     assert not {"tools/list", "tools/call"} & set(reached_sdk), reached_sdk
+
+
+async def test_a_request_answered_with_a_question_keeps_its_call_for_the_retry_though_its_client_hangs_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The call of an input-required round goes on in the first request's task; closing that request's connection
+    (the round is its answer) must not cancel it: the retry, on another connection, gets its result."""
+    body, headers = call("ask", {"message": "name?"}, **{CLIENT_CAPABILITIES_META_KEY: {"elicitation": {}}})
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk):
+        async with httpx2.AsyncClient(timeout=WAIT) as first:
+            _, _, [asked] = await exchange(first, served.mcp_url, (body, headers))
+        round_ = asked["result"]
+        assert round_["resultType"] == "input_required"
+        [(key, question)] = round_["inputRequests"].items()
+        assert question["method"] == "elicitation/create"
+        answered = {**body["params"], "requestState": round_["requestState"]}
+        answered["inputResponses"] = {key: {"action": "accept", "content": {"answer": "ann"}}}
+        async with httpx2.AsyncClient(timeout=WAIT) as second:
+            _, _, [done] = await exchange(second, served.mcp_url, ({**body, "id": 2, "params": answered}, headers))
+            _, _, [log] = await exchange(second, served.mcp_url, call("cancel_log", {}))
+    assert done["result"]["content"] == [{"type": "text", "text": "accept: ann"}]
+    assert "ask" not in log["result"]["structuredContent"]["cancelled"]
+    assert "tools/call" not in reached_sdk
