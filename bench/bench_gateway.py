@@ -27,7 +27,9 @@ from typing import Any, Final, Literal
 
 import anyio
 import httpx2
+import mcp_types as types
 from mcp import Client
+from mcp.client.context import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
 from bench import _report
@@ -135,14 +137,19 @@ def cpu_ns(pid: int) -> int:
 
 
 @asynccontextmanager
-async def connect(url: str, mode: Literal["legacy", "auto"] = "legacy") -> AsyncIterator[Client]:
+async def connect(url: str, mode: Literal["legacy", "auto"] = "legacy", *, asks: bool = False) -> AsyncIterator[Client]:
     """An SDK client over streamable HTTP (`mode="auto"`: 2026-07-28), its tools listed (so calls make no hidden
-    tools/list)."""
+    tools/list). `asks`: it declares elicitation, as clients that show forms do (so a call may be asked a question)."""
+    options: dict[str, Any] = {"elicitation_callback": _decline} if asks else {}
     async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120)) as http:
         transport = streamable_http_client(url, http_client=http, max_sse_event_size=None)
-        async with Client(transport, mode=mode, read_timeout_seconds=120, cache=None) as client:
+        async with Client(transport, mode=mode, read_timeout_seconds=120, cache=None, **options) as client:
             await client.list_tools(cache_mode="bypass")
             yield client
+
+
+async def _decline(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="decline")
 
 
 async def tool_name(client: Client, suffix: str) -> str:
@@ -482,11 +489,16 @@ async def modern_figures(gateway: GatewayProcess, upstream: UpstreamProcess, ups
             straight = await stack.enter_async_context(connect(upstream.url, "auto"))
             gateways.append(Target(through, await tool_name(through, "echo"), await tool_name(through, "big")))
             directs.append(Target(straight, await tool_name(straight, "echo"), await tool_name(straight, "big")))
+        asking = await stack.enter_async_context(connect(gateway.mcp_url, "auto", asks=True))
+        straight_asking = await stack.enter_async_context(connect(upstream.url, "auto", asks=True))
         print("measuring: 2026-07-28 clients", flush=True)
         figures = await latency_figures(gateways[0], directs[0], MODERN)
         figures += await throughput_figures(gateways, directs, MODERN)
         pids = gateway.process.pid, upstream_pid, upstream.process.pid
         figures.append(await cpu_figures(gateways[0], directs[0], *pids, MODERN))
+        echo, big = gateways[0].echo, gateways[0].big
+        asked = Target(asking, echo, big), Target(straight_asking, directs[0].echo, directs[0].big)
+        figures += (await latency_figures(*asked, f"{MODERN}declaring elicitation: "))[:1]
         return figures
 
 
@@ -502,7 +514,8 @@ def render(figures: Sequence[Figure]) -> str:
 NOTES = f"""\
 notes:
   gateway: lash-gateway serve (HTTP downstream) -> tests.servers.upstream over stdio; direct: the same server over
-    streamable HTTP. Both reached from one client process (mcp.Client, mode="legacy").
+    streamable HTTP. Both reached from one client process (mcp.Client, mode="legacy"; "2026-07-28:" figures with
+    mode="auto", the direct server on that protocol too; "declaring elicitation": clients that take questions).
   latency: {LATENCY_CALLS} echo calls each, gateway and direct alternating; "added" is gateway minus direct.
   throughput: {THROUGHPUT_CALLS} echo calls with {IN_FLIGHT} outstanding at all times, on 1 session or spread over
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
