@@ -17,6 +17,7 @@ from typing import Final
 import anyio
 import httpx2
 import pytest
+from starlette.types import ASGIApp, Message
 
 from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
 from tests.integration._gateway import InProcessGateway, connect, run_gateway_in_process
@@ -199,3 +200,85 @@ async def test_a_client_that_reads_slowly_is_not_dropped(caplog: pytest.LogCaptu
                             await anyio.sleep(len(chunk) / rate)  # reading all along, at its own pace
                 assert "dropped" not in caplog.text
                 assert served.gateway.export.connected_clients == 1
+
+
+LISTEN: Final = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "subscriptions/listen",
+        "params": {
+            "notifications": {"toolsListChanged": True},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    }
+).encode()
+BURST: Final = 1500
+"""List changes in a row: more than the 1,024 events a listen stream may fall behind by."""
+
+
+async def stalled_listener(app: ASGIApp, host: str, listening: anyio.Event) -> None:
+    """A 2026-07-28 client's `subscriptions/listen` request, played as an ASGI server would: once its stream is
+    acknowledged, the client stops reading, so the server's `send` never returns again."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+        "headers": [
+            (b"host", host.encode()),
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json, text/event-stream"),
+            (b"mcp-protocol-version", b"2026-07-28"),
+            (b"mcp-method", b"subscriptions/listen"),
+            (b"content-length", str(len(LISTEN)).encode()),
+        ],
+    }
+    body = [{"type": "http.request", "body": LISTEN, "more_body": False}]
+
+    async def receive() -> Message:
+        if body:
+            return body.pop()
+        await anyio.sleep_forever()  # the client is still there: it just does not read
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        if b"notifications/subscriptions/acknowledged" in message.get("body", b""):
+            listening.set()
+        elif listening.is_set():
+            await anyio.sleep_forever()  # the socket is full: the write waits for a reader that never comes
+
+    await app(scope, receive, send)
+
+
+async def test_a_listen_stream_that_stops_reading_holds_up_no_change_and_no_other_listener(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Changes fan out to 2026-07-28 listeners without waiting on any: a stream whose client stopped reading falls
+    behind, is ended when 1,024 events behind, and every change meanwhile is published at once and reaches the
+    listener that reads."""
+    async with run_gateway_in_process() as served, connect(served.base_url, "http-auto") as healthy:
+        async with anyio.create_task_group() as tg:
+            listening = anyio.Event()
+            tg.start_soon(stalled_listener, served.app, served.base_url.removeprefix("http://"), listening)
+            with anyio.fail_after(WAIT):
+                await listening.wait()
+                seen = healthy.tools_changed
+                for _ in range(BURST):
+                    await served.gateway.export.tools_changed()
+                await wait_until(lambda: "backlog full; ending the stream" in caplog.text, WAIT)
+                await healthy.wait_tools_changed(seen)
+                seen = healthy.tools_changed
+                await served.gateway.export.tools_changed()
+                await healthy.wait_tools_changed(seen)  # still listening: the stream ended was the stalled one
+            tg.cancel_scope.cancel()

@@ -220,6 +220,8 @@ async def serve_app(
 class InProcessGateway:
     gateway: Gateway
     base_url: str
+    app: ASGIApp
+    """The ASGI app being served (for tests that play an ASGI server's part in a request)."""
 
     @property
     def mcp_url(self) -> str:
@@ -243,8 +245,9 @@ async def run_gateway_in_process(
     gateway = Gateway(
         config or GatewayConfig(), store=store, admin_token=admin_token, request_state_key=request_state_key
     )
-    async with serve_app(gateway.http_app(), head_timeout=gateway.config.settings.request_timeout) as base_url:
-        yield InProcessGateway(gateway, base_url)
+    app = gateway.http_app()
+    async with serve_app(app, head_timeout=gateway.config.settings.request_timeout) as base_url:
+        yield InProcessGateway(gateway, base_url, app)
 
 
 @asynccontextmanager
