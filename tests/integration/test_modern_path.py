@@ -17,6 +17,7 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
+import uvicorn
 from mcp.client.context import ClientRequestContext
 from mcp.server import streamable_http_manager
 from mcp_types import (
@@ -26,8 +27,10 @@ from mcp_types import (
     LOG_LEVEL_META_KEY,
     PROTOCOL_VERSION_META_KEY,
 )
+from starlette.types import ASGIApp
 
 from lash_gateway import McpServerConfig
+from tests.integration import _gateway as gateway_harness
 from tests.integration._gateway import (
     MCP_HEADERS,
     InProcessGateway,
@@ -192,7 +195,16 @@ async def test_requests_whose_headers_disagree_with_their_body_are_refused_and_n
     assert len(reached_sdk) == len(refusals), "the refusals are the SDK's own"
 
 
-async def test_closing_the_stream_cancels_the_call_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+def plain_uvicorn(app: ASGIApp, *, drain: float, head_timeout: float) -> uvicorn.Server:
+    """uvicorn as an embedder would run the gateway's app: without the gateway's own protocol (its extensions)."""
+    return uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+
+
+@pytest.mark.parametrize("server", ["gateway", "plain uvicorn"])
+async def test_closing_the_stream_cancels_the_call_upstream(monkeypatch: pytest.MonkeyPatch, server: str) -> None:
+    """The gateway's server says at once that a connection was lost; under another ASGI server a task waits for it."""
+    if server == "plain uvicorn":
+        monkeypatch.setattr(gateway_harness, "http_server", plain_uvicorn)
     async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
         body, headers = call("slow", {"seconds": 60, "steps": 600}, progressToken="p")
         with anyio.fail_after(WAIT):
