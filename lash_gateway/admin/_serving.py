@@ -23,6 +23,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Final
 
 import anyio
@@ -91,12 +92,12 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
         _in_head = True
         _head_bytes = 0
         _head_timer: asyncio.TimerHandle | None = None
-        _on_lost: list[Callable[[], None]]
+        _on_lost: set[Callable[[], None]]
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)  # type: ignore[arg-type]
             self._in_head, self._head_bytes = True, 0
-            self._on_lost = []
+            self._on_lost = set()
 
         def data_received(self, data: bytes) -> None:
             if not self._in_head:
@@ -121,14 +122,17 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
             # An ASGI extension: the app can tell whether a client reads (what waits in the socket's buffer), drop
             # the connection at once, unflushed, when it stopped, and hear at once that it went away.
             transport = self.transport
-            self._on_lost = []
             self.scope["extensions"] = {
                 CONNECTION_EXTENSION: {
                     "abort": transport.abort,
                     "buffered": transport.get_write_buffer_size,
-                    "on_disconnect": self._on_lost.append,
+                    "on_disconnect": self._on_disconnect,
                 }
             }
+
+        def _on_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+            self._on_lost.add(callback)
+            return partial(self._on_lost.discard, callback)
 
         def on_headers_complete(self) -> None:
             self._end_head()
@@ -141,7 +145,7 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._end_head()
             super().connection_lost(exc)
-            for callback in self._on_lost:  # the current request's: earlier requests of the connection are done
+            for callback in list(self._on_lost):  # those of the requests still being served
                 callback()
 
         def _end_head(self) -> None:

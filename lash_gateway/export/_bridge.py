@@ -113,10 +113,9 @@ class _Bridge:
         question = _Question(kind, params)
         self.questions[key] = question
         self.wake()
-        if self.first_round is not None:  # this question answers the request: the call goes on meanwhile
-            first_round, self.first_round = self.first_round, None
-            await first_round()
         try:
+            if self.first_round is not None:  # the request is still unanswered: a round answers it, the call goes on
+                await self.first_round()
             with anyio.move_on_after(self.ttl):
                 await question.answered.wait()
         finally:
@@ -146,11 +145,18 @@ class _Bridge:
 class Bridges:
     """The 2026-07-28 calls held between rounds; `spawn` runs each call in a task the export owns."""
 
-    def __init__(self, spawn: Callable[..., None], key: bytes | None = None, ttl: float = DEFAULT_ASK_TIMEOUT) -> None:
+    def __init__(
+        self, spawn: Callable[..., object], key: bytes | None = None, ttl: float = DEFAULT_ASK_TIMEOUT
+    ) -> None:
         self._spawn = spawn
         self._key = key or secrets.token_bytes(32)
         self._ttl = ttl
         self._held: dict[str, _Bridge] = {}
+
+    @property
+    def held(self) -> int:
+        """Calls held now between their client's rounds (each waits for its retry)."""
+        return len(self._held)
 
     async def serve(
         self,
@@ -203,12 +209,16 @@ class Bridges:
         answered = False
 
         async def first_round() -> None:
+            """Each asker comes here until the request is answered; the first past the window sends the round (with
+            every question asked by then), unless the call ended meanwhile: its result is the answer then."""
             nonlocal answered
-            self._held[bridge.id] = bridge
             with anyio.move_on_after(BATCH_WINDOW):  # the round's other questions, asked at about the same time
                 while not bridge.done:
                     await bridge.changed.wait()
+            if answered or bridge.done:
+                return
             answered = True
+            self._held[bridge.id] = bridge  # for the retry; `_run` lets go of it when the call ends
             await answer_now(self._round(bridge))
 
         bridge.first_round = first_round

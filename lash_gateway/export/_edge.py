@@ -36,7 +36,8 @@ CONNECTION_EXTENSION: Final = "lash_gateway.connection"
 """An ASGI scope extension of the gateway's own server (`_serving`), in `scope["extensions"][CONNECTION_EXTENSION]`:
 `abort()` resets the connection without flushing what is buffered for it, `buffered()` says how many bytes wait in
 that buffer (so whether a client still reads), and `on_disconnect(callback)` has `callback()` called the moment the
-client's connection is lost during this request (no task has to wait on `receive()` for it)."""
+client's connection is lost (no task has to wait on `receive()` for it); it returns the function that takes the
+callback back, which a request calls once it is done."""
 
 
 class Edge:

@@ -121,16 +121,19 @@ class FastPath:
         request_id = message["id"]
         if not is_request_id(request_id) or (session_id, request_id) in self._calls:
             return False
-        reply = Reply(send, request_id, HANDSHAKE, ((_SESSION_HEADER, raw_session),))
-        with holding(transport):  # a ping keeps a session alive too, as it does through the SDK
-            if method == "ping":
-                await reply.result({})
-            elif method == "tools/list":
-                await reply.result(self._export.list_result(await self._export.session_of(connection)))
-            elif method == "tools/call" and _is_call(params):
-                await self._call((session_id, request_id), connection, params, reply)
-            else:
-                return False
+        if method not in ("ping", "tools/list") and not (method == "tools/call" and _is_call(params)):
+            return False
+        reply = Reply(send, request_id, HANDSHAKE, ((_SESSION_HEADER, raw_session),), spawn=self._export.spawn)
+        try:
+            with holding(transport):  # a ping keeps a session alive too, as it does through the SDK
+                if method == "ping":
+                    await reply.result({})
+                elif method == "tools/list":
+                    await reply.result(self._export.list_result(await self._export.session_of(connection)))
+                else:
+                    await self._call((session_id, request_id), connection, params, reply)
+        finally:
+            reply.close()
         return True
 
     async def _headers_pass(self, scope: Scope, headers: Mapping[bytes, bytes]) -> bool:

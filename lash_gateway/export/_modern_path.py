@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 import anyio
+from mcp import MCPError
 from mcp.server import ServerRequestContext
 from mcp.server.connection import Connection
-from mcp.server.runner import modern_error_data
+from mcp.server.runner import aclose_shielded, modern_error_data
 from mcp.server.session import ServerSession
 from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import NoBackChannelError
@@ -39,6 +40,7 @@ from mcp.shared.inbound import InboundModernRoute, classify_inbound_request, val
 from mcp.shared.transport_context import TransportContext
 from mcp_types import (
     CORE_RESULT_TYPES,
+    INTERNAL_ERROR,
     SERVER_INFO_META_KEY,
     ProgressToken,
     RequestId,
@@ -107,8 +109,8 @@ class ModernPath:
         if method == "tools/call" and not self._param_headers_pass(scope, params["name"], params.get("arguments")):
             return False
         connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
-        reply = Reply(send, request_id, MODERN)
         meta = cast(RequestParams, typed).meta  # every request's params model is one
+        reply = Reply(send, request_id, MODERN, spawn=self._export.spawn)
         channel = _Channel(reply, request_id, meta.get("progress_token") if meta else None)
         ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
             session=ServerSession(channel, connection, request_meta=meta),
@@ -121,9 +123,17 @@ class ModernPath:
         )
         hangup = _Hangup(scope, receive, self._export.spawn)
 
+        async def answer(result: dict[str, Any]) -> None:
+            try:
+                wire = self._shaped(method, version, result)
+            except Exception as exc:
+                await _fail(reply, exc)
+            else:
+                await reply.result(wire)
+
         async def answer_now(result: dict[str, Any]) -> None:
             hangup.release()  # answered: the call that goes on is its retry's to end
-            await reply.result(self._shaped(method, version, result))
+            await answer(result)
 
         answering = ANSWER_NOW.set(answer_now)
         try:
@@ -131,19 +141,17 @@ class ModernPath:
                 try:
                     # The export's handlers return wire-form dicts (see `McpExport._list_tools`).
                     result = cast(dict[str, Any], await entry.handler(ctx, typed))
-                    wire = self._shaped(method, version, result)
                 except AnsweredEarly:
                     pass
                 except Exception as exc:
-                    error = modern_error_data(exc)
-                    await reply.error(error.code, error.message, error.data)
+                    await _fail(reply, exc)
                 else:
-                    await reply.result(wire)
+                    await answer(result)
         finally:
             ANSWER_NOW.reset(answering)
             hangup.release()
-            with anyio.CancelScope(shield=True):
-                await connection.exit_stack.aclose()  # the request's lash session, as the SDK closes its connection
+            reply.close()
+            await aclose_shielded(connection)  # the request's lash session, as the SDK closes its connection
         return True
 
     def _param_headers_pass(self, scope: Scope, name: str, arguments: Mapping[str, Any] | None) -> bool:
@@ -162,7 +170,11 @@ class ModernPath:
         # tools/list is the export's sanitised surface, which the sieve keeps as it is: sieving thousands of tools per
         # list would cost more than the list (tests/integration/test_modern_path.py compares both paths).
         if method != "tools/list" and (not isinstance(result_type, str) or result_type in CORE_RESULT_TYPES):
-            result = protocol.serialize_server_result(method, version, result)
+            try:
+                result = protocol.serialize_server_result(method, version, result)
+            except ValidationError:  # as the SDK answers it: the gateway's fault, its details in the log only
+                log.exception("the answer to %s is not valid for %s", method, version, extra={"method": method})
+                raise MCPError(INTERNAL_ERROR, "Handler returned an invalid result") from None
         if result.get("resultType") is None:
             result["resultType"] = "complete"
         meta = result.get("_meta")
@@ -171,6 +183,13 @@ class ModernPath:
         elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
             result["_meta"] = {**meta, SERVER_INFO_META_KEY: self._stamp}
         return result
+
+
+async def _fail(reply: Reply, exc: Exception) -> None:
+    """An exception as the SDK answers it on this era (`MCPError` as it says; anything else logged, and an internal
+    error)."""
+    error = modern_error_data(exc)
+    await reply.error(error.code, error.message, error.data)
 
 
 def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | None:
@@ -211,7 +230,7 @@ class _Channel:
         raise NoBackChannelError(method)
 
     async def notify(self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None) -> None:
-        await self.reply.notify(method, params or {})
+        await self.reply.notify(method, params)
 
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         if self.progress_token is None:
@@ -228,20 +247,28 @@ class _Hangup:
     """Cancels the request's `scope` when its client closes the connection (how this era cancels a request), until
     released: once the request is answered, a call that goes on (an input-required round) is its retry's. The
     gateway's server says at once that a connection was lost (`CONNECTION_EXTENSION`); under another ASGI server a
-    task of the export's waits for the disconnect, as the SDK's does (it ends once the answer is sent, when ASGI
-    says `http.disconnect`)."""
+    task of the export's waits for the disconnect until released, as the SDK's waits until its handler ends."""
 
-    def __init__(self, scope: Scope, receive: Receive, spawn: Callable[..., None]) -> None:
+    def __init__(self, scope: Scope, receive: Receive, spawn: Callable[..., object]) -> None:
         self.scope = anyio.CancelScope()
         self._watching = True
+        self._watcher: anyio.CancelScope | None = None
+        self._unwatch: Callable[[], None] | None = None
         on_disconnect = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("on_disconnect")
         if on_disconnect is not None:
-            on_disconnect(self._lost)
+            self._unwatch = on_disconnect(self._lost)
         else:
-            spawn(_until_disconnect, receive, self._lost)
+            self._watcher = anyio.CancelScope()
+            spawn(_until_disconnect, receive, self._lost, self._watcher)
 
     def release(self) -> None:
+        if not self._watching:
+            return
         self._watching = False
+        if self._unwatch is not None:
+            self._unwatch()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     def _lost(self) -> None:
         if self._watching:
@@ -249,7 +276,8 @@ class _Hangup:
             self.scope.cancel()
 
 
-async def _until_disconnect(receive: Receive, lost: Callable[[], None]) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    lost()
+async def _until_disconnect(receive: Receive, lost: Callable[[], None], scope: anyio.CancelScope) -> None:
+    with scope:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        lost()

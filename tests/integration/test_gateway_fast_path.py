@@ -15,7 +15,9 @@ from typing import Any, Final
 import anyio
 import pytest
 
+from lash_gateway import McpServerConfig
 from lash_gateway.admin._settings import GatewaySettings
+from lash_gateway.export import _reply as reply_module
 from tests.integration._gateway import (
     AUTH_TOKEN,
     STDIO_SERVER,
@@ -23,6 +25,7 @@ from tests.integration._gateway import (
     GatewayStarter,
     RawSession,
     ServiceGateway,
+    connected_gateway,
     gauge,
     metrics,
     poll,
@@ -33,6 +36,7 @@ from tests.integration._gateway import (
     wait_servers_connected,
     write_config,
 )
+from tests.servers.launch import PROJECT_ROOT, stdio_command
 
 pytestmark = pytest.mark.anyio
 
@@ -205,3 +209,19 @@ async def test_sigterm_with_a_call_in_flight_stops_the_gateway_after_the_drain_p
                 process.process.send_signal(signal.SIGTERM)
                 with anyio.fail_after(GatewaySettings().shutdown_drain + WAIT):
                     await anyio.to_thread.run_sync(process.process.wait)
+
+
+async def test_a_call_silent_for_long_becomes_a_stream_kept_alive_until_its_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the SDK's answers: after `KEEPALIVE` seconds of silence an SSE stream, with a comment line every
+    `KEEPALIVE` seconds, so a proxy does not take a long call for an idle connection."""
+    monkeypatch.setattr(reply_module, "KEEPALIVE", 0.1)
+    command, args = stdio_command()
+    servers = {STDIO_SERVER: McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT))}
+    async with connected_gateway(servers) as served, raw_session(served.mcp_url) as session:
+        with anyio.fail_after(WAIT):
+            reply = await session.post(call(2, "slow", {"seconds": 0.5, "steps": 1}))
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.text.count(": ping") >= 2
+    assert sse_messages(reply)[-1]["result"]["content"] == [{"type": "text", "text": "slept 0.5s in 1 steps"}]

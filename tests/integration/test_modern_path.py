@@ -30,6 +30,7 @@ from mcp_types import (
 from starlette.types import ASGIApp
 
 from lash_gateway import McpServerConfig
+from lash_gateway.export import _reply as reply_module
 from tests.integration import _gateway as gateway_harness
 from tests.integration._gateway import (
     MCP_HEADERS,
@@ -113,6 +114,8 @@ def to_sdk(served: InProcessGateway) -> None:
     served.gateway.export.server.middleware.append(passing)
 
 
+SILENT: Final = call("slow", {"seconds": 0.5, "steps": 1})
+"""A call that sends nothing for half a second (no progress token: `slow` reports none)."""
 INFO_MESSAGE: Final = {"message": "m", "level": "info"}
 SAME_ANSWERS: Final = {
     "tools/list": request("tools/list"),
@@ -275,4 +278,19 @@ async def test_a_request_answered_with_a_question_keeps_its_call_for_the_retry_t
             _, _, [log] = await exchange(second, served.mcp_url, call("cancel_log", {}))
     assert done["result"]["content"] == [{"type": "text", "text": "accept: ann"}]
     assert "ask" not in log["result"]["structuredContent"]["cancelled"]
+    assert "tools/call" not in reached_sdk
+
+
+async def test_a_call_silent_for_long_becomes_a_stream_kept_alive_until_its_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the SDK answers: after `KEEPALIVE` seconds of silence an SSE stream, with a comment line every `KEEPALIVE`
+    seconds (a proxy must not take a long call for an idle connection)."""
+    monkeypatch.setattr(reply_module, "KEEPALIVE", 0.1)
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        reply = await http.post(served.mcp_url, json=SILENT[0], headers=SILENT[1])
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    assert reply.text.count(": ping") >= 2
+    [result] = sse_messages(reply)
+    assert result["result"]["content"] == [{"type": "text", "text": "slept 0.5s in 1 steps"}]
     assert "tools/call" not in reached_sdk
