@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("bench.bench_core", "bench.bench_pool", "bench.bench_gateway", "bench.bench_load")
+MODULES = ("bench.bench_core", "bench.bench_pool", "bench.bench_gateway", "bench.bench_load", "bench.bench_search")
 
 
 def main() -> None:

@@ -1,0 +1,71 @@
+"""Search over a catalog (`lash_gateway.export._search`): words as people read names, and BM25 ranking that puts what a
+query asks for first. The retrieval quality over 300+ real tools is `bench/bench_search.py`'s to measure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lash_gateway.export._search import CALL_TOOL, SEARCH_TOOLS, ToolIndex, words
+
+
+def tool(name: str, description: str = "", *arguments: str) -> dict[str, Any]:
+    properties = {argument: {"type": "string"} for argument in arguments}
+    return {"name": name, "description": description, "inputSchema": {"type": "object", "properties": properties}}
+
+
+def names(found: list[Any]) -> list[str]:
+    return [found_tool["name"] for found_tool in found]
+
+
+def test_names_split_as_people_read_them() -> None:
+    assert words("github__get_file_contents") == words("github get file contents")
+    assert words("createPullRequest") == words("create pull request")
+    assert words("listS3Buckets") == words("list s 3 buckets")
+    assert words("HTTPServer v2") == ["http", "server", "v", "2"]
+
+
+def test_common_words_are_dropped_and_forms_meet_at_a_stem() -> None:
+    assert words("Search the files for what I want") == ["search", "file"]
+    assert words("searching") == words("search") and words("repositories") == words("repository")
+    assert words("is") == [] and words("") == []
+
+
+def test_a_name_match_ranks_above_a_mention_in_a_description() -> None:
+    index = ToolIndex.of(
+        [
+            tool("send_email", "Send a message to a recipient."),
+            tool("list_events", "List calendar events, for example an email reminder."),
+            tool("delete_file", "Delete a file."),
+        ]
+    )
+    assert names(index.search("email someone")) == ["send_email", "list_events"]
+
+
+def test_argument_names_count() -> None:
+    index = ToolIndex.of([tool("lookup", "Look something up.", "postcode"), tool("weather", "Today's weather.")])
+    assert names(index.search("postcode")) == ["lookup"]
+
+
+def test_rare_words_weigh_more_than_common_ones() -> None:
+    index = ToolIndex.of(
+        [
+            tool("get_issue", "Get an issue of a repository."),
+            tool("get_repository", "Get a repository."),
+            tool("get_branch", "Get a branch of a repository."),
+        ]
+    )
+    assert names(index.search("get issue"))[0] == "get_issue"
+
+
+def test_no_match_and_no_words_find_nothing_and_limit_caps_the_matches() -> None:
+    index = ToolIndex.of([tool(f"read_{n}", "Read a record.") for n in range(30)])
+    assert index.search("launch rockets") == [] and index.search("the of a") == []
+    assert len(index.search("read record")) == 5
+    assert len(index.search("read record", limit=12)) == 12
+    assert ToolIndex.of([]).search("anything") == []
+
+
+def test_the_search_mode_tools_are_valid_tool_definitions() -> None:
+    for definition in (SEARCH_TOOLS, CALL_TOOL):
+        assert definition["inputSchema"]["type"] == "object"
+        assert set(definition["inputSchema"]["required"]) <= set(definition["inputSchema"]["properties"])
