@@ -219,7 +219,8 @@ class Bridges:
                 return
             answered = True
             self._held[bridge.id] = bridge  # for the retry; `_run` lets go of it when the call ends
-            await answer_now(self._round(bridge))
+            with anyio.CancelScope(shield=True):  # the request's answer goes out whole, even if its asker gives up
+                await answer_now(self._round(bridge))
 
         bridge.first_round = first_round
         await self._run(bridge, caller, run)

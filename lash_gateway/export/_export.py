@@ -51,6 +51,7 @@ from ._bridge import Bridges
 from ._catalog import Catalog, CatalogExport
 from ._levels import allows, level_of_request, set_level
 from ._notify import DEFAULT_NOTIFY_TIMEOUT, ListKind, Notifier
+from ._reply import Keepalive
 from ._wire import Surface, error_result, export_surface, for_era, result_to_wire
 
 log = logging.getLogger("lash_gateway.export")
@@ -98,6 +99,8 @@ class McpExport:
         self._calls: set[anyio.CancelScope] = set()
         self._ended: str | None = None
         self._bridges = Bridges(self.spawn, request_state_key)
+        self.keepalive = Keepalive()
+        """Comment lines for the fast path's answers that are silent for long (runs while the export is entered)."""
         self._no_calls: anyio.Event | None = None
         self._catalog: CatalogExport | None = None
         listen: Callable[..., Awaitable[types.SubscriptionsListenResult]] = ListenHandler(self._bus)
@@ -161,6 +164,7 @@ class McpExport:
 
     async def __aenter__(self) -> Self:
         await self._notifier.__aenter__()
+        self.spawn(self.keepalive.run)
         return self
 
     async def __aexit__(

@@ -123,7 +123,7 @@ class FastPath:
             return False
         if method not in ("ping", "tools/list") and not (method == "tools/call" and _is_call(params)):
             return False
-        reply = Reply(send, request_id, HANDSHAKE, ((_SESSION_HEADER, raw_session),), spawn=self._export.spawn)
+        reply = Reply(send, request_id, HANDSHAKE, self._export.keepalive, ((_SESSION_HEADER, raw_session),))
         try:
             with holding(transport):  # a ping keeps a session alive too, as it does through the SDK
                 if method == "ping":

@@ -110,7 +110,7 @@ class ModernPath:
             return False
         connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
         meta = cast(RequestParams, typed).meta  # every request's params model is one
-        reply = Reply(send, request_id, MODERN, spawn=self._export.spawn)
+        reply = Reply(send, request_id, MODERN, self._export.keepalive)
         channel = _Channel(reply, request_id, meta.get("progress_token") if meta else None)
         ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
             session=ServerSession(channel, connection, request_meta=meta),

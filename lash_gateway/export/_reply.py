@@ -1,15 +1,16 @@
 """The answer to one POST the fast path serves: plain JSON when the result is all there is to send, an SSE stream as
 soon as a notification (progress, a log message) has to go before it, as the SDK answers. An answer silent for
-`KEEPALIVE` seconds becomes a stream too, with a comment line every `KEEPALIVE` seconds until the result, as the
-SDK's do: a proxy that cuts idle connections (nginx after 60 s) must not cut a long call.
+`KEEPALIVE` seconds becomes a stream too, with a comment line about every `KEEPALIVE` seconds until the result, as
+the SDK's do: a proxy that cuts idle connections (nginx after 60 s) must not cut a long call. One task per export
+sends them all (`Keepalive`): nothing per request.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import logging
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final, TypeGuard
 
 import anyio
@@ -18,7 +19,9 @@ from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
 from mcp_types import RequestId
 from starlette.types import Send
 
-__all__ = ["HANDSHAKE", "KEEPALIVE", "MODERN", "Reply", "ReplyShape", "is_request_id"]
+__all__ = ["HANDSHAKE", "KEEPALIVE", "MODERN", "Keepalive", "Reply", "ReplyShape", "is_request_id"]
+
+log = logging.getLogger("lash_gateway.fast_path")
 
 Headers = Sequence[tuple[bytes, bytes]]
 KEEPALIVE: Final = 15.0
@@ -47,29 +50,26 @@ MODERN: Final = ReplyShape(
 
 class Reply:
     """One POST's answer. Notifications come from other tasks (the upstream's); a lock, made by the first of them,
-    keeps events whole and in order, the result last. After the answer is complete, notifications are dropped."""
+    keeps events whole and in order (it is fair: first come, first sent), the result last. After the answer is
+    complete, or the request is over (`close`), nothing more goes out."""
 
     def __init__(
-        self,
-        send: Send,
-        request_id: RequestId,
-        shape: ReplyShape,
-        headers: Headers = (),
-        *,
-        spawn: Callable[..., object],
+        self, send: Send, request_id: RequestId, shape: ReplyShape, keepalive: Keepalive, headers: Headers = ()
     ) -> None:
-        """`headers` go with every answer (a session's id); `spawn` runs the keepalive of an answer that is silent for
-        long, in a task of the caller's (none is made for the rest). Call `close()` once the request is over."""
+        """`headers` go with every answer (a session's id). Call `close()` once the request is over."""
         self._send = send
         self._request_id = request_id
         self._shape = shape
         self._headers = headers
         self._lock: anyio.Lock | None = None
         self._streaming = False
-        self._pinging: anyio.CancelScope | None = None
-        self._timer = _later(KEEPALIVE, partial(_start, spawn, self._keep_alive))
+        self._keepalive = keepalive
+        self._pinging = False
+        self.last_sent = time.monotonic()
+        """When something last went out (or the request began)."""
         self.done = False
-        """The answer is complete (or being completed): nothing more goes out."""
+        """The answer is complete (or being completed), or the request is over: nothing more goes out."""
+        keepalive.add(self)
 
     async def notify(self, method: str, params: Mapping[str, Any] | None) -> None:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -78,28 +78,38 @@ class Reply:
         await self._stream(_event(message))
 
     def close(self) -> None:
-        """The request is over: no keepalive any more."""
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._pinging is not None:
-            self._pinging.cancel()
+        """The request is over (answered or not): nothing more goes out, no keepalive either."""
+        self.done = True
+        self._keepalive.discard(self)
 
-    async def _keep_alive(self) -> None:
-        with anyio.CancelScope() as self._pinging:
-            while not self.done:
-                await self._stream(_COMMENT)
-                await anyio.sleep(KEEPALIVE)  # the interval itself: a deadline, not a wait for something
+    def due(self, now: float) -> bool:
+        """Whether the answer has been silent for `KEEPALIVE` seconds (and no comment is on its way)."""
+        return not self.done and not self._pinging and now - self.last_sent >= KEEPALIVE
+
+    async def ping(self) -> None:
+        """A comment line, making the answer an SSE stream if it is not one yet. A failure is the request's to see:
+        it ends nothing else."""
+        self._pinging = True
+        try:
+            await self._stream(_COMMENT)
+        except Exception as exc:
+            log.debug("keepalive not sent: %s", exc, extra={"reason": str(exc)})
+        finally:
+            self._pinging = False
 
     async def _stream(self, data: bytes) -> None:
         if self.done:
-            return  # the answer is complete: nowhere left to send it
+            return
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:
+            if self.done:
+                return  # completed while this waited its turn
             if not self._streaming:
-                self._streaming = True
                 await self._start(200, b"text/event-stream", self._shape.sse_headers)
+                self._streaming = True
             await self._send({"type": "http.response.body", "body": data, "more_body": True})
+            self.last_sent = time.monotonic()
 
     async def result(self, result: Mapping[str, Any]) -> None:
         await self._finish({"jsonrpc": "2.0", "id": self._request_id, "result": result})
@@ -111,8 +121,9 @@ class Reply:
         await self._finish({"jsonrpc": "2.0", "id": self._request_id, "error": error}, code)
 
     async def _finish(self, message: Mapping[str, Any], code: int | None = None) -> None:
-        self.done = True  # before any await: notifications that begin after this are dropped
-        self.close()
+        if self.done:
+            return
+        self.close()  # before any await: notifications and comments that begin after this are dropped
         if self._lock is None:
             body = pydantic_core.to_json(message)
             status = 200 if code is None else self._shape.error_statuses.get(code, 200)
@@ -120,11 +131,37 @@ class Reply:
             await self._send({"type": "http.response.body", "body": body})
             return
         async with self._lock:  # after the notifications that began before the result
+            if not self._streaming:  # the stream's first send never went out (it was cancelled)
+                await self._start(200, b"text/event-stream", self._shape.sse_headers)
+                self._streaming = True
             await self._send({"type": "http.response.body", "body": _event(message)})
 
     async def _start(self, status: int, content_type: bytes, extra: Headers) -> None:
         headers = [(b"content-type", content_type), *self._headers, *extra]
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+
+class Keepalive:
+    """Comment lines for the answers silent for `KEEPALIVE` seconds: one task for every answer of an export (`run`,
+    for the export's lifetime), which looks every `KEEPALIVE / 3` seconds and sends each due comment in a task of
+    its own, so a client that stopped reading holds up nobody else's."""
+
+    def __init__(self) -> None:
+        self._replies: set[Reply] = set()
+
+    def add(self, reply: Reply) -> None:
+        self._replies.add(reply)
+
+    def discard(self, reply: Reply) -> None:
+        self._replies.discard(reply)
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            while True:
+                await anyio.sleep(KEEPALIVE / 3)  # the interval itself: a deadline, not a wait for something
+                now = time.monotonic()
+                for reply in [reply for reply in self._replies if reply.due(now)]:
+                    tg.start_soon(reply.ping)
 
 
 def _event(message: Mapping[str, Any]) -> bytes:
@@ -134,19 +171,3 @@ def _event(message: Mapping[str, Any]) -> bytes:
 def is_request_id(value: object) -> TypeGuard[RequestId]:
     """A JSON-RPC request id: a string or an integer (never a bool, which JSON parsers give as an int's kin)."""
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def _later(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
-    """`callback()` in `delay` seconds, on asyncio's loop (what every ASGI server the gateway runs under uses; under
-    another event loop, answers get no keepalive)."""
-    try:
-        return asyncio.get_running_loop().call_later(delay, callback)
-    except RuntimeError:
-        return None
-
-
-def _start(spawn: Callable[..., object], func: Callable[[], Awaitable[None]]) -> None:
-    try:
-        spawn(func)
-    except RuntimeError:  # the export is closing: its answers are being cut anyway
-        pass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +19,7 @@ from typing import Any, Final
 
 import snowballstemmer
 
-__all__ = ["CALL_TOOL", "SEARCH_TOOLS", "ToolIndex", "words"]
+__all__ = ["CALL_TOOL", "MAX_FIELD", "MAX_LIMIT", "MAX_QUERY_WORDS", "SEARCH_TOOLS", "ToolIndex", "words"]
 
 SEARCH_TOOLS: Final[Mapping[str, Any]] = {
     "name": "search_tools",
@@ -55,18 +54,31 @@ _ARGUMENT_WEIGHT: Final = 1.5
 _DESCRIPTION_WEIGHT: Final = 1.0
 _K1: Final = 1.2
 _B: Final = 0.75
-_WORD: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+MAX_FIELD: Final = 4096
+"""Characters of one field (a description, a query) that count: a hostile megabyte costs no more than a long text."""
+MAX_QUERY_WORDS: Final = 32
+MAX_LIMIT: Final = 50
+_LONGEST_WORD: Final = 40
+"""Longer runs of letters are no words (base64, hashes): left out, so the stem cache holds short strings only."""
+_RUN: Final = re.compile(r"[^\W_]+")
+_ASCII_WORD: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _STOP: Final = frozenset(
     "a an and are as at be by can do does for from how i in into is it its me my of on or our that the their them "
-    "this to use using want we what when where which who will with you your".split()
+    "this to want we what when where which who will with you your".split()
 )
 _STEMMER: Final = snowballstemmer.stemmer("english")
 
 
 def words(text: str) -> list[str]:
-    """The words of `text` as the index compares them: names split at case changes, digits and punctuation, lower
-    case, common English words dropped, each reduced to its stem."""
-    return [_stem(word.lower()) for word in _WORD.findall(text) if word.lower() not in _STOP]
+    """The words of `text` (its first `MAX_FIELD` characters) as the index compares them: split at punctuation and,
+    in ASCII names, at case changes and digits; lower case; common English words dropped; each reduced to its stem."""
+    found = []
+    for run in _RUN.findall(text[:MAX_FIELD]):
+        for word in _ASCII_WORD.findall(run) if run.isascii() else (run,):
+            word = word.lower()
+            if word not in _STOP and len(word) <= _LONGEST_WORD:
+                found.append(_stem(word))
+    return found
 
 
 @lru_cache(maxsize=16384)
@@ -78,45 +90,44 @@ def _stem(word: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ToolIndex:
-    """A BM25 index over a surface's tools (wire-form dicts: `name`, `description`, `inputSchema`)."""
+    """A BM25 index over a surface's tools (wire-form dicts: `name`, `description`, `inputSchema`): for each word,
+    the tools it occurs in and its weight there, so a query costs what its words' tools cost, not the catalog's."""
 
     tools: tuple[Mapping[str, Any], ...]
-    _terms: tuple[Mapping[str, float], ...]
+    _postings: Mapping[str, tuple[tuple[int, float], ...]]
     _lengths: tuple[float, ...]
-    _frequency: Mapping[str, int]
-    """In how many tools each word occurs."""
+    _average: float
 
     @classmethod
     def of(cls, tools: Sequence[Mapping[str, Any]]) -> ToolIndex:
-        terms = tuple(_weighted_terms(tool) for tool in tools)
-        frequency: Counter[str] = Counter()
-        for bag in terms:
-            frequency.update(bag.keys())
-        return cls(tuple(tools), terms, tuple(sum(bag.values()) for bag in terms), frequency)
+        postings: dict[str, list[tuple[int, float]]] = {}
+        lengths = []
+        for position, tool in enumerate(tools):
+            bag = _weighted_terms(tool)
+            for word, weight in bag.items():
+                postings.setdefault(word, []).append((position, weight))
+            lengths.append(sum(bag.values()))
+        average = (sum(lengths) / len(lengths) or 1.0) if lengths else 1.0
+        frozen = {word: tuple(entries) for word, entries in postings.items()}
+        return cls(tuple(tools), frozen, tuple(lengths), average)
 
     def search(self, query: str, limit: int = 5) -> list[Mapping[str, Any]]:
-        """The `limit` tools that best match `query`, best first (none when no word of it occurs)."""
-        asked = set(words(query))
-        if not asked or not self.tools:
+        """The `limit` tools (at most `MAX_LIMIT`) that best match `query`, best first; none when no word of it
+        occurs. Only its first `MAX_QUERY_WORDS` distinct words count."""
+        asked = list(dict.fromkeys(words(query)))[:MAX_QUERY_WORDS]
+        limit = min(limit, MAX_LIMIT)
+        if not asked or limit < 1:
             return []
         count = len(self.tools)
-        average = sum(self._lengths) / count or 1.0
-        idf = {word: _idf(count, self._frequency.get(word, 0)) for word in asked}
-        scored = []
-        for position, (bag, length) in enumerate(zip(self._terms, self._lengths, strict=True)):
-            score = 0.0
-            for word in asked:
-                tf = bag.get(word)
-                if tf:
-                    score += idf[word] * tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / average))
-            if score > 0:
-                scored.append((-score, position))
-        scored.sort()
-        return [self.tools[position] for _, position in scored[:limit]]
-
-
-def _idf(count: int, containing: int) -> float:
-    return math.log(1 + (count - containing + 0.5) / (containing + 0.5))
+        scores: dict[int, float] = {}
+        for word in asked:
+            entries = self._postings.get(word, ())
+            idf = math.log(1 + (count - len(entries) + 0.5) / (len(entries) + 0.5))
+            for position, tf in entries:
+                norm = _K1 * (1 - _B + _B * self._lengths[position] / self._average)
+                scores[position] = scores.get(position, 0.0) + idf * tf * (_K1 + 1) / (tf + norm)
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [self.tools[position] for position, _ in best]
 
 
 def _weighted_terms(tool: Mapping[str, Any]) -> Mapping[str, float]:
@@ -129,8 +140,8 @@ def _weighted_terms(tool: Mapping[str, Any]) -> Mapping[str, float]:
 
 def _fields(tool: Mapping[str, Any]) -> Iterator[tuple[float, str]]:
     yield _NAME_WEIGHT, str(tool.get("name", ""))
-    if tool.get("title"):
-        yield _NAME_WEIGHT, str(tool["title"])
+    if tool.get("title"):  # a display name: it says what the description says, in short
+        yield _DESCRIPTION_WEIGHT, str(tool["title"])
     yield _DESCRIPTION_WEIGHT, str(tool.get("description") or "")
     schema = tool.get("inputSchema")
     properties = schema.get("properties") if isinstance(schema, Mapping) else None

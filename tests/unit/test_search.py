@@ -3,9 +3,18 @@ query asks for first. The retrieval quality over 300+ real tools is `bench/bench
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from lash_gateway.export._search import CALL_TOOL, SEARCH_TOOLS, ToolIndex, words
+from lash_gateway.export._search import (
+    CALL_TOOL,
+    MAX_FIELD,
+    MAX_LIMIT,
+    MAX_QUERY_WORDS,
+    SEARCH_TOOLS,
+    ToolIndex,
+    words,
+)
 
 
 def tool(name: str, description: str = "", *arguments: str) -> dict[str, Any]:
@@ -69,3 +78,22 @@ def test_the_search_mode_tools_are_valid_tool_definitions() -> None:
     for definition in (SEARCH_TOOLS, CALL_TOOL):
         assert definition["inputSchema"]["type"] == "object"
         assert set(definition["inputSchema"]["required"]) <= set(definition["inputSchema"]["properties"])
+
+
+def test_words_beyond_ascii_stay_whole_and_runs_too_long_for_words_are_left_out() -> None:
+    assert words("Résumé für Zürich") == words("résumé") + words("für") + words("zürich")
+    assert words("sha " + "a" * 64) == ["sha"]
+
+
+def test_hostile_sizes_cost_no_more_than_their_bounded_part() -> None:
+    """A megabyte of query or description counts for its first MAX_FIELD characters, a query for its first
+    MAX_QUERY_WORDS distinct words, a limit for MAX_LIMIT matches at most."""
+    huge = " ".join(f"w{n}x" for n in range(200_000))
+    assert len(words(huge)) <= MAX_FIELD
+    index = ToolIndex.of([tool(f"t{n}", huge) for n in range(3)] + [tool(f"read_{n}", "Read.") for n in range(80)])
+    assert names(index.search(huge))[:1] in (["t0"], ["t1"], ["t2"])
+    assert len(index.search("read", limit=10_000)) == MAX_LIMIT
+    assert index.search("read", limit=0) == [] and index.search("read", limit=-1) == []
+    unknown = ["".join(letters) for letters in itertools.product("bcdfghjklm", repeat=4)]  # 10,000 non-words
+    assert index.search(" ".join([*unknown[:MAX_QUERY_WORDS], "read"])) == []  # past the words that count
+    assert len(index.search(" ".join(["read", *unknown]))) == 5
