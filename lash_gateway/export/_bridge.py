@@ -217,7 +217,7 @@ class Bridges:
                     await bridge.changed.wait()
             if answered or bridge.done:
                 return
-            answered = True
+            answered, bridge.first_round = True, None  # later questions go out in the retry's rounds
             self._held[bridge.id] = bridge  # for the retry; `_run` lets go of it when the call ends
             with anyio.CancelScope(shield=True):  # the request's answer goes out whole, even if its asker gives up
                 await answer_now(self._round(bridge))

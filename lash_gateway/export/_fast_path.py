@@ -155,12 +155,7 @@ class FastPath:
         token = params.get("_meta", {}).get("progressToken")
 
         async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
-            notice: dict[str, Any] = {"progressToken": token, "progress": progress}
-            if total is not None:
-                notice["total"] = total
-            if message is not None:
-                notice["message"] = message
-            await reply.notify("notifications/progress", notice)
+            await reply.progress(token, progress, total, message)
 
         async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
             if not allows(level_of_connection(connection), level):  # a setLevel during the call applies at once

@@ -16,7 +16,7 @@ from typing import Any, Final, TypeGuard
 import anyio
 import pydantic_core
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
-from mcp_types import RequestId
+from mcp_types import ProgressToken, RequestId
 from starlette.types import Send
 
 __all__ = ["HANDSHAKE", "KEEPALIVE", "MODERN", "Keepalive", "Reply", "ReplyShape", "is_request_id"]
@@ -76,6 +76,16 @@ class Reply:
         if params is not None:
             message["params"] = params
         await self._stream(_event(message))
+
+    async def progress(
+        self, token: ProgressToken, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        params: dict[str, Any] = {"progressToken": token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        await self.notify("notifications/progress", params)
 
     def close(self) -> None:
         """The request is over (answered or not): nothing more goes out, no keepalive either."""
