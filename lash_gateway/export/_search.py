@@ -5,7 +5,9 @@ with its description and input schema) and `call_tool` (a name and its arguments
 words, weighted by where they come from (its name counts most, then its argument names, then its description), with
 names split as people read them (`get_file_contents`, `createIssue`, `github__search_repos`) and words reduced to
 their stem (Snowball's English stemmer), so "files" finds `list_file` and "repositories" finds `get_repository`.
-No model and no network: an index is built from a surface once and kept with it.
+A small table of related words (`_RELATED_GROUPS`: "erase" for delete, "ticket" for issue) counts at half weight.
+No model and no network: an index is built from a surface once and kept with it. Requests in the tools' own words
+are found well, requests in quite other words much less (`bench/bench_search.py` measures both).
 """
 
 from __future__ import annotations
@@ -67,6 +69,42 @@ _STOP: Final = frozenset(
     "this to want we what when where which who will with you your".split()
 )
 _STEMMER: Final = snowballstemmer.stemmer("english")
+_RELATED_WEIGHT: Final = 0.5
+"""A word's weight when a query has it through a related word of it (exact words count fully)."""
+_RELATED_GROUPS: Final = (
+    # What tools do, in the words their names use and the words people ask with.
+    "create add new make insert post open write",
+    "delete remove erase drop destroy forget purge",
+    "get fetch read retrieve show view see look",
+    "list enumerate all browse",
+    "update edit change modify patch set rename",
+    "search find query lookup locate",
+    "kill stop terminate abort cancel end halt",
+    "run execute start launch trigger invoke",
+    "send post message tell notify say",
+    "watch alert notify subscribe follow monitor",
+    "fail failure error broke broken crash bug",
+    "issue ticket bug",
+    "chart plot graph diagram draw visualize",
+    "schema field structure column type",
+    "size big large bytes",
+    "distance far apart travel",
+    "directory folder",
+    "note journal daily",
+    "link point reference",
+    "review reviewer approve",
+    "commit save",
+    "block paragraph",
+)
+
+
+def _related() -> Mapping[str, tuple[str, ...]]:
+    stems = [tuple(dict.fromkeys(words(group))) for group in _RELATED_GROUPS]
+    related: dict[str, list[str]] = {}
+    for group in stems:
+        for word in group:
+            related.setdefault(word, []).extend(other for other in group if other != word)
+    return {word: tuple(dict.fromkeys(others)) for word, others in related.items()}
 
 
 def words(text: str) -> list[str]:
@@ -118,16 +156,23 @@ class ToolIndex:
         limit = min(limit, MAX_LIMIT)
         if not asked or limit < 1:
             return []
+        weights = dict.fromkeys(asked, 1.0)
+        for word in asked:  # a query's words count fully, words related to them (`_RELATED_GROUPS`) half
+            for other in _RELATED.get(word, ()):
+                weights.setdefault(other, _RELATED_WEIGHT)
         count = len(self.tools)
         scores: dict[int, float] = {}
-        for word in asked:
+        for word, weight in weights.items():
             entries = self._postings.get(word, ())
-            idf = math.log(1 + (count - len(entries) + 0.5) / (len(entries) + 0.5))
+            idf = weight * math.log(1 + (count - len(entries) + 0.5) / (len(entries) + 0.5))
             for position, tf in entries:
                 norm = _K1 * (1 - _B + _B * self._lengths[position] / self._average)
                 scores[position] = scores.get(position, 0.0) + idf * tf * (_K1 + 1) / (tf + norm)
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return [self.tools[position] for position, _ in best]
+
+
+_RELATED: Final = _related()
 
 
 def _weighted_terms(tool: Mapping[str, Any]) -> Mapping[str, float]:

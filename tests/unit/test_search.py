@@ -97,3 +97,10 @@ def test_hostile_sizes_cost_no_more_than_their_bounded_part() -> None:
     unknown = ["".join(letters) for letters in itertools.product("bcdfghjklm", repeat=4)]  # 10,000 non-words
     assert index.search(" ".join([*unknown[:MAX_QUERY_WORDS], "read"])) == []  # past the words that count
     assert len(index.search(" ".join(["read", *unknown]))) == 5
+
+
+def test_related_words_count_for_half_so_a_request_in_other_words_still_finds_the_tool() -> None:
+    index = ToolIndex.of([tool("delete_file", "Delete a file."), tool("read_file", "Read a file.")])
+    assert names(index.search("erase a file"))[0] == "delete_file"
+    exact = ToolIndex.of([tool("remove_entry", "Remove an entry."), tool("delete_entry", "Delete an entry.")])
+    assert names(exact.search("remove entry"))[0] == "remove_entry"  # the word asked for outweighs its relatives
