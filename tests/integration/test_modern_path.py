@@ -125,10 +125,11 @@ SAME_ANSWERS: Final = {
     "call, an unknown tool": call("nothing", {}),
     "call, with its Mcp-Param header": routed("eu-west", "eu-west"),
     "call, progress first": call("slow", {"seconds": 0.05, "steps": 2}, progressToken="p1"),
-    "call, log messages at the level asked": call(
-        "log", {"message": "m", "level": "info"}, **{LOG_LEVEL_META_KEY: "info"}
+    "call, log messages at the level asked": call("log", INFO_MESSAGE, **{LOG_LEVEL_META_KEY: "info"}),
+    "call, no log messages below it": call("log", INFO_MESSAGE, **{LOG_LEVEL_META_KEY: "error"}),
+    "call, from a client that takes questions": call(
+        "echo", {"text": "hi"}, **{CLIENT_CAPABILITIES_META_KEY: {"elicitation": {}, "sampling": {}}}
     ),
-    "call, no log messages below it": call("log", {"message": "m", "level": "info"}, **{LOG_LEVEL_META_KEY: "error"}),
     "resources/list": request("resources/list"),
     "resources/templates/list": request("resources/templates/list"),
     "read": request("resources/read", {"uri": "test://static/text"}),
