@@ -42,6 +42,8 @@ from .admin._settings import load_gateway_config as load_gateway_config
 from .admin._store import StateStore as StateStore
 from .admin._store import StoredChange as StoredChange
 from .export._export import McpExport as McpExport
+from .export._views import ToolOverride as ToolOverride
+from .export._views import View as View
 from .upstream._network import NetworkGuard as NetworkGuard
 from .upstream._plugin import McpPluginFactory as McpPluginFactory
 from .upstream._plugin import McpSessionPlugin as McpSessionPlugin
@@ -80,6 +82,7 @@ __all__ = [
     "StoreError",
     "StoredChange",
     "ToolFilter",
+    "ToolOverride",
     "UnknownPrompt",
     "UnknownResource",
     "UnknownTool",
@@ -87,6 +90,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamUnavailable",
+    "View",
     "export_name",
     "load_gateway_config",
     "load_mcp_servers",

@@ -52,6 +52,8 @@ from ._catalog import Catalog, CatalogExport
 from ._levels import allows, level_of_request, set_level
 from ._notify import DEFAULT_NOTIFY_TIMEOUT, ListKind, Notifier
 from ._reply import Keepalive
+from ._search import CALL_TOOL, SEARCH_TOOLS, search_result
+from ._views import View
 from ._wire import Surface, error_result, export_surface, for_era, result_to_wire
 
 log = logging.getLogger("lash_gateway.export")
@@ -83,11 +85,16 @@ class McpExport:
         notify_timeout: float = DEFAULT_NOTIFY_TIMEOUT,
         catalog: Catalog | None = None,
         request_state_key: bytes | None = None,
+        view: View | None = None,
+        server_of: Callable[[str], str | None] = lambda lash_name: None,
     ) -> None:
         """`catalog` serves resources, templates, prompts and completion (without one, only tools).
         `request_state_key` signs the `requestState` of input-required rounds (see `_bridge`): give every process
-        of a deployment the same one; without it, a random key of this process."""
+        of a deployment the same one; without it, a random key of this process. `view` shows the tools as one
+        client should see them (`_views`); `server_of` names the upstream server of a lash tool, for its `servers`."""
         self._core = core
+        self._view = view
+        self._server_of = server_of
         self._limit = name_limit
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
@@ -270,7 +277,10 @@ class McpExport:
         tools = session.tools()
         surface = self._surface
         if surface is None or surface.key is not tools:
-            surface = self._surface = export_surface(tools, self._limit)
+            surface = export_surface(tools, self._limit)
+            if self._view is not None:
+                surface = self._view.apply(surface, self._server_of)
+            self._surface = surface
         return surface
 
     def list_result(self, session: Session) -> dict[str, Any]:
@@ -294,9 +304,20 @@ class McpExport:
         Raises:
             CallsEnded: `end_calls()` ended this call, or was called before it began.
         """
-        lash_name = self._surface_of(session).lash_names.get(name)
+        surface = self._surface_of(session)
+        if surface.index is not None:  # a view in search mode
+            if name == SEARCH_TOOLS["name"]:
+                return search_result(surface.index, arguments)
+            if name == CALL_TOOL["name"]:
+                called, called_with = arguments.get("name"), arguments.get("arguments") or {}
+                if not isinstance(called, str) or not isinstance(called_with, Mapping):
+                    return error_result("call_tool takes a tool's `name` (a string) and its `arguments` (an object)")
+                name, arguments = called, called_with
+        lash_name = surface.lash_names.get(name)
         if lash_name is None:
             return error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
+        if name in surface.fixed:
+            arguments = {**arguments, **surface.fixed[name]}
         if self._ended is not None:
             raise CallsEnded(self._ended)
         started = time.perf_counter()

@@ -12,6 +12,7 @@ are found well, requests in quite other words much less (`bench/bench_search.py`
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +22,16 @@ from typing import Any, Final
 
 import snowballstemmer
 
-__all__ = ["CALL_TOOL", "MAX_FIELD", "MAX_LIMIT", "MAX_QUERY_WORDS", "SEARCH_TOOLS", "ToolIndex", "words"]
+__all__ = [
+    "CALL_TOOL",
+    "MAX_FIELD",
+    "MAX_LIMIT",
+    "MAX_QUERY_WORDS",
+    "SEARCH_TOOLS",
+    "ToolIndex",
+    "search_result",
+    "words",
+]
 
 SEARCH_TOOLS: Final[Mapping[str, Any]] = {
     "name": "search_tools",
@@ -195,3 +205,23 @@ def _fields(tool: Mapping[str, Any]) -> Iterator[tuple[float, str]]:
             yield _ARGUMENT_WEIGHT, str(argument)
             if isinstance(spec, Mapping) and isinstance(spec.get("description"), str):
                 yield _DESCRIPTION_WEIGHT / 2, spec["description"]
+
+
+def search_result(index: ToolIndex, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The `tools/call` result of `search_tools`: the matches (name, description, input schema) as structured content,
+    and as JSON text for clients that read text only."""
+    query, limit = arguments.get("query"), arguments.get("limit", 5)
+    if not isinstance(query, str) or not isinstance(limit, int) or isinstance(limit, bool):
+        return {
+            "content": [{"type": "text", "text": "search_tools takes a `query` (a string) and a `limit` (an integer)"}],
+            "isError": True,
+        }
+    matches = [
+        {key: tool[key] for key in ("name", "title", "description", "inputSchema") if key in tool}
+        for tool in index.search(query, limit)
+    ]
+    return {
+        "content": [{"type": "text", "text": json.dumps(matches)}],
+        "structuredContent": {"tools": matches},
+        "isError": False,
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.shared.inbound import x_mcp_header_map
@@ -20,6 +20,7 @@ from lash_core import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart,
 
 from .._naming import export_names
 from .._schema import SanitizedTool, sanitize_tool
+from ._search import ToolIndex
 
 __all__ = ["Surface", "error_result", "export_surface", "for_era", "result_to_wire"]
 
@@ -37,6 +38,10 @@ class Surface:
     """Export name -> the input schema as exported."""
     routed: frozenset[str]
     """Export names of the tools whose schema asks for `Mcp-Param-*` headers (`x-mcp-header`)."""
+    fixed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Export name -> argument values a view fixes (`_views`)."""
+    index: ToolIndex | None = None
+    """In a view's search mode: the index `search_tools` searches (`tools` lists only it, `call_tool` and pins)."""
 
 
 def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:

@@ -1,0 +1,94 @@
+"""A view of the export's tools (`McpExport(view=...)`, the tools of a virtual server): picked by server and name,
+renamed and rewritten, arguments fixed by the gateway, or found through search. Seen by the official SDK client,
+in-process, in both protocol eras."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final, Literal
+
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from lash_core import LashCore, ToolCall, ToolResult
+from lash_core.testing import StaticToolProvider, simple_tool
+from lash_gateway import McpExport, ToolOverride, View
+
+pytestmark = pytest.mark.anyio
+
+MODES: Final = ("legacy", "auto")
+TOOLS: Final = (
+    simple_tool("mcp__docs__fetch", url="string", format="string"),
+    simple_tool("mcp__docs__delete_page", url="string"),
+    simple_tool("mcp__search__web", query="string"),
+    simple_tool("mcp__other__thing"),
+)
+RENAMED: Final = {
+    "docs__fetch": ToolOverride(name="read_page", description="Read a page as Markdown.", arguments={"format": "md"})
+}
+
+
+async def answer(call: ToolCall) -> ToolResult:
+    return ToolResult.ok({"tool": call.name, "args": dict(call.args)})
+
+
+def server_of(lash_name: str) -> str | None:
+    return lash_name.split("__")[1] if lash_name.startswith("mcp__") else None
+
+
+@asynccontextmanager
+async def viewed(view: View, mode: Literal["legacy", "auto"]) -> AsyncIterator[tuple[Client, StaticToolProvider]]:
+    provider = StaticToolProvider(TOOLS, answer)
+    export = McpExport(LashCore.builder().tools(provider).build(), view=view, server_of=server_of)
+    async with export, Client(export.server, mode=mode, cache=None) as client:
+        yield client, provider
+
+
+def structured(result: types.CallToolResult) -> Any:
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_view_shows_the_tools_it_picks_as_it_rewrites_them(mode: Literal["legacy", "auto"]) -> None:
+    view = View(servers=("docs", "search"), deny=("*delete*",), overrides=RENAMED)
+    async with viewed(view, mode) as (client, provider):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert set(tools) == {"read_page", "search__web"}
+        assert tools["read_page"].description == "Read a page as Markdown."
+        assert set(tools["read_page"].input_schema["properties"]) == {"url"}  # `format` is the gateway's to set
+        assert tools["read_page"].input_schema["required"] == ["url"]
+
+        read = await client.call_tool("read_page", {"url": "https://example.com"})
+        assert structured(read) == {"tool": "mcp__docs__fetch", "args": {"url": "https://example.com", "format": "md"}}
+        overruled = await client.call_tool("read_page", {"url": "u", "format": "html"})
+        assert structured(overruled)["args"]["format"] == "md"
+        for hidden in ("docs__delete_page", "other__thing", "docs__fetch"):
+            refused = await client.call_tool(hidden, {"url": "u"})
+            assert refused.is_error and "unknown tool" in str(refused.content)
+        assert [call.name for call in provider.calls] == ["mcp__docs__fetch", "mcp__docs__fetch"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_search_mode_lists_two_tools_and_the_pinned_and_finds_and_calls_the_rest(
+    mode: Literal["legacy", "auto"],
+) -> None:
+    view = View(servers=("docs", "search"), overrides=RENAMED, mode="search", pinned=("search__web",))
+    async with viewed(view, mode) as (client, provider):
+        listed = [tool.name for tool in (await client.list_tools()).tools]
+        assert listed == ["search_tools", "call_tool", "search__web"]
+
+        found = structured(await client.call_tool("search_tools", {"query": "read a page"}))["tools"]
+        assert found[0]["name"] == "read_page" and set(found[0]["inputSchema"]["properties"]) == {"url"}
+        assert "other__thing" not in {tool["name"] for tool in found}
+
+        called = await client.call_tool("call_tool", {"name": "read_page", "arguments": {"url": "u"}})
+        assert structured(called) == {"tool": "mcp__docs__fetch", "args": {"url": "u", "format": "md"}}
+        pinned = await client.call_tool("search__web", {"query": "q"})
+        assert structured(pinned)["tool"] == "mcp__search__web"
+        outside = await client.call_tool("call_tool", {"name": "other__thing", "arguments": {}})
+        assert outside.is_error and "unknown tool" in str(outside.content)
+        malformed = await client.call_tool("call_tool", {"name": 3})
+        assert malformed.is_error and "call_tool takes" in str(malformed.content)
