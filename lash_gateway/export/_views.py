@@ -111,12 +111,8 @@ class View:
 
 def _overridden(tool: Mapping[str, Any], override: ToolOverride) -> Mapping[str, Any]:
     shown = dict(tool)
-    if override.name is not None:
-        shown["name"] = override.name
-    if override.title is not None:
-        shown["title"] = override.title
-    if override.description is not None:
-        shown["description"] = override.description
+    rewritten = {"name": override.name, "title": override.title, "description": override.description}
+    shown.update({key: value for key, value in rewritten.items() if value is not None})
     if override.annotations is not None:
         shown["annotations"] = dict(override.annotations)
     if override.arguments:
