@@ -52,7 +52,7 @@ from ._catalog import Catalog, CatalogExport
 from ._levels import allows, level_of_request, set_level
 from ._notify import DEFAULT_NOTIFY_TIMEOUT, ListKind, Notifier
 from ._reply import Keepalive
-from ._search import CALL_TOOL, SEARCH_TOOLS, search_result
+from ._search import CALL_TOOL, SEARCH_TOOLS, ToolIndex, search_result
 from ._views import View
 from ._wire import Surface, error_result, export_surface, for_era, result_to_wire
 
@@ -95,6 +95,7 @@ class McpExport:
         self._core = core
         self._view = view
         self._server_of = server_of
+        self._index: tuple[Surface, ToolIndex] | None = None
         self._limit = name_limit
         self._on_call = on_call
         self._bus = InMemorySubscriptionBus()
@@ -283,6 +284,13 @@ class McpExport:
             self._surface = surface
         return surface
 
+    def _index_of(self, surface: Surface) -> ToolIndex:
+        """The search index of a view's surface, built on its first search and kept while the surface lasts."""
+        index = self._index
+        if index is None or index[0] is not surface:
+            index = self._index = (surface, ToolIndex.of(surface.searchable or ()))
+        return index[1]
+
     def list_result(self, session: Session) -> dict[str, Any]:
         """A `tools/list` result (wire form) for `session`."""
         return {"tools": list(self._surface_of(session).tools)}
@@ -305,9 +313,9 @@ class McpExport:
             CallsEnded: `end_calls()` ended this call, or was called before it began.
         """
         surface = self._surface_of(session)
-        if surface.index is not None:  # a view in search mode
+        if surface.searchable is not None:  # a view in search mode
             if name == SEARCH_TOOLS["name"]:
-                return search_result(surface.index, arguments)
+                return search_result(self._index_of(surface), arguments)
             if name == CALL_TOOL["name"]:
                 called, called_with = arguments.get("name"), arguments.get("arguments") or {}
                 if not isinstance(called, str) or not isinstance(called_with, Mapping):

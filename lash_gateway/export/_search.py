@@ -207,17 +207,24 @@ def _fields(tool: Mapping[str, Any]) -> Iterator[tuple[float, str]]:
                 yield _DESCRIPTION_WEIGHT / 2, spec["description"]
 
 
+_MATCH_KEYS: Final = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+
+
 def search_result(index: ToolIndex, arguments: Mapping[str, Any]) -> dict[str, Any]:
     """The `tools/call` result of `search_tools`: the matches (name, description, input schema) as structured content,
     and as JSON text for clients that read text only."""
     query, limit = arguments.get("query"), arguments.get("limit", 5)
-    if not isinstance(query, str) or not isinstance(limit, int) or isinstance(limit, bool):
+    if not isinstance(query, str) or not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 20:
         return {
-            "content": [{"type": "text", "text": "search_tools takes a `query` (a string) and a `limit` (an integer)"}],
+            "content": [{"type": "text", "text": "search_tools takes a `query` (a string) and a `limit` (1 to 20)"}],
             "isError": True,
         }
     matches = [
-        {key: tool[key] for key in ("name", "title", "description", "inputSchema") if key in tool}
+        {
+            key: tool[key]
+            for key in ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+            if key in tool
+        }
         for tool in index.search(query, limit)
     ]
     return {

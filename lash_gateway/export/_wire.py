@@ -20,7 +20,6 @@ from lash_core import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart,
 
 from .._naming import export_names
 from .._schema import SanitizedTool, sanitize_tool
-from ._search import ToolIndex
 
 __all__ = ["Surface", "error_result", "export_surface", "for_era", "result_to_wire"]
 
@@ -40,8 +39,8 @@ class Surface:
     """Export names of the tools whose schema asks for `Mcp-Param-*` headers (`x-mcp-header`)."""
     fixed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Export name -> argument values a view fixes (`_views`)."""
-    index: ToolIndex | None = None
-    """In a view's search mode: the index `search_tools` searches (`tools` lists only it, `call_tool` and pins)."""
+    searchable: tuple[Mapping[str, Any], ...] | None = None
+    """In a view's search mode: the tools `search_tools` searches (`tools` lists only it, `call_tool` and pins)."""
 
 
 def export_surface(tools: tuple[ToolDefinition, ...], limit: int) -> Surface:

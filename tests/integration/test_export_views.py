@@ -12,9 +12,9 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from lash_core import LashCore, ToolCall, ToolResult
+from lash_core import LashCore, ToolCall, ToolDefinition, ToolResult
 from lash_core.testing import StaticToolProvider, simple_tool
-from lash_gateway import McpExport, ToolOverride, View
+from lash_gateway import ConfigError, McpExport, ToolOverride, View
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +92,41 @@ async def test_search_mode_lists_two_tools_and_the_pinned_and_finds_and_calls_th
         assert outside.is_error and "unknown tool" in str(outside.content)
         malformed = await client.call_tool("call_tool", {"name": 3})
         assert malformed.is_error and "call_tool takes" in str(malformed.content)
+
+
+async def test_a_view_fails_closed() -> None:
+    """A renamed tool whose new name is taken, or whose fixed argument cannot be taken out of its schema, is left
+    out (never shown under its plain name, never with the argument the view fixes); a renamed tool keeps the
+    `Mcp-Param-*` checks its schema asks for."""
+    intricate = ToolDefinition(
+        "mcp__docs__deploy",
+        "Deploy.",
+        {"type": "object", "properties": {"env": {"type": "string"}}, "anyOf": [{"properties": {"env": {}}}]},
+    )
+    routed = ToolDefinition(
+        "mcp__docs__route",
+        "Route.",
+        {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}},
+    )
+    provider = StaticToolProvider([*TOOLS, intricate, routed], answer)
+    overrides = {
+        "docs__delete_page": ToolOverride(name="search__web"),  # taken by the tool of that name
+        "docs__deploy": ToolOverride(arguments={"env": "staging"}),
+        "docs__route": ToolOverride(name="route_to"),
+    }
+    export = McpExport(LashCore.builder().tools(provider).build(), view=View(overrides=overrides), server_of=server_of)
+    async with export, Client(export.server, mode="legacy", cache=None) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+    assert names == {"docs__fetch", "search__web", "other__thing", "route_to"}
+    assert export.routed_schema("route_to") is not None
+
+
+def test_views_refuse_config_of_the_wrong_shape() -> None:
+    with pytest.raises(ConfigError, match="deny"):
+        View(deny="docs__delete_page")  # type: ignore[arg-type]  # a string: every character a glob
+    with pytest.raises(ConfigError, match="mode"):
+        View(mode="Search")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="name"):
+        ToolOverride(name="read page")
+    with pytest.raises(ConfigError, match="title"):
+        ToolOverride(title=5)  # type: ignore[arg-type]
