@@ -7,7 +7,8 @@ pinned ones (`_search`); every tool of the view stays callable through `call_too
 
 Every pattern and override names a tool by the name the plain export gives it, so one config reads the same
 whatever the view renames. It fails closed: a tool whose rewrite cannot be made as asked (a new name taken, an
-argument fixed in a schema too intricate to take it out of) is left out, with a warning.
+argument fixed in a schema too intricate to take it out of, or one its schema sends as an `Mcp-Param-*` header) is
+left out, with a warning.
 """
 
 from __future__ import annotations
@@ -175,11 +176,17 @@ class View:
         if override.arguments:
             schema = tool["inputSchema"]
             intricate = _INTRICATE & schema.keys()
-            if intricate:
+            routed = {path[0] for path in x_mcp_header_map(schema)} & override.arguments.keys()
+            if intricate or routed:
+                why = (
+                    f"a schema with {', '.join(sorted(intricate))}"
+                    if intricate
+                    else f"{', '.join(sorted(routed))}, which its schema sends as Mcp-Param headers too"
+                )
                 log.warning(
-                    "tool %s left out of a view: its arguments cannot be fixed in a schema with %s",
+                    "tool %s left out of a view: its arguments cannot be fixed in %s",
                     tool["name"],
-                    ", ".join(sorted(intricate)),
+                    why,
                     extra={"tool": tool["name"]},
                 )
                 return None

@@ -96,8 +96,8 @@ async def test_search_mode_lists_two_tools_and_the_pinned_and_finds_and_calls_th
 
 async def test_a_view_fails_closed() -> None:
     """A renamed tool whose new name is taken, or whose fixed argument cannot be taken out of its schema, is left
-    out (never shown under its plain name, never with the argument the view fixes); a renamed tool keeps the
-    `Mcp-Param-*` checks its schema asks for."""
+    out (never shown under its plain name, never with the argument the view fixes), and so is one whose fixed
+    argument its schema sends as an `Mcp-Param-*` header; a renamed tool keeps the checks its schema asks for."""
     intricate = ToolDefinition(
         "mcp__docs__deploy",
         "Deploy.",
@@ -108,11 +108,13 @@ async def test_a_view_fails_closed() -> None:
         "Route.",
         {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}},
     )
-    provider = StaticToolProvider([*TOOLS, intricate, routed], answer)
+    pinned_region = ToolDefinition("mcp__docs__pinned", "Pinned.", routed.input_schema)
+    provider = StaticToolProvider([*TOOLS, intricate, routed, pinned_region], answer)
     overrides = {
         "docs__delete_page": ToolOverride(name="search__web"),  # taken by the tool of that name
         "docs__deploy": ToolOverride(arguments={"env": "staging"}),
         "docs__route": ToolOverride(name="route_to"),
+        "docs__pinned": ToolOverride(arguments={"region": "eu"}),  # a header would say otherwise, unchecked
     }
     export = McpExport(LashCore.builder().tools(provider).build(), view=View(overrides=overrides), server_of=server_of)
     async with export, Client(export.server, mode="legacy", cache=None) as client:
