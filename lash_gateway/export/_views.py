@@ -23,6 +23,7 @@ from mcp.shared.inbound import x_mcp_header_map
 
 from .._errors import ConfigError
 from .._naming import is_valid_tool_name
+from .._tool_filter import ToolFilter
 from ._search import CALL_TOOL, SEARCH_TOOLS
 from ._wire import Surface
 
@@ -85,25 +86,26 @@ class ToolOverride:
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """A client's view of the tools. `servers` and `allow` are globs a tool must match (its upstream server's name;
-    its exported name), `deny` globs it must not; tools of no server (a plugin's) pass `servers` only through `*`.
+    """A client's view of the tools. `servers` are globs a tool's upstream server must match (tools of no server, a
+    plugin's, pass only through `*`); `tools` filters their exported names, as a server's `tools` filters the names
+    its upstream lists.
 
     Raises:
         ConfigError: a field of the wrong type (a string where a list of globs belongs, an unknown mode).
     """
 
     servers: tuple[str, ...] = ("*",)
-    allow: tuple[str, ...] = ("*",)
-    deny: tuple[str, ...] = ()
+    tools: ToolFilter = ToolFilter()
     overrides: Mapping[str, ToolOverride] = field(default_factory=dict)
     mode: Literal["full", "search"] = "full"
     pinned: tuple[str, ...] = ()
     """Tools listed as usual in search mode (by their plain exported names)."""
 
     def __post_init__(self) -> None:
-        for label, patterns in (("servers", self.servers), ("allow", self.allow), ("deny", self.deny)):
-            _check_names(label, patterns)
+        _check_names("servers", self.servers)
         _check_names("pinned", self.pinned)
+        if not isinstance(self.tools, ToolFilter):
+            raise ConfigError(None, "a ToolFilter (allow and deny globs)", field="tools")
         if self.mode not in ("full", "search"):
             raise ConfigError(None, f"{self.mode!r}: 'full' or 'search'", field="mode")
         if not all(isinstance(override, ToolOverride) for override in self.overrides.values()):
@@ -157,11 +159,7 @@ class View:
             in_servers = "*" in self.servers
         else:
             in_servers = any(fnmatchcase(server, pattern) for pattern in self.servers)
-        return (
-            in_servers
-            and any(fnmatchcase(exported, pattern) for pattern in self.allow)
-            and not any(fnmatchcase(exported, pattern) for pattern in self.deny)
-        )
+        return in_servers and self.tools.allows(exported)
 
     def _shown(self, tool: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """`tool` as the view shows it; None when its arguments cannot be fixed as asked."""

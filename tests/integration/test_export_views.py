@@ -11,10 +11,11 @@ from typing import Any, Final, Literal
 import mcp_types as types
 import pytest
 from mcp import Client
+from pydantic import ValidationError
 
 from lash_core import LashCore, ToolCall, ToolDefinition, ToolResult
 from lash_core.testing import StaticToolProvider, simple_tool
-from lash_gateway import ConfigError, McpExport, ToolOverride, View
+from lash_gateway import ConfigError, McpExport, ToolFilter, ToolOverride, View
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +54,7 @@ def structured(result: types.CallToolResult) -> Any:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_view_shows_the_tools_it_picks_as_it_rewrites_them(mode: Literal["legacy", "auto"]) -> None:
-    view = View(servers=("docs", "search"), deny=("*delete*",), overrides=RENAMED)
+    view = View(servers=("docs", "search"), tools=ToolFilter(deny=["*delete*"]), overrides=RENAMED)
     async with viewed(view, mode) as (client, provider):
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(tools) == {"read_page", "search__web"}
@@ -124,8 +125,10 @@ async def test_a_view_fails_closed() -> None:
 
 
 def test_views_refuse_config_of_the_wrong_shape() -> None:
-    with pytest.raises(ConfigError, match="deny"):
-        View(deny="docs__delete_page")  # type: ignore[arg-type]  # a string: every character a glob
+    with pytest.raises(ConfigError, match="servers"):
+        View(servers="docs")  # type: ignore[arg-type]  # a string: every character a glob
+    with pytest.raises(ValidationError, match="deny"):
+        View(tools=ToolFilter(deny="docs__delete_page"))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="mode"):
         View(mode="Search")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="name"):
