@@ -1,4 +1,4 @@
-"""`lash-gateway attach | detach | status`: talk to a running gateway's admin API.
+"""`lash-gateway attach | detach | status | virtual-server | audit`: talk to a running gateway's admin API.
 
 The address comes from `--admin-url`, LASH_GATEWAY_ADMIN_URL, or the `admin-url` file the local
 gateway writes in its state directory; the token from `--admin-token`, LASH_GATEWAY_ADMIN_TOKEN,
@@ -51,6 +51,31 @@ def add_admin_commands(commands: Any) -> None:
     detach = commands.add_parser("detach", parents=[common], help="detach a server")
     detach.add_argument("name")
     commands.add_parser("status", parents=[common], help="a table of attached servers")
+    virtual = commands.add_parser(
+        "virtual-server", aliases=["vs"], parents=[common], help="list, show, put or remove virtual servers; tokens"
+    )
+    actions = virtual.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", parents=[common], help="a table of virtual servers")
+    actions.add_parser("show", parents=[common], help="one virtual server, with its tools").add_argument("name")
+    put = actions.add_parser("put", parents=[common], help="make or change one from a JSON file (- for stdin)")
+    put.add_argument("name")
+    put.add_argument("file", help="the virtual server's config as JSON, as in gateway.virtual_servers.<name>")
+    actions.add_parser("rm", parents=[common], help="remove one (its clients are disconnected)").add_argument("name")
+    token = actions.add_parser("token", parents=[common], help="make a client token (printed once)")
+    token.add_argument("name")
+    token.add_argument("--replace", action="store_true", help="revoke every other token of it (rotation)")
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke a client token by its id")
+    revoke.add_argument("name")
+    revoke.add_argument("token_id")
+    audit = commands.add_parser("audit", parents=[common], help="tool call records, newest first")
+    audit.add_argument("--limit", type=int, default=50, help="how many records (default 50)")
+    audit.add_argument("--since", help="only records from this time on (ISO 8601)")
+    audit.add_argument("--tool", help="only calls of this tool (as the client called it)")
+    audit.add_argument("--virtual-server", help="only calls through this virtual server")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
+
+ADMIN_COMMANDS = ("attach", "detach", "status", "virtual-server", "vs", "audit")
 
 
 def run_admin_command(args: argparse.Namespace) -> int:
@@ -62,12 +87,64 @@ def run_admin_command(args: argparse.Namespace) -> int:
         elif args.command == "detach":
             _request(args, "DELETE", f"/admin/servers/{args.name}")
             print(f"detached {args.name}")
+        elif args.command in ("virtual-server", "vs"):
+            _virtual_server(args)
+        elif args.command == "audit":
+            _audit(args)
         else:
             print_status_table(_request(args, "GET", "/admin/servers").get("servers", []))
         return 0
     except CliError as exc:
         print(f"lash-gateway: {exc}", file=sys.stderr)
         return exc.code
+
+
+def _virtual_server(args: argparse.Namespace) -> None:
+    base = "/admin/virtual-servers"
+    if args.action == "list":
+        rows = _request(args, "GET", base).get("virtual_servers", [])
+        print(f"{'VIRTUAL SERVER':<24} {'MODE':<7} {'TOKENS':>6}  SERVERS")
+        for row in rows:
+            print(f"{row['name']:<24} {row['mode']:<7} {len(row['tokens']):>6}  {', '.join(row['servers'])}")
+    elif args.action == "show":
+        print(json.dumps(_request(args, "GET", f"{base}/{args.name}"), indent=2))
+    elif args.action == "put":
+        try:
+            text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+            body = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read {args.file} as JSON: {exc}", EXIT_USAGE) from None
+        result = _request(args, "PUT", f"{base}/{args.name}", body)
+        print(f"virtual server {args.name}: {result['mode']} mode, tokens {', '.join(result['tokens']) or 'none'}")
+        if "token" in result:
+            print(f"client token (shown once): {result['token']}")
+    elif args.action == "rm":
+        _request(args, "DELETE", f"{base}/{args.name}")
+        print(f"removed virtual server {args.name}")
+    elif args.action == "token":
+        result = _request(args, "POST", f"{base}/{args.name}/tokens", {"replace": args.replace})
+        print(f"token {result['id']} of virtual server {args.name} (shown once): {result['token']}")
+    else:
+        _request(args, "DELETE", f"{base}/{args.name}/tokens/{args.token_id}")
+        print(f"revoked token {args.token_id} of virtual server {args.name}")
+
+
+def _audit(args: argparse.Namespace) -> None:
+    query = {"limit": str(args.limit)}
+    for key, value in (("since", args.since), ("tool", args.tool), ("virtual_server", args.virtual_server)):
+        if value is not None:
+            query[key] = value
+    records = _request(args, "GET", "/admin/audit", params=query).get("records", [])
+    if args.json:
+        for record in records:
+            print(json.dumps(record))
+        return
+    print(f"{'TIME':<29} {'VIRTUAL SERVER':<16} {'TOKEN':<8} {'TOOL':<32} {'SERVER':<16} {'OUTCOME':<13} {'MS':>9}")
+    for r in records:
+        print(
+            f"{r['time']:<29} {r['virtual_server'] or '-':<16} {r['token_id'] or '-':<8} {r['tool']:<32} "
+            f"{r['server'] or '-':<16} {r['outcome']:<13} {r['duration_ms']:>9.1f}"
+        )
 
 
 def _attach_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,7 +171,9 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return pairs
 
 
-def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> dict[str, Any]:
+def _request(
+    args: argparse.Namespace, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     directory = state_dir(args.state_dir)
     base = args.admin_url or os.environ.get(ADMIN_URL_ENV) or read_text(directory / URL_FILE)
     token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or read_text(directory / TOKEN_FILE)
@@ -104,7 +183,9 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None)
         raise CliError(f"no admin token: pass --admin-token or set {ADMIN_TOKEN_ENV}", EXIT_UNAUTHORIZED)
     try:
         with httpx2.Client(base_url=base, timeout=TIMEOUT) as http:
-            response = http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+            response = http.request(
+                method, path, json=body, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
     except httpx2.HTTPError as exc:
         raise CliError(f"no gateway answered at {base}: {type(exc).__name__}", EXIT_UNREACHABLE) from None
     try:

@@ -25,7 +25,7 @@ from lash_core import Session
 
 from .._errors import GatewayError
 from ..upstream._plugin import status_dict
-from ._admin_cli import add_admin_commands, print_status_table, run_admin_command
+from ._admin_cli import ADMIN_COMMANDS, add_admin_commands, print_status_table, run_admin_command
 from ._api import is_loopback
 from ._gateway import MCP_PATH, SSE_PATH, Gateway
 from ._logs import LOG_FORMATS, configure_logging
@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stdio = commands.add_parser("stdio", help="serve one MCP client over stdin/stdout")
     stdio.add_argument("--config", type=Path)
     stdio.add_argument("--state-dir", help="state directory whose runtime attaches to restore")
+    stdio.add_argument("--virtual-server", metavar="NAME", help="serve this virtual server's view and limits")
     stack = commands.add_parser("stack", help="show the plugin stack and the tools a session sees")
     stack.add_argument("--config", type=Path)
     inspect = commands.add_parser("inspect", help="connect to the configured servers, list their tools, exit")
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tail = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: len(argv) - len(tail) - 1] if "--" in argv else argv)
     args.server_command = tail
-    if args.command in ("attach", "detach", "status"):
+    if args.command in ADMIN_COMMANDS:
         return run_admin_command(args)
     level = logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING
     configure_logging(level, args.log_format or "text")
@@ -89,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(config, args)
         if args.command == "stdio":
             directory = ensure_state_dir(state_dir(args.state_dir))
-            return anyio.run(_stdio, config, _store(directory), request_state_key(directory))
+            store, key = _store(directory), request_state_key(directory)
+            return anyio.run(_stdio, config, store, key, args.virtual_server)
         return anyio.run(_stack if args.command == "stack" else _inspect, config)
     except GatewayError as exc:
         print(f"lash-gateway: {exc}", file=sys.stderr)
@@ -183,9 +185,9 @@ def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path
     )
 
 
-async def _stdio(config: GatewayConfig, store: StateStore, key: bytes) -> int:
+async def _stdio(config: GatewayConfig, store: StateStore, key: bytes, virtual_server: str | None) -> int:
     async with Gateway(config, store=store, request_state_key=key) as gateway:
-        await gateway.serve_stdio()
+        await gateway.serve_stdio(virtual_server)
     return 0
 
 

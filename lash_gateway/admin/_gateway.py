@@ -9,39 +9,41 @@ app enters it in its lifespan, so uvicorn's shutdown closes upstreams and reaps 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import anyio
-from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
 from .._config import ServerConfig
-from .._errors import GatewayError, PolicyError
+from .._errors import ConfigError, GatewayError, PolicyError, UnknownTool
 from .._hosts import HostRules
-from ..export._edge import Edge, RequireBearer
-from ..export._export import McpExport
-from ..export._fast_path import FastPath, close_http_session, open_http_sessions
-from ..export._legacy_sse import LegacySse
+from ..export._edge import Edge
+from ..export._endpoint import HttpEndpoint
+from ..export._export import CallRecord, McpExport
+from ..export._limits import Limiter
+from ..export._router import Router
 from ..upstream._plugin import McpPluginFactory
 from ..upstream._status_plugin import GatewayStatusPluginFactory
 from ._api import AdminApi
+from ._audit import AuditLog
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._policy import AdminPolicy
 from ._settings import GatewayConfig
 from ._store import StateStore, apply_changes
+from ._virtual import VirtualServers
+from ._virtual_settings import VirtualServerConfig
 
 log = logging.getLogger("lash_gateway.app")
 
@@ -83,26 +85,65 @@ class Gateway:
         for plugin in plugins:
             builder.plugin(plugin)
         self.core = builder.build()
-        # The client gauge reads the export at scrape time, so metrics can exist before it.
-        self.metrics = GatewayMetrics(self.factory.pool, lambda: self.export.connected_clients, self.open_sessions)
-        export_settings = self.config.settings.export
-        self.export = McpExport(
-            self.core,
-            name_limit=export_settings.name_limit,
-            on_call=self.metrics.observe,
-            notify_timeout=export_settings.notify_timeout,
-            catalog=self.factory.pool,
-            request_state_key=request_state_key,
+        # The client gauge reads the exports at scrape time, so metrics can exist before them.
+        self.metrics = GatewayMetrics(self.factory.pool, self._connected_clients, self.open_sessions)
+        self._request_state_key = request_state_key
+        self.export = self._export(None)
+        self.virtual = VirtualServers(self._virtual_export, self.metrics.limited)
+        """The virtual servers (`gateway.virtual_servers`, and those the admin API made)."""
+        self.audit = (
+            AuditLog(store, self.config.settings.audit, self._upstream_of)
+            if store is not None and self.config.settings.audit.enabled
+            else None
         )
         self.policy = AdminPolicy(self.config.settings.admin)
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
-        self._session_counts: list[Callable[[], int]] = []
+        self._endpoint: HttpEndpoint | None = None
+
+    def _export(self, virtual_server: str | None, **view: Any) -> McpExport:
+        """The plain export (`virtual_server` None: the catalog, every tool) or a virtual server's (tools only)."""
+        settings = self.config.settings.export
+        return McpExport(
+            self.core,
+            name_limit=settings.name_limit,
+            on_call=partial(self._observe, virtual_server),
+            notify_timeout=settings.notify_timeout,
+            catalog=self.factory.pool if virtual_server is None else None,
+            request_state_key=self._request_state_key,
+            **view,
+        )
+
+    def _virtual_export(self, name: str, config: VirtualServerConfig, limiter: Limiter) -> McpExport:
+        return self._export(name, view=config.view(), server_of=self._server_of, limiter=limiter)
+
+    def _server_of(self, lash_name: str) -> str | None:
+        route = self._upstream_of(lash_name)
+        return route[0] if route is not None else None
+
+    def _upstream_of(self, lash_name: str) -> tuple[str, str] | None:
+        """(server, upstream tool) of a lash tool; None for a plugin's."""
+        try:
+            return self.factory.pool.route(lash_name)
+        except UnknownTool:
+            return None
+
+    def _observe(self, virtual_server: str | None, record: CallRecord) -> None:
+        self.metrics.observe(record)
+        if self.audit is not None:
+            self.audit.add(virtual_server, record)
+
+    def _connected_clients(self) -> int:
+        return self.export.connected_clients + self.virtual.connected_clients
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
+            if self.audit is not None:  # left last: it writes the records of every call that ended before
+                await stack.enter_async_context(self.audit)
             await stack.enter_async_context(self.factory)
             await stack.enter_async_context(self.export)
+            await stack.enter_async_context(self.virtual)
+            await self._serve_virtual_configured()
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: background tasks end before the pool
             tg.start_soon(self._attach_configured)
@@ -134,6 +175,24 @@ class Gateway:
         attached = len(self.factory.pool.server_statuses())
         log.info("attached %d of %d configured servers", attached, len(servers), extra={"servers": attached})
 
+    async def _serve_virtual_configured(self) -> None:
+        """The config file's virtual servers, with the store's runtime changes on top (as for servers)."""
+        servers: dict[str, VirtualServerConfig] = dict(self.config.settings.virtual_servers)
+        if self.store is not None:
+            try:
+                for name, config in await self.store.load_virtual_servers():
+                    if config is None:
+                        servers.pop(name, None)
+                    else:
+                        servers[name] = config
+            except GatewayError as exc:
+                log.error("runtime virtual servers not restored: %s", exc, extra={"reason": str(exc)})
+        for name, config in servers.items():
+            try:
+                await self.virtual.put(name, config)
+            except ConfigError as exc:
+                log.error("virtual server %s not served: %s", name, exc, extra={"virtual_server": name})
+
     async def _attach_one(self, name: str, config: ServerConfig, from_store: bool) -> None:
         guard = None
         if from_store:
@@ -155,57 +214,64 @@ class Gateway:
         while True:
             generation = await pool.wait_for_change(generation)
             await self.export.tools_changed()
+            await self.virtual.tools_changed()
 
-    async def serve_stdio(self) -> None:
-        """Serve one MCP client over this process's stdin/stdout until it disconnects.
+    async def serve_stdio(self, virtual_server: str | None = None) -> None:
+        """Serve one MCP client over this process's stdin/stdout until it disconnects; with `virtual_server`,
+        as that virtual server (its view and limits; no token: the process is the client's own).
 
         Waits (at most the longest startup timeout) for the configured servers first: a client that
-        launches the gateway lists tools once, and some never re-list on `list_changed`."""
+        launches the gateway lists tools once, and some never re-list on `list_changed`.
+
+        Raises:
+            ConfigError: there is no virtual server of that name.
+        """
+        export = self.export
+        if virtual_server is not None:
+            served = self.virtual.get(virtual_server)
+            if served is None:
+                known = ", ".join(sorted(self.virtual.configs())) or "none"
+                raise ConfigError(None, f"no virtual server is named {virtual_server!r} (configured: {known})")
+            export = served.export
         timeouts = [config.startup_timeout for config in self.config.servers.values()]
         with anyio.move_on_after(max(timeouts, default=0)):
             await self.ready.wait()
-        server = self.export.server
+        server = export.server
         # No link: the only client there is is never dropped, whatever it is slow to read.
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
 
     def http_app(self) -> ASGIApp:
-        """The ASGI app: the edge (`_edge`), then the MCP endpoint or Starlette. Its lifespan enters this gateway."""
+        """The ASGI app: the edge (`_edge`), then the router of the MCP paths (`_router`) or Starlette. Its lifespan
+        enters this gateway."""
         settings = self.config.settings
-        # Host and Origin are the edge's to check, on every route; the SDK keeps its Content-Type check.
-        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-        manager = StreamableHTTPSessionManager(
-            app=self.export.server,
-            security_settings=security,
-            session_idle_timeout=settings.export.session_idle_timeout,
-            max_sessions=settings.export.max_sessions,
-        )
-        sse = SseServerTransport(SSE_MESSAGES_PATH, security_settings=security)
-        legacy = LegacySse(sse, self.export)
-        self._session_counts = [partial(open_http_sessions, manager), lambda: legacy.open]
-        self.export.close_http_session = partial(close_http_session, manager)
 
+        def endpoint(export: McpExport, messages_path: str) -> HttpEndpoint:
+            return HttpEndpoint(
+                export,
+                messages_path=messages_path,
+                session_idle_timeout=settings.export.session_idle_timeout,
+                max_sessions=settings.export.max_sessions,
+            )
+
+        main = self._endpoint = endpoint(self.export, SSE_MESSAGES_PATH)
+        self.virtual.http = lambda name, export: endpoint(export, f"{SSE_MESSAGES_PATH}{name}/")
         token = settings.auth_token.get_secret_value() if settings.auth_token else None
-
-        def guarded(app: ASGIApp) -> ASGIApp:
-            return RequireBearer(app, token) if token else app
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with self, manager.run():
+            async with self, main.running():
                 yield
 
         admin: list[BaseRoute] = []
         if self._admin_token is not None and self.store is not None:
-            api = AdminApi(self.factory.pool, self.store, settings.admin, self.policy, self._admin_token)
+            api = AdminApi(
+                self.factory.pool, self.store, settings.admin, self.policy, self._admin_token, self.virtual, self.audit
+            )
             admin = list(api.routes())
-        mcp = guarded(FastPath(self.export, manager, security))
         app = Starlette(
             routes=[
-                Route(MCP_PATH, endpoint=mcp),  # for the `/mcp/` redirect, and for paths under a root path
                 *admin,
-                Route(SSE_PATH, endpoint=guarded(legacy), methods=["GET"]),
-                Mount(SSE_MESSAGES_PATH, app=guarded(legacy.messages)),
                 Route("/healthz", endpoint=self._healthz),
                 Route("/readyz", endpoint=self._readyz),
                 Route("/metrics", endpoint=self._metrics),
@@ -214,9 +280,7 @@ class Gateway:
         )
         return Edge(
             app,
-            mcp_path=MCP_PATH,
-            mcp=mcp,
-            sse_path=SSE_PATH,
+            router=Router(main, token, self.virtual),
             rules=HostRules([*LOOPBACK_HOSTS, *settings.allowed_hosts], [*LOOPBACK_ORIGINS, *settings.allowed_origins]),
             max_body=DEFAULT_MAX_REQUEST_BODY_SIZE,
             body_timeout=settings.request_timeout,
@@ -228,13 +292,15 @@ class Gateway:
     async def end_calls(self) -> None:
         """End every tool call in flight with an error saying the gateway is shutting down (and cancel it
         upstream); `serve` calls this when its drain period is over. Returns once they are over."""
-        await self.export.end_calls(
-            "the gateway is shutting down; the call was cancelled, retry it once the gateway is back"
-        )
+        reason = "the gateway is shutting down; the call was cancelled, retry it once the gateway is back"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.export.end_calls, reason)
+            tg.start_soon(self.virtual.end_calls, reason)
 
     def open_sessions(self) -> int:
         """Downstream sessions open now: streamable-HTTP sessions and legacy SSE connections of `http_app`."""
-        return sum(count() for count in self._session_counts)
+        main = self._endpoint.open_sessions() if self._endpoint is not None else 0
+        return main + self.virtual.open_sessions()
 
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from lash_core import ToolResult
-
 from .._errors import UnknownTool
+from ..export._export import CallRecord
+from ..export._limits import LimitExceeded
 from ..upstream._pool import McpConnectionPool
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,18 +44,27 @@ class GatewayMetrics:
         )
         sessions.set_function(open_sessions)
         self.registry.register(_DroppedNotices(pool))
+        self._limited = Counter(
+            "lash_gateway_calls_limited",
+            "Tool calls refused by a virtual server's limits",
+            ["virtual_server", "scope", "limit"],
+            registry=self.registry,
+        )
         self._refused = Counter(
             "lash_gateway_sessions_refused",
             "New sessions refused at gateway.export.max_sessions",
             registry=self.registry,
         )
 
-    def observe(self, tool: str, result: ToolResult | None, seconds: float) -> None:
-        """Record one call; `result` is None when the caller cancelled it."""
+    def observe(self, record: CallRecord) -> None:
+        """Record one call that ran a tool (calls of no tool, or refused before one ran, are not timed here)."""
+        if record.lash_name is None:
+            return
         try:
-            server, name = self._pool.route(tool)
+            server, name = self._pool.route(record.lash_name)
         except UnknownTool:
-            server, name = PLUGIN_SERVER, tool
+            server, name = PLUGIN_SERVER, record.lash_name
+        result = record.result
         outcome = "cancelled" if result is None else (result.code or "error") if result.is_error else "ok"
         children = self._children.get((server, name, outcome))
         if children is None:
@@ -66,7 +75,11 @@ class GatewayMetrics:
             )
         calls, latency = children
         calls.inc()
-        latency.observe(seconds)
+        latency.observe(record.seconds)
+
+    def limited(self, virtual_server: str, exc: LimitExceeded) -> None:
+        """Count a call a limit refused."""
+        self._limited.labels(virtual_server, exc.scope, exc.kind).inc()
 
     def session_refused(self) -> None:
         self._refused.inc()

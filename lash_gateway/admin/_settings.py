@@ -16,7 +16,9 @@ from .._config import ServerConfig, load_mcp_servers
 from .._errors import ConfigError
 from .._hosts import parse_host_pattern, parse_origin_pattern
 from .._mcp_json import load_json
+from ._audit import AuditSettings
 from ._logs import LogFormat
+from ._virtual_settings import VirtualServerConfig, validate_virtual_server_name
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_SESSIONS = 1000
@@ -113,6 +115,23 @@ class GatewaySettings(BaseModel):
     """When set, `/mcp` and `/sse` require `Authorization: Bearer <token>`."""
     export: ExportSettings = Field(default_factory=ExportSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    virtual_servers: dict[str, VirtualServerConfig] = {}
+    """Named views of the catalog, each with its own tokens, limits and mode, served at `/mcp/<name>`,
+    `/sse/<name>`, and on `/mcp` to a client that presents one of its tokens (see the README)."""
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @field_validator("virtual_servers")
+    @classmethod
+    def _check_virtual_servers(cls, servers: dict[str, VirtualServerConfig]) -> dict[str, VirtualServerConfig]:
+        checked = {}
+        for name, config in servers.items():
+            validate_virtual_server_name(name)
+            try:
+                config.view()
+            except ConfigError as exc:
+                raise ValueError(f"{name}.{exc.field}: {exc.problem}") from None
+            checked[name] = config.hashed()  # the tokens as given are kept no longer than this
+        return checked
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from pydantic import BaseModel, SecretStr
 
 from .._config import McpServerConfig, ServerConfig
 from .._errors import StateError, StoreError
+from ._audit import AuditEntry, AuditQuery
 from ._state import ensure_private
+from ._virtual_settings import VirtualServerConfig, parse_virtual_server
 
 log = logging.getLogger("lash_gateway.store")
 
@@ -35,8 +37,37 @@ CREATE TABLE IF NOT EXISTS servers (
     name TEXT PRIMARY KEY,
     config TEXT,            -- JSON of the server config with secrets; NULL means detached
     changed_at REAL NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS virtual_servers (
+    name TEXT PRIMARY KEY,
+    config TEXT,            -- JSON of the virtual server, tokens as digests only; NULL means removed
+    changed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    virtual_server TEXT,
+    token_id TEXT,
+    session TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    upstream_tool TEXT,
+    server TEXT,
+    outcome TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    argument_bytes INTEGER NOT NULL,
+    result_bytes INTEGER NOT NULL,
+    arguments TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 """
+_AUDIT_COLUMNS = (
+    "time, virtual_server, token_id, session, tool, upstream_tool, server, outcome, duration_ms, argument_bytes, "
+    "result_bytes, arguments"
+)
+
+
+StoredVirtualServer = tuple[str, "VirtualServerConfig | None"]
+"""A virtual server's last runtime change: its name, and its config (None: it was removed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +92,7 @@ class StateStore:
                 self.path.touch(mode=0o600)
             connection = sqlite3.connect(self.path, timeout=5)
             with connection:
-                connection.execute(_SCHEMA)
+                connection.executescript(_SCHEMA)
             return connection
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the state store {self.path}: {exc}") from exc
@@ -69,11 +100,7 @@ class StateStore:
             raise StoreError(str(exc)) from None
 
     def _load(self) -> list[StoredChange]:
-        connection = self._connect()
-        try:
-            rows = connection.execute("SELECT name, config FROM servers ORDER BY changed_at").fetchall()
-        finally:
-            connection.close()
+        rows = self._rows("SELECT name, config FROM servers ORDER BY changed_at")
         changes = []
         for name, raw in rows:
             try:
@@ -88,18 +115,34 @@ class StateStore:
                 )
         return changes
 
-    def _record(self, name: str, config: ServerConfig | None) -> None:
-        raw = json.dumps(_with_secrets(config)) if config is not None else None
+    def _record(self, table: str, name: str, raw: str | None) -> None:
+        self._write(
+            f"INSERT INTO {table} (name, config, changed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET config = excluded.config, changed_at = excluded.changed_at",
+            [(name, raw, time.time())],
+        )
+
+    def _write(
+        self, statement: str, rows: list[tuple[Any, ...]], after: tuple[str, tuple[Any, ...]] | None = None
+    ) -> None:
+        """`statement` for each of `rows`, then `after` (a statement and its parameters), in one transaction."""
         connection = self._connect()
         try:
             with connection:
-                connection.execute(
-                    "INSERT INTO servers (name, config, changed_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET config = excluded.config, changed_at = excluded.changed_at",
-                    (name, raw, time.time()),
-                )
+                connection.executemany(statement, rows)
+                if after is not None:
+                    connection.execute(*after)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the state store {self.path}: {exc}") from exc
+        finally:
+            connection.close()
+
+    def _rows(self, query: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        connection = self._connect()
+        try:
+            return connection.execute(query, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the state store {self.path}: {exc}") from exc
         finally:
             connection.close()
 
@@ -110,11 +153,60 @@ class StateStore:
 
     async def record_attach(self, name: str, config: ServerConfig) -> None:
         async with self._lock:
-            await anyio.to_thread.run_sync(self._record, name, config)
+            await anyio.to_thread.run_sync(self._record, "servers", name, json.dumps(_with_secrets(config)))
 
     async def record_detach(self, name: str) -> None:
         async with self._lock:
-            await anyio.to_thread.run_sync(self._record, name, None)
+            await anyio.to_thread.run_sync(self._record, "servers", name, None)
+
+    async def load_virtual_servers(self) -> list[StoredVirtualServer]:
+        """Every virtual server's last runtime change, oldest first (None: removed)."""
+        async with self._lock:
+            rows = await anyio.to_thread.run_sync(
+                self._rows, "SELECT name, config FROM virtual_servers ORDER BY changed_at"
+            )
+        changes: list[StoredVirtualServer] = []
+        for name, raw in rows:
+            try:
+                changes.append((name, parse_virtual_server(name, json.loads(raw)) if raw else None))
+            except (ValueError, RecursionError) as exc:
+                log.error(
+                    "state store %s: the stored virtual server %s cannot be read, left out: %s",
+                    self.path,
+                    name,
+                    exc,
+                    extra={"virtual_server": name, "path": str(self.path), "reason": str(exc)},
+                )
+        return changes
+
+    async def record_virtual_server(self, name: str, config: VirtualServerConfig | None) -> None:
+        """Keep `config` (its tokens as digests only) as virtual server `name`; None: it was removed."""
+        raw = None if config is None else config.hashed().model_dump_json(exclude={"tokens"})
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._record, "virtual_servers", name, raw)
+
+    async def write_audit(self, entries: list[AuditEntry], prune_before: float | None) -> None:
+        rows = [astuple(entry) for entry in entries]
+        statement = f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+        after = ("DELETE FROM audit WHERE time < ?", (prune_before,)) if prune_before is not None else None
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._write, statement, rows, after)
+
+    async def read_audit(self, query: AuditQuery) -> list[AuditEntry]:
+        """The newest records first, filtered as `query` says."""
+        where, parameters = ["1"], []
+        for clause, value in (
+            ("time >= ?", query.since),
+            ("tool = ?", query.tool),
+            ("virtual_server = ?", query.virtual_server),
+        ):
+            if value is not None:
+                where.append(clause)
+                parameters.append(value)
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {' AND '.join(where)} ORDER BY time DESC, id DESC LIMIT ?"
+        async with self._lock:
+            rows = await anyio.to_thread.run_sync(self._rows, sql, (*parameters, query.limit))
+        return [AuditEntry(*row) for row in rows]
 
 
 def apply_changes(servers: Mapping[str, ServerConfig], changes: list[StoredChange]) -> dict[str, ServerConfig]:

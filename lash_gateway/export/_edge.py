@@ -7,8 +7,9 @@
   `Content-Length` promises more than is sent holds nothing for longer than that.
 - A new session (an `initialize` POST without a session id, a `GET /sse`) past `max_sessions` gets 503.
 
-Then `/mcp` goes straight to its endpoint, past Starlette's router and middleware (every tool call goes
-there, and those layers wrap each request once more), and everything else to the Starlette app.
+Then the MCP paths (`/mcp`, `/sse`, `/messages/`, and a virtual server's under each) go straight to the router
+(`_router`), past Starlette's router and middleware (every tool call goes there, and those layers wrap each request
+once more), and everything else to the Starlette app.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._bearer import Bearer
 from .._hosts import HostRules
 
-__all__ = ["CONNECTION_EXTENSION", "Edge", "RequireBearer"]
+if TYPE_CHECKING:
+    from ._router import Route, Router
+
+__all__ = ["CONNECTION_EXTENSION", "TOKEN_ID", "Edge", "reply"]
 
 log = logging.getLogger("lash_gateway.edge")
 
@@ -38,6 +41,9 @@ CONNECTION_EXTENSION: Final = "lash_gateway.connection"
 that buffer (so whether a client still reads), and `on_disconnect(callback)` has `callback()` called the moment the
 client's connection is lost (no task has to wait on `receive()` for it); it returns the function that takes the
 callback back, which a request calls once it is done."""
+TOKEN_ID: Final = "lash_gateway.token_id"
+"""Where the router (`_router`) leaves the id of the client token a request carried, in its ASGI scope: limits and
+the audit log count calls by it (the token itself goes no further than the router)."""
 
 
 class Edge:
@@ -47,9 +53,7 @@ class Edge:
         self,
         app: ASGIApp,
         *,
-        mcp_path: str,
-        mcp: ASGIApp,
-        sse_path: str,
+        router: Router,
         rules: HostRules,
         max_body: int,
         body_timeout: float,
@@ -57,7 +61,7 @@ class Edge:
         open_sessions: Callable[[], int],
         on_refused: Callable[[], None],
     ) -> None:
-        self._app, self._mcp, self._mcp_path, self._sse_path = app, mcp, mcp_path, sse_path
+        self._app, self._router = app, router
         self._rules = rules
         self._max_body, self._body_timeout = max_body, body_timeout
         self._max_sessions, self._open_sessions, self._on_refused = max_sessions, open_sessions, on_refused
@@ -87,15 +91,18 @@ class Edge:
                 version = value
         if (host, origin) not in self._passed:
             if not self._rules.host_allowed(_text(host)):
-                await _reply(send, 421, "the Host header names no host this gateway serves (DNS rebinding check)")
+                await reply(send, 421, "the Host header names no host this gateway serves (DNS rebinding check)")
                 return
             if not self._rules.origin_allowed(_text(origin)):
-                await _reply(send, 403, "requests from this Origin are not allowed (gateway.allowed_origins)")
+                await reply(send, 403, "requests from this Origin are not allowed (gateway.allowed_origins)")
                 return
             if len(self._passed) < _PASSED_KEPT:
                 self._passed.add((host, origin))
-        path, method = scope["path"], scope["method"]
-        if self._opens_session(path, method, session, version) and self._open_sessions() >= self._max_sessions:
+        route = self._router.route(scope)
+        if (
+            self._opens_session(route, scope["method"], session, version)
+            and self._open_sessions() >= self._max_sessions
+        ):
             self._on_refused()
             log.warning(
                 "new session refused: %d sessions are open, the limit is gateway.export.max_sessions=%d",
@@ -103,7 +110,7 @@ class Edge:
                 self._max_sessions,
                 extra={"limit": self._max_sessions},
             )
-            await _reply(
+            await reply(
                 send,
                 503,
                 f"the gateway has {self._max_sessions} open sessions, its limit (gateway.export.max_sessions); "
@@ -116,14 +123,19 @@ class Edge:
             if body is None:
                 return
             receive = _replaying(body, receive)
-        await (self._mcp if path == self._mcp_path else self._app)(scope, receive, send)
+        if route is None:
+            await self._app(scope, receive, send)
+        else:
+            await self._router.serve(route, scope, receive, send)
 
-    def _opens_session(self, path: str, method: str, session: bytes | None, version: bytes | None) -> bool:
-        """A `GET /sse`, or a POST to /mcp without a session id that is not a (stateless) 2026-07-28 request:
-        an initialize, or something the SDK refuses anyway."""
-        if path == self._sse_path:
+    def _opens_session(self, route: Route | None, method: str, session: bytes | None, version: bytes | None) -> bool:
+        """A `GET` of an SSE stream, or a POST to an MCP path without a session id that is not a (stateless)
+        2026-07-28 request: an initialize, or something the SDK refuses anyway."""
+        if route is None or route[0] == "messages":
+            return False
+        if route[0] == "sse":
             return method == "GET"
-        return path == self._mcp_path and method == "POST" and session is None and version not in _MODERN_VERSIONS
+        return method == "POST" and session is None and version not in _MODERN_VERSIONS
 
     async def _read_body(self, receive: Receive, send: Send, length: bytes | None) -> Message | None:
         """The whole body as one message, or None once an error was answered."""
@@ -132,7 +144,7 @@ class Edge:
         except ValueError:
             declared = 0
         if declared > self._max_body:  # not read at all: the connection closes
-            await _reply(send, 413, f"the request body is over {self._max_body} bytes", close=True)
+            await reply(send, 413, f"the request body is over {self._max_body} bytes", close=True)
             return None
         chunks: list[bytes] = []
         size = 0
@@ -144,27 +156,13 @@ class Edge:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self._max_body:  # uvicorn reads the rest and drops it, so the client can read this
-                    await _reply(send, 413, f"the request body is over {self._max_body} bytes")
+                    await reply(send, 413, f"the request body is over {self._max_body} bytes")
                     return None
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await _reply(send, 408, f"the request body did not arrive within {self._body_timeout:g}s", close=True)
+        await reply(send, 408, f"the request body did not arrive within {self._body_timeout:g}s", close=True)
         return None
-
-
-class RequireBearer:
-    """Answers 401 unless the request carries `Authorization: Bearer <token>` (constant-time check)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._token = Bearer(token)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._token.matches(scope["headers"]):
-            await _reply(send, 401, "missing or wrong bearer token", headers=[(b"www-authenticate", b"Bearer")])
-            return
-        await self._app(scope, receive, send)
 
 
 def _text(value: bytes | None) -> str | None:
@@ -181,7 +179,7 @@ def _replaying(body: Message, receive: Receive) -> Receive:
     return replay
 
 
-async def _reply(
+async def reply(
     send: Send,
     status: int,
     message: str,

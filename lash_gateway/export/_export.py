@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, cast
 
@@ -49,7 +50,9 @@ from .._sdk import connection_of
 from ._asking import ASKABLE, declared, request_caller
 from ._bridge import Bridges
 from ._catalog import Catalog, CatalogExport
+from ._edge import TOKEN_ID
 from ._levels import allows, level_of_request, set_level
+from ._limits import RATE_LIMITED, Limiter, LimitExceeded
 from ._notify import DEFAULT_NOTIFY_TIMEOUT, ListKind, Notifier
 from ._reply import Keepalive
 from ._search import CALL_TOOL, SEARCH_TOOLS, ToolIndex, search_result
@@ -61,8 +64,34 @@ log = logging.getLogger("lash_gateway.export")
 _STATE_KEY = "lash_gateway.session"
 Answered = Callable[[ProgressReporter | None, LogReporter, Caller], Awaitable[dict[str, Any]]]
 """Does the work of a request that may ask its client (see `McpExport.answer`)."""
-CallObserver = Callable[[str, ToolResult | None, float], None]
-"""Told of every call: lash tool name, result (None when cancelled) and seconds taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One `tools/call` as the export saw it, for metrics and the audit log."""
+
+    tool: str
+    """The name the client called (for `call_tool`, the tool it named)."""
+    lash_name: str | None
+    """The lash tool that ran; None when none did (unknown name, `search_tools`, refused by a limit)."""
+    session: str
+    """The client's lash session (one per connection; per request for 2026-07-28 clients)."""
+    token_id: str | None
+    """Which client token the request carried (see `_edge.TOKEN_ID`); None without one."""
+    arguments: Mapping[str, Any]
+    """As the tool got them (fixed arguments included)."""
+    outcome: str
+    """`ok`, a failure class (`tool_error`, `unavailable`, `timeout`, ...), `cancelled`, `limited`, `unknown_tool`."""
+    started: float
+    """Wall-clock time the call began (`time.time()`)."""
+    seconds: float
+    result: ToolResult | None = None
+    wire: Mapping[str, Any] | None = None
+    """The result as the client got it."""
+
+
+CallObserver = Callable[[CallRecord], None]
+"""Told of every call, once it is over (it runs on the call's path: keep it to a few microseconds)."""
 
 
 class McpExport:
@@ -87,14 +116,17 @@ class McpExport:
         request_state_key: bytes | None = None,
         view: View | None = None,
         server_of: Callable[[str], str | None] = lambda lash_name: None,
+        limiter: Limiter | None = None,
     ) -> None:
         """`catalog` serves resources, templates, prompts and completion (without one, only tools).
         `request_state_key` signs the `requestState` of input-required rounds (see `_bridge`): give every process
         of a deployment the same one; without it, a random key of this process. `view` shows the tools as one
-        client should see them (`_views`); `server_of` names the upstream server of a lash tool, for its `servers`."""
+        client should see them (`_views`); `server_of` names the upstream server of a lash tool, for its `servers`.
+        `limiter` admits each call (`_limits`); one it refuses gets a `RATE_LIMITED` error."""
         self._core = core
         self._view = view
         self._server_of = server_of
+        self.limiter = limiter
         self._index: tuple[Surface, ToolIndex] | None = None
         self._limit = name_limit
         self._on_call = on_call
@@ -211,6 +243,16 @@ class McpExport:
         self._notifier.start_soon(served.publish, kind, uri)
 
     @property
+    def view(self) -> View | None:
+        return self._view
+
+    @view.setter
+    def view(self, view: View | None) -> None:
+        """Show the tools through another view from the next request on (then call `tools_changed()`)."""
+        self._view = view
+        self._surface = None
+
+    @property
     def has_user_middleware(self) -> bool:
         """Whether a user added to `server.middleware`, the one extension point every inbound message passes on
         every transport: the fast path then leaves `tools/call` and the rest to the SDK, which runs it."""
@@ -291,6 +333,10 @@ class McpExport:
             index = self._index = (surface, ToolIndex.of(surface.searchable or ()))
         return index[1]
 
+    def tool_names(self) -> list[str]:
+        """Every tool name a client may call here (in search mode, those reached through `call_tool` too)."""
+        return list(self._stateless_surface().lash_names)
+
     def list_result(self, session: Session) -> dict[str, Any]:
         """A `tools/list` result (wire form) for `session`."""
         return {"tools": list(self._surface_of(session).tools)}
@@ -305,46 +351,82 @@ class McpExport:
         progress: ProgressReporter | None,
         log: LogReporter,
         caller: Caller = NO_CALLER,
+        token_id: str | None = None,
     ) -> dict[str, Any]:
         """Run a `tools/call` for an exported name; the result is in wire form, failures are `isError` results.
-        `caller` answers the upstream's questions during the call.
+        `caller` answers the upstream's questions during the call; `token_id` names the client token of the request
+        (for limits and the record).
 
         Raises:
             CallsEnded: `end_calls()` ended this call, or was called before it began.
+            LimitExceeded: the limiter refused the call.
         """
+        started, clock = time.time(), time.perf_counter()
         surface = self._surface_of(session)
-        if surface.searchable is not None:  # a view in search mode
-            if name == SEARCH_TOOLS["name"]:
-                return search_result(self._index_of(surface), arguments)
-            if name == CALL_TOOL["name"]:
-                called, called_with = arguments.get("name"), arguments.get("arguments") or {}
-                if not isinstance(called, str) or not isinstance(called_with, Mapping):
-                    return error_result("call_tool takes a tool's `name` (a string) and its `arguments` (an object)")
-                name, arguments = called, called_with
+        if surface.searchable is not None and name == CALL_TOOL["name"]:  # a view in search mode
+            called, called_with = arguments.get("name"), arguments.get("arguments") or {}
+            if not isinstance(called, str) or not isinstance(called_with, Mapping):
+                return error_result("call_tool takes a tool's `name` (a string) and its `arguments` (an object)")
+            name, arguments = called, called_with
         lash_name = surface.lash_names.get(name)
-        if lash_name is None:
-            return error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
         if name in surface.fixed:
             arguments = {**arguments, **surface.fixed[name]}
-        if self._ended is not None:
-            raise CallsEnded(self._ended)
-        started = time.perf_counter()
-        result: ToolResult | None = None
-        with anyio.CancelScope() as scope:
-            self._calls.add(scope)
-            try:
-                result = await session.call_tool(
-                    lash_name, arguments, call_id=call_id, progress=progress, log=log, caller=caller
-                )
-            finally:
-                self._calls.discard(scope)
-                if not self._calls and self._no_calls is not None:
-                    self._no_calls.set()
-                if self._on_call is not None:
-                    self._on_call(lash_name, result, time.perf_counter() - started)
-        if result is None:
-            raise CallsEnded(self._ended or "the call was ended")
-        return result_to_wire(result)
+        try:
+            if self._ended is not None:
+                raise CallsEnded(self._ended)
+            release = self.limiter.acquire(token_id, name) if self.limiter is not None else None
+        except (CallsEnded, LimitExceeded) as exc:
+            refused = "limited" if isinstance(exc, LimitExceeded) else "ended"
+            self._observe(name, None, session, token_id, arguments, refused, started, clock)
+            raise
+        outcome, result, wire = "cancelled", None, None
+        try:
+            if surface.searchable is not None and name == SEARCH_TOOLS["name"]:
+                outcome, wire = "ok", search_result(self._index_of(surface), arguments)
+                return wire
+            if lash_name is None:
+                outcome = "unknown_tool"
+                wire = error_result(f"unknown tool {name!r}: it is not in this gateway's tool list")
+                return wire
+            with anyio.CancelScope() as scope:
+                self._calls.add(scope)
+                try:
+                    result = await session.call_tool(
+                        lash_name, arguments, call_id=call_id, progress=progress, log=log, caller=caller
+                    )
+                finally:
+                    self._calls.discard(scope)
+                    if not self._calls and self._no_calls is not None:
+                        self._no_calls.set()
+            if result is None:
+                raise CallsEnded(self._ended or "the call was ended")
+            outcome = "ok" if result.failure_class is None else str(result.failure_class)
+            wire = result_to_wire(result)
+            return wire
+        finally:
+            if release is not None:
+                release()
+            self._observe(name, lash_name, session, token_id, arguments, outcome, started, clock, result, wire)
+
+    def _observe(
+        self,
+        name: str,
+        lash_name: str | None,
+        session: Session,
+        token_id: str | None,
+        arguments: Mapping[str, Any],
+        outcome: str,
+        started: float,
+        clock: float,
+        result: ToolResult | None = None,
+        wire: Mapping[str, Any] | None = None,
+    ) -> None:
+        if self._on_call is not None:
+            seconds = time.perf_counter() - clock
+            record = CallRecord(
+                name, lash_name, session.id, token_id, arguments, outcome, started, seconds, result, wire
+            )
+            self._on_call(record)
 
     async def end_calls(self, reason: str) -> None:
         """End every call in flight, and every later one, with `CallsEnded(reason)`: each is cancelled (and so
@@ -395,6 +477,8 @@ class McpExport:
     ) -> types.CallToolResult:
         session = await self._session_for(ctx)
         call_id = str(ctx.request_id) if ctx.request_id is not None else uuid.uuid4().hex
+        scope = getattr(ctx.request, "scope", None)
+        token_id = scope.get(TOKEN_ID) if isinstance(scope, dict) else None
 
         async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
             try:
@@ -406,9 +490,12 @@ class McpExport:
                     progress=progress,
                     log=relay_log,
                     caller=caller,
+                    token_id=token_id,
                 )
             except CallsEnded as exc:
                 raise MCPError(CALLS_ENDED, str(exc)) from None
+            except LimitExceeded as exc:
+                raise MCPError(RATE_LIMITED, str(exc), exc.data) from None
 
         return cast(types.CallToolResult, await self.answer(ctx, "tools/call", params, run))
 

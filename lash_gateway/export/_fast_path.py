@@ -44,8 +44,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .._sdk import holding, http_transports
 from ._asking import connection_caller
+from ._edge import TOKEN_ID
 from ._export import CALLS_ENDED, CallsEnded, McpExport
 from ._levels import allows, level_of_connection
+from ._limits import RATE_LIMITED, LimitExceeded
 from ._modern_path import ModernPath
 from ._reply import HANDSHAKE, Reply, is_request_id
 
@@ -131,7 +133,7 @@ class FastPath:
                 elif method == "tools/list":
                     await reply.result(self._export.list_result(await self._export.session_of(connection)))
                 else:
-                    await self._call((session_id, request_id), connection, params, reply)
+                    await self._call(scope, (session_id, request_id), connection, params, reply)
         finally:
             reply.close()
         return True
@@ -151,7 +153,9 @@ class FastPath:
             self._passed_headers.add(key)
         return True
 
-    async def _call(self, key: RequestKey, connection: Connection, params: Mapping[str, Any], reply: Reply) -> None:
+    async def _call(
+        self, scope: Scope, key: RequestKey, connection: Connection, params: Mapping[str, Any], reply: Reply
+    ) -> None:
         token = params.get("_meta", {}).get("progressToken")
 
         async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
@@ -178,9 +182,13 @@ class FastPath:
                     progress=report if token is not None else None,
                     log=relay_log,
                     caller=connection_caller(connection),
+                    token_id=scope.get(TOKEN_ID),
                 )
             except CallsEnded as exc:
                 await reply.error(CALLS_ENDED, str(exc))
+                return
+            except LimitExceeded as exc:
+                await reply.error(RATE_LIMITED, str(exc), exc.data)
                 return
             finally:
                 del self._calls[key]

@@ -49,6 +49,7 @@ from mcp_types import (
 from mcp_types import methods as protocol
 from pydantic import ValidationError
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from ._bridge import ANSWER_NOW, AnsweredEarly
@@ -120,6 +121,7 @@ class ModernPath:
             params=params,
             request_id=request_id,
             meta=meta,
+            request=Request(scope),  # as the SDK's transport gives it: handlers read the client's token id off it
         )
         hangup = _Hangup(scope, receive, self._export.spawn)
 

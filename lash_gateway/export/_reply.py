@@ -11,13 +11,15 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, cast
 
 import anyio
 import pydantic_core
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
 from mcp_types import ProgressToken, RequestId
 from starlette.types import Send
+
+from ._limits import RATE_LIMITED
 
 __all__ = ["HANDSHAKE", "KEEPALIVE", "MODERN", "Keepalive", "Reply", "ReplyShape", "is_request_id"]
 
@@ -128,16 +130,19 @@ class Reply:
         error: dict[str, Any] = {"code": code, "message": message}
         if data is not None:
             error["data"] = data
-        await self._finish({"jsonrpc": "2.0", "id": self._request_id, "error": error}, code)
+        status, extra = self._shape.error_statuses.get(code, 200), cast(Headers, ())
+        if code == RATE_LIMITED and isinstance(data, Mapping):  # the whole request is refused: say when to retry
+            status, extra = 429, ((b"retry-after", str(data.get("retryAfter", 1)).encode("latin-1")),)
+        await self._finish({"jsonrpc": "2.0", "id": self._request_id, "error": error}, status, extra)
 
-    async def _finish(self, message: Mapping[str, Any], code: int | None = None) -> None:
+    async def _finish(self, message: Mapping[str, Any], status: int = 200, extra: Headers = ()) -> None:
         if self.done:
             return
         self.close()  # before any await: notifications and comments that begin after this are dropped
         if self._lock is None:
             body = pydantic_core.to_json(message)
-            status = 200 if code is None else self._shape.error_statuses.get(code, 200)
-            await self._start(status, b"application/json", [(b"content-length", str(len(body)).encode("latin-1"))])
+            length = (b"content-length", str(len(body)).encode("latin-1"))
+            await self._start(status, b"application/json", [length, *extra])
             await self._send({"type": "http.response.body", "body": body})
             return
         async with self._lock:  # after the notifications that began before the result

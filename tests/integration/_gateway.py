@@ -450,23 +450,31 @@ class GatewayClient:
 
 @asynccontextmanager
 async def connect(
-    base_url: str, mode: ClientMode, *, headers: Mapping[str, str] | None = None, **client_options: Any
+    base_url: str,
+    mode: ClientMode,
+    *,
+    headers: Mapping[str, str] | None = None,
+    virtual_server: str | None = None,
+    **client_options: Any,
 ) -> AsyncIterator[GatewayClient]:
-    """An SDK client on the gateway at `base_url`, over the HTTP transport and era `mode` names; `client_options`
-    go to `Client` (callbacks for sampling, elicitation and roots).
+    """An SDK client on the gateway at `base_url`, over the HTTP transport and era `mode` names (on a virtual server's
+    own path with `virtual_server`); `client_options` go to `Client` (callbacks for sampling, elicitation and roots).
 
     2026-07-28 clients have a `subscriptions/listen` stream open (acknowledged) before this yields.
     """
     transport_kind, _, negotiation = mode.partition("-")
+    suffix = f"/{virtual_server}" if virtual_server is not None else ""
     async with AsyncExitStack() as stack:
         if transport_kind == "http":
             http = await stack.enter_async_context(
                 httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None))
             )
             # No event size limit: a 16 MiB result is the gateway's to carry, not the test client's to refuse.
-            transport: Any = streamable_http_client(f"{base_url}/mcp", http_client=http, max_sse_event_size=None)
+            transport: Any = streamable_http_client(
+                f"{base_url}/mcp{suffix}", http_client=http, max_sse_event_size=None
+            )
         elif transport_kind == "sse":
-            transport = sse_client(f"{base_url}/sse", headers=dict(headers or {}), timeout=10.0)
+            transport = sse_client(f"{base_url}/sse{suffix}", headers=dict(headers or {}), timeout=10.0)
         else:
             raise ValueError(f"{mode!r} is not an HTTP mode; use connect_stdio")
         yield await stack.enter_async_context(_client(transport, mode, **client_options))

@@ -1,0 +1,54 @@
+"""One export served over HTTP: streamable HTTP at its MCP path (the SDK's session manager behind the fast path) and
+legacy SSE (a stream and its message route). The plain endpoint and every virtual server have one each, so their
+sessions, session ids and SSE connections never mix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp
+
+from ._export import McpExport
+from ._fast_path import FastPath, close_http_session, open_http_sessions
+from ._legacy_sse import LegacySse
+
+__all__ = ["HttpEndpoint"]
+
+# Host and Origin are the edge's to check, on every route; the SDK keeps its Content-Type check.
+_SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+class HttpEndpoint:
+    """The ASGI apps of one export: `mcp` (streamable HTTP), `sse` (`GET` of a legacy SSE stream) and `messages` (its
+    `POST`s, announced to the client at `messages_path`). Serve them within `async with endpoint.running():`."""
+
+    def __init__(
+        self, export: McpExport, *, messages_path: str, session_idle_timeout: float, max_sessions: int
+    ) -> None:
+        self.export = export
+        self._manager = StreamableHTTPSessionManager(
+            app=export.server,
+            security_settings=_SECURITY,
+            session_idle_timeout=session_idle_timeout,
+            max_sessions=max_sessions,
+        )
+        self._legacy = LegacySse(SseServerTransport(messages_path, security_settings=_SECURITY), export)
+        self.mcp: ASGIApp = FastPath(export, self._manager, _SECURITY)
+        self.sse: ASGIApp = self._legacy
+        self.messages: ASGIApp = self._legacy.messages
+        export.close_http_session = partial(close_http_session, self._manager)
+
+    def open_sessions(self) -> int:
+        """Streamable-HTTP sessions and legacy SSE connections open now."""
+        return open_http_sessions(self._manager) + self._legacy.open
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The session manager's lifetime: its sessions end when this exits (once per endpoint)."""
+        async with self._manager.run():
+            yield

@@ -1,0 +1,274 @@
+"""Virtual servers, served: each client sees the view its token names, on one URL or on the virtual server's own path,
+over streamable HTTP and legacy SSE in both eras and over stdio; fixed arguments reach the upstream; search mode
+finds and calls; limits refuse and admit again; the admin API makes, changes, rotates and removes them, and what it
+made survives a restart; the audit log holds every call once, across a restart.
+
+The upstream is `tests.servers.upstream` over stdio, attached as `docs`; the gateway runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import httpx2
+import pytest
+from mcp import MCPError, StdioServerParameters
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
+
+from lash_gateway import StateStore, load_gateway_config
+from lash_gateway.export._limits import RATE_LIMITED
+from tests.integration._gateway import (
+    CLIENT_MODES,
+    MCP_HEADERS,
+    STATE_DIR_ENV,
+    ClientMode,
+    InProcessGateway,
+    connect,
+    connect_stdio,
+    metrics,
+    poll,
+    run_gateway_in_process,
+    stdio_upstream,
+    text_of,
+    write_config,
+)
+from tests.servers.launch import GATEWAY_COMMAND, PROJECT_ROOT
+
+pytestmark = pytest.mark.anyio
+
+WAIT: Final = 10.0
+STARTUP: Final = 30.0
+"""A stdio upstream (a Python process) may take long to start on a loaded 2-core machine."""
+ADMIN_TOKEN: Final = "admin-t0ken"
+RESEARCH_TOKEN: Final = "research-secret"
+OPS_TOKEN: Final = "ops-secret"
+VIRTUAL_SERVERS: Final[dict[str, Any]] = {
+    "research": {
+        "servers": ["docs"],
+        "tools": {"allow": ["docs__echo", "docs__add", "docs__slow"], "deny": ["*slow*"]},
+        "overrides": {
+            "docs__echo": {"name": "say", "description": "Say the house phrase.", "arguments": {"text": "fixed"}}
+        },
+        "tokens": [RESEARCH_TOKEN],
+    },
+    "ops": {
+        "servers": ["d*"],
+        "tools": {"allow": ["*__echo", "*__add", "*__wait_for_release", "*__release"]},
+        "tokens": [OPS_TOKEN],
+    },
+}
+RESEARCH_TOOLS: Final = {"say", "docs__add"}
+OPS_TOOLS: Final = {"docs__echo", "docs__add", "docs__wait_for_release", "docs__release"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def gateway(
+    tmp_path: Path, virtual_servers: Mapping[str, Any] = VIRTUAL_SERVERS, **settings: Any
+) -> AsyncIterator[InProcessGateway]:
+    """A gateway with `docs` attached and connected, the admin API on, its store in `tmp_path`."""
+    config = load_gateway_config(
+        {"mcpServers": {"docs": stdio_upstream()}, "gateway": {"virtual_servers": virtual_servers, **settings}}
+    )
+    store = StateStore(tmp_path / "state.sqlite3")
+    async with run_gateway_in_process(config, store=store, admin_token=ADMIN_TOKEN) as served:
+        pool = served.gateway.factory.pool
+
+        async def connected() -> bool | None:
+            return True if pool.server_statuses() and pool.status("docs").connected else None
+
+        await poll(connected, STARTUP)
+        yield served
+
+
+@asynccontextmanager
+async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=base_url, headers=bearer(ADMIN_TOKEN), timeout=WAIT) as http:
+        yield http
+
+
+async def audit(base_url: str, **query: str) -> list[dict[str, Any]]:
+    async with admin(base_url) as http:
+        reply = await http.get("/admin/audit", params=query)
+    assert reply.status_code == 200, reply.text
+    records: list[dict[str, Any]] = reply.json()["records"]
+    return records
+
+
+@pytest.mark.parametrize("mode", CLIENT_MODES)
+async def test_one_url_serves_each_token_its_view_with_overrides_and_fixed_arguments(
+    tmp_path: Path, mode: ClientMode
+) -> None:
+    async with gateway(tmp_path) as served:
+        async with (
+            connect(served.base_url, mode, headers=bearer(RESEARCH_TOKEN)) as research,
+            connect(served.base_url, mode, headers=bearer(OPS_TOKEN)) as ops,
+            connect(served.base_url, mode) as everything,
+        ):
+            with anyio.fail_after(WAIT):
+                tools = {tool.name: tool for tool in await research.list_tools()}
+                assert set(tools) == RESEARCH_TOOLS
+                assert tools["say"].description == "Say the house phrase."
+                assert "text" not in tools["say"].input_schema.get("properties", {})
+                assert await ops.tool_names() == OPS_TOOLS
+                assert {"docs__echo", "docs__slow", "docs__crash"} <= await everything.tool_names()
+
+                said = await research.client.call_tool("say", {})
+                assert text_of(said) == "fixed"  # the upstream got the argument the client never sent
+                hidden = await research.client.call_tool("docs__slow", {"seconds": 0})
+                assert hidden.is_error and "unknown tool" in text_of(hidden)
+                added = await ops.client.call_tool("docs__add", {"a": 2, "b": 3})
+                assert added.structured_content == {"sum": 5}
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "http-auto", "sse-legacy"])
+async def test_a_virtual_servers_own_path_takes_its_tokens_and_refuses_anothers(
+    tmp_path: Path, mode: ClientMode
+) -> None:
+    async with gateway(tmp_path) as served:
+        async with connect(served.base_url, mode, headers=bearer(RESEARCH_TOKEN), virtual_server="research") as client:
+            with anyio.fail_after(WAIT):
+                assert await client.tool_names() == RESEARCH_TOOLS
+        async with httpx2.AsyncClient(timeout=WAIT) as http:
+            for path in ("/mcp/research", "/sse/research"):
+                for headers in (bearer(OPS_TOKEN), {}, bearer("made-up")):
+                    method = http.post if path.startswith("/mcp") else http.get
+                    refused = await method(f"{served.base_url}{path}", headers={**MCP_HEADERS, **headers})
+                    assert refused.status_code == 401, (path, headers, refused.text)
+            # A made-up token is refused on the plain path too, once virtual servers have tokens.
+            refused = await http.post(f"{served.base_url}/mcp", headers={**MCP_HEADERS, **bearer("made-up")})
+            assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("mode", ["stdio-legacy", "stdio-auto"])
+async def test_stdio_serves_a_virtual_server(tmp_path: Path, mode: Any) -> None:
+    config = write_config(tmp_path / "config.json", {"docs": stdio_upstream()}, {"virtual_servers": VIRTUAL_SERVERS})
+    params = StdioServerParameters(
+        command=GATEWAY_COMMAND[0],
+        args=[*GATEWAY_COMMAND[1:], "stdio", "--config", str(config), "--virtual-server", "research"],
+        cwd=str(PROJECT_ROOT),
+        env={**os.environ, STATE_DIR_ENV: str(tmp_path / "state")},
+    )
+    with (tmp_path / "stderr.log").open("w+", encoding="utf-8") as errlog:
+        async with connect_stdio(params, mode, errlog=errlog) as client:
+
+            async def listed() -> set[str] | None:
+                names = await client.tool_names()
+                return names if "say" in names else None
+
+            assert await poll(listed, STARTUP) == RESEARCH_TOOLS
+            with anyio.fail_after(WAIT):
+                assert text_of(await client.client.call_tool("say", {})) == "fixed"
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
+async def test_search_mode_finds_and_calls_a_tool(tmp_path: Path, mode: ClientMode) -> None:
+    finder = {"servers": ["docs"], "mode": "search", "pinned": ["docs__echo"], "tokens": ["finder-secret"]}
+    async with gateway(tmp_path, {"finder": finder}) as served:
+        async with connect(served.base_url, mode, headers=bearer("finder-secret")) as client:
+            with anyio.fail_after(WAIT):
+                assert await client.tool_names() == {"search_tools", "call_tool", "docs__echo"}
+                found = await client.client.call_tool("search_tools", {"query": "add two numbers", "limit": 5})
+                names = [tool["name"] for tool in (found.structured_content or {})["tools"]]
+                assert names[0] == "docs__add"
+                called = await client.client.call_tool(
+                    "call_tool", {"name": "docs__add", "arguments": {"a": 1, "b": 2}}
+                )
+                assert called.structured_content == {"sum": 3}
+
+
+async def test_limits_refuse_with_429_and_admit_again(tmp_path: Path) -> None:
+    """One call at a time for a token, two per minute for a tool: a 2026-07-28 request over either gets HTTP 429 with
+    `Retry-After`; a handshake client gets the JSON-RPC error; the call is admitted once the first one ended."""
+    limited = {
+        **VIRTUAL_SERVERS["ops"],
+        "limits": {"per_token": {"concurrent_calls": 1}, "tools": {"docs__add": {"calls_per_minute": 2}}},
+    }
+    async with gateway(tmp_path, {"ops": limited}) as served:
+        async with (
+            connect(served.base_url, "http-auto", headers=bearer(OPS_TOKEN)) as modern,
+            connect(served.base_url, "http-legacy", headers=bearer(OPS_TOKEN)) as legacy,
+            anyio.create_task_group() as tg,
+        ):
+            held = anyio.Event()
+
+            async def hold() -> None:
+                while True:  # the probe below may take the token's one slot first
+                    try:
+                        await modern.client.call_tool("docs__wait_for_release", {"key": "k"})
+                    except MCPError as exc:
+                        assert exc.error.code == RATE_LIMITED
+                        continue
+                    held.set()
+                    return
+
+            tg.start_soon(hold)
+            with anyio.fail_after(WAIT):
+
+                async def refused() -> httpx2.Response | None:
+                    reply = await raw_call(served.base_url, "docs__echo", {"text": "probe"})
+                    return reply if reply.status_code == 429 else None
+
+                reply = await poll(refused, WAIT)  # once the held call is in flight
+                assert int(reply.headers["retry-after"]) >= 1
+                error = reply.json()["error"]
+                assert error["code"] == RATE_LIMITED
+                assert error["data"]["limit"] == "concurrent_calls" and error["data"]["scope"] == "token"
+                assert "1 calls at once" in error["message"]
+                with pytest.raises(MCPError) as raised:
+                    await legacy.client.call_tool("docs__add", {"a": 1, "b": 1})
+                assert raised.value.error.code == RATE_LIMITED
+
+                released = await raw_call(served.base_url, "docs__release", {"key": "k"}, token=None)
+                assert released.status_code == 200, released.text
+                await held.wait()
+                for _ in range(2):  # admitted again, up to the tool's own limit
+                    assert (await legacy.client.call_tool("docs__add", {"a": 1, "b": 1})).structured_content == {
+                        "sum": 2
+                    }
+                over = await raw_call(served.base_url, "docs__add", {"a": 1, "b": 1})
+                assert over.status_code == 429 and over.json()["error"]["data"]["limit"] == "calls_per_minute"
+                assert 1 <= int(over.headers["retry-after"]) <= 30
+        samples = await metrics(served.base_url)
+        key = (
+            "lash_gateway_calls_limited_total",
+            frozenset({("virtual_server", "ops"), ("scope", "token"), ("limit", "concurrent_calls")}),
+        )
+        assert samples[key] >= 2
+
+
+async def raw_call(
+    base_url: str, tool: str, arguments: Mapping[str, Any], token: str | None = OPS_TOKEN
+) -> httpx2.Response:
+    """A stateless 2026-07-28 `tools/call` with `token` (None: on the plain endpoint)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {
+            "name": tool,
+            "arguments": dict(arguments),
+            "_meta": {
+                PROTOCOL_VERSION_META_KEY: "2026-07-28",
+                CLIENT_INFO_META_KEY: {"name": "raw", "version": "0"},
+                CLIENT_CAPABILITIES_META_KEY: {},
+            },
+        },
+    }
+    headers = {
+        **MCP_HEADERS,
+        **(bearer(token) if token is not None else {}),
+        "Mcp-Protocol-Version": "2026-07-28",
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,
+    }
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        return await http.post(f"{base_url}/mcp", json=body, headers=headers)
