@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -60,6 +61,23 @@ THROUGHPUT_TARGET_RATIO: Final = 1.0
 """Calls per second through the gateway at least those of the direct server."""
 CPU_TARGET_NS: Final = 600_000
 """CPU time of the gateway process (its upstream's excluded) per call: under 600 µs."""
+VIRTUAL_TARGET_RATIO: Final = 1.05
+"""A call through a virtual server (overrides, limits, its token) within 5% of the plain endpoint's (p50, and
+throughput the other way round)."""
+VIRTUAL_TOKEN: Final = "bench-virtual-token"
+VIRTUAL_CALLS: Final = 1000
+VIRTUAL_ROUNDS: Final = 6
+VIRTUAL_SERVER: Final = {
+    "servers": ["up"],
+    "overrides": {"up__echo": {"name": "say", "description": "Say it back.", "title": "Say"}},
+    "tokens": [VIRTUAL_TOKEN],
+    "limits": {
+        "calls_per_minute": 10_000_000 // 10,
+        "concurrent_calls": 10_000,
+        "per_token": {"calls_per_minute": 1_000_000, "concurrent_calls": 10_000},
+    },
+}
+"""Limits far above what the benchmark calls: every call is counted against them, none is refused."""
 READ_TARGET_RATIO: Final = 1.2
 """A 1 MiB resources/read through the gateway may take at most this factor of the direct read (median)."""
 LIST_INDEPENDENCE_RATIO: Final = 1.25
@@ -137,11 +155,15 @@ def cpu_ns(pid: int) -> int:
 
 
 @asynccontextmanager
-async def connect(url: str, mode: Literal["legacy", "auto"] = "legacy", *, asks: bool = False) -> AsyncIterator[Client]:
+async def connect(
+    url: str, mode: Literal["legacy", "auto"] = "legacy", *, asks: bool = False, token: str | None = None
+) -> AsyncIterator[Client]:
     """An SDK client over streamable HTTP (`mode="auto"`: 2026-07-28), its tools listed (so calls make no hidden
-    tools/list). `asks`: it declares elicitation, as clients that show forms do (so a call may be asked a question)."""
+    tools/list). `asks`: it declares elicitation, as clients that show forms do (so a call may be asked a question).
+    `token`: it presents this bearer token."""
     options: dict[str, Any] = {"elicitation_callback": _decline} if asks else {}
-    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120)) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=120), headers=headers) as http:
         transport = streamable_http_client(url, http_client=http, max_sse_event_size=None)
         async with Client(transport, mode=mode, read_timeout_seconds=120, cache=None, **options) as client:
             await client.list_tools(cache_mode="bypass")
@@ -446,7 +468,9 @@ async def run(workdir: Path) -> list[Figure]:
     figures: list[Figure] = []
     with (
         UpstreamProcess("streamable_http") as upstream,
-        start_gateway({"up": stdio_upstream()}, workdir, "gateway", STARTUP_TIMEOUT) as gateway,
+        start_gateway(
+            {"up": stdio_upstream()}, workdir, "gateway", STARTUP_TIMEOUT, {"virtual_servers": {"v": VIRTUAL_SERVER}}
+        ) as gateway,
     ):
         children = children_of(gateway.process.pid)
         if len(children) != 1:
@@ -471,6 +495,7 @@ async def run(workdir: Path) -> list[Figure]:
             )
             figures.append(await small_list_figure(gateways[0], directs[0]))
             figures += await modern_figures(gateway, upstream, children[0])
+            figures += await virtual_server_figures(gateway, gateways[0])
     LOADS.append(os.getloadavg()[0])
     print(f"measuring: tools/list with {LIST_SERVERS} servers", flush=True)
     figures += await list_figures(workdir)
@@ -502,6 +527,52 @@ async def modern_figures(gateway: GatewayProcess, upstream: UpstreamProcess, ups
         return figures
 
 
+async def virtual_server_figures(gateway: GatewayProcess, plain: Target) -> list[Figure]:
+    """A call through a virtual server (renamed tool, limits counted, found by its token on the plain URL) against
+    the same call on the plain endpoint of the same gateway."""
+    print("measuring: virtual server", flush=True)
+    async with connect(gateway.mcp_url, token=VIRTUAL_TOKEN) as client:
+        viewed = Target(client, await tool_name(client, "say"), plain.big)
+        for _ in range(LATENCY_WARMUP):
+            await call(viewed.client, viewed.echo, ECHO_ARGS)
+            await call(plain.client, plain.echo, ECHO_ARGS)
+        through, straight = [], []
+        for index in range(VIRTUAL_CALLS):  # which side goes first alternates too: neither gets the warmer upstream
+            first, second = (viewed, plain) if index % 2 else (plain, viewed)
+            took = [await timed(partial(call, side.client, side.echo, ECHO_ARGS)) for side in (first, second)]
+            through.append(took[0] if first is viewed else took[1])
+            straight.append(took[1] if first is viewed else took[0])
+        p50, base50 = statistics.median(through), statistics.median(straight)
+        rates: tuple[list[float], list[float]] = ([], [])
+        for round_ in range(VIRTUAL_ROUNDS):
+            sides = ((viewed, rates[0]), (plain, rates[1]))
+            for side, results in sides if round_ % 2 else sides[::-1]:
+                await calls_per_second([side.client], side.echo, IN_FLIGHT, 4 * IN_FLIGHT)
+                results.append(await calls_per_second([side.client], side.echo, IN_FLIGHT, THROUGHPUT_CALLS))
+    rate, base_rate = statistics.median(rates[0]), statistics.median(rates[1])
+    target = f"ratio <= {VIRTUAL_TARGET_RATIO:.2f}"
+    return [
+        Figure(
+            "virtual server: p50 latency",
+            p50,
+            base50,
+            "plain endpoint",
+            "ns",
+            target,
+            p50 / base50 <= VIRTUAL_TARGET_RATIO,
+        ),
+        Figure(
+            f"virtual server: throughput, {IN_FLIGHT} in flight",
+            rate,
+            base_rate,
+            "plain endpoint",
+            "/s",
+            f"ratio >= {1 / VIRTUAL_TARGET_RATIO:.2f}",
+            rate / base_rate >= 1 / VIRTUAL_TARGET_RATIO,
+        ),
+    ]
+
+
 def render(figures: Sequence[Figure]) -> str:
     header = ("figure", "gateway", "baseline", "baseline is", "ratio", "target", "verdict")
     rows = [
@@ -521,6 +592,9 @@ notes:
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
   CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}
     sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
+  virtual server: the echo tool renamed, with limits on the virtual server and its token (never reached), called
+    by a client that presents the virtual server's token on the plain URL, against the plain endpoint: {VIRTUAL_CALLS}
+    pairs of calls and {VIRTUAL_ROUNDS} throughput rounds, which side goes first alternating.
   tools/list: same surface size ({LIST_SERVERS * LIST_TOOLS_PER_SERVER} tools) from {LIST_SERVERS} servers or from 1,
     so the ratio isolates the server count; the gateway serves the list from its cache, no upstream round trip."""
 

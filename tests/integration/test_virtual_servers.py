@@ -272,3 +272,99 @@ async def raw_call(
     }
     async with httpx2.AsyncClient(timeout=WAIT) as http:
         return await http.post(f"{base_url}/mcp", json=body, headers=headers)
+
+
+async def test_the_admin_api_makes_changes_rotates_and_removes_a_virtual_server_and_it_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    async with gateway(tmp_path, {}) as served, admin(served.base_url) as http:
+        made = await http.put("/admin/virtual-servers/team", json={"servers": ["docs"], "tools": {"allow": ["*__add"]}})
+        assert made.status_code == 201, made.text
+        first = made.json()["token"]
+        assert made.json()["tokens"] == ["t1"]
+        shown = (await http.get("/admin/virtual-servers/team")).json()
+        assert shown["tools"] == ["docs__add"] and first not in str(shown) and "sha256" not in str(shown)
+
+        async with connect(served.base_url, "http-legacy", headers=bearer(first)) as client:
+            with anyio.fail_after(WAIT):
+                assert await client.tool_names() == {"docs__add"}
+                seen = client.tools_changed
+                changed = await http.put(
+                    "/admin/virtual-servers/team",
+                    json={"servers": ["docs"], "tools": {"allow": ["*__add", "*__echo"]}},
+                )
+                assert changed.status_code == 200 and "token" not in changed.json()
+                await client.wait_tools_changed(seen)  # the change reached the connected client
+                assert await client.tool_names() == {"docs__add", "docs__echo"}
+
+        rotated = await http.post("/admin/virtual-servers/team/tokens", json={"replace": True})
+        assert rotated.status_code == 201 and rotated.json()["tokens"] == [rotated.json()["id"]]
+        second = rotated.json()["token"]
+        async with httpx2.AsyncClient(timeout=WAIT) as plain:
+            old = await plain.post(f"{served.base_url}/mcp/team", headers={**MCP_HEADERS, **bearer(first)})
+            assert old.status_code == 401
+        extra = (await http.post("/admin/virtual-servers/team/tokens")).json()
+        assert (await http.delete(f"/admin/virtual-servers/team/tokens/{extra['id']}")).status_code == 200
+        gone = await http.delete("/admin/virtual-servers/team/tokens/nope")
+        assert gone.status_code == 404
+        bad = await http.put("/admin/virtual-servers/team", json={"mode": "fast", "limits": {"calls_per_minute": 0}})
+        assert bad.status_code == 422
+        assert "mode" in bad.json()["error"] and "limits.calls_per_minute" in bad.json()["error"]
+        assert (await http.put("/admin/virtual-servers/bad%20name", json={})).status_code == 422
+
+    async with gateway(tmp_path, {}) as served:  # the same store: what the API made is back, with its token
+        async with connect(served.base_url, "http-auto", headers=bearer(second)) as client:
+            with anyio.fail_after(WAIT):
+                assert await client.tool_names() == {"docs__add", "docs__echo"}
+        async with admin(served.base_url) as http:
+            assert (await http.delete("/admin/virtual-servers/team")).status_code == 200
+            assert (await http.get("/admin/virtual-servers")).json() == {"virtual_servers": []}
+        async with httpx2.AsyncClient(timeout=WAIT) as plain:
+            removed = await plain.post(f"{served.base_url}/mcp/team", headers={**MCP_HEADERS, **bearer(second)})
+            assert removed.status_code == 404
+
+    store = (tmp_path / "state.sqlite3").read_bytes()
+    assert first.encode() not in store and second.encode() not in store  # tokens are kept as digests only
+
+
+async def test_the_audit_log_holds_every_call_once_across_a_restart(tmp_path: Path) -> None:
+    audit_settings = {"audit": {"arguments": True, "redact": ["text"]}}
+    async with gateway(tmp_path, **audit_settings) as served:
+        async with (
+            connect(served.base_url, "http-legacy", headers=bearer(RESEARCH_TOKEN)) as research,
+            connect(served.base_url, "sse-auto", headers=bearer(OPS_TOKEN)) as ops,
+            connect(served.base_url, "http-auto") as everything,
+        ):
+            with anyio.fail_after(WAIT):
+                await research.client.call_tool("say", {})
+                await ops.client.call_tool("docs__add", {"a": 1, "b": 2})
+                await everything.client.call_tool("docs__fail", {"message": "no"})
+                await everything.client.call_tool("docs__nothing", {})
+                records = await audit(served.base_url)
+        assert [(r["virtual_server"], r["token_id"], r["tool"], r["outcome"]) for r in records] == [
+            (None, None, "docs__nothing", "unknown_tool"),
+            (None, None, "docs__fail", "tool_error"),
+            ("ops", "t1", "docs__add", "ok"),
+            ("research", "t1", "say", "ok"),
+        ]
+        say = records[-1]
+        assert say["server"] == "docs" and say["upstream_tool"] == "echo"
+        assert say["arguments"] == {"text": "[redacted]"} and say["argument_bytes"] == len('{"text":"fixed"}')
+        assert say["result_bytes"] > 0 and say["duration_ms"] > 0 and say["session"]
+        assert [r["tool"] for r in await audit(served.base_url, virtual_server="ops")] == ["docs__add"]
+        assert [r["outcome"] for r in await audit(served.base_url, tool="docs__fail")] == ["tool_error"]
+        assert len(await audit(served.base_url, limit="1")) == 1
+        assert await audit(served.base_url, since="2999-01-01T00:00:00") == []
+        async with admin(served.base_url) as http:
+            assert (await http.get("/admin/audit", params={"limit": "0"})).status_code == 422
+            assert (await http.get("/admin/audit", params={"since": "yesterday"})).status_code == 422
+        # Calls made just before the gateway stops are written on the way out.
+        async with connect(served.base_url, "http-legacy", headers=bearer(OPS_TOKEN)) as ops:
+            with anyio.fail_after(WAIT):
+                for n in range(20):
+                    await ops.client.call_tool("docs__add", {"a": n, "b": 0})
+
+    async with gateway(tmp_path, **audit_settings) as served:
+        records = await audit(served.base_url, limit="1000")
+        assert len(records) == 24
+        assert sorted(r["tool"] for r in records).count("docs__add") == 21
