@@ -192,6 +192,11 @@ class Gateway:
                 await self.virtual.put(name, config)
             except ConfigError as exc:
                 log.error("virtual server %s not served: %s", name, exc, extra={"virtual_server": name})
+        if servers and self.config.settings.auth_token is None:
+            log.warning(
+                "virtual servers restrict nothing over HTTP while gateway.auth_token is unset: a client without a "
+                "token gets every tool on /mcp and /sse; set gateway.auth_token"
+            )
 
     async def _attach_one(self, name: str, config: ServerConfig, from_store: bool) -> None:
         guard = None

@@ -87,9 +87,15 @@ class Limiter:
     """Admits calls within `limits`; `on_refused` hears of each refusal (for metrics)."""
 
     def __init__(
-        self, limits: Limits, subject: str, on_refused: Callable[[LimitExceeded], None] = lambda exc: None
+        self,
+        limits: Limits,
+        subject: str,
+        on_refused: Callable[[LimitExceeded], None] = lambda exc: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`subject` names what is limited in messages (`virtual server research`); `clock` counts seconds."""
         self.limits = limits
+        self._clock = clock
         self._subject = subject
         self._on_refused = on_refused
         self._buckets: dict[tuple[Scope, str | None], _Bucket] = {}
@@ -107,7 +113,7 @@ class Limiter:
         ]
         if (tool_limit := self.limits.tools.get(tool)) is not None:
             checks.append(("tool", tool, tool_limit, f"tool {tool} of virtual server {self._subject}"))
-        now = time.monotonic()
+        now = self._clock()
         buckets: list[_Bucket] = []
         counted: list[tuple[Scope, str | None]] = []
         for scope, key, limit, subject in checks:

@@ -9,6 +9,7 @@ table-driven tests run their cases concurrently and report every case that went 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -246,3 +247,40 @@ async def test_address_and_token_come_from_flags_then_env_then_state_dir(cli_gat
             ),
         ]
         await run_cases(cli_gateway, cases)
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(TABLE_TIMEOUT)
+async def test_virtual_server_commands_and_the_audit_table(cli_gateway: CliGateway, tmp_path: Path) -> None:
+    """`vs put` makes a virtual server and prints its token once; a client with that token calls through it;
+    `vs token --replace` rotates; `audit --json` shows the call with the token's id; `vs rm` removes it."""
+    state = ["--state-dir", str(cli_gateway.state_dir)]
+    config = tmp_path / "vs.json"
+    config.write_text('{"servers": ["*"], "tools": {"allow": ["lash_gateway_status"]}}', encoding="utf-8")
+    made = await run_cli(cli_gateway, "vs", "put", "clix", str(config), *state)
+    assert made.code == EXIT_OK, made
+    token = re.search(r"client token \(shown once\): (\S+)", made.stdout)
+    assert token is not None, made
+    async with connect(cli_gateway.base_url, "http-legacy", headers={"Authorization": f"Bearer {token[1]}"}) as c:
+        with anyio.fail_after(CLI_TIMEOUT):
+            assert await c.tool_names() == {"lash_gateway_status"}
+            await c.client.call_tool("lash_gateway_status", {})
+    listed = await run_cli(cli_gateway, "vs", "list", *state)
+    assert listed.code == EXIT_OK and re.search(r"^clix\s+full\s+1\s+\*$", listed.stdout, re.M), listed
+    audited = await run_cli(cli_gateway, "audit", "--json", "--virtual-server", "clix", *state)
+    assert audited.code == EXIT_OK, audited
+    (record,) = [json.loads(line) for line in audited.stdout.splitlines()]
+    assert (record["tool"], record["token_id"], record["outcome"]) == ("lash_gateway_status", "t1", "ok")
+    table = await run_cli(cli_gateway, "audit", "--tool", "lash_gateway_status", *state)
+    assert table.code == EXIT_OK and "clix" in table.stdout and token[1] not in table.stdout, table
+    rotated = await run_cli(cli_gateway, "vs", "token", "clix", "--replace", *state)
+    assert rotated.code == EXIT_OK and "token t1 of virtual server clix (shown once): lvs_" in rotated.stdout, rotated
+    async with httpx2.AsyncClient(timeout=10.0) as http:
+        old = await http.post(f"{cli_gateway.base_url}/mcp/clix", headers={"Authorization": f"Bearer {token[1]}"})
+        assert old.status_code == 401
+    bad = await run_cli(cli_gateway, "vs", "put", "clix", str(tmp_path / "missing.json"), *state)
+    assert bad.code == EXIT_USAGE and "cannot read" in bad.stderr, bad
+    removed = await run_cli(cli_gateway, "vs", "rm", "clix", *state)
+    assert removed.code == EXIT_OK, removed
+    again = await run_cli(cli_gateway, "vs", "show", "clix", *state)
+    assert again.code == EXIT_FAILED and "no virtual server is named 'clix'" in again.stderr, again
