@@ -105,7 +105,7 @@ def _virtual_server(args: argparse.Namespace) -> None:
         rows = _request(args, "GET", base).get("virtual_servers", [])
         print(f"{'VIRTUAL SERVER':<24} {'MODE':<7} {'TOKENS':>6}  SERVERS")
         for row in rows:
-            print(f"{row['name']:<24} {row['mode']:<7} {len(row['tokens']):>6}  {', '.join(row['servers'])}")
+            print(f"{row['name']:<24} {row['mode']:<7} {len(row['token_ids']):>6}  {', '.join(row['servers'])}")
     elif args.action == "show":
         print(json.dumps(_request(args, "GET", f"{base}/{args.name}"), indent=2))
     elif args.action == "put":
@@ -115,7 +115,7 @@ def _virtual_server(args: argparse.Namespace) -> None:
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot read {args.file} as JSON: {exc}", EXIT_USAGE) from None
         result = _request(args, "PUT", f"{base}/{args.name}", body)
-        print(f"virtual server {args.name}: {result['mode']} mode, tokens {', '.join(result['tokens']) or 'none'}")
+        print(f"virtual server {args.name}: {result['mode']} mode, tokens {', '.join(result['token_ids']) or 'none'}")
         if "token" in result:
             print(f"client token (shown once): {result['token']}")
     elif args.action == "rm":

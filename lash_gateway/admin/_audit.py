@@ -6,7 +6,8 @@ records' sizes are measured and their arguments redacted too. Leaving the log (`
 a clean shutdown loses none. A store that cannot keep up loses the oldest records past `MAX_PENDING`, counted and
 said in the log, rather than the gateway's memory.
 
-Arguments are kept only when `gateway.audit.arguments` is on, with the values of keys named in `redact` (at any
+Arguments are kept only when `gateway.audit.arguments` is on, as the client sent them (a virtual server's fixed
+arguments are the operator's, never recorded), with the values of keys that contain a word of `redact` (at any
 depth, case-insensitive) replaced by `"[redacted]"`; never the token a client presented, only its id.
 """
 
@@ -38,6 +39,8 @@ MAX_PENDING: Final = 100_000
 PRUNE_EVERY: Final = 3600.0
 """Seconds between two deletions of records past their retention."""
 REDACTED: Final = "[redacted]"
+MAX_NAME: Final = 256
+"""Characters of a called tool name kept: a client may call any name, and an unknown one is recorded too."""
 
 
 class AuditSettings(BaseModel):
@@ -49,8 +52,9 @@ class AuditSettings(BaseModel):
     """Records older than this are deleted (checked hourly)."""
     arguments: bool = False
     """Keep each call's arguments (as the tool got them, fixed ones included), with `redact` keys hidden."""
-    redact: list[str] = ["password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie"]
-    """Argument keys whose values are never kept (matched case-insensitively, at any depth)."""
+    redact: list[str] = ["password", "passwd", "secret", "token", "key", "auth", "cookie", "credential", "session"]
+    """Argument keys whose values are never kept: a key that contains one of these, case-insensitively, at any
+    depth (`key` covers `api_key` and `private_key`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +192,8 @@ class AuditLog:
             try:
                 entries = await anyio.to_thread.run_sync(self._entries, pending)
                 await self._store.write_audit(entries, prune)
-            except StoreError:
-                self._pending[:0] = pending[: MAX_PENDING - len(self._pending)]
+            except BaseException:  # a failed write, or the writer cancelled mid-batch: the batch waits for the next
+                self._pending[:0] = pending
                 raise
             if prune is not None:
                 self._last_prune = now
@@ -208,7 +212,7 @@ class AuditLog:
             virtual_server=virtual_server,
             token_id=record.token_id,
             session=record.session,
-            tool=record.tool,
+            tool=record.tool[:MAX_NAME],
             upstream_tool=route[1] if route else None,
             server=route[0] if route else None,
             outcome=record.outcome,
@@ -221,7 +225,7 @@ class AuditLog:
     def _redacted(self, value: Any) -> Any:
         if isinstance(value, Mapping):
             return {
-                key: REDACTED if str(key).lower() in self._redact else self._redacted(item)
+                key: REDACTED if any(word in str(key).lower() for word in self._redact) else self._redacted(item)
                 for key, item in value.items()
             }
         if isinstance(value, list | tuple):

@@ -185,8 +185,13 @@ class Gateway:
                         servers.pop(name, None)
                     else:
                         servers[name] = config
-            except GatewayError as exc:
-                log.error("runtime virtual servers not restored: %s", exc, extra={"reason": str(exc)})
+            except GatewayError as exc:  # fail closed: a token revoked at runtime may still be in the config file
+                log.error(
+                    "no virtual server is served: the store's changes to them cannot be read: %s",
+                    exc,
+                    extra={"reason": str(exc)},
+                )
+                return
         for name, config in servers.items():
             try:
                 await self.virtual.put(name, config)

@@ -15,11 +15,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from .._errors import ConfigError
 from ..export._endpoint import HttpEndpoint
 from ..export._export import McpExport
 from ..export._limits import Limiter, LimitExceeded
@@ -29,6 +30,8 @@ __all__ = ["EndpointMaker", "ExportMaker", "VirtualServer", "VirtualServers"]
 
 log = logging.getLogger("lash_gateway.virtual")
 
+END_CALLS_WAIT: Final = 5.0
+"""Seconds the calls of a virtual server being removed get to end (they are cancelled upstream at once)."""
 ExportMaker = Callable[[str, VirtualServerConfig, Limiter], McpExport]
 """Makes the export of a virtual server (name, config, its limiter)."""
 EndpointMaker = Callable[[str, McpExport], HttpEndpoint]
@@ -92,10 +95,18 @@ class VirtualServers:
         """Serve `config` as virtual server `name`; True if it is new, False if one was changed in place.
 
         Raises:
-            ConfigError: the config's view cannot be made.
+            ConfigError: the config's view cannot be made, or one of its tokens is another virtual server's.
             RuntimeError: the registry is not entered.
         """
         view = config.view()
+        for digest in _digests(config):
+            owner = self._tokens.get(digest)
+            if owner is not None and owner[0].name != name:
+                raise ConfigError(
+                    None,
+                    f"a token of {name} is one of {owner[0].name}'s: a token belongs to one virtual server",
+                    field="tokens",
+                )
         served = self._served.get(name)
         if served is not None:
             served.config, served.digests = config, _digests(config)
@@ -123,6 +134,8 @@ class VirtualServers:
         if served is None:
             return False
         self._index_tokens()
+        with anyio.move_on_after(END_CALLS_WAIT):
+            await served.export.end_calls(f"virtual server {name} was removed; the call was cancelled")
         served.stop.set()
         await served.stopped.wait()
         log.info("virtual server %s removed", name, extra={"virtual_server": name})
@@ -149,7 +162,8 @@ class VirtualServers:
     async def tools_changed(self) -> None:
         """Tell every virtual server's clients to list their tools again."""
         for served in list(self._served.values()):
-            await served.export.tools_changed()
+            if not served.stop.is_set():  # one removed meanwhile has no clients left to tell
+                await served.export.tools_changed()
 
     def open_sessions(self) -> int:
         return sum(served.endpoint.open_sessions() for served in self._served.values() if served.endpoint is not None)
@@ -166,8 +180,8 @@ class VirtualServers:
     # The router's view of them (`export._router.VirtualEndpoints`).
 
     @property
-    def has_tokens(self) -> bool:
-        return bool(self._tokens)
+    def any_served(self) -> bool:
+        return bool(self._served)
 
     def endpoint(self, name: str) -> tuple[HttpEndpoint, frozenset[str]] | None:
         served = self._served.get(name)

@@ -83,6 +83,8 @@ class VirtualServerApi:
         name = request.path_params["name"]
         try:
             body = await json_body(request)
+            if not body.keys().isdisjoint({"token_hashes", "token_ids"}):
+                return error(422, "tokens are given as `tokens` (plain, hashed at once) or made with POST .../tokens")
             config = parse_virtual_server(name, body, where="virtual_servers")
         except ConfigError as exc:
             return error(422, str(exc))
@@ -135,7 +137,7 @@ class VirtualServerApi:
         made = config.token_hashes[-1].id
         log.info("virtual server %s: token %s made", name, made, extra={"virtual_server": name, "token_id": made})
         return JSONResponse(
-            {"id": made, "token": token, "tokens": [r.id for r in config.token_hashes]}, status_code=201
+            {"id": made, "token": token, "token_ids": [r.id for r in config.token_hashes]}, status_code=201
         )
 
     async def _revoke(self, request: Request) -> Response:
@@ -150,13 +152,16 @@ class VirtualServerApi:
         if isinstance(changed, Response):
             return changed
         log.info("virtual server %s: token %s revoked", name, token_id, extra={"virtual_server": name})
-        return JSONResponse({"revoked": token_id, "tokens": [record.id for record in kept]})
+        return JSONResponse({"revoked": token_id, "token_ids": [record.id for record in kept]})
 
     async def _change(
         self, name: str, config: VirtualServerConfig, previous: VirtualServerConfig | None
     ) -> bool | Response:
         """Serve `config`, then store it; undone (and a 500 answer) if the store cannot be written."""
-        created = await self._virtual.put(name, config)
+        try:
+            created = await self._virtual.put(name, config)
+        except ConfigError as exc:
+            return error(422, str(exc))
         try:
             await self._store.record_virtual_server(name, config)
         except StoreError as exc:

@@ -32,6 +32,8 @@ __all__ = ["TokenRecord", "VirtualServerConfig", "new_token", "parse_virtual_ser
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 TOKEN_PREFIX: Final = "lvs_"
 """Generated client tokens start with it, so secret scanners can name them."""
+MIN_TOKEN_LENGTH: Final = 16
+"""Shortest client token accepted: tokens are the only thing between a client and its tools."""
 _STRICT = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
 
 
@@ -109,6 +111,13 @@ class VirtualServerConfig(BaseModel):
     pinned: list[str] = []
     """Tools listed as usual in search mode, by the plain endpoint's name."""
 
+    @field_validator("tokens")
+    @classmethod
+    def _check_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        if any(len(token.get_secret_value()) < MIN_TOKEN_LENGTH for token in tokens):
+            raise ValueError(f"a client token has at least {MIN_TOKEN_LENGTH} characters (a random one is best)")
+        return tokens
+
     @field_validator("servers", "pinned")
     @classmethod
     def _check_globs(cls, patterns: list[str]) -> list[str]:
@@ -130,12 +139,12 @@ class VirtualServerConfig(BaseModel):
                 raise ConfigError(None, exc.problem, field=f"overrides.{tool}.{exc.field}") from None
         return View(tuple(self.servers), self.tools, overrides, self.mode, tuple(self.pinned))
 
-    def hashed(self, first_id: int = 1) -> VirtualServerConfig:
-        """This config with its plain `tokens` replaced by digests (ids `t1`, `t2`, ... from `first_id`, past any
-        already in `token_hashes`)."""
+    def hashed(self) -> VirtualServerConfig:
+        """This config with its plain `tokens` replaced by digests (ids `t1`, `t2`, ... in the order given, past any
+        already in `token_hashes`: a config file's tokens keep their ids across restarts)."""
         taken = {record.id for record in self.token_hashes}
         records = list(self.token_hashes)
-        number = first_id
+        number = 1
         for token in self.tokens:
             while f"t{number}" in taken:
                 number += 1
@@ -144,18 +153,17 @@ class VirtualServerConfig(BaseModel):
         return self.model_copy(update={"tokens": [], "token_hashes": records})
 
     def public(self) -> dict[str, Any]:
-        """As the admin API shows it: token ids, never a token or a digest."""
+        """As the admin API shows it: token ids (`token_ids`, never a token or a digest)."""
         shown = self.model_dump(mode="json", exclude={"tokens", "token_hashes"})
-        shown["tokens"] = [record.id for record in self.token_hashes]
+        shown["token_ids"] = [record.id for record in self.token_hashes]
         return shown
 
 
 def new_token(config: VirtualServerConfig) -> tuple[str, VirtualServerConfig]:
-    """A new client token for `config` (shown once), and `config` with its digest added."""
+    """A new client token for `config` (shown once), and `config` with its digest added. Its id is random, so an id
+    in the audit log names one token only, however many were made and revoked since."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    taken = {record.id for record in config.token_hashes}
-    token_id = next(f"t{n}" for n in range(1, len(taken) + 2) if f"t{n}" not in taken)
-    record = TokenRecord(id=token_id, sha256=token_digest(token))
+    record = TokenRecord(id="k" + secrets.token_hex(4), sha256=token_digest(token))
     return token, config.model_copy(update={"token_hashes": [*config.token_hashes, record]})
 
 

@@ -79,7 +79,7 @@ class CallRecord:
     token_id: str | None
     """Which client token the request carried (see `_edge.TOKEN_ID`); None without one."""
     arguments: Mapping[str, Any]
-    """As the tool got them (fixed arguments included)."""
+    """As the client sent them (a view's fixed arguments are the operator's: not here)."""
     outcome: str
     """`ok`, a failure class (`tool_error`, `unavailable`, `timeout`, ...), `cancelled`, `limited`, `unknown_tool`."""
     started: float
@@ -369,6 +369,7 @@ class McpExport:
                 return error_result("call_tool takes a tool's `name` (a string) and its `arguments` (an object)")
             name, arguments = called, called_with
         lash_name = surface.lash_names.get(name)
+        sent = arguments
         if name in surface.fixed:
             arguments = {**arguments, **surface.fixed[name]}
         try:
@@ -377,7 +378,7 @@ class McpExport:
             release = self.limiter.acquire(token_id, name) if self.limiter is not None else None
         except (CallsEnded, LimitExceeded) as exc:
             refused = "limited" if isinstance(exc, LimitExceeded) else "ended"
-            self._observe(name, None, session, token_id, arguments, refused, started, clock)
+            self._observe(name, None, session, token_id, sent, refused, started, clock)
             raise
         outcome, result, wire = "cancelled", None, None
         try:
@@ -406,7 +407,7 @@ class McpExport:
         finally:
             if release is not None:
                 release()
-            self._observe(name, lash_name, session, token_id, arguments, outcome, started, clock, result, wire)
+            self._observe(name, lash_name, session, token_id, sent, outcome, started, clock, result, wire)
 
     def _observe(
         self,

@@ -3,8 +3,8 @@ chosen by path (`/mcp/<name>`, `/sse/<name>`, `/messages/<name>/`) or, on the pl
 request carries. One URL then serves every client, and its token decides what it sees.
 
 - On a plain path, the gateway's `auth_token` gets the plain endpoint; a virtual server's token gets that virtual
-  server; any other token is refused (401) once the gateway has an `auth_token` or any virtual server has tokens,
-  and no token at all is refused when it has an `auth_token`.
+  server; any other token is refused (401) once the gateway has an `auth_token` or serves any virtual server (so a
+  revoked token gets nothing), and no token at all is refused when it has an `auth_token`.
 - On a virtual server's path, its own tokens and the gateway's `auth_token` are accepted; a token of another
   virtual server is refused (401). A virtual server with no tokens is open only while the gateway has no
   `auth_token`.
@@ -45,8 +45,8 @@ class VirtualEndpoints(Protocol):
     """The virtual servers being served (the admin side's registry)."""
 
     @property
-    def has_tokens(self) -> bool:
-        """Whether any virtual server has a client token."""
+    def any_served(self) -> bool:
+        """Whether any virtual server is served."""
 
     def endpoint(self, name: str) -> tuple[HttpEndpoint, frozenset[str]] | None:
         """A virtual server's endpoint and the digests of its tokens; None if there is none of that name."""
@@ -94,13 +94,13 @@ class Router:
             matched = self._virtual.by_token(token_digest(bearer)) if bearer is not None else None
             if matched is not None:
                 endpoint, token_id = matched
-            elif self._token is not None or (bearer is not None and self._virtual.has_tokens):
+            elif self._token is not None or (bearer is not None and self._virtual.any_served):
                 await reply(send, 401, "missing or wrong bearer token", headers=_UNAUTHORIZED)
                 return
         else:
             found = self._virtual.endpoint(name)
             if found is None:  # said only to a client that could reach any virtual server of that name
-                open_gateway = self._token is None and not self._virtual.has_tokens
+                open_gateway = self._token is None and not self._virtual.any_served
                 await reply(send, *((404, f"no virtual server is named {name!r}") if open_gateway else _REFUSED))
                 return
             endpoint, digests = found

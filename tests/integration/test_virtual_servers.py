@@ -45,8 +45,8 @@ WAIT: Final = 10.0
 STARTUP: Final = 30.0
 """A stdio upstream (a Python process) may take long to start on a loaded 2-core machine."""
 ADMIN_TOKEN: Final = "admin-t0ken"
-RESEARCH_TOKEN: Final = "research-secret"
-OPS_TOKEN: Final = "ops-secret"
+RESEARCH_TOKEN: Final = "research-secret-0123"
+OPS_TOKEN: Final = "ops-secret-0123456789"
 VIRTUAL_SERVERS: Final[dict[str, Any]] = {
     "research": {
         "servers": ["docs"],
@@ -139,12 +139,14 @@ async def test_a_virtual_servers_own_path_takes_its_tokens_and_refuses_anothers(
                 assert await client.tool_names() == RESEARCH_TOOLS
         async with httpx2.AsyncClient(timeout=WAIT) as http:
             for path in ("/mcp/research", "/sse/research"):
-                for headers in (bearer(OPS_TOKEN), {}, bearer("made-up")):
+                for headers in (bearer(OPS_TOKEN), {}, bearer("made-up-token-0123456")):
                     method = http.post if path.startswith("/mcp") else http.get
                     refused = await method(f"{served.base_url}{path}", headers={**MCP_HEADERS, **headers})
                     assert refused.status_code == 401, (path, headers, refused.text)
             # A made-up token is refused on the plain path too, once virtual servers have tokens.
-            refused = await http.post(f"{served.base_url}/mcp", headers={**MCP_HEADERS, **bearer("made-up")})
+            refused = await http.post(
+                f"{served.base_url}/mcp", headers={**MCP_HEADERS, **bearer("made-up-token-0123456")}
+            )
             assert refused.status_code == 401
 
 
@@ -171,9 +173,9 @@ async def test_stdio_serves_a_virtual_server(tmp_path: Path, mode: Any) -> None:
 
 @pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
 async def test_search_mode_finds_and_calls_a_tool(tmp_path: Path, mode: ClientMode) -> None:
-    finder = {"servers": ["docs"], "mode": "search", "pinned": ["docs__echo"], "tokens": ["finder-secret"]}
+    finder = {"servers": ["docs"], "mode": "search", "pinned": ["docs__echo"], "tokens": ["finder-secret-0123456"]}
     async with gateway(tmp_path, {"finder": finder}) as served:
-        async with connect(served.base_url, mode, headers=bearer("finder-secret")) as client:
+        async with connect(served.base_url, mode, headers=bearer("finder-secret-0123456")) as client:
             with anyio.fail_after(WAIT):
                 assert await client.tool_names() == {"search_tools", "call_tool", "docs__echo"}
                 found = await client.client.call_tool("search_tools", {"query": "add two numbers", "limit": 5})
@@ -281,7 +283,7 @@ async def test_the_admin_api_makes_changes_rotates_and_removes_a_virtual_server_
         made = await http.put("/admin/virtual-servers/team", json={"servers": ["docs"], "tools": {"allow": ["*__add"]}})
         assert made.status_code == 201, made.text
         first = made.json()["token"]
-        assert made.json()["tokens"] == ["t1"]
+        assert made.json()["token_ids"] == [made.json()["token_ids"][0]] and made.json()["token_ids"][0].startswith("k")
         shown = (await http.get("/admin/virtual-servers/team")).json()
         assert shown["tools"] == ["docs__add"] and first not in str(shown) and "sha256" not in str(shown)
 
@@ -298,7 +300,7 @@ async def test_the_admin_api_makes_changes_rotates_and_removes_a_virtual_server_
                 assert await client.tool_names() == {"docs__add", "docs__echo"}
 
         rotated = await http.post("/admin/virtual-servers/team/tokens", json={"replace": True})
-        assert rotated.status_code == 201 and rotated.json()["tokens"] == [rotated.json()["id"]]
+        assert rotated.status_code == 201 and rotated.json()["token_ids"] == [rotated.json()["id"]]
         second = rotated.json()["token"]
         async with httpx2.AsyncClient(timeout=WAIT) as plain:
             old = await plain.post(f"{served.base_url}/mcp/team", headers={**MCP_HEADERS, **bearer(first)})
@@ -311,6 +313,13 @@ async def test_the_admin_api_makes_changes_rotates_and_removes_a_virtual_server_
         assert bad.status_code == 422
         assert "mode" in bad.json()["error"] and "limits.calls_per_minute" in bad.json()["error"]
         assert (await http.put("/admin/virtual-servers/bad%20name", json={})).status_code == 422
+        bodies: list[dict[str, Any]] = [{"tokens": ["short"]}, {"token_ids": ["t1"]}, {"token_hashes": []}]
+        for body in bodies:
+            refused = await http.put("/admin/virtual-servers/other", json=body)
+            assert refused.status_code == 422, (body, refused.text)
+        shared = await http.put("/admin/virtual-servers/other", json={"tokens": [second]})
+        assert shared.status_code == 422 and "a token belongs to one virtual server" in shared.text
+        assert second not in shared.text
 
     async with gateway(tmp_path, {}) as served:  # the same store: what the API made is back, with its token
         async with connect(served.base_url, "http-auto", headers=bearer(second)) as client:
@@ -328,7 +337,7 @@ async def test_the_admin_api_makes_changes_rotates_and_removes_a_virtual_server_
 
 
 async def test_the_audit_log_holds_every_call_once_across_a_restart(tmp_path: Path) -> None:
-    audit_settings = {"audit": {"arguments": True, "redact": ["text"]}}
+    audit_settings = {"audit": {"arguments": True}}
     async with gateway(tmp_path, **audit_settings) as served:
         async with (
             connect(served.base_url, "http-legacy", headers=bearer(RESEARCH_TOKEN)) as research,
@@ -339,7 +348,8 @@ async def test_the_audit_log_holds_every_call_once_across_a_restart(tmp_path: Pa
                 await research.client.call_tool("say", {})
                 await ops.client.call_tool("docs__add", {"a": 1, "b": 2})
                 await everything.client.call_tool("docs__fail", {"message": "no"})
-                await everything.client.call_tool("docs__nothing", {})
+                secrets = {"Api_Key": "sk-0", "nested": [{"password": "p", "ok": 1}], "text": "kept"}
+                await everything.client.call_tool("docs__nothing", secrets)
                 records = await audit(served.base_url)
         assert [(r["virtual_server"], r["token_id"], r["tool"], r["outcome"]) for r in records] == [
             (None, None, "docs__nothing", "unknown_tool"),
@@ -347,9 +357,16 @@ async def test_the_audit_log_holds_every_call_once_across_a_restart(tmp_path: Pa
             ("ops", "t1", "docs__add", "ok"),
             ("research", "t1", "say", "ok"),
         ]
+        assert records[0]["arguments"] == {
+            "Api_Key": "[redacted]",
+            "nested": [{"password": "[redacted]", "ok": 1}],
+            "text": "kept",
+        }
         say = records[-1]
         assert say["server"] == "docs" and say["upstream_tool"] == "echo"
-        assert say["arguments"] == {"text": "[redacted]"} and say["argument_bytes"] == len('{"text":"fixed"}')
+        assert say["arguments"] == {} and say["argument_bytes"] == 2  # the fixed `text` is the operator's: not recorded
+        add = records[2]
+        assert add["arguments"] == {"a": 1, "b": 2} and add["argument_bytes"] == len('{"a":1,"b":2}')
         assert say["result_bytes"] > 0 and say["duration_ms"] > 0 and say["session"]
         assert [r["tool"] for r in await audit(served.base_url, virtual_server="ops")] == ["docs__add"]
         assert [r["outcome"] for r in await audit(served.base_url, tool="docs__fail")] == ["tool_error"]
@@ -368,3 +385,29 @@ async def test_the_audit_log_holds_every_call_once_across_a_restart(tmp_path: Pa
         records = await audit(served.base_url, limit="1000")
         assert len(records) == 24
         assert sorted(r["tool"] for r in records).count("docs__add") == 21
+
+
+async def test_removing_a_virtual_server_ends_its_calls_in_flight(tmp_path: Path) -> None:
+    one_at_a_time = {**VIRTUAL_SERVERS["ops"], "limits": {"per_token": {"concurrent_calls": 1}}}
+    async with gateway(tmp_path, {"ops": one_at_a_time}) as served, admin(served.base_url) as http:
+        async with connect(served.base_url, "http-legacy", headers=bearer(OPS_TOKEN)) as ops:
+            ended: list[BaseException] = []
+
+            async def held() -> None:
+                try:
+                    await ops.client.call_tool("docs__wait_for_release", {"key": "removed"})
+                except MCPError as exc:
+                    ended.append(exc)
+
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(held)
+
+                    async def in_flight() -> bool | None:  # the token's one slot is taken: the call is running
+                        reply = await raw_call(served.base_url, "docs__echo", {"text": "probe"})
+                        return True if reply.status_code == 429 else None
+
+                    await poll(in_flight, WAIT)
+                    removed = await http.delete("/admin/virtual-servers/ops")
+                    assert removed.status_code == 200
+        assert len(ended) == 1 and "virtual server ops was removed" in str(ended[0])
