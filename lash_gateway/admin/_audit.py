@@ -35,7 +35,10 @@ log = logging.getLogger("lash_gateway.audit")
 
 BATCH: Final = 256
 FLUSH_INTERVAL: Final = 0.5
-MAX_PENDING: Final = 100_000
+MAX_PENDING: Final = 10_000
+"""Calls waiting to be written (each holds its result until then)."""
+MAX_UNWRITTEN: Final = 100_000
+"""Records kept, small, while the store cannot be written; past it the oldest are lost (counted, and logged)."""
 PRUNE_EVERY: Final = 3600.0
 """Seconds between two deletions of records past their retention."""
 REDACTED: Final = "[redacted]"
@@ -126,6 +129,7 @@ class AuditLog:
         self._route = route
         self._redact = frozenset(key.lower() for key in settings.redact)
         self._pending: list[_Pending] = []
+        self._unwritten: list[AuditEntry] = []
         self._wake = anyio.Event()
         self._lock = anyio.Lock()
         self._last_prune = 0.0
@@ -153,17 +157,20 @@ class AuditLog:
         """Note one call (on the call's own path: no I/O, no serialising)."""
         if len(self._pending) >= MAX_PENDING:
             del self._pending[0]
-            self.dropped += 1
-            if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
-                log.error(
-                    "audit records lost: the state store does not keep up (%d lost so far)",
-                    self.dropped,
-                    extra={"dropped": self.dropped},
-                )
+            self._lost(1)
         route = self._route(record.lash_name) if record.lash_name is not None else None
         self._pending.append((virtual_server, record, route))
         if len(self._pending) >= BATCH:
             self._wake.set()
+
+    def _lost(self, count: int) -> None:
+        before, self.dropped = self.dropped, self.dropped + count
+        if before == 0 or before // 10_000 != self.dropped // 10_000:
+            log.error(
+                "audit records lost: the state store does not keep up (%d lost so far)",
+                self.dropped,
+                extra={"dropped": self.dropped},
+            )
 
     async def _run(self) -> None:
         while True:
@@ -187,13 +194,19 @@ class AuditLog:
             prune = None
             if now - self._last_prune >= PRUNE_EVERY:
                 prune = now - self._settings.retention_days * 86400
-            if not pending and prune is None:
+            if not pending and not self._unwritten and prune is None:
                 return
+            entries: list[AuditEntry] = []
             try:
-                entries = await anyio.to_thread.run_sync(self._entries, pending)
+                entries = self._unwritten + await anyio.to_thread.run_sync(self._entries, pending)
+                self._unwritten = []
                 await self._store.write_audit(entries, prune)
-            except BaseException:  # a failed write, or the writer cancelled mid-batch: the batch waits for the next
-                self._pending[:0] = pending
+            except BaseException:  # a failed write, or the writer cancelled mid-batch: the records wait for the next
+                if entries:  # measured already: kept small, without the results they were measured from
+                    self._unwritten = entries[-MAX_UNWRITTEN:]
+                    self._lost(len(entries) - len(self._unwritten))
+                else:
+                    self._pending[:0] = pending
                 raise
             if prune is not None:
                 self._last_prune = now

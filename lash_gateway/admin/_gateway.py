@@ -102,14 +102,14 @@ class Gateway:
         self._endpoint: HttpEndpoint | None = None
 
     def _export(self, virtual_server: str | None, **view: Any) -> McpExport:
-        """The plain export (`virtual_server` None: the catalog, every tool) or a virtual server's (tools only)."""
+        """The plain export (`virtual_server` None: everything) or a virtual server's (what its view shows)."""
         settings = self.config.settings.export
         return McpExport(
             self.core,
             name_limit=settings.name_limit,
             on_call=partial(self._observe, virtual_server),
             notify_timeout=settings.notify_timeout,
-            catalog=self.factory.pool if virtual_server is None else None,
+            catalog=self.factory.pool,
             request_state_key=self._request_state_key,
             **view,
         )

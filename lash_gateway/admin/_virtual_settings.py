@@ -4,6 +4,8 @@ keeps it: the same object with its client tokens replaced by their digests.
     "research": {
       "servers": ["docs", "search*"],
       "tools": {"allow": ["*"], "deny": ["*delete*"]},
+      "prompts": {"allow": ["docs__*"]},
+      "resources": {"deny": ["file:///private/*"]},
       "overrides": {"docs__fetch": {"name": "read_page", "arguments": {"format": "markdown"}}},
       "tokens": ["a-secret-the-client-presents"],
       "limits": {"calls_per_minute": 120, "concurrent_calls": 8,
@@ -100,6 +102,10 @@ class VirtualServerConfig(BaseModel):
     """Globs over upstream server names; tools of in-process plugins pass only through `*`."""
     tools: ToolFilter = ToolFilter()
     """Allow and deny globs over the plain endpoint's tool names (`docs__fetch`)."""
+    prompts: ToolFilter = ToolFilter()
+    """Allow and deny globs over the plain endpoint's prompt names (`docs__greet`)."""
+    resources: ToolFilter = ToolFilter()
+    """Allow and deny globs over resource URIs and URI templates (`file:///docs/*`)."""
     overrides: dict[str, OverrideConfig] = {}
     """By the plain endpoint's tool name."""
     tokens: list[SecretStr] = []
@@ -137,7 +143,9 @@ class VirtualServerConfig(BaseModel):
                 overrides[tool] = ToolOverride(**override.model_dump())
             except ConfigError as exc:
                 raise ConfigError(None, exc.problem, field=f"overrides.{tool}.{exc.field}") from None
-        return View(tuple(self.servers), self.tools, overrides, self.mode, tuple(self.pinned))
+        return View(
+            tuple(self.servers), self.tools, overrides, self.mode, tuple(self.pinned), self.prompts, self.resources
+        )
 
     def hashed(self) -> VirtualServerConfig:
         """This config with its plain `tokens` replaced by digests (ids `t1`, `t2`, ... in the order given, past any

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 
 import anyio
 import mcp_types as types
@@ -34,6 +34,7 @@ from lash_core import Caller, LogReporter, ProgressReporter
 from .._errors import GatewayError, UnknownPrompt, UnknownResource, UpstreamCallError
 from .._naming import export_names
 from .._sdk import connection_of
+from ._views import View
 from ._wire import for_era
 
 __all__ = ["PAGE_SIZE", "RESOURCE_NOT_FOUND", "Catalog", "CatalogExport"]
@@ -101,6 +102,8 @@ class Catalog(Protocol):
 
     async def unsubscribe(self, uri: str) -> None: ...
 
+    def server_of(self, kind: Literal["resource", "template", "prompt"], key: str) -> str | None: ...
+
 
 @dataclass(eq=False)
 class _Held:
@@ -116,6 +119,7 @@ class _Prompts:
     key: tuple[Mapping[str, Any], ...]
     wire: tuple[Mapping[str, Any], ...]
     lash_names: Mapping[str, str]
+    view: View | None
 
 
 class CatalogExport:
@@ -128,28 +132,35 @@ class CatalogExport:
         name_limit: int,
         answer: Answer,
         client_of: Callable[[ServerRequestContext[Any, Any]], Awaitable[str | None]],
+        view: Callable[[], View | None] = lambda: None,
     ) -> None:
-        """`client_of` names the client of a request (its session), for servers that give each its own connection."""
+        """`client_of` names the client of a request (its session), for servers that give each its own connection.
+        `view` is the export's view (read on every request: it may change); what it does not show is neither listed
+        nor served, as if no server offered it."""
         self._catalog = catalog
+        self._view = view
+        self._shown: dict[str, tuple[object, View | None, tuple[Mapping[str, Any], ...]]] = {}
         self._client_of = client_of
         self._bus = bus
         self._limit = name_limit
         self._answer = answer
         self._prompts: _Prompts | None = None
         self._subscribers: dict[str, dict[int, Connection]] = {}
-        self.listen = _TrackingListen(catalog, bus)
+        self.listen = _TrackingListen(catalog, bus, self.shows_uri)
 
     # -- lists ---------------------------------------------------------------------------------
 
     async def list_resources(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        return cast(types.ListResourcesResult, _page(ctx, self._catalog.resources(), "resources", params))
+        shown = self._shown_of("resources", self._catalog.resources(), lambda r: self.shows_uri(r["uri"]))
+        return cast(types.ListResourcesResult, _page(ctx, shown, "resources", params))
 
     async def list_resource_templates(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        page = _page(ctx, self._catalog.resource_templates(), "resourceTemplates", params)
+        shown = self._shown_of("templates", self._catalog.resource_templates(), lambda t: self._shows_template(t))
+        page = _page(ctx, shown, "resourceTemplates", params)
         return cast(types.ListResourceTemplatesResult, page)
 
     async def list_prompts(
@@ -158,13 +169,47 @@ class CatalogExport:
         return cast(types.ListPromptsResult, _page(ctx, self._exported_prompts().wire, "prompts", params))
 
     def _exported_prompts(self) -> _Prompts:
+        """The prompts this export shows, under their exported names (named as on the plain export: a view only
+        leaves some out)."""
         prompts = self._catalog.prompts()
+        view = self._view()
         cached = self._prompts
-        if cached is None or cached.key is not prompts:
+        if cached is None or cached.key is not prompts or cached.view is not view:
             names = export_names([p["name"] for p in prompts], self._limit)
-            wire = tuple({**p, "name": names[p["name"]]} for p in prompts)
-            cached = self._prompts = _Prompts(prompts, wire, {names[p["name"]]: p["name"] for p in prompts})
+            if view is not None:
+                server_of = self._catalog.server_of
+                prompts_shown = [
+                    p for p in prompts if view.shows("prompt", names[p["name"]], server_of("prompt", p["name"]))
+                ]
+            else:
+                prompts_shown = list(prompts)
+            wire = tuple({**p, "name": names[p["name"]]} for p in prompts_shown)
+            lash_names = {names[p["name"]]: p["name"] for p in prompts_shown}
+            cached = self._prompts = _Prompts(prompts, wire, lash_names, view)
         return cached
+
+    def shows_uri(self, uri: str) -> bool:
+        """Whether a client of this export may read, subscribe to or hear of the resource at `uri`."""
+        view = self._view()
+        return view is None or view.shows("resource", uri, self._catalog.server_of("resource", uri))
+
+    def _shows_template(self, template: Mapping[str, Any]) -> bool:
+        view = self._view()
+        uri_template = str(template.get("uriTemplate", ""))
+        return view is None or view.shows("template", uri_template, self._catalog.server_of("template", uri_template))
+
+    def _shown_of(
+        self, kind: str, items: tuple[Mapping[str, Any], ...], shown: Callable[[Mapping[str, Any]], bool]
+    ) -> tuple[Mapping[str, Any], ...]:
+        """`items` the view shows, kept while the list and the view last (a list is read far more often than it
+        changes)."""
+        view = self._view()
+        if view is None:
+            return items
+        cached = self._shown.get(kind)
+        if cached is None or cached[0] is not items or cached[1] is not view:
+            cached = self._shown[kind] = (items, view, tuple(item for item in items if shown(item)))
+        return cached[2]
 
     # -- reads, prompts, completion ------------------------------------------------------------
 
@@ -172,6 +217,8 @@ class CatalogExport:
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
+        if not self.shows_uri(uri):
+            raise _error(UnknownResource(uri))
         client = await self._client_of(ctx)
 
         async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
@@ -212,6 +259,8 @@ class CatalogExport:
             if lash_name is None:
                 raise MCPError(types.INVALID_PARAMS, f"unknown prompt {ref.get('name')!r}")
             ref["name"] = lash_name
+        elif ref.get("type") == "ref/resource" and not self._shows_template({"uriTemplate": ref.get("uri", "")}):
+            raise _error(UnknownResource(str(ref.get("uri"))))
         argument = params.argument.model_dump(by_alias=True, exclude_none=True, mode="json")
         context = params.context.arguments if params.context is not None else None
         try:
@@ -233,6 +282,8 @@ class CatalogExport:
     ) -> types.EmptyResult:
         connection = connection_of(ctx)
         uri = str(params.uri)
+        if not self.shows_uri(uri):
+            raise _error(UnknownResource(uri))
         held: _Held | None = connection.state.get(_SUBSCRIPTIONS)
         if held is None:
             held = connection.state[_SUBSCRIPTIONS] = _Held()
@@ -304,9 +355,10 @@ class _TrackingListen:
     """`subscriptions/listen`, with the stream's resource URIs subscribed in the catalog while it lasts (the SDK's
     handler does not say which URIs its streams want)."""
 
-    def __init__(self, catalog: Catalog, bus: InMemorySubscriptionBus) -> None:
+    def __init__(self, catalog: Catalog, bus: InMemorySubscriptionBus, shows: Callable[[str], bool]) -> None:
         self._catalog = catalog
         self._inner = ListenHandler(bus)
+        self._shows = shows
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
@@ -318,6 +370,8 @@ class _TrackingListen:
             if len(wanted) > MAX_SUBSCRIPTIONS:
                 raise MCPError(types.INVALID_REQUEST, f"a stream may name {MAX_SUBSCRIPTIONS} resources at most")
             for uri in wanted:
+                if not self._shows(uri):
+                    continue  # not this client's to hear of: as if no server offered it
                 try:
                     await catalog.subscribe(uri)
                 except GatewayError:

@@ -49,6 +49,10 @@ class HttpEndpoint:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The session manager's lifetime: its sessions end when this exits (once per endpoint)."""
-        async with self._manager.run():
-            yield
+        """The session manager's lifetime: its sessions end when this exits (once per endpoint), and so do the legacy
+        SSE connections, which run in their requests' own tasks."""
+        try:
+            async with self._manager.run():
+                yield
+        finally:
+            await self._legacy.close_all()

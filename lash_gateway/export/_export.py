@@ -146,7 +146,9 @@ class McpExport:
         listen: Callable[..., Awaitable[types.SubscriptionsListenResult]] = ListenHandler(self._bus)
         handlers: dict[str, Any] = {}
         if catalog is not None:
-            served = self._catalog = CatalogExport(catalog, self._bus, name_limit, self.answer, self._client_of)
+            served = self._catalog = CatalogExport(
+                catalog, self._bus, name_limit, self.answer, self._client_of, lambda: self._view
+            )
             listen = served.listen
             handlers = {
                 "on_list_resources": served.list_resources,
@@ -236,6 +238,8 @@ class McpExport:
         if served is None or not self._notifier.running:
             return  # not serving (yet, or any more): no client to tell
         if uri is not None:
+            if not served.shows_uri(uri):
+                return  # its view hides it: no client here may hear of it
             for connection in served.subscribers(uri):
                 self._notifier.updated(connection, uri)
         elif kind is not None:

@@ -73,6 +73,11 @@ class LegacySse:
             if session:
                 del self._links[session[0]]
 
+    async def close_all(self) -> None:
+        """Drop every open connection (its endpoint is going away: a removed virtual server)."""
+        for link in list(self._links.values()):
+            await link.close()
+
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         ids = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id", [])
         link = self._links.get(ids[0]) if ids else None

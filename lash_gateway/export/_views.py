@@ -1,6 +1,7 @@
 """What one client sees of the export's tools: a view (the tools of a virtual server, issue 14).
 
-A view picks tools by the server they come from and by their exported names (globs: `docs__*`), rewrites a tool's
+A view picks tools, prompts and resources by the server they come from and by their exported names or URIs (globs:
+`docs__*`, `file:///docs/*`), rewrites a tool's
 name, title, description and annotations, and fixes argument values: the gateway sets them, and the client never
 sees them in the tool's schema. In search mode the client lists two tools, `search_tools` and `call_tool`, and the
 pinned ones (`_search`); every tool of the view stays callable through `call_tool`.
@@ -100,12 +101,17 @@ class View:
     mode: Literal["full", "search"] = "full"
     pinned: tuple[str, ...] = ()
     """Tools listed as usual in search mode (by their plain exported names)."""
+    prompts: ToolFilter = ToolFilter()
+    """Filters the prompts of its servers, by their exported names (`docs__greet`)."""
+    resources: ToolFilter = ToolFilter()
+    """Filters the resources and resource templates of its servers, by URI and URI template."""
 
     def __post_init__(self) -> None:
         _check_names("servers", self.servers)
         _check_names("pinned", self.pinned)
-        if not isinstance(self.tools, ToolFilter):
-            raise ConfigError(None, "a ToolFilter (allow and deny globs)", field="tools")
+        for label, value in (("tools", self.tools), ("prompts", self.prompts), ("resources", self.resources)):
+            if not isinstance(value, ToolFilter):
+                raise ConfigError(None, "a ToolFilter (allow and deny globs)", field=label)
         if self.mode not in ("full", "search"):
             raise ConfigError(None, f"{self.mode!r}: 'full' or 'search'", field="mode")
         if not all(isinstance(override, ToolOverride) for override in self.overrides.values()):
@@ -154,12 +160,18 @@ class View:
             searchable=tuple(tools),
         )
 
+    def shows(self, kind: Literal["prompt", "resource", "template"], name: str, server: str | None) -> bool:
+        """Whether the view shows a prompt (by exported name), a resource (by URI) or a resource template, of
+        `server` (None: no server serves it, and the view shows it only if it shows every server)."""
+        return self._in_servers(server) and (self.prompts if kind == "prompt" else self.resources).allows(name)
+
     def _shows(self, exported: str, server: str | None) -> bool:
+        return self._in_servers(server) and self.tools.allows(exported)
+
+    def _in_servers(self, server: str | None) -> bool:
         if server is None:
-            in_servers = "*" in self.servers
-        else:
-            in_servers = any(fnmatchcase(server, pattern) for pattern in self.servers)
-        return in_servers and self.tools.allows(exported)
+            return "*" in self.servers
+        return any(fnmatchcase(server, pattern) for pattern in self.servers)
 
     def _shown(self, tool: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """`tool` as the view shows it; None when its arguments cannot be fixed as asked."""

@@ -313,6 +313,18 @@ class McpConnectionPool:
         """Tell `listener` of every catalog change from now on (see `CatalogListener`)."""
         self._listeners.append(listener)
 
+    def server_of(self, kind: Literal["resource", "template", "prompt"], key: str) -> str | None:
+        """The server that serves a resource URI (listed, or matched by a template), a resource template (as listed)
+        or a prompt (by its lash name); None if none does."""
+        catalog = self._catalog
+        if kind == "resource":
+            server = catalog.server_for_uri(key)
+        elif kind == "template":
+            server = catalog.server_for_template(key)
+        else:
+            server = route[0] if (route := catalog.prompt_routes.get(key)) is not None else None
+        return server if server in self._servers else None
+
     def resource_server(self, uri: str) -> str:
         """The server a read of `uri` goes to.
 
