@@ -33,7 +33,7 @@ from ..export._edge import Edge
 from ..export._endpoint import HttpEndpoint
 from ..export._export import CallRecord, McpExport
 from ..export._limits import Limiter
-from ..export._router import Router
+from ..export._router import Router, token_digest
 from ..upstream._plugin import McpPluginFactory
 from ..upstream._status_plugin import GatewayStatusPluginFactory
 from ._api import AdminApi
@@ -89,7 +89,9 @@ class Gateway:
         self.metrics = GatewayMetrics(self.factory.pool, self._connected_clients, self.open_sessions)
         self._request_state_key = request_state_key
         self.export = self._export(None)
-        self.virtual = VirtualServers(self._virtual_export, self.metrics.limited)
+        auth_token = self.config.settings.auth_token
+        reserved = frozenset({token_digest(auth_token.get_secret_value())} if auth_token else ())
+        self.virtual = VirtualServers(self._virtual_export, self.metrics.limited, reserved)
         """The virtual servers (`gateway.virtual_servers`, and those the admin API made)."""
         self.audit = (
             AuditLog(store, self.config.settings.audit, self._upstream_of)

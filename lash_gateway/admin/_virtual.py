@@ -54,9 +54,16 @@ class VirtualServer:
 class VirtualServers:
     """The registry; `async with` it to serve (it owns every virtual server's task)."""
 
-    def __init__(self, make_export: ExportMaker, on_refused: Callable[[str, LimitExceeded], None]) -> None:
-        """`on_refused` hears of every call a limit refused (virtual server name, why)."""
+    def __init__(
+        self,
+        make_export: ExportMaker,
+        on_refused: Callable[[str, LimitExceeded], None],
+        reserved: frozenset[str] = frozenset(),
+    ) -> None:
+        """`on_refused` hears of every call a limit refused (virtual server name, why); `reserved` are digests no
+        virtual server's token may have (the gateway's own `auth_token`)."""
         self._make_export = make_export
+        self._reserved = reserved
         self._on_refused = on_refused
         self.http: EndpointMaker | None = None
         """Makes each virtual server's HTTP endpoint; None: the exports only (stdio). Set it before entering."""
@@ -100,6 +107,8 @@ class VirtualServers:
         """
         view = config.view()
         for digest in _digests(config):
+            if digest in self._reserved:
+                raise ConfigError(None, f"a token of {name} is the gateway's auth_token", field="tokens")
             owner = self._tokens.get(digest)
             if owner is not None and owner[0].name != name:
                 raise ConfigError(
@@ -111,6 +120,8 @@ class VirtualServers:
         if served is not None:
             served.config, served.digests = config, _digests(config)
             served.limiter.limits = config.limits.limits()
+            if served.endpoint is not None:
+                served.endpoint.max_sessions = config.max_sessions
             served.export.view = view
             self._index_tokens()
             await served.export.tools_changed()
@@ -121,6 +132,8 @@ class VirtualServers:
         limiter = Limiter(config.limits.limits(), name, partial(self._on_refused, name))
         export = self._make_export(name, config, limiter)
         endpoint = self.http(name, export) if self.http is not None else None
+        if endpoint is not None:
+            endpoint.max_sessions = config.max_sessions
         served = VirtualServer(name, config, export, limiter, endpoint, _digests(config))
         await self._tg.start(self._serve, served)
         self._served[name] = served

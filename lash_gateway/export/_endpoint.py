@@ -43,6 +43,17 @@ class HttpEndpoint:
         self.messages: ASGIApp = self._legacy.messages
         export.close_http_session = partial(close_http_session, self._manager)
 
+    @property
+    def max_sessions(self) -> int | None:
+        return self._manager.max_sessions
+
+    @max_sessions.setter
+    def max_sessions(self, limit: int | None) -> None:
+        """Sessions of this endpoint: streamable-HTTP sessions (503 past it, from the SDK's manager) and, as many
+        again, legacy SSE connections; None: the gateway's cap alone."""
+        self._manager.max_sessions = limit
+        self._legacy.max_open = limit
+
     def open_sessions(self) -> int:
         """Streamable-HTTP sessions and legacy SSE connections open now."""
         return open_http_sessions(self._manager) + self._legacy.open

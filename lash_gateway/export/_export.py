@@ -370,6 +370,7 @@ class McpExport:
         if surface.searchable is not None and name == CALL_TOOL["name"]:  # a view in search mode
             called, called_with = arguments.get("name"), arguments.get("arguments") or {}
             if not isinstance(called, str) or not isinstance(called_with, Mapping):
+                self._observe(name, None, session, token_id, arguments, "invalid_input", started, clock)
                 return error_result("call_tool takes a tool's `name` (a string) and its `arguments` (an object)")
             name, arguments = called, called_with
         lash_name = surface.lash_names.get(name)

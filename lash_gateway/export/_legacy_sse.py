@@ -17,7 +17,7 @@ import anyio
 from mcp.server.sse import SseServerTransport
 from starlette.types import Message, Receive, Scope, Send
 
-from ._edge import CONNECTION_EXTENSION
+from ._edge import CONNECTION_EXTENSION, reply
 from ._export import McpExport
 from ._notify import ClientLink, linked
 
@@ -35,6 +35,8 @@ class LegacySse:
         self._links: dict[str, ClientLink] = {}
         self.open = 0
         """Connections open now."""
+        self.max_open: int | None = None
+        """Connections this endpoint may hold (the gateway's own cap, over every endpoint, is the edge's)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session: list[str] = []
@@ -64,6 +66,9 @@ class LegacySse:
                     self._links[session[0]] = ClientLink(close, sent if buffered is not None else None)
             await send(message)
 
+        if self.max_open is not None and self.open >= self.max_open:
+            await reply(send, 503, f"this endpoint holds {self.max_open} SSE connections, its limit", rpc=True)
+            return
         self.open += 1
         try:
             async with self._transport.connect_sse(scope, _until(dropped, receive), send_noting_session) as (r, w):

@@ -32,8 +32,10 @@ from tests.integration._gateway import (
     InProcessGateway,
     connect,
     connect_stdio,
+    initialize_body,
     metrics,
     poll,
+    raw_session,
     run_gateway_in_process,
     stdio_upstream,
     text_of,
@@ -49,6 +51,7 @@ STARTUP: Final = 30.0
 ADMIN_TOKEN: Final = "admin-t0ken"
 RESEARCH_TOKEN: Final = "research-secret-0123"
 OPS_TOKEN: Final = "ops-secret-0123456789"
+GATEWAY_TOKEN: Final = "the-gateways-own-token"
 VIRTUAL_SERVERS: Final[dict[str, Any]] = {
     "research": {
         "servers": ["docs"],
@@ -466,3 +469,23 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
                 plain = everything.client
                 assert len((await plain.list_resources()).resources) > 1
                 assert len((await plain.list_resource_templates()).resource_templates) == 2
+
+
+async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) -> None:
+    """One virtual server's clients cannot take every session: past its `max_sessions` it refuses new ones (503)
+    while the gateway's other endpoints still admit; its token cannot be the gateway's own."""
+    capped = {**VIRTUAL_SERVERS["ops"], "max_sessions": 1}
+    async with gateway(tmp_path, {"ops": capped}, auth_token=GATEWAY_TOKEN) as served:
+        url = f"{served.base_url}/mcp"
+        async with raw_session(url, headers=bearer(OPS_TOKEN)), httpx2.AsyncClient(timeout=WAIT) as http:
+            refused = await http.post(url, json=initialize_body(), headers={**MCP_HEADERS, **bearer(OPS_TOKEN)})
+            assert refused.status_code == 503, refused.text
+            async with http.stream("GET", f"{served.base_url}/sse/ops", headers=bearer(OPS_TOKEN)) as first:
+                assert first.status_code == 200  # its own count: one SSE connection besides the session
+                second = await http.get(f"{served.base_url}/sse/ops", headers=bearer(OPS_TOKEN))
+                assert second.status_code == 503
+            async with raw_session(url, headers=bearer(GATEWAY_TOKEN)):
+                pass  # the plain endpoint still admits
+        async with admin(served.base_url) as http:
+            taken = await http.put("/admin/virtual-servers/mine", json={"tokens": [GATEWAY_TOKEN]})
+            assert taken.status_code == 422 and "auth_token" in taken.text and GATEWAY_TOKEN not in taken.text
