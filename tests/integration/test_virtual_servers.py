@@ -29,6 +29,7 @@ from tests.integration._gateway import (
     MCP_HEADERS,
     STATE_DIR_ENV,
     ClientMode,
+    GatewayClient,
     InProcessGateway,
     connect,
     connect_stdio,
@@ -68,6 +69,8 @@ VIRTUAL_SERVERS: Final[dict[str, Any]] = {
     },
 }
 RESEARCH_TOOLS: Final = {"say", "docs__add"}
+FINDER_TOKEN: Final = "finder-secret-0123456"
+FINDER: Final = {"servers": ["docs"], "mode": "search", "pinned": ["docs__echo"], "tokens": [FINDER_TOKEN]}
 OPS_TOOLS: Final = {"docs__echo", "docs__add", "docs__wait_for_release", "docs__release"}
 
 
@@ -155,41 +158,49 @@ async def test_a_virtual_servers_own_path_takes_its_tokens_and_refuses_anothers(
             assert refused.status_code == 401
 
 
-@pytest.mark.parametrize("mode", ["stdio-legacy", "stdio-auto"])
-async def test_stdio_serves_a_virtual_server(tmp_path: Path, mode: Any) -> None:
-    config = write_config(tmp_path / "config.json", {"docs": stdio_upstream()}, {"virtual_servers": VIRTUAL_SERVERS})
+@pytest.mark.parametrize(
+    ("mode", "virtual_server"), [("stdio-legacy", "research"), ("stdio-auto", "research"), ("stdio-auto", "finder")]
+)
+async def test_stdio_serves_a_virtual_server(tmp_path: Path, mode: Any, virtual_server: str) -> None:
+    virtual_servers = {**VIRTUAL_SERVERS, "finder": FINDER}
+    config = write_config(tmp_path / "config.json", {"docs": stdio_upstream()}, {"virtual_servers": virtual_servers})
     params = StdioServerParameters(
         command=GATEWAY_COMMAND[0],
-        args=[*GATEWAY_COMMAND[1:], "stdio", "--config", str(config), "--virtual-server", "research"],
+        args=[*GATEWAY_COMMAND[1:], "stdio", "--config", str(config), "--virtual-server", virtual_server],
         cwd=str(PROJECT_ROOT),
         env={**os.environ, STATE_DIR_ENV: str(tmp_path / "state")},
     )
     with (tmp_path / "stderr.log").open("w+", encoding="utf-8") as errlog:
         async with connect_stdio(params, mode, errlog=errlog) as client:
 
-            async def listed() -> set[str] | None:
+            async def listed() -> set[str] | None:  # the upstream's tools come once it connected
                 names = await client.tool_names()
-                return names if "say" in names else None
+                return names if names & {"say", "docs__echo"} else None
 
-            assert await poll(listed, STARTUP) == RESEARCH_TOOLS
+            await poll(listed, STARTUP)
+            if virtual_server == "finder":
+                await search_and_call(client)
+                return
+            assert await client.tool_names() == RESEARCH_TOOLS
             with anyio.fail_after(WAIT):
                 assert text_of(await client.client.call_tool("say", {})) == "fixed"
 
 
-@pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
+@pytest.mark.parametrize("mode", CLIENT_MODES)
 async def test_search_mode_finds_and_calls_a_tool(tmp_path: Path, mode: ClientMode) -> None:
-    finder = {"servers": ["docs"], "mode": "search", "pinned": ["docs__echo"], "tokens": ["finder-secret-0123456"]}
-    async with gateway(tmp_path, {"finder": finder}) as served:
-        async with connect(served.base_url, mode, headers=bearer("finder-secret-0123456")) as client:
-            with anyio.fail_after(WAIT):
-                assert await client.tool_names() == {"search_tools", "call_tool", "docs__echo"}
-                found = await client.client.call_tool("search_tools", {"query": "add two numbers", "limit": 5})
-                names = [tool["name"] for tool in (found.structured_content or {})["tools"]]
-                assert names[0] == "docs__add"
-                called = await client.client.call_tool(
-                    "call_tool", {"name": "docs__add", "arguments": {"a": 1, "b": 2}}
-                )
-                assert called.structured_content == {"sum": 3}
+    async with gateway(tmp_path, {"finder": FINDER}) as served:
+        async with connect(served.base_url, mode, headers=bearer(FINDER_TOKEN)) as client:
+            await search_and_call(client)
+
+
+async def search_and_call(client: GatewayClient) -> None:
+    with anyio.fail_after(WAIT):
+        assert await client.tool_names() == {"search_tools", "call_tool", "docs__echo"}
+        found = await client.client.call_tool("search_tools", {"query": "add two numbers", "limit": 5})
+        names = [tool["name"] for tool in (found.structured_content or {})["tools"]]
+        assert names[0] == "docs__add"
+        called = await client.client.call_tool("call_tool", {"name": "docs__add", "arguments": {"a": 1, "b": 2}})
+        assert called.structured_content == {"sum": 3}
 
 
 async def test_limits_refuse_with_429_and_admit_again(tmp_path: Path) -> None:
@@ -203,6 +214,7 @@ async def test_limits_refuse_with_429_and_admit_again(tmp_path: Path) -> None:
         async with (
             connect(served.base_url, "http-auto", headers=bearer(OPS_TOKEN)) as modern,
             connect(served.base_url, "http-legacy", headers=bearer(OPS_TOKEN)) as legacy,
+            connect(served.base_url, "sse-auto", headers=bearer(OPS_TOKEN)) as sse,
             anyio.create_task_group() as tg,
         ):
             held = anyio.Event()
@@ -230,9 +242,10 @@ async def test_limits_refuse_with_429_and_admit_again(tmp_path: Path) -> None:
                 assert error["code"] == RATE_LIMITED
                 assert error["data"]["limit"] == "concurrent_calls" and error["data"]["scope"] == "token"
                 assert "1 calls at once" in error["message"]
-                with pytest.raises(MCPError) as raised:
-                    await legacy.client.call_tool("docs__add", {"a": 1, "b": 1})
-                assert raised.value.error.code == RATE_LIMITED
+                for other in (legacy, sse):  # a JSON-RPC error where the call is not a whole HTTP request
+                    with pytest.raises(MCPError) as raised:
+                        await other.client.call_tool("docs__add", {"a": 1, "b": 1})
+                    assert raised.value.error.code == RATE_LIMITED and "retry in 1 s" in raised.value.error.message
 
                 released = await raw_call(served.base_url, "docs__release", {"key": "k"}, token=None)
                 assert released.status_code == 200, released.text
