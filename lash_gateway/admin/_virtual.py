@@ -71,6 +71,8 @@ class VirtualServers:
         self._tokens: dict[str, tuple[VirtualServer, str]] = {}
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
+        self._changing = anyio.Lock()
+        """One `put` or `remove` at a time: a token's owner is checked and indexed as one step."""
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
@@ -102,9 +104,14 @@ class VirtualServers:
         """Serve `config` as virtual server `name`; True if it is new, False if one was changed in place.
 
         Raises:
-            ConfigError: the config's view cannot be made, or one of its tokens is another virtual server's.
+            ConfigError: the config's view cannot be made, or one of its tokens is another virtual server's or the
+                gateway's.
             RuntimeError: the registry is not entered.
         """
+        async with self._changing:
+            return await self._put(name, config)
+
+    async def _put(self, name: str, config: VirtualServerConfig) -> bool:
         view = config.view()
         for digest in _digests(config):
             if digest in self._reserved:
@@ -124,7 +131,7 @@ class VirtualServers:
                 served.endpoint.max_sessions = config.max_sessions
             served.export.view = view
             self._index_tokens()
-            await served.export.tools_changed()
+            await served.export.view_changed()
             log.info("virtual server %s changed", name, extra={"virtual_server": name})
             return False
         if self._tg is None:
@@ -143,6 +150,10 @@ class VirtualServers:
 
     async def remove(self, name: str) -> bool:
         """Stop serving `name` (its sessions end); False if there was none."""
+        async with self._changing:
+            return await self._remove(name)
+
+    async def _remove(self, name: str) -> bool:
         served = self._served.pop(name, None)
         if served is None:
             return False

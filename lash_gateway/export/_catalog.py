@@ -66,6 +66,10 @@ class Catalog(Protocol):
 
     def watch(self, listener: Callable[[Any, str | None], None]) -> None: ...
 
+    def unwatch(self, listener: Callable[[Any, str | None], None]) -> None: ...
+
+    def template_of(self, uri: str) -> str | None: ...
+
     async def read_resource(
         self,
         uri: str,
@@ -189,9 +193,21 @@ class CatalogExport:
         return cached
 
     def shows_uri(self, uri: str) -> bool:
-        """Whether a client of this export may read, subscribe to or hear of the resource at `uri`."""
+        """Whether a client of this export may read, subscribe to or hear of the resource at `uri`.
+
+        Under a view that filters resources, a URI must be in plain form: an upstream decodes percent-escapes and
+        may resolve dot segments after the gateway matched the URI against the view's globs (`%70rivate/key`,
+        `public/../private/key`), so a URI with either is hidden. A URI read through a template is shown only if
+        the template is too."""
         view = self._view()
-        return view is None or view.shows("resource", uri, self._catalog.server_of("resource", uri))
+        if view is None:
+            return True
+        if (view.resources.allow or view.resources.deny) and not _plain_uri(uri):
+            return False
+        if not view.shows("resource", uri, self._catalog.server_of("resource", uri)):
+            return False
+        template = self._catalog.template_of(uri)
+        return template is None or view.shows("template", template, self._catalog.server_of("template", template))
 
     def _shows_template(self, template: Mapping[str, Any]) -> bool:
         view = self._view()
@@ -403,6 +419,14 @@ def _page(
     if end < len(items):
         page["nextCursor"] = str(end)
     return for_era(ctx.protocol_version, page)
+
+
+def _plain_uri(uri: str) -> bool:
+    """No percent-escape, and no `.` or `..` path segment."""
+    if "%" in uri:
+        return False
+    path = uri.split("?", 1)[0].split("#", 1)[0]
+    return not any(segment in (".", "..") for segment in path.split("/"))
 
 
 def _error(exc: GatewayError) -> MCPError:

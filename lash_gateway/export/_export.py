@@ -124,6 +124,7 @@ class McpExport:
         client should see them (`_views`); `server_of` names the upstream server of a lash tool, for its `servers`.
         `limiter` admits each call (`_limits`); one it refuses gets a `RATE_LIMITED` error."""
         self._core = core
+        self._catalog_source = catalog
         self._view = view
         self._server_of = server_of
         self.limiter = limiter
@@ -160,7 +161,6 @@ class McpExport:
                 "on_get_prompt": served.get_prompt,
                 "on_completion": served.complete,
             }
-            catalog.watch(self._catalog_changed)
         never = CacheHint(ttl_ms=0, scope="private")
         self.server = _GatewayServer(
             name,
@@ -207,11 +207,15 @@ class McpExport:
     async def __aenter__(self) -> Self:
         await self._notifier.__aenter__()
         self.spawn(self.keepalive.run)
+        if self._catalog_source is not None:
+            self._catalog_source.watch(self._catalog_changed)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._catalog_source is not None:  # the catalog outlives an export (a virtual server's, removed)
+            self._catalog_source.unwatch(self._catalog_changed)
         await self._notifier.__aexit__(exc_type, exc, tb)
 
     def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
@@ -252,9 +256,19 @@ class McpExport:
 
     @view.setter
     def view(self, view: View | None) -> None:
-        """Show the tools through another view from the next request on (then call `tools_changed()`)."""
+        """Show the catalog through another view from the next request on (then call `view_changed()`)."""
         self._view = view
         self._surface = None
+
+    async def view_changed(self) -> None:
+        """Tell every connected client to list its tools, resources and prompts again.
+
+        Raises:
+            RuntimeError: the export was not entered (`async with export:`).
+        """
+        await self.tools_changed()
+        self._catalog_changed("resources", None)
+        self._catalog_changed("prompts", None)
 
     @property
     def has_user_middleware(self) -> bool:

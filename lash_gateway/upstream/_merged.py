@@ -44,6 +44,12 @@ class MergedCatalog:
             return server
         return next((server for template, server in self.template_routes if matches(template, uri)), None)
 
+    def template_for_uri(self, uri: str) -> str | None:
+        """The template a read of an unlisted `uri` is served through (None: it is listed, or nothing matches)."""
+        if uri in self.uri_routes:
+            return None
+        return next((template for template, server in self.template_routes if matches(template, uri)), None)
+
     def server_for_template(self, template: str) -> str | None:
         return next((server for listed, server in self.template_routes if listed == template), None)
 

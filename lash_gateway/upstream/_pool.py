@@ -310,8 +310,16 @@ class McpConnectionPool:
         return self._catalog.prompts
 
     def watch(self, listener: CatalogListener) -> None:
-        """Tell `listener` of every catalog change from now on (see `CatalogListener`)."""
+        """Tell `listener` of every catalog change from now on (see `CatalogListener`), until `unwatch(listener)`."""
         self._listeners.append(listener)
+
+    def unwatch(self, listener: CatalogListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def template_of(self, uri: str) -> str | None:
+        """The resource template a read of `uri` goes through: None when `uri` is listed, or nothing matches it."""
+        return self._catalog.template_for_uri(uri)
 
     def server_of(self, kind: Literal["resource", "template", "prompt"], key: str) -> str | None:
         """The server that serves a resource URI (listed, or matched by a template), a resource template (as listed)

@@ -315,6 +315,8 @@ async def test_the_admin_api_makes_changes_rotates_and_removes_a_virtual_server_
                 )
                 assert changed.status_code == 200 and "token" not in changed.json()
                 await client.wait_tools_changed(seen)  # the change reached the connected client
+                await client.wait_notice(lambda notice: isinstance(notice, types.ResourceListChangedNotification))
+                await client.wait_notice(lambda notice: isinstance(notice, types.PromptListChangedNotification))
                 assert await client.tool_names() == {"docs__add", "docs__echo"}
 
         rotated = await http.post("/admin/virtual-servers/team/tokens", json={"replace": True})
@@ -442,7 +444,10 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
     views = {
         "reader": {
             "servers": ["docs"],
-            "resources": {"allow": ["test://static/*", "items://*"], "deny": ["*blob*"]},
+            "resources": {
+                "allow": ["test://static/*", "items://*", "test://big/*"],
+                "deny": ["*blob*", "items://secret/*", "test://big/{size}"],
+            },
             "prompts": {"allow": ["docs__greet"]},
             "tokens": [RESEARCH_TOKEN],
         },
@@ -461,7 +466,15 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
                 assert [t.uri_template for t in templates] == ["items://{kind}/{id}"]
                 assert [p.name for p in (await client.list_prompts()).prompts] == ["docs__greet"]
                 assert (await client.read_resource("items://fruit/7")).contents[0].text == "fruit/7"  # type: ignore[union-attr]
-                for hidden in ("test://static/blob", "test://big/10"):  # listed, or matched by a hidden template
+                hidden_uris = (
+                    "test://static/blob",  # listed, and denied
+                    "test://big/10",  # allowed itself, but served through a hidden template
+                    "items://secret/1",
+                    "items://%73ecret/1",  # the upstream decodes it to the one above
+                    "items://public/..%2Fsecret",
+                    "test://static/./blob",
+                )
+                for hidden in hidden_uris:
                     with pytest.raises(MCPError) as refused:
                         await client.read_resource(hidden)
                     assert refused.value.error.code == RESOURCE_NOT_FOUND
