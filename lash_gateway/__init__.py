@@ -9,6 +9,7 @@ from ._config import DEFAULT_CALL_TIMEOUT as DEFAULT_CALL_TIMEOUT
 from ._config import DEFAULT_STARTUP_TIMEOUT as DEFAULT_STARTUP_TIMEOUT
 from ._config import HttpServerConfig as HttpServerConfig
 from ._config import McpServerConfig as McpServerConfig
+from ._config import OAuthConfig as OAuthConfig
 from ._config import ServerConfig as ServerConfig
 from ._config import StdioServerConfig as StdioServerConfig
 from ._config import load_mcp_servers as load_mcp_servers
@@ -70,6 +71,7 @@ __all__ = [
     "McpSessionPlugin",
     "McpToolProvider",
     "NetworkGuard",
+    "OAuthConfig",
     "PolicyError",
     "ServerConfig",
     "ServerDetached",

@@ -300,6 +300,58 @@ class StdioServerConfig(McpServerConfig):
         return cwd
 
 
+class OAuthConfig(BaseModel):
+    """How the gateway gets its access tokens for a server that requires OAuth (MCP authorization): discovery
+    starts from the server's 401 (Protected Resource Metadata, then the authorization server's metadata). The
+    client secret and the private key are secrets, as env and header values are.
+
+    This version takes the `client_credentials` grant (machine-to-machine): with `client_secret`
+    (`client_secret_basic`, or `client_secret_post` through `token_endpoint_auth_method`) or with `private_key_pem`
+    (`private_key_jwt`, signed with `signing_algorithm`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
+
+    grant: Literal["authorization_code", "client_credentials"] = "client_credentials"
+    client_id: str | None = Field(default=None, min_length=1, max_length=512)
+    client_secret: SecretStr | None = None
+    private_key_pem: SecretStr | None = None
+    signing_algorithm: Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"] = "ES256"
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] | None = None
+    """Default: `private_key_jwt` with a private key, else `client_secret_basic`."""
+    scopes: list[str] = []
+    """Scopes to ask for (empty: those the server's challenge and metadata name)."""
+    issuer: str | None = None
+    """The issuer of the authorization server the credentials belong to: they are sent to no other. Without it, to
+    whichever authorization server the MCP server's metadata names."""
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, scopes: list[str]) -> list[str]:
+        if any(not scope or any(char.isspace() for char in scope) for scope in scopes):
+            raise ValueError("a scope is one word, not empty")
+        return scopes
+
+    def model_post_init(self, context: Any) -> None:
+        if self.grant == "authorization_code":
+            raise ValueError(
+                "the authorization_code grant is not served yet (issue 15): use client_credentials, or a static "
+                "Authorization header"
+            )
+        if self.client_id is None:
+            raise ValueError("client_credentials needs client_id")
+        method = self.auth_method
+        if method == "private_key_jwt" and self.private_key_pem is None:
+            raise ValueError("private_key_jwt needs private_key_pem")
+        if method != "private_key_jwt" and self.client_secret is None:
+            raise ValueError(f"{method} needs client_secret")
+
+    @property
+    def auth_method(self) -> Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]:
+        if self.token_endpoint_auth_method is not None:
+            return self.token_endpoint_auth_method
+        return "private_key_jwt" if self.private_key_pem is not None else "client_secret_basic"
+
+
 class HttpServerConfig(McpServerConfig):
     """A server the gateway connects to over streamable HTTP or the legacy HTTP+SSE transport."""
 
@@ -308,6 +360,8 @@ class HttpServerConfig(McpServerConfig):
     """The MCP endpoint, http:// or https://: the streamable HTTP endpoint, or the SSE stream URL."""
     headers: dict[str, SecretStr] = {}
     """Headers sent with every request (e.g. Authorization); values are secrets."""
+    oauth: OAuthConfig | None = None
+    """Get access tokens by OAuth (then no `Authorization` header may be given)."""
 
     def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
         # Credentials and query values of the URL stay out of reprs, as they stay out of `redacted()`.
@@ -332,6 +386,11 @@ class HttpServerConfig(McpServerConfig):
         if not host:
             raise ValueError("URL has no host")
         return url
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        if self.oauth is not None and any(name.lower() == "authorization" for name in self.headers):
+            raise ValueError("give either oauth or an Authorization header, not both")
 
     @field_validator("headers")
     @classmethod

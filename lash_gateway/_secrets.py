@@ -26,6 +26,10 @@ def redacted(config: ServerConfig) -> dict[str, object]:
     else:
         view["url"] = redacted_url(config.url)
         view["headers"] = dict.fromkeys(config.headers, REDACTED)
+        if config.oauth is not None:
+            oauth = config.oauth.model_dump(mode="json", exclude={"client_secret", "private_key_pem"})
+            oauth.update({key: REDACTED for key in ("client_secret", "private_key_pem") if getattr(config.oauth, key)})
+            view["oauth"] = oauth
     view.update(config.model_dump(mode="json", include={"startup_timeout", "call_timeout", "tools", "mode"}))
     return view
 
@@ -34,4 +38,9 @@ def secret_values(config: ServerConfig) -> list[str]:
     """The secret values of `config` (env or header values, URL credentials and query values), for `redact`."""
     if isinstance(config, StdioServerConfig):
         return config_secrets(values=[value.get_secret_value() for value in config.env.values()])
-    return config_secrets(config.url, [value.get_secret_value() for value in config.headers.values()])
+    values = [value.get_secret_value() for value in config.headers.values()]
+    if config.oauth is not None:
+        values += [
+            secret.get_secret_value() for secret in (config.oauth.client_secret, config.oauth.private_key_pem) if secret
+        ]
+    return config_secrets(config.url, values)

@@ -53,3 +53,5 @@ class ServerStatus:
     """Resource URIs and templates this server lists that another server serves (see the pool's routing rule)."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The server's config with header and env values replaced by `***`."""
+    authorization: Mapping[str, Any] | None = None
+    """OAuth servers: `state` (`authorized`, `unauthorized`, `failed`), `expires_in` seconds, `error`; no token."""

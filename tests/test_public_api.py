@@ -82,6 +82,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "McpSessionPlugin",
         "McpToolProvider",
         "NetworkGuard",
+        "OAuthConfig",
         "PolicyError",
         "ServerConfig",
         "ServerDetached",

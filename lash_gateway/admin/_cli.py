@@ -39,6 +39,7 @@ from ._state import (
     admin_token,
     ensure_private,
     ensure_state_dir,
+    oauth_key,
     request_state_key,
     state_dir,
     write_private,
@@ -149,7 +150,7 @@ def _store(directory: Path) -> StateStore:
     """The state directory's store; a store file others may read is made owner-only first (or refused)."""
     path = directory / STORE_FILE
     ensure_private(path)
-    return StateStore(path)
+    return StateStore(path, oauth_key(directory))
 
 
 def exposure_warning(host: str, settings: GatewaySettings) -> str | None:

@@ -75,6 +75,8 @@ class Gateway:
         self.store = store
         self._admin_token = admin_token
         self.factory = McpPluginFactory()
+        if store is not None:  # OAuth servers' tokens outlive a restart, encrypted
+            self.factory.pool.vault = store
         budget = ToolOutputBudget(max_text_chars=self.config.settings.export.max_text_chars)
         builder = (
             LashCore.builder()

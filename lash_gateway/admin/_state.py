@@ -9,6 +9,7 @@ on macOS, `%LOCALAPPDATA%\\lash-gateway` on Windows).
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -27,6 +28,8 @@ TOKEN_FILE = "admin-token"
 URL_FILE = "admin-url"
 STORE_FILE = "state.sqlite3"
 REQUEST_STATE_KEY_FILE = "request-state.key"
+OAUTH_KEY_FILE = "oauth.key"
+OAUTH_KEY_ENV = "LASH_GATEWAY_OAUTH_KEY"
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -120,4 +123,19 @@ def request_state_key(directory: Path) -> bytes:
             log.warning("%s is not a hex key; a new one replaces it", path, extra={"path": str(path)})
     key = secrets.token_bytes(32)
     write_private(path, key.hex() + "\n")
+    return key
+
+
+def oauth_key(directory: Path) -> bytes:
+    """The key that encrypts OAuth tokens in the store (a Fernet key): `LASH_GATEWAY_OAUTH_KEY` for deployments that
+    keep secrets out of the state directory, else `oauth.key` there, made on first use."""
+    if configured := os.environ.get(OAUTH_KEY_ENV):
+        return configured.strip().encode()
+    path = directory / OAUTH_KEY_FILE
+    ensure_private(path)
+    stored = read_text(path)
+    if stored is not None:
+        return stored.encode()
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32))
+    write_private(path, key.decode() + "\n")
     return key

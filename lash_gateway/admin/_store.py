@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from cryptography.fernet import Fernet, InvalidToken
 from pydantic import BaseModel, SecretStr
 
 from .._config import McpServerConfig, ServerConfig
@@ -59,6 +60,10 @@ CREATE TABLE IF NOT EXISTS audit (
     arguments TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+CREATE TABLE IF NOT EXISTS oauth (
+    server TEXT PRIMARY KEY,
+    record BLOB NOT NULL    -- the server's OAuth record (tokens, client, metadata) as JSON, Fernet-encrypted
+);
 """
 _AUDIT_COLUMNS = (
     "time, virtual_server, token_id, session, tool, upstream_tool, server, outcome, duration_ms, argument_bytes, "
@@ -80,9 +85,12 @@ class StoredChange:
 class StateStore:
     """Runtime attach/detach records in `path`. Methods run SQLite in a worker thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, oauth_key: bytes | None = None) -> None:
+        """`oauth_key` (a Fernet key) encrypts OAuth tokens at rest; without it they are not kept (fetched again
+        after a restart)."""
         self.path = path
         self._lock = anyio.Lock()
+        self._fernet = Fernet(oauth_key) if oauth_key is not None else None
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -184,6 +192,38 @@ class StateStore:
         raw = None if config is None else config.hashed().model_dump_json(exclude={"tokens"})
         async with self._lock:
             await anyio.to_thread.run_sync(self._record, "virtual_servers", name, raw)
+
+    async def load_oauth(self, server: str) -> dict[str, Any] | None:
+        """A server's OAuth record; None if there is none, or it cannot be decrypted (a new key: said in the log)."""
+        if self._fernet is None:
+            return None
+        async with self._lock:
+            rows = await anyio.to_thread.run_sync(self._rows, "SELECT record FROM oauth WHERE server = ?", (server,))
+        if not rows:
+            return None
+        try:
+            record: dict[str, Any] = json.loads(self._fernet.decrypt(rows[0][0]))
+        except (InvalidToken, ValueError):
+            log.warning(
+                "state store %s: the OAuth record of server %s cannot be decrypted with this key; a new token is "
+                "fetched",
+                self.path,
+                server,
+                extra={"server": server, "path": str(self.path)},
+            )
+            return None
+        return record
+
+    async def save_oauth(self, server: str, record: Mapping[str, Any]) -> None:
+        if self._fernet is None:
+            return
+        sealed = self._fernet.encrypt(json.dumps(record).encode())
+        statement = (
+            "INSERT INTO oauth (server, record) VALUES (?, ?) "
+            "ON CONFLICT(server) DO UPDATE SET record = excluded.record"
+        )
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._write, statement, [(server, sealed)])
 
     async def write_audit(self, entries: list[AuditEntry], prune_before: float | None) -> None:
         rows = [astuple(entry) for entry in entries]

@@ -10,6 +10,7 @@ from typing import Any, Final
 import anyio
 import httpx2
 from mcp import MCPError
+from mcp.client.auth import OAuthFlowError
 
 from .._errors import UpstreamError
 from .._redact import redact
@@ -40,6 +41,8 @@ def _describe(exc: BaseException) -> str:
         return f"{type(exc).__name__}: HTTP transport error"
     if isinstance(exc, MCPError):
         return f"MCP error {exc.code}: {exc.message}"
+    if isinstance(exc, OAuthFlowError):
+        return f"authorization failed: {exc}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
@@ -54,6 +57,7 @@ _EXPECTED: Final = (
     TimeoutError,
     ValueError,
     httpx2.HTTPError,
+    OAuthFlowError,
     anyio.BrokenResourceError,
     anyio.ClosedResourceError,
     anyio.EndOfStream,

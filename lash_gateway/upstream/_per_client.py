@@ -104,7 +104,7 @@ class PerClient:
             )
         own = self._own[key] = _Own()
         try:
-            upstream = Upstream(shared.name, config, _Unannounced(), shared.guard)
+            upstream = Upstream(shared.name, config, _Unannounced(), shared.guard, shared.auth)
             await self._task_group().start(
                 partial(upstream.supervise, fail_fast=True), name=f"mcp-upstream:{shared.name}:client"
             )

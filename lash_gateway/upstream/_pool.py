@@ -21,13 +21,14 @@ from anyio.abc import TaskGroup
 
 from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolDefinition, ToolResult
 
-from .._config import McpServerConfig, ServerConfig
+from .._config import HttpServerConfig, McpServerConfig, ServerConfig
 from .._errors import ServerNotAttached, UnknownPrompt, UnknownResource, UnknownTool
 from .._naming import assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
 from ._catalog import CatalogKind
 from ._merged import MergedCatalog, merge
 from ._network import NetworkGuard
+from ._oauth import MemoryVault, TokenVault, UpstreamAuth
 from ._per_client import PerClient
 from ._upstream import Upstream
 
@@ -53,6 +54,8 @@ class McpConnectionPool:
         self._changed = anyio.Event()
         self._catalog = MergedCatalog()
         self._listeners: list[CatalogListener] = []
+        self.vault: TokenVault = MemoryVault()
+        """Where OAuth servers' tokens are kept (the gateway sets its state store's; this process only by default)."""
         self._subscriptions: dict[str, int] = {}
         """Subscribed URI -> how many subscribers; subscribed upstream while above zero."""
         self._parts: dict[str, str] = {}
@@ -126,7 +129,10 @@ class McpConnectionPool:
         if claimed:  # claimed now, before any await, so concurrent attaches name in call order
             self._parts[name] = self._claim_part(name, config)
         try:
-            upstream = Upstream(name, config, self, guard)
+            auth = None
+            if isinstance(config, HttpServerConfig) and config.oauth is not None:
+                auth = UpstreamAuth(name, config, config.oauth, self.vault)
+            upstream = Upstream(name, config, self, guard, auth)
             await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
         except BaseException:
             if claimed and name not in self._servers:

@@ -37,14 +37,17 @@ class Pipe:
 
 
 @asynccontextmanager
-async def open_transport(config: ServerConfig, guard: NetworkGuard | None = None) -> AsyncIterator[Pipe]:
-    """The pipe for `config`; leaving the context closes it and reaps any child. HTTP connections pass `guard`."""
+async def open_transport(
+    config: ServerConfig, guard: NetworkGuard | None = None, auth: httpx2.Auth | None = None
+) -> AsyncIterator[Pipe]:
+    """The pipe for `config`; leaving the context closes it and reaps any child. HTTP connections pass `guard`, and
+    `auth` (OAuth) signs their requests."""
     if isinstance(config, StdioServerConfig):
         async with open_stdio(config) as (read, write, lane):
             yield Pipe(read, write, lane)
         return
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(_http_client(config, guard))
+        http = await stack.enter_async_context(_http_client(config, guard, auth))
         if config.transport == "streamable_http":
             # Typed by the SDK with its private stream protocols; they are anyio memory streams.
             streams = await stack.enter_async_context(
@@ -56,7 +59,7 @@ async def open_transport(config: ServerConfig, guard: NetworkGuard | None = None
         yield Pipe(read, write)
 
 
-def _http_client(config: HttpServerConfig, guard: NetworkGuard | None) -> httpx2.AsyncClient:
+def _http_client(config: HttpServerConfig, guard: NetworkGuard | None, auth: httpx2.Auth | None) -> httpx2.AsyncClient:
     # No read timeout: the server-to-client stream idles for as long as nothing changes, and
     # each request's wait is bounded by the pool (startup and call timeouts) instead.
     return httpx2.AsyncClient(
@@ -64,4 +67,5 @@ def _http_client(config: HttpServerConfig, guard: NetworkGuard | None) -> httpx2
         timeout=httpx2.Timeout(config.startup_timeout, read=None),
         follow_redirects=False,
         transport=guarded_transport(guard) if guard is not None else None,
+        auth=auth,
     )

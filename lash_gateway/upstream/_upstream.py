@@ -43,6 +43,7 @@ from ._catalog import Catalog, CatalogKind, list_catalog
 from ._describe import describe_error, log_failure
 from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
+from ._oauth import UpstreamAuth
 from ._requests import Live, Requests
 from ._stdio import StdioLane
 from ._streams import WatchedReadStream, opened
@@ -85,11 +86,15 @@ class Upstream:
         config: ServerConfig,
         owner: UpstreamOwner,
         guard: NetworkGuard | None = None,
+        auth: UpstreamAuth | None = None,
     ) -> None:
+        """`auth`: access tokens by OAuth, for a server that requires them (one per attach, shared by its per-client
+        connections: its tokens outlive reconnects)."""
         self.name = name
         self.config = config
         self.guard = guard
         remember_secrets(secret_values(config))
+        self.auth = auth
         self.tools: tuple[SanitizedTool, ...] = ()
         self.skipped: tuple[SkippedTool, ...] = ()
         self.catalog = Catalog()
@@ -168,7 +173,7 @@ class Upstream:
         lost = self._lost
         deadline = anyio.current_time() + self.config.startup_timeout
         with anyio.CancelScope(deadline=deadline) as startup:
-            async with open_transport(self.config, self.guard) as pipe:
+            async with open_transport(self.config, self.guard, self.auth) as pipe:
                 client = Client(
                     opened(WatchedReadStream(pipe.read, lost.set), pipe.write),
                     mode=self.config.mode,
@@ -465,4 +470,5 @@ class Upstream:
             prompt_count=len(self.catalog.prompts),
             conflicts=self.conflicts,
             config=redacted(self.config),
+            authorization=self.auth.authorization() if self.auth is not None else None,
         )
