@@ -305,13 +305,15 @@ class OAuthConfig(BaseModel):
     starts from the server's 401 (Protected Resource Metadata, then the authorization server's metadata). The
     client secret and the private key are secrets, as env and header values are.
 
-    This version takes the `client_credentials` grant (machine-to-machine): with `client_secret`
-    (`client_secret_basic`, or `client_secret_post` through `token_endpoint_auth_method`) or with `private_key_pem`
-    (`private_key_jwt`, signed with `signing_algorithm`)."""
+    `authorization_code` (the default): an operator approves in a browser once; the gateway registers itself
+    (Dynamic Client Registration) unless `client_id` names a pre-registered client, and refreshes its tokens.
+    `client_credentials` (machine-to-machine): with `client_secret` (`client_secret_basic`, or `client_secret_post`
+    through `token_endpoint_auth_method`) or with `private_key_pem` (`private_key_jwt`, signed with
+    `signing_algorithm`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, hide_input_in_errors=True)
 
-    grant: Literal["authorization_code", "client_credentials"] = "client_credentials"
+    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
     client_id: str | None = Field(default=None, min_length=1, max_length=512)
     client_secret: SecretStr | None = None
     private_key_pem: SecretStr | None = None
@@ -333,10 +335,11 @@ class OAuthConfig(BaseModel):
 
     def model_post_init(self, context: Any) -> None:
         if self.grant == "authorization_code":
-            raise ValueError(
-                "the authorization_code grant is not served yet (issue 15): use client_credentials, or a static "
-                "Authorization header"
-            )
+            if self.private_key_pem is not None or self.token_endpoint_auth_method == "private_key_jwt":
+                raise ValueError("private_key_jwt is for client_credentials; authorization_code takes client_secret")
+            if self.client_secret is not None and self.client_id is None:
+                raise ValueError("client_secret needs the client_id it belongs to")
+            return
         if self.client_id is None:
             raise ValueError("client_credentials needs client_id")
         method = self.auth_method

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,8 @@ from ._state import ADMIN_TOKEN_ENV, ADMIN_URL_ENV, TOKEN_FILE, URL_FILE, read_t
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNAUTHORIZED = 1, 2, 3, 4
 TIMEOUT = httpx2.Timeout(10.0, read=120.0)  # an attach waits for the server's startup timeout
+APPROVAL_POLL = 0.5
+"""Seconds between two looks at a server waiting for an operator's approval."""
 
 
 class CliError(Exception):
@@ -48,6 +51,14 @@ def add_admin_commands(commands: Any) -> None:
     attach.add_argument("--sse", action="store_true", help="the URL is a legacy HTTP+SSE endpoint")
     attach.add_argument("--header", action="append", default=[], metavar="K=V", help="HTTP header (repeatable)")
     attach.add_argument("--env", action="append", default=[], metavar="K=V", help="stdio env variable (repeatable)")
+    attach.add_argument(
+        "--oauth",
+        action="store_true",
+        help="the server requires OAuth: the gateway registers itself and prints a URL to approve in a browser",
+    )
+    attach.add_argument("--client-id", help="with --oauth: a client registered with the authorization server")
+    attach.add_argument("--client-secret", help="with --oauth: that client's secret")
+    attach.add_argument("--wait", type=float, default=600.0, help="seconds to wait for the approval (default 600)")
     detach = commands.add_parser("detach", parents=[common], help="detach a server")
     detach.add_argument("name")
     commands.add_parser("status", parents=[common], help="a table of attached servers")
@@ -83,6 +94,8 @@ def run_admin_command(args: argparse.Namespace) -> int:
         if args.command == "attach":
             body = _attach_body(args)
             result = _request(args, "PUT", f"/admin/servers/{args.name}", body)
+            if "authorization_url" in result:
+                result = _await_approval(args, result["authorization_url"])
             print(f"attached {args.name}: {result.get('tool_count', 0)} tools ({result.get('state')})")
         elif args.command == "detach":
             _request(args, "DELETE", f"/admin/servers/{args.name}")
@@ -147,6 +160,28 @@ def _audit(args: argparse.Namespace) -> None:
         )
 
 
+def _await_approval(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """Print the authorization URL on a line of its own, and wait (at most `--wait` seconds) for the server to connect
+    once an operator approved it in a browser. Ctrl-C gives up (the gateway gives up on its own at its timeout)."""
+    print(f"{args.name} needs authorization; open this URL in a browser and approve:", flush=True)
+    print(url, flush=True)
+    deadline = time.monotonic() + args.wait
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(APPROVAL_POLL)  # polling the admin API: no event to wait on from this process
+            try:
+                status = _request(args, "GET", f"/admin/servers/{args.name}")
+            except CliError as exc:
+                if exc.code != EXIT_FAILED:  # 404 until it is attached; anything else is final
+                    raise
+                continue
+            if status.get("connected"):
+                return status
+    except KeyboardInterrupt:
+        raise CliError("gave up waiting for the authorization", EXIT_FAILED) from None
+    raise CliError(f"not authorized within {args.wait:g} s", EXIT_FAILED)
+
+
 def _attach_body(args: argparse.Namespace) -> dict[str, Any]:
     command: list[str] = args.server_command
     if bool(args.url) == bool(command):
@@ -155,7 +190,13 @@ def _attach_body(args: argparse.Namespace) -> dict[str, Any]:
         if args.env:
             raise CliError("--env applies to stdio servers; use --header for URL servers", EXIT_USAGE)
         transport = "sse" if args.sse else "streamable_http"
-        return {"transport": transport, "url": args.url, "headers": _pairs(args.header, "--header")}
+        body: dict[str, Any] = {"transport": transport, "url": args.url, "headers": _pairs(args.header, "--header")}
+        if args.oauth:
+            oauth = {"grant": "authorization_code", "client_id": args.client_id, "client_secret": args.client_secret}
+            body["oauth"] = {key: value for key, value in oauth.items() if value is not None}
+        return body
+    if args.oauth:
+        raise CliError("--oauth applies to URL servers", EXIT_USAGE)
     if args.header or args.sse:
         raise CliError("--header and --sse apply to URL servers", EXIT_USAGE)
     return {"transport": "stdio", "command": command[0], "args": command[1:], "env": _pairs(args.env, "--env")}

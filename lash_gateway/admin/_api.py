@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._bearer import Bearer
-from .._config import McpServerConfig
+from .._config import HttpServerConfig, McpServerConfig, ServerConfig
 from .._errors import ConfigError, PolicyError, ServerNotAttached, StoreError, UpstreamUnavailable
 from .._naming import validate_server_name
+from ..upstream._network import NetworkGuard
 from ..upstream._plugin import status_dict
 from ..upstream._pool import McpConnectionPool
 from ._audit import AuditLog
@@ -57,8 +60,11 @@ class AdminApi:
         token: str,
         virtual: VirtualServers,
         audit: AuditLog | None,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None],
     ) -> None:
+        """`spawn` runs an attach that waits for an operator's approval (OAuth) past the request that began it."""
         self._virtual = VirtualServerApi(virtual, store, audit)
+        self._spawn = spawn
         self._pool = pool
         self._store = store
         self._settings = settings
@@ -120,6 +126,12 @@ class AdminApi:
         except PolicyError as exc:
             return error(403, str(exc))
         previous = self._pool.attachment(name)
+        if (
+            isinstance(config, HttpServerConfig)
+            and config.oauth is not None
+            and config.oauth.grant == "authorization_code"
+        ):
+            return await self._attach_approved(name, config, to_run, guard, previous is None)
         try:
             status = await self._pool.attach(name, to_run, guard=guard)
         except UpstreamUnavailable as exc:
@@ -141,6 +153,44 @@ class AdminApi:
             extra={"server": name, "transport": config.transport},
         )
         return JSONResponse(status_dict(status), status_code=201 if previous is None else 200)
+
+    async def _attach_approved(
+        self, name: str, config: ServerConfig, to_run: ServerConfig, guard: NetworkGuard | None, new: bool
+    ) -> Response:
+        """An attach that may need an operator to approve it in a browser (OAuth authorization code): it goes on in
+        the gateway's background, and the answer comes once it is done or its authorization URL is known (202, with
+        `authorization_url`). It is stored once it connected."""
+        announced = self._pool.authorizations.announced(name)
+        done = anyio.Event()
+        failure: list[str] = []
+
+        async def attach() -> None:
+            try:
+                await self._pool.attach(name, to_run, guard=guard)
+                await self._store.record_attach(name, config)
+                log.info("server %s attached through the admin API, authorized", name, extra={"server": name})
+            except (UpstreamUnavailable, StoreError) as exc:
+                failure.append(str(exc))
+                log.warning("server %s not attached: %s", name, exc, extra={"server": name, "reason": str(exc)})
+            finally:
+                done.set()
+
+        self._spawn(attach)
+        async with anyio.create_task_group() as tg:
+
+            async def first(event: anyio.Event) -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(first, announced)
+            tg.start_soon(first, done)
+        if failure:
+            return error(502, f"could not attach: {failure[0]}")
+        url = self._pool.authorizations.url_of(name)
+        if not done.is_set() and url is not None:
+            body = {"name": name, "state": "needs_authorization", "authorization_url": url}
+            return JSONResponse(body, status_code=202)
+        return JSONResponse(status_dict(self._pool.status(name)), status_code=201 if new else 200)
 
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]

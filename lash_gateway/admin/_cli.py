@@ -128,6 +128,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     gateway = Gateway(
         config, store=_store(directory), admin_token=token, request_state_key=request_state_key(directory)
     )
+    gateway.factory.pool.authorizations.base_url = settings.public_url or base  # where OAuth approvals come back
     server = http_server(
         gateway.http_app(),
         drain=settings.shutdown_drain,

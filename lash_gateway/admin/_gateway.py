@@ -8,19 +8,21 @@ app enters it in its lifespan, so uvicorn's shutdown closes upstreams and reaps 
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
+from anyio.abc import TaskGroup
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
@@ -34,6 +36,7 @@ from ..export._endpoint import HttpEndpoint
 from ..export._export import CallRecord, McpExport
 from ..export._limits import Limiter
 from ..export._router import Router, token_digest
+from ..upstream._oauth import CALLBACK_PATH
 from ..upstream._plugin import McpPluginFactory
 from ..upstream._status_plugin import GatewayStatusPluginFactory
 from ._api import AdminApi
@@ -104,6 +107,7 @@ class Gateway:
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
         self._endpoint: HttpEndpoint | None = None
+        self._tasks: TaskGroup | None = None
 
     def _export(self, virtual_server: str | None, **view: Any) -> McpExport:
         """The plain export (`virtual_server` None: everything) or a virtual server's (what its view shows)."""
@@ -152,8 +156,19 @@ class Gateway:
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: background tasks end before the pool
             tg.start_soon(self._attach_configured)
             tg.start_soon(self._forward_changes)
+            self._tasks = tg
             self._stack = stack.pop_all()
         return self
+
+    def spawn(self, func: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """Run `func()` in a task of the gateway (cancelled when it stops), for work that outlives a request.
+
+        Raises:
+            RuntimeError: the gateway is not entered.
+        """
+        if self._tasks is None:
+            raise RuntimeError("the gateway is not running (enter it first)")
+        self._tasks.start_soon(func)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -280,12 +295,20 @@ class Gateway:
         admin: list[BaseRoute] = []
         if self._admin_token is not None and self.store is not None:
             api = AdminApi(
-                self.factory.pool, self.store, settings.admin, self.policy, self._admin_token, self.virtual, self.audit
+                self.factory.pool,
+                self.store,
+                settings.admin,
+                self.policy,
+                self._admin_token,
+                self.virtual,
+                self.audit,
+                self.spawn,
             )
             admin = list(api.routes())
         app = Starlette(
             routes=[
                 *admin,
+                Route(CALLBACK_PATH, endpoint=self._oauth_callback),
                 Route("/healthz", endpoint=self._healthz),
                 Route("/readyz", endpoint=self._readyz),
                 Route("/metrics", endpoint=self._metrics),
@@ -316,6 +339,19 @@ class Gateway:
         main = self._endpoint.open_sessions() if self._endpoint is not None else 0
         return main + self.virtual.open_sessions()
 
+    async def _oauth_callback(self, request: Request) -> Response:
+        """Where an operator's browser comes back from approving an upstream's authorization: the `state` names the
+        flow waiting for it (an unguessable value only that flow's authorization URL carried)."""
+        query = request.query_params
+        server = self.factory.pool.authorizations.complete(
+            query.get("state", ""), query.get("code"), query.get("iss"), query.get("error")
+        )
+        if server is None:
+            return HTMLResponse(_page("This authorization is unknown or over; start it again."), status_code=400)
+        if "error" in query:
+            return HTMLResponse(_page(f"The authorization of {server} was refused."), status_code=400)
+        return HTMLResponse(_page(f"{server} is authorized. You can close this window."))
+
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -326,3 +362,7 @@ class Gateway:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _page(message: str) -> str:
+    return f"<!doctype html><title>lash gateway</title><p>{html.escape(message)}</p>"

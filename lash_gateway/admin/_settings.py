@@ -113,6 +113,9 @@ class GatewaySettings(BaseModel):
     """`text` for people, `json` for log shippers (one object per line, facts as fields); `--log-format` wins."""
     auth_token: SecretStr | None = None
     """When set, `/mcp` and `/sse` require `Authorization: Bearer <token>`."""
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """The gateway's address as a browser reaches it, when that is not the address it listens on (behind a proxy):
+    an operator approving an upstream's OAuth authorization comes back to `<public_url>/oauth/callback`."""
     export: ExportSettings = Field(default_factory=ExportSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     virtual_servers: dict[str, VirtualServerConfig] = {}

@@ -13,7 +13,11 @@ gateway needs around them:
   call (any call answered as JSON) would hold up every other call to that server. While the token is good it is
   attached here without the lock; anything else (no token, an expired one, a 401 or 403) goes through the
   provider's flow, which sends the request again.
-- **A status** (`authorization()`): authorized or not, and for how long; never a token.
+- **The operator's approval** (authorization code). The provider's redirect handler announces the authorization
+  URL (the log, the status, and `Authorizations`, where the admin API waits for it) and returns; its callback
+  handler waits, up to `Authorizations.timeout`, for the browser to come back to the gateway's `/oauth/callback`
+  with that flow's `state`. Meanwhile other requests to the server fail at once, saying it needs authorization.
+- **A status** (`authorization()`): authorized or not, for how long, or the URL waiting for approval; never a token.
 
 The SDK's providers keep what they learned on `context` and restore only the tokens; the expiry and the metadata are
 restored here, in `_restore`, the one place that reaches into `OAuthContext`.
@@ -26,8 +30,11 @@ import logging
 import time
 import warnings
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError, TokenStorage
 from mcp.client.auth.extensions.client_credentials import (
@@ -35,14 +42,92 @@ from mcp.client.auth.extensions.client_credentials import (
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
 )
-from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken, ProtectedResourceMetadata
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthMetadata,
+    OAuthToken,
+    ProtectedResourceMetadata,
+)
 from mcp.shared.exceptions import MCPDeprecationWarning
+from pydantic import AnyUrl
 
 from .._config import HttpServerConfig, OAuthConfig
 
-__all__ = ["MemoryVault", "TokenVault", "UpstreamAuth"]
+__all__ = ["CALLBACK_PATH", "Authorizations", "MemoryVault", "TokenVault", "UpstreamAuth"]
 
 log = logging.getLogger("lash_gateway.oauth")
+
+CALLBACK_PATH: Final = "/oauth/callback"
+"""Where the operator's browser comes back to the gateway (the redirect URI it registers)."""
+DEFAULT_APPROVAL_TIMEOUT: Final = 600.0
+
+
+@dataclass(eq=False)
+class _Waiting:
+    server: str
+    url: str
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: AuthorizationCodeResult | None = None
+    error: str | None = None
+
+
+class Authorizations:
+    """The authorization-code flows waiting for an operator, by their `state`, and where browsers reach the
+    gateway. One per gateway; the pool's OAuth servers share it."""
+
+    def __init__(self, timeout: float = DEFAULT_APPROVAL_TIMEOUT) -> None:
+        self.base_url: str | None = None
+        """The gateway's address as a browser reaches it (the one serving the gateway sets it)."""
+        self.timeout = timeout
+        self._waiting: dict[str, _Waiting] = {}
+        self._announced: dict[str, anyio.Event] = {}
+
+    @property
+    def callback_url(self) -> str:
+        """Raises:
+        OAuthFlowError: no address is known (the gateway is not served over HTTP)."""
+        if self.base_url is None:
+            raise OAuthFlowError(
+                "authorization needs an operator's browser to come back to the gateway, and it is not served over "
+                "HTTP here; attach the server to a gateway started with `lash-gateway serve`"
+            )
+        return self.base_url.rstrip("/") + CALLBACK_PATH
+
+    def announced(self, server: str) -> anyio.Event:
+        """Set when a flow of `server` next announces its authorization URL (for whoever started the attach)."""
+        return self._announced.setdefault(server, anyio.Event())
+
+    def url_of(self, server: str) -> str | None:
+        """The authorization URL a flow of `server` waits on now."""
+        return next((waiting.url for waiting in self._waiting.values() if waiting.server == server), None)
+
+    def expect(self, server: str, url: str) -> _Waiting:
+        """A flow of `server` announced `url`: its browser is awaited on the URL's `state`."""
+        state = parse_qs(urlsplit(url).query).get("state", [""])[0]
+        waiting = self._waiting[state] = _Waiting(server, url)
+        if (event := self._announced.pop(server, None)) is not None:
+            event.set()
+        return waiting
+
+    def forget(self, waiting: _Waiting) -> None:
+        for state, held in list(self._waiting.items()):
+            if held is waiting:
+                del self._waiting[state]
+
+    def complete(self, state: str, code: str | None, iss: str | None, error: str | None) -> str | None:
+        """The browser came back: hand `code` (or the authorization server's `error`) to the flow waiting on
+        `state`; returns its server's name, None if no flow waits on that state."""
+        waiting = self._waiting.get(state)
+        if waiting is None or waiting.done.is_set():
+            return None
+        if error is not None or not code:
+            waiting.error = error or "the authorization server sent no code"
+        else:
+            waiting.result = AuthorizationCodeResult(code=code, state=state, iss=iss)
+        waiting.done.set()
+        return waiting.server
 
 
 class TokenVault(Protocol):
@@ -69,18 +154,103 @@ class MemoryVault:
 class UpstreamAuth(httpx2.Auth):
     """The OAuth side of one attached server: its provider, its vault record and its status."""
 
-    def __init__(self, server: str, config: HttpServerConfig, oauth: OAuthConfig, vault: TokenVault) -> None:
+    def __init__(
+        self,
+        server: str,
+        config: HttpServerConfig,
+        oauth: OAuthConfig,
+        vault: TokenVault,
+        authorizations: Authorizations,
+    ) -> None:
         self._server = server
+        self._oauth = oauth
+        self._authorizations = authorizations
         self._storage = _VaultStorage(server, _binding(config, oauth), vault)
-        self._provider = _provider(config.url, oauth, self._storage)
-        self._restored = False
+        self._waiting: _Waiting | None = None
+        self._url = config.url
+        self._making = anyio.Lock()
+        self._provider: OAuthClientProvider | None = None
+        """Made on the first request: an authorization-code client registers the gateway's callback URL, known
+        once the gateway is served."""
         self.last_error: str | None = None
         """Why the last token request failed (for the status; never a token or secret)."""
 
+    async def _provider_now(self) -> OAuthClientProvider:
+        """The provider, made (and given the stored record) on the first request.
+
+        Raises:
+            OAuthFlowError: an authorization-code client, and the gateway's address is not known.
+        """
+        async with self._making:
+            if self._provider is None:
+                self._provider = await self._make_provider()
+            return self._provider
+
+    async def _make_provider(self) -> OAuthClientProvider:
+        oauth = self._oauth
+        if oauth.grant == "authorization_code":
+            callback = AnyUrl(self._authorizations.callback_url)
+            metadata = OAuthClientMetadata(
+                client_name="lash gateway",
+                redirect_uris=[callback],
+                grant_types=["authorization_code", "refresh_token"],
+                response_types=["code"],
+                scope=" ".join(oauth.scopes) or None,
+            )
+            provider = OAuthClientProvider(self._url, metadata, self._storage, self._announce, self._approval)
+            if oauth.client_id is not None and await self._storage.get_client_info() is None:
+                # A pre-registered client: the provider takes it from the storage, as a registration's result.
+                client = OAuthClientInformationFull(
+                    client_id=oauth.client_id,
+                    client_secret=oauth.client_secret.get_secret_value() if oauth.client_secret else None,
+                    token_endpoint_auth_method=oauth.token_endpoint_auth_method
+                    or ("client_secret_basic" if oauth.client_secret else "none"),
+                    redirect_uris=[callback],
+                    grant_types=["authorization_code", "refresh_token"],
+                )
+                await self._storage.set_client_info(client)
+        else:
+            provider = _provider(self._url, oauth, self._storage)
+        await self._restore(provider)
+        return provider
+
+    async def _announce(self, url: str) -> None:
+        """The provider's redirect handler: announce the URL, and return (the approval is awaited in `_approval`)."""
+        self._waiting = self._authorizations.expect(self._server, url)
+        log.warning(
+            "server %s needs authorization: open %s in a browser (waiting %g s)",
+            self._server,
+            url,
+            self._authorizations.timeout,
+            extra={"server": self._server},
+        )
+
+    async def _approval(self) -> AuthorizationCodeResult:
+        """The provider's callback handler: the code the browser brought back to the gateway's callback."""
+        waiting = self._waiting
+        if waiting is None:
+            raise OAuthFlowError("no authorization URL was announced")
+        try:
+            with anyio.move_on_after(self._authorizations.timeout):
+                await waiting.done.wait()
+            if waiting.result is not None:
+                return waiting.result
+            if waiting.error is not None:
+                raise OAuthFlowError(f"the authorization was refused: {waiting.error[:200]}")
+            raise OAuthFlowError(f"nobody approved the authorization within {self._authorizations.timeout:g} s")
+        finally:
+            self._authorizations.forget(waiting)
+            self._waiting = None
+
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        if not self._restored:
-            await self._restore()
-        context = self._provider.context
+        if self._waiting is not None:  # the provider's lock is held until an operator approves: say so at once
+            raise OAuthFlowError(f"server {self._server} needs authorization: open {self._waiting.url}")
+        try:
+            provider = await self._provider_now()
+        except OAuthFlowError as exc:
+            self.last_error = str(exc)
+            raise
+        context = provider.context
         tokens = context.current_tokens
         if tokens is not None and context.is_token_valid():
             request.headers["Authorization"] = f"Bearer {tokens.access_token}"
@@ -88,7 +258,7 @@ class UpstreamAuth(httpx2.Auth):
             if response.status_code not in (401, 403):
                 return
             await response.aread()
-        flow = self._provider.async_auth_flow(request)
+        flow = provider.async_auth_flow(request)
         try:
             outgoing = await flow.__anext__()
             while True:
@@ -106,11 +276,10 @@ class UpstreamAuth(httpx2.Auth):
             await self._storage.remember(context)
             raise
 
-    async def _restore(self) -> None:
-        """Load the stored record into the provider: tokens, their expiry, and where the token endpoint is (without
+    async def _restore(self, provider: OAuthClientProvider) -> None:
+        """Load the stored record into `provider`: tokens, their expiry, and where the token endpoint is (without
         the metadata a provider would refresh against the MCP server's own origin, sending it the credentials)."""
-        self._restored = True
-        context = self._provider.context
+        context = provider.context
         record = await self._storage.record()
         if record is None:
             return
@@ -133,6 +302,10 @@ class UpstreamAuth(httpx2.Auth):
     def authorization(self) -> dict[str, Any]:
         """The status of this server's authorization: `state` (`authorized`, `unauthorized`, `failed`) and, when it
         is known, `expires_in` (seconds)."""
+        if self._waiting is not None:
+            return {"state": "needs_authorization", "authorization_url": self._waiting.url}
+        if self._provider is None:
+            return {"state": "failed", "error": self.last_error} if self.last_error else {"state": "unauthorized"}
         context = self._provider.context
         tokens = context.current_tokens
         if tokens is not None and context.is_token_valid():

@@ -28,7 +28,7 @@ from .._types import ServerStatus
 from ._catalog import CatalogKind
 from ._merged import MergedCatalog, merge
 from ._network import NetworkGuard
-from ._oauth import MemoryVault, TokenVault, UpstreamAuth
+from ._oauth import Authorizations, MemoryVault, TokenVault, UpstreamAuth
 from ._per_client import PerClient
 from ._upstream import Upstream
 
@@ -55,6 +55,8 @@ class McpConnectionPool:
         self._catalog = MergedCatalog()
         self._listeners: list[CatalogListener] = []
         self.vault: TokenVault = MemoryVault()
+        self.authorizations = Authorizations()
+        """Authorization-code flows waiting for an operator, and the gateway's address for their callback."""
         """Where OAuth servers' tokens are kept (the gateway sets its state store's; this process only by default)."""
         self._subscriptions: dict[str, int] = {}
         """Subscribed URI -> how many subscribers; subscribed upstream while above zero."""
@@ -131,7 +133,7 @@ class McpConnectionPool:
         try:
             auth = None
             if isinstance(config, HttpServerConfig) and config.oauth is not None:
-                auth = UpstreamAuth(name, config, config.oauth, self.vault)
+                auth = UpstreamAuth(name, config, config.oauth, self.vault, self.authorizations)
             upstream = Upstream(name, config, self, guard, auth)
             await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
         except BaseException:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -185,14 +186,19 @@ async def wait_servers_connected(
 
 @asynccontextmanager
 async def serve_app(
-    app: ASGIApp, *, health_path: str | None = "/healthz", head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    app: ASGIApp,
+    *,
+    health_path: str | None = "/healthz",
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn, configured as `serve` does, on 127.0.0.1, port 0; yields the base URL once it answers.
+    """Serve `app` with uvicorn, configured as `serve` does, on `sock` (default: 127.0.0.1, port 0); yields the base
+    URL once it answers.
 
     Readiness is `GET health_path` answering 200, or uvicorn reporting it started when `health_path` is None.
     On exit uvicorn is told to stop and awaited (open streams get 2 seconds).
     """
-    sock = listening_socket("127.0.0.1", 0)
+    sock = sock or listening_socket("127.0.0.1", 0)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = http_server(app, drain=0.5, head_timeout=head_timeout)
     try:
@@ -246,7 +252,9 @@ async def run_gateway_in_process(
         config or GatewayConfig(), store=store, admin_token=admin_token, request_state_key=request_state_key
     )
     app = gateway.http_app()
-    async with serve_app(app, head_timeout=gateway.config.settings.request_timeout) as base_url:
+    sock = listening_socket("127.0.0.1", 0)  # bound first: OAuth flows need the gateway's address from the start
+    gateway.factory.pool.authorizations.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with serve_app(app, head_timeout=gateway.config.settings.request_timeout, sock=sock) as base_url:
         yield InProcessGateway(gateway, base_url, app)
 
 

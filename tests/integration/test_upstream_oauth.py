@@ -88,7 +88,11 @@ def private_key() -> tuple[str, str]:
 async def test_client_credentials_reach_a_protected_server(tmp_path: Path, method: str, path: str) -> None:
     pem, public = private_key()
     client = Client(public_key_pem=public) if method == "private_key_jwt" else Client(secret=SECRET)
-    oauth: dict[str, Any] = {"client_id": CLIENT_ID, "token_endpoint_auth_method": method}
+    oauth: dict[str, Any] = {
+        "grant": "client_credentials",
+        "client_id": CLIENT_ID,
+        "token_endpoint_auth_method": method,
+    }
     oauth.update({"private_key_pem": pem} if method == "private_key_jwt" else {"client_secret": SECRET})
     async with protected(**{CLIENT_ID: client}) as server, gateway(tmp_path, server, oauth, path) as served:
         status = served.gateway.factory.pool.status("prot")
@@ -111,7 +115,7 @@ async def test_client_credentials_reach_a_protected_server(tmp_path: Path, metho
 
 
 async def test_a_token_outlives_a_restart_encrypted_and_a_refused_one_is_replaced(tmp_path: Path) -> None:
-    oauth = {"client_id": CLIENT_ID, "client_secret": SECRET}
+    oauth = {"grant": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET}
     async with protected(**{CLIENT_ID: Client(secret=SECRET)}) as server:
         async with gateway(tmp_path, server, oauth):
             assert len(server.requests) == 1
@@ -133,7 +137,8 @@ async def test_wrong_credentials_leave_the_server_unauthorized_and_say_why_witho
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with protected(**{CLIENT_ID: Client(secret="another")}) as server:
-        async with gateway(tmp_path, server, {"client_id": CLIENT_ID, "client_secret": SECRET}) as served:
+        oauth = {"grant": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET}
+        async with gateway(tmp_path, server, oauth) as served:
             status = served.gateway.factory.pool.status("prot")
             assert not status.connected
             assert status.authorization is not None and status.authorization["state"] == "failed"
@@ -147,7 +152,8 @@ async def test_the_admin_api_attaches_an_oauth_server_and_shows_no_secret(tmp_pa
             run_gateway_in_process(GatewayConfig(), store=store, admin_token=ADMIN_TOKEN) as served,
             httpx2.AsyncClient(base_url=served.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http,
         ):
-            body = {"url": server.base + "/mcp", "oauth": {"client_id": CLIENT_ID, "client_secret": SECRET}}
+            oauth = {"grant": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET}
+            body = {"url": server.base + "/mcp", "oauth": oauth}
             attached = await http.put("/admin/servers/prot", json=body, timeout=WAIT)
             assert attached.status_code == 201, attached.text
             shown = (await http.get("/admin/servers/prot")).json()
@@ -158,5 +164,113 @@ async def test_the_admin_api_attaches_an_oauth_server_and_shows_no_secret(tmp_pa
             )
             token = next(iter(server._tokens))
             assert SECRET not in str(shown) and token not in str(shown)
-            refused = await http.put("/admin/servers/bad", json={**body, "oauth": {"client_id": CLIENT_ID}})
+            bad = {"grant": "client_credentials", "client_id": CLIENT_ID}
+            refused = await http.put("/admin/servers/bad", json={**body, "oauth": bad})
             assert refused.status_code == 422 and "needs client_secret" in refused.text
+
+
+# --- authorization code: an operator approves in a browser -------------------------------------------------------
+
+
+@asynccontextmanager
+async def admin_gateway(tmp_path: Path) -> AsyncIterator[tuple[InProcessGateway, httpx2.AsyncClient]]:
+    """A gateway with its admin API and a store in `tmp_path` (the same one across restarts)."""
+    store = StateStore(tmp_path / "state.sqlite3", oauth_key(tmp_path))
+    async with (
+        run_gateway_in_process(GatewayConfig(), store=store, admin_token=ADMIN_TOKEN) as served,
+        httpx2.AsyncClient(
+            base_url=served.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=WAIT
+        ) as http,
+    ):
+        yield served, http
+
+
+async def approve(url: str) -> httpx2.Response:
+    """The operator's browser: open the authorization URL, and follow the authorization server back to the gateway."""
+    async with httpx2.AsyncClient(follow_redirects=True, timeout=WAIT) as browser:
+        return await browser.get(url)
+
+
+async def connected(http: httpx2.AsyncClient, name: str) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        reply = await http.get(f"/admin/servers/{name}")
+        return reply.json() if reply.status_code == 200 and reply.json()["connected"] else None
+
+    return await poll(probe, WAIT)
+
+
+async def test_an_operator_approves_in_a_browser_and_the_authorization_outlives_a_restart(tmp_path: Path) -> None:
+    async with protected() as server:
+        async with admin_gateway(tmp_path) as (served, http):
+            attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+            assert attached.status_code == 202, attached.text
+            url = attached.json()["authorization_url"]
+            assert url.startswith(server.issuer + "/authorize?")
+
+            back = await approve(url)
+            assert back.status_code == 200 and "web is authorized" in back.text
+            status = await connected(http, "web")
+            assert status["authorization"]["state"] == "authorized" and status["tool_count"] == 2
+            async with connect(served.base_url, "http-legacy") as handle:
+                with anyio.fail_after(WAIT):
+                    assert text_of(await handle.client.call_tool("web__whoami", {})).startswith("dcr-")
+
+            (registration,) = server.registrations
+            callback = served.base_url + "/oauth/callback"
+            assert registration["redirect_uris"] == [callback]
+            (asked,) = server.authorizations
+            assert asked["code_challenge_method"] == "S256" and asked["resource"] == server.base + "/mcp"
+            assert asked["redirect_uri"] == callback and "offline_access" in asked["scope"].split()
+            (token,) = server.requests
+            assert (token["grant"], token["resource"]) == ("authorization_code", server.base + "/mcp")
+            assert not [secret for secret in server._tokens if secret in str(status)]
+
+        async with admin_gateway(tmp_path) as (served, http):  # the attach and its tokens come back
+            status = await connected(http, "web")
+            assert status["authorization"]["state"] == "authorized"
+            assert len(server.authorizations) == 1 and len(server.requests) == 1  # no new approval, no new token
+
+
+async def test_an_expired_token_is_refreshed_without_the_operator(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        server.reported_lifetime = 1  # the gateway takes each token for expired after a second
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+        await approve(attached.json()["authorization_url"])
+        await connected(http, "web")
+        await anyio.sleep(1.2)  # the token's lifetime passing: a deadline, not a wait for an event
+        async with connect(served.base_url, "http-auto") as handle:
+            with anyio.fail_after(WAIT):
+                assert text_of(await handle.client.call_tool("web__echo", {"text": "still"})) == "still"
+        grants = [asked["grant"] for asked in server.requests]
+        assert grants[0] == "authorization_code" and "refresh_token" in grants[1:]
+        assert all(asked["resource"] == server.base + "/mcp" for asked in server.requests)
+        assert len(server.authorizations) == 1
+
+
+async def test_a_pre_registered_client_is_used_as_configured(tmp_path: Path) -> None:
+    client = Client(secret=SECRET)
+    async with protected(**{CLIENT_ID: client}) as server, admin_gateway(tmp_path) as (served, http):
+        client.redirect_uris = [served.base_url + "/oauth/callback"]
+        oauth = {"client_id": CLIENT_ID, "client_secret": SECRET}
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": oauth})
+        await approve(attached.json()["authorization_url"])
+        status = await connected(http, "web")
+        assert server.registrations == []  # no registration: the configured client
+        assert server.requests[0]["method"] == "client_secret_basic" and server.requests[0]["client_id"] == CLIENT_ID
+        assert SECRET not in str(status)
+
+
+async def test_a_refused_authorization_ends_the_attach_and_says_so(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        server.deny = True
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+        back = await approve(attached.json()["authorization_url"])
+        assert back.status_code == 400 and "refused" in back.text
+
+        async def gone() -> bool | None:
+            return True if (await http.get("/admin/servers/web")).status_code == 404 else None
+
+        await poll(gone, WAIT)
+        stale = await approve(attached.json()["authorization_url"])  # its state is spent
+        assert stale.status_code == 400
+        assert served.gateway.factory.pool.authorizations.url_of("web") is None

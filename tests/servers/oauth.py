@@ -8,17 +8,23 @@ authorization spec on one origin:
   issued for that endpoint (the token's `resource`, RFC 8707) and not revoked; Protected Resource Metadata (RFC
   9728) at `/.well-known/oauth-protected-resource/<path>`. Tools: `whoami` (the client id the token was issued
   to) and `echo`.
-- the authorization server, issuer `<base>/as`: metadata (RFC 8414) at `/.well-known/oauth-authorization-server/as`,
-  `/as/token` with the `client_credentials` grant and `client_secret_basic`, `client_secret_post` or
-  `private_key_jwt` (a JWT signed by the client's registered public key, audience the issuer).
+- the authorization server, issuer `<base>/as`: metadata (RFC 8414) at `/.well-known/oauth-authorization-server/as`;
+  `/as/register` (Dynamic Client Registration); `/as/authorize`, which approves at once (a 302 back to the client's
+  `redirect_uri` with `code`, `state` and `iss`; with `deny` set, `error=access_denied`), PKCE S256 required;
+  `/as/token` with the `authorization_code` (PKCE checked), `refresh_token` (rotated) and `client_credentials`
+  grants, and `client_secret_basic`, `client_secret_post`, `private_key_jwt` (a JWT signed by the client's
+  registered public key, audience the issuer) or no authentication (public clients).
 
 Everything the authorization server is asked is in `requests` (grant, client authentication method, resource,
-scope), so tests can check what the gateway sent; `revoke()` makes every issued token invalid at once.
+scope), `registrations` and `authorizations`, so tests can check what the gateway sent; `revoke()` makes every
+issued access token invalid at once; `reported_lifetime` is the `expires_in` it reports (short: the client takes
+its token for expired soon, and refreshes it, while the resource server still takes it).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +32,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 import jwt
 import mcp_types as types
@@ -36,7 +42,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, Streamable
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -48,6 +54,7 @@ ISSUER_PATH = "/as"
 class Client:
     secret: str | None = None
     public_key_pem: str | None = None
+    redirect_uris: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -64,8 +71,15 @@ class ProtectedServer:
     clients: dict[str, Client] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     """What the token endpoint was asked: grant, method (client authentication), resource, scope, client_id."""
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[dict[str, Any]] = field(default_factory=list)
     token_lifetime: int = 3600
+    reported_lifetime: int = 3600
+    deny: bool = False
     _tokens: dict[str, Issued] = field(default_factory=dict)
+    _codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _refresh: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Refresh token -> (client id, resource)."""
 
     @property
     def issuer(self) -> str:
@@ -100,6 +114,8 @@ class ProtectedServer:
                 Route("/.well-known/oauth-protected-resource/{path:path}", self._resource_metadata),
                 Route(f"/.well-known/oauth-authorization-server{ISSUER_PATH}", self._as_metadata),
                 Route(f"{ISSUER_PATH}/token", self._token, methods=["POST"]),
+                Route(f"{ISSUER_PATH}/register", self._register, methods=["POST"]),
+                Route(f"{ISSUER_PATH}/authorize", self._authorize),
             ],
             lifespan=lifespan,
         )
@@ -135,7 +151,10 @@ class ProtectedServer:
                 "issuer": self.issuer,
                 "authorization_endpoint": f"{self.issuer}/authorize",
                 "token_endpoint": f"{self.issuer}/token",
-                "grant_types_supported": ["client_credentials"],
+                "registration_endpoint": f"{self.issuer}/register",
+                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+                "scopes_supported": [SCOPE, "offline_access"],
+                "authorization_response_iss_parameter_supported": True,
                 "response_types_supported": ["code"],
                 "token_endpoint_auth_methods_supported": [
                     "client_secret_basic",
@@ -159,19 +178,84 @@ class ProtectedServer:
                 "scope": form.get("scope"),
             }
         )
+        grant = form.get("grant_type")
         if client_id is None:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
-        if form.get("grant_type") != "client_credentials":
-            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         resource = str(form.get("resource") or "")
+        refresh = None
+        if grant == "authorization_code":
+            code = self._codes.pop(str(form.get("code")), None)
+            verifier = str(form.get("code_verifier", ""))
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if (
+                code is None
+                or code["client_id"] != client_id
+                or code["redirect_uri"] != form.get("redirect_uri")
+                or code["challenge"] != challenge
+                or code["resource"] != resource
+            ):
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            refresh = secrets.token_urlsafe(24)
+        elif grant == "refresh_token":
+            held = self._refresh.pop(str(form.get("refresh_token")), None)
+            if held is None or held[0] != client_id:
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            resource = resource or held[1]
+            refresh = secrets.token_urlsafe(24)  # rotated: the old one is gone
+        elif grant != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         if not resource.startswith(self.base + "/"):
             return JSONResponse({"error": "invalid_target"}, status_code=400)
         token = secrets.token_urlsafe(24)
         self._tokens[token] = Issued(client_id, resource, time.time() + self.token_lifetime)
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.reported_lifetime,
+            "scope": SCOPE,
+        }
+        if refresh is not None:
+            self._refresh[refresh] = (client_id, resource)
+            body["refresh_token"] = refresh
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def _register(self, request: Request) -> Response:
+        metadata = await request.json()
+        self.registrations.append(metadata)
+        client_id, secret = "dcr-" + secrets.token_hex(4), secrets.token_urlsafe(16)
+        self.clients[client_id] = Client(secret=secret, redirect_uris=list(metadata.get("redirect_uris", [])))
         return JSONResponse(
-            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime, "scope": SCOPE},
-            headers={"Cache-Control": "no-store"},
+            {
+                **metadata,
+                "client_id": client_id,
+                "client_secret": secret,
+                "token_endpoint_auth_method": "client_secret_basic",
+            },
+            status_code=201,
         )
+
+    async def _authorize(self, request: Request) -> Response:
+        query = dict(request.query_params)
+        self.authorizations.append(query)
+        client = self.clients.get(query.get("client_id", ""))
+        redirect = query.get("redirect_uri", "")
+        if client is None or (client.redirect_uris and redirect not in client.redirect_uris):
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": "PKCE S256 required"}, status_code=400
+            )
+        if self.deny:
+            return RedirectResponse(f"{redirect}?{urlencode({'error': 'access_denied', 'state': query.get('state')})}")
+        code = secrets.token_urlsafe(16)
+        self._codes[code] = {
+            "client_id": query["client_id"],
+            "redirect_uri": redirect,
+            "challenge": query["code_challenge"],
+            "resource": query.get("resource", ""),
+        }
+        params = {"code": code, "state": query.get("state", ""), "iss": self.issuer}
+        return RedirectResponse(f"{redirect}?{urlencode(params)}", status_code=302)
 
     def _authenticate(self, request: Request, form: dict[str, Any]) -> tuple[str, str | None]:
         """The client authentication method the request used, and the client it proves (None: it proves none)."""
@@ -181,6 +265,10 @@ class ProtectedServer:
             return "client_secret_basic", self._with_secret(unquote_plus(client_id), unquote_plus(secret))
         if "client_assertion" in form:
             return "private_key_jwt", self._with_assertion(str(form["client_assertion"]))
+        if "client_secret" not in form:  # a public client
+            client = self.clients.get(str(form.get("client_id")))
+            public = client is not None and client.secret is None and client.public_key_pem is None
+            return "none", str(form.get("client_id")) if public else None
         return "client_secret_post", self._with_secret(str(form.get("client_id")), str(form.get("client_secret")))
 
     def _with_secret(self, client_id: str, secret: str) -> str | None:
