@@ -325,6 +325,10 @@ class OAuthConfig(BaseModel):
     issuer: str | None = None
     """The issuer of the authorization server the credentials belong to: they are sent to no other. Without it, to
     whichever authorization server the MCP server's metadata names."""
+    client_metadata_url: str | None = Field(default=None, pattern=r"^https://[^\s/?#]+/[^\s?#]+$")
+    """authorization_code: the gateway's Client ID Metadata Document (an https URL with a path), used as its client
+    id where the authorization server supports them. Default: the one the gateway serves at
+    `<gateway.public_url>/oauth/client-metadata.json` when that is https."""
 
     @field_validator("scopes")
     @classmethod

@@ -36,7 +36,7 @@ from ..export._endpoint import HttpEndpoint
 from ..export._export import CallRecord, McpExport
 from ..export._limits import Limiter
 from ..export._router import Router, token_digest
-from ..upstream._oauth import CALLBACK_PATH
+from ..upstream._oauth import CALLBACK_PATH, CLIENT_METADATA_PATH
 from ..upstream._plugin import McpPluginFactory
 from ..upstream._status_plugin import GatewayStatusPluginFactory
 from ._api import AdminApi
@@ -309,6 +309,7 @@ class Gateway:
             routes=[
                 *admin,
                 Route(CALLBACK_PATH, endpoint=self._oauth_callback),
+                Route(CLIENT_METADATA_PATH, endpoint=self._client_metadata),
                 Route("/healthz", endpoint=self._healthz),
                 Route("/readyz", endpoint=self._readyz),
                 Route("/metrics", endpoint=self._metrics),
@@ -351,6 +352,13 @@ class Gateway:
         if "error" in query:
             return HTMLResponse(_page(f"The authorization of {server} was refused."), status_code=400)
         return HTMLResponse(_page(f"{server} is authorized. You can close this window."))
+
+    async def _client_metadata(self, request: Request) -> Response:
+        """The gateway's Client ID Metadata Document: an authorization server that supports them fetches it."""
+        document = self.factory.pool.authorizations.client_metadata()
+        if document is None:
+            return JSONResponse({"error": "no client metadata: gateway.public_url is not https"}, status_code=404)
+        return JSONResponse(document)
 
     async def _healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

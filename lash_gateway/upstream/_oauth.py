@@ -55,12 +55,14 @@ from pydantic import AnyUrl
 
 from .._config import HttpServerConfig, OAuthConfig
 
-__all__ = ["CALLBACK_PATH", "Authorizations", "MemoryVault", "TokenVault", "UpstreamAuth"]
+__all__ = ["CALLBACK_PATH", "CLIENT_METADATA_PATH", "Authorizations", "MemoryVault", "TokenVault", "UpstreamAuth"]
 
 log = logging.getLogger("lash_gateway.oauth")
 
 CALLBACK_PATH: Final = "/oauth/callback"
 """Where the operator's browser comes back to the gateway (the redirect URI it registers)."""
+CLIENT_METADATA_PATH: Final = "/oauth/client-metadata.json"
+"""Where the gateway serves its Client ID Metadata Document (when its public address is https)."""
 DEFAULT_APPROVAL_TIMEOUT: Final = 600.0
 
 
@@ -94,6 +96,28 @@ class Authorizations:
                 "HTTP here; attach the server to a gateway started with `lash-gateway serve`"
             )
         return self.base_url.rstrip("/") + CALLBACK_PATH
+
+    @property
+    def client_metadata_url(self) -> str | None:
+        """The gateway's own Client ID Metadata Document, when browsers reach it over https (the document's URL is
+        the client id, and must be https)."""
+        if self.base_url is None or not self.base_url.startswith("https://"):
+            return None
+        return self.base_url.rstrip("/") + CLIENT_METADATA_PATH
+
+    def client_metadata(self) -> dict[str, Any] | None:
+        """The Client ID Metadata Document the gateway serves (None: it has no https address)."""
+        url = self.client_metadata_url
+        if url is None:
+            return None
+        return {
+            "client_id": url,
+            "client_name": "lash gateway",
+            "redirect_uris": [self.callback_url],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
 
     def announced(self, server: str) -> anyio.Event:
         """Set when a flow of `server` next announces its authorization URL (for whoever started the attach)."""
@@ -197,7 +221,14 @@ class UpstreamAuth(httpx2.Auth):
                 response_types=["code"],
                 scope=" ".join(oauth.scopes) or None,
             )
-            provider = OAuthClientProvider(self._url, metadata, self._storage, self._announce, self._approval)
+            provider = OAuthClientProvider(
+                self._url,
+                metadata,
+                self._storage,
+                self._announce,
+                self._approval,
+                client_metadata_url=oauth.client_metadata_url or self._authorizations.client_metadata_url,
+            )
             if oauth.client_id is not None and await self._storage.get_client_info() is None:
                 # A pre-registered client: the provider takes it from the storage, as a registration's result.
                 client = OAuthClientInformationFull(
