@@ -20,10 +20,12 @@ from typing import Final
 import anyio
 import httpx2
 import pytest
+from anyio.streams.text import TextReceiveStream
 
-from tests.integration._gateway import CONSOLE_SCRIPT, connect, text_of
+from tests.integration._gateway import CONSOLE_SCRIPT, connect, serve_app, text_of
 from tests.integration.test_admin_api import refused_port, write_gateway_config
 from tests.servers.launch import SERVER_MODULE, GatewayProcess, UpstreamFactory, UpstreamProcess, child_env
+from tests.servers.oauth import ProtectedServer
 
 CLI_TIMEOUT: Final = 60.0
 """Seconds one CLI run may take (an attach waits for the server to connect)."""
@@ -286,3 +288,34 @@ async def test_virtual_server_commands_and_the_audit_table(cli_gateway: CliGatew
     assert removed.code == EXIT_OK, removed
     again = await run_cli(cli_gateway, "vs", "show", "clix", *state)
     assert again.code == EXIT_FAILED and "no virtual server is named 'clix'" in again.stderr, again
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(TABLE_TIMEOUT)
+async def test_attach_oauth_prints_the_url_and_waits_for_the_approval(cli_gateway: CliGateway) -> None:
+    """`attach NAME --url URL --oauth`: the authorization URL on a line of its own, then, once a browser approved
+    it (played here by an HTTP client that follows the redirects back to the gateway), the tool count."""
+    server = ProtectedServer()
+    async with serve_app(server.app) as base_url:
+        server.base = base_url
+        args = ["attach", "webauth", "--url", f"{base_url}/mcp", "--oauth", "--state-dir", str(cli_gateway.state_dir)]
+        env = child_env(home=cli_gateway.home)
+        async with await anyio.open_process([str(CONSOLE_SCRIPT), *args], env=env) as cli:
+            assert cli.stdout is not None
+            lines = TextReceiveStream(cli.stdout)
+            seen = ""
+            with anyio.fail_after(CLI_TIMEOUT):
+                async for chunk in lines:
+                    seen += chunk
+                    found = re.search(r"^(http\S+/as/authorize\?\S+)$", seen, re.M)
+                    if found:
+                        break
+                assert found is not None, seen
+                async with httpx2.AsyncClient(follow_redirects=True, timeout=10.0) as browser:
+                    approved = await browser.get(found[1])
+                assert approved.status_code == 200, approved.text
+                async for chunk in lines:
+                    seen += chunk
+                assert await cli.wait() == EXIT_OK, seen
+        assert "webauth needs authorization" in seen and "attached webauth: 2 tools (connected)" in seen
+        assert [asked["grant"] for asked in server.requests] == ["authorization_code"]
