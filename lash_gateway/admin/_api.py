@@ -101,6 +101,12 @@ class AdminApi:
         try:
             status = status_dict(self._pool.status(name))
         except ServerNotAttached as exc:
+            url = self._pool.authorizations.url_of(name)
+            if url is not None:  # its first connect waits for an operator's approval
+                authorization = {"state": "needs_authorization", "authorization_url": url}
+                return JSONResponse(
+                    {"name": name, "state": "connecting", "connected": False, "authorization": authorization}
+                )
             return error(404, str(exc))
         status["tools"] = [
             {"name": tool.name, "upstream_name": self._pool.route(tool.name)[1], "description": tool.description}
@@ -160,6 +166,7 @@ class AdminApi:
         """An attach that may need an operator to approve it in a browser (OAuth authorization code): it goes on in
         the gateway's background, and the answer comes once it is done or its authorization URL is known (202, with
         `authorization_url`). It is stored once it connected."""
+        self._pool.authorizations.withdraw(name)  # an earlier attach of this name still waiting: this one replaces it
         announced = self._pool.authorizations.announced(name)
         done = anyio.Event()
         failure: list[str] = []
@@ -167,13 +174,15 @@ class AdminApi:
         async def attach() -> None:
             try:
                 await self._pool.attach(name, to_run, guard=guard)
-                await self._store.record_attach(name, config)
+                async with self._locks.hold(name):
+                    await self._store.record_attach(name, config)
                 log.info("server %s attached through the admin API, authorized", name, extra={"server": name})
-            except (UpstreamUnavailable, StoreError) as exc:
+            except Exception as exc:  # the gateway's task: nothing escapes it
                 failure.append(str(exc))
                 log.warning("server %s not attached: %s", name, exc, extra={"server": name, "reason": str(exc)})
             finally:
                 done.set()
+                self._pool.authorizations.settled(name)
 
         self._spawn(attach)
         async with anyio.create_task_group() as tg:
@@ -190,7 +199,10 @@ class AdminApi:
         if not done.is_set() and url is not None:
             body = {"name": name, "state": "needs_authorization", "authorization_url": url}
             return JSONResponse(body, status_code=202)
-        return JSONResponse(status_dict(self._pool.status(name)), status_code=201 if new else 200)
+        try:
+            return JSONResponse(status_dict(self._pool.status(name)), status_code=201 if new else 200)
+        except ServerNotAttached:
+            return error(502, "could not attach: the attach ended before the server connected")
 
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -198,7 +210,10 @@ class AdminApi:
             try:
                 await self._pool.detach(name)
             except ServerNotAttached as exc:
+                if self._pool.authorizations.withdraw(name):  # an attach still waiting for its approval
+                    return JSONResponse({"detached": name})
                 return error(404, str(exc))
+            await self._store.drop_oauth(name)  # its tokens go with it
             try:
                 await self._store.record_detach(name)
             except StoreError as exc:

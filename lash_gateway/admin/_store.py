@@ -225,6 +225,11 @@ class StateStore:
         async with self._lock:
             await anyio.to_thread.run_sync(self._write, statement, [(server, sealed)])
 
+    async def drop_oauth(self, server: str) -> None:
+        """Forget a server's OAuth record (it was detached)."""
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._write, "DELETE FROM oauth WHERE server = ?", [(server,)])
+
     async def write_audit(self, entries: list[AuditEntry], prune_before: float | None) -> None:
         rows = [astuple(entry) for entry in entries]
         statement = f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 12)})"

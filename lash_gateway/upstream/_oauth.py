@@ -26,10 +26,12 @@ restored here, in `_restore`, the one place that reaches into `OAuthContext`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import time
 import warnings
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -123,6 +125,19 @@ class Authorizations:
         """Set when a flow of `server` next announces its authorization URL (for whoever started the attach)."""
         return self._announced.setdefault(server, anyio.Event())
 
+    def withdraw(self, server: str) -> bool:
+        """End the flows of `server` waiting for an operator (its attach was withdrawn); whether there was one."""
+        found = False
+        for waiting in list(self._waiting.values()):
+            if waiting.server == server and not waiting.done.is_set():
+                waiting.error, found = "the attach was withdrawn", True
+                waiting.done.set()
+        return found
+
+    def settled(self, server: str) -> None:
+        """Whoever waited for `server`'s announcement no longer does."""
+        self._announced.pop(server, None)
+
     def url_of(self, server: str) -> str | None:
         """The authorization URL a flow of `server` waits on now."""
         return next((waiting.url for waiting in self._waiting.values() if waiting.server == server), None)
@@ -189,7 +204,14 @@ class UpstreamAuth(httpx2.Auth):
         self._server = server
         self._oauth = oauth
         self._authorizations = authorizations
-        self._storage = _VaultStorage(server, _binding(config, oauth), vault)
+        self._storage = _VaultStorage(server, vault)
+        self._binding_facts = [
+            config.url,
+            oauth.grant,
+            oauth.client_id or "",
+            oauth.issuer or "",
+            " ".join(oauth.scopes),
+        ]
         self._waiting: _Waiting | None = None
         self._url = config.url
         self._making = anyio.Lock()
@@ -198,6 +220,12 @@ class UpstreamAuth(httpx2.Auth):
         once the gateway is served."""
         self.last_error: str | None = None
         """Why the last token request failed (for the status; never a token or secret)."""
+        self.deadline: anyio.CancelScope | None = None
+        """The startup deadline of the connect in progress (set by the upstream): lifted while an operator is
+        awaited, so that the approval gets `Authorizations.timeout`, not the startup timeout."""
+        self._startup_timeout = config.startup_timeout
+        self.on_reauthorize: Callable[[], None] | None = None
+        """Called when a call finds the authorization gone (set by the upstream: it reconnects)."""
 
     async def _provider_now(self) -> OAuthClientProvider:
         """The provider, made (and given the stored record) on the first request.
@@ -212,6 +240,11 @@ class UpstreamAuth(httpx2.Auth):
 
     async def _make_provider(self) -> OAuthClientProvider:
         oauth = self._oauth
+        facts = self._binding_facts
+        if oauth.grant == "authorization_code":
+            facts = [*facts, self._authorizations.callback_url]  # a client registered for another callback is not ours
+        # What the stored record belongs to: a token is only ever sent to the server (URL) and client it was made for.
+        self._storage.binding = hashlib.sha256("\n".join(facts).encode()).hexdigest()
         if oauth.grant == "authorization_code":
             callback = AnyUrl(self._authorizations.callback_url)
             metadata = OAuthClientMetadata(
@@ -246,7 +279,16 @@ class UpstreamAuth(httpx2.Auth):
         return provider
 
     async def _announce(self, url: str) -> None:
-        """The provider's redirect handler: announce the URL, and return (the approval is awaited in `_approval`)."""
+        """The provider's redirect handler: announce the URL, and return (the approval is awaited in `_approval`).
+
+        Only a connect waits for an operator. A call's request that finds the authorization gone (its refresh
+        failed) fails at once, saying so, and has the server reconnect, whose connect asks the operator."""
+        if self.deadline is None:
+            if self.on_reauthorize is not None:
+                self.on_reauthorize()
+            raise OAuthFlowError(
+                f"server {self._server} needs authorization again; an operator approves it (admin API)"
+            )
         self._waiting = self._authorizations.expect(self._server, url)
         log.warning(
             "server %s needs authorization: open %s in a browser (waiting %g s)",
@@ -261,7 +303,10 @@ class UpstreamAuth(httpx2.Auth):
         waiting = self._waiting
         if waiting is None:
             raise OAuthFlowError("no authorization URL was announced")
+        held = self.deadline
         try:
+            if held is not None:  # the connect's startup deadline does not count the operator's time
+                held.deadline = math.inf
             with anyio.move_on_after(self._authorizations.timeout):
                 await waiting.done.wait()
             if waiting.result is not None:
@@ -270,16 +315,16 @@ class UpstreamAuth(httpx2.Auth):
                 raise OAuthFlowError(f"the authorization was refused: {waiting.error[:200]}")
             raise OAuthFlowError(f"nobody approved the authorization within {self._authorizations.timeout:g} s")
         finally:
+            if held is not None:
+                held.deadline = anyio.current_time() + self._startup_timeout
             self._authorizations.forget(waiting)
             self._waiting = None
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        if self._waiting is not None:  # the provider's lock is held until an operator approves: say so at once
-            raise OAuthFlowError(f"server {self._server} needs authorization: open {self._waiting.url}")
         try:
             provider = await self._provider_now()
         except OAuthFlowError as exc:
-            self.last_error = str(exc)
+            self.last_error = _reason(exc)
             raise
         context = provider.context
         tokens = context.current_tokens
@@ -289,6 +334,15 @@ class UpstreamAuth(httpx2.Auth):
             if response.status_code not in (401, 403):
                 return
             await response.aread()
+            if response.status_code == 401 and context.current_tokens is tokens and context.can_refresh_token():
+                # Refused before its time: the provider would go straight to the operator on this 401; a stored
+                # refresh token is tried first (the provider refreshes a token it takes for expired).
+                context.token_expiry_time = time.time() - 1
+        if request.method == "DELETE" and not context.is_token_valid():
+            response = yield request  # ending a session never starts an authorization (nobody waits for it)
+            return
+        if self._waiting is not None:  # the provider's lock is held until an operator approves: say so at once
+            raise OAuthFlowError(f"server {self._server} needs authorization; an operator approves it (admin API)")
         flow = provider.async_auth_flow(request)
         try:
             outgoing = await flow.__anext__()
@@ -300,12 +354,20 @@ class UpstreamAuth(httpx2.Auth):
                 self.last_error = None
             await self._storage.remember(context)
         except OAuthFlowError as exc:
-            self.last_error = str(exc)
+            self.last_error = _reason(exc)
             log.warning(
-                "server %s: no access token: %s", self._server, exc, extra={"server": self._server, "reason": str(exc)}
+                "server %s: no access token: %s",
+                self._server,
+                self.last_error,
+                extra={"server": self._server, "reason": self.last_error},
             )
             await self._storage.remember(context)
             raise
+        finally:
+            self._storage.forget_unless_held(context)
+            # Closed here, in this task: left to the garbage collector, a flow that held the provider's lock (a
+            # cancelled request) would release it from another task, which anyio refuses: the lock stays held.
+            await flow.aclose()
 
     async def _restore(self, provider: OAuthClientProvider) -> None:
         """Load the stored record into `provider`: tokens, their expiry, and where the token endpoint is (without
@@ -351,18 +413,19 @@ class UpstreamAuth(httpx2.Auth):
 
 
 class _VaultStorage(TokenStorage):
-    """The SDK's `TokenStorage` over one vault record (the tokens, the client, the expiry, the discovered metadata)."""
+    """The SDK's `TokenStorage` over one vault record (the tokens, the client, the expiry, the discovered metadata),
+    written through: a rotated refresh token or a registration is kept the moment the provider has it."""
 
-    def __init__(self, server: str, binding: str, vault: TokenVault) -> None:
-        self._server, self._binding, self._vault = server, binding, vault
+    def __init__(self, server: str, vault: TokenVault) -> None:
+        self._server, self._vault = server, vault
+        self.binding = ""
+        """What the record belongs to (set before the first read: see `UpstreamAuth._make_provider`)."""
         self._record: dict[str, Any] | None = None
-        self._saved: dict[str, Any] | None = None
 
     async def record(self) -> dict[str, Any] | None:
         if self._record is None:
             stored = await self._vault.load_oauth(self._server)
-            self._record = stored if stored is not None and stored.get("binding") == self._binding else {}
-            self._saved = dict(self._record)
+            self._record = stored if stored is not None and stored.get("binding") == self.binding else {}
         return self._record or None
 
     async def get_tokens(self) -> OAuthToken | None:
@@ -373,6 +436,8 @@ class _VaultStorage(TokenStorage):
         await self.record()  # loaded first: a token is kept with what the record already holds
         assert self._record is not None
         self._record["tokens"] = tokens.model_dump(mode="json", exclude_none=True)
+        self._record["expires_at"] = time.time() + tokens.expires_in if tokens.expires_in is not None else None
+        await self._save()
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         record = await self.record()
@@ -382,29 +447,33 @@ class _VaultStorage(TokenStorage):
         await self.record()
         assert self._record is not None
         self._record["client"] = client_info.model_dump(mode="json", exclude_none=True)
+        await self._save()
 
     async def remember(self, context: Any) -> None:
-        """Save the record with what `context` holds now, if that changed (once per token, not per request)."""
+        """Keep what discovery found (so a refresh after a restart goes to the right token endpoint)."""
         await self.record()
         assert self._record is not None
         record = self._record
-        record["binding"] = self._binding
-        record["expires_at"] = context.token_expiry_time
         if context.oauth_metadata is not None and context.protected_resource_metadata is not None:
-            record["as_metadata"] = context.oauth_metadata.model_dump(mode="json", exclude_none=True)
-            record["prm"] = context.protected_resource_metadata.model_dump(mode="json", exclude_none=True)
-            record["auth_server_url"] = context.auth_server_url
-        if context.current_tokens is None:
-            record.pop("tokens", None)
-        if record != self._saved:
-            await self._vault.save_oauth(self._server, record)
-            self._saved = dict(record)
+            found = {
+                "as_metadata": context.oauth_metadata.model_dump(mode="json", exclude_none=True),
+                "prm": context.protected_resource_metadata.model_dump(mode="json", exclude_none=True),
+                "auth_server_url": context.auth_server_url,
+            }
+            if any(record.get(key) != value for key, value in found.items()):
+                record.update(found)
+                await self._save()
 
+    def forget_unless_held(self, context: Any) -> None:
+        """The provider dropped its tokens (a failed refresh): so does the record, in this process at once (a
+        cancelled re-authorization must not bring the dead token back), and in the vault at the next save."""
+        if context.current_tokens is None and self._record:
+            self._record.pop("tokens", None)
 
-def _binding(config: HttpServerConfig, oauth: OAuthConfig) -> str:
-    """What a stored record belongs to: a token is only ever sent to the server (URL) and client it was made for."""
-    facts = "\n".join([config.url, oauth.grant, oauth.client_id or "", oauth.issuer or "", " ".join(oauth.scopes)])
-    return hashlib.sha256(facts.encode()).hexdigest()
+    async def _save(self) -> None:
+        assert self._record is not None
+        self._record["binding"] = self.binding
+        await self._vault.save_oauth(self._server, self._record)
 
 
 def _provider(url: str, oauth: OAuthConfig, storage: TokenStorage) -> OAuthClientProvider:
@@ -434,3 +503,19 @@ def _provider(url: str, oauth: OAuthConfig, storage: TokenStorage) -> OAuthClien
             scope=scope,
             issuer=oauth.issuer,
         )
+
+
+def _reason(exc: OAuthFlowError) -> str:
+    """Why a flow failed, for the status and the log: the SDK's messages may quote a token response (a body that
+    failed validation) or the authorization server's whole answer; only its `error` code is kept of those."""
+    message = str(exc)
+    if "access_token" in message or "refresh_token" in message:
+        return f"{type(exc).__name__}: the authorization server's token response was not usable"
+    head, _, body = message.partition("): ")
+    if body:
+        try:
+            code = json.loads(body).get("error")
+        except (ValueError, AttributeError):
+            code = None
+        return f"{head}): {code}" if isinstance(code, str) else f"{head})"
+    return message[:300]

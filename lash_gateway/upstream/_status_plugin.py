@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lash_core import (
     PluginFactory,
     PluginRegistrar,
@@ -35,10 +37,7 @@ class _StatusTool(ToolProvider):
         return self._definitions
 
     async def execute(self, call: ToolCall) -> ToolResult:
-        servers = [
-            {key: value for key, value in status_dict(s).items() if key != "config"}
-            for s in self._pool.server_statuses()
-        ]
+        servers = [_shown(status_dict(s)) for s in self._pool.server_statuses()]
         return ToolResult.ok({"servers": servers})
 
 
@@ -61,3 +60,14 @@ class _StatusPlugin(SessionPlugin):
 
     def register(self, reg: PluginRegistrar) -> None:
         reg.tools().provider(self._tool)
+
+
+def _shown(status: dict[str, Any]) -> dict[str, Any]:
+    """A status as any MCP client may see it: no config, and of an OAuth server's authorization its state and expiry
+    only (an authorization URL is the operator's: whoever approves it binds the server to their own account)."""
+    shown = {key: value for key, value in status.items() if key != "config"}
+    if shown.get("authorization") is not None:
+        shown["authorization"] = {
+            key: value for key, value in shown["authorization"].items() if key in ("state", "expires_in")
+        }
+    return shown

@@ -95,6 +95,8 @@ class Upstream:
         self.guard = guard
         remember_secrets(secret_values(config))
         self.auth = auth
+        if auth is not None and auth.on_reauthorize is None:  # a per-client connection shares the shared one's
+            auth.on_reauthorize = self.reconnect
         self.tools: tuple[SanitizedTool, ...] = ()
         self.skipped: tuple[SkippedTool, ...] = ()
         self.catalog = Catalog()
@@ -173,6 +175,8 @@ class Upstream:
         lost = self._lost
         deadline = anyio.current_time() + self.config.startup_timeout
         with anyio.CancelScope(deadline=deadline) as startup:
+            if self.auth is not None:  # an operator's approval is not counted against it (see `UpstreamAuth`)
+                self.auth.deadline = startup
             async with open_transport(self.config, self.guard, self.auth) as pipe:
                 client = Client(
                     opened(WatchedReadStream(pipe.read, lost.set), pipe.write),
@@ -196,6 +200,8 @@ class Upstream:
                     await self._list_catalog(client, _ALL_KINDS)
                     await self._subscriptions.restore(client)
                     startup.deadline = math.inf
+                    if self.auth is not None:
+                        self.auth.deadline = None
                     self._client = client
                     # 2026-07-28 requests carry a per-request envelope only the SDK session writes.
                     self._lane = None if modern else pipe.lane

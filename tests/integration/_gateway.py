@@ -245,14 +245,16 @@ async def run_gateway_in_process(
     store: StateStore | None = None,
     admin_token: str | None = None,
     request_state_key: bytes | None = None,
+    port: int = 0,
 ) -> AsyncIterator[InProcessGateway]:
-    """`Gateway(config, store=..., admin_token=...).http_app()` served by `serve_app`; its lifespan enters (and at
-    exit closes) the gateway. The admin API is there when both `store` and `admin_token` are given."""
+    """`Gateway(config, store=..., admin_token=...).http_app()` served by `serve_app` (on `port`: 0 picks a free one);
+    its lifespan enters (and at exit closes) the gateway. The admin API is there when both `store` and `admin_token`
+    are given."""
     gateway = Gateway(
         config or GatewayConfig(), store=store, admin_token=admin_token, request_state_key=request_state_key
     )
     app = gateway.http_app()
-    sock = listening_socket("127.0.0.1", 0)  # bound first: OAuth flows need the gateway's address from the start
+    sock = listening_socket("127.0.0.1", port)  # bound first: OAuth flows need the gateway's address from the start
     gateway.factory.pool.authorizations.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     async with serve_app(app, head_timeout=gateway.config.settings.request_timeout, sock=sock) as base_url:
         yield InProcessGateway(gateway, base_url, app)

@@ -173,11 +173,12 @@ async def test_the_admin_api_attaches_an_oauth_server_and_shows_no_secret(tmp_pa
 
 
 @asynccontextmanager
-async def admin_gateway(tmp_path: Path) -> AsyncIterator[tuple[InProcessGateway, httpx2.AsyncClient]]:
-    """A gateway with its admin API and a store in `tmp_path` (the same one across restarts)."""
+async def admin_gateway(tmp_path: Path, port: int = 0) -> AsyncIterator[tuple[InProcessGateway, httpx2.AsyncClient]]:
+    """A gateway with its admin API and a store in `tmp_path` (the same one across restarts), on `port` (a restart
+    keeps its address: the client it registered names its callback)."""
     store = StateStore(tmp_path / "state.sqlite3", oauth_key(tmp_path))
     async with (
-        run_gateway_in_process(GatewayConfig(), store=store, admin_token=ADMIN_TOKEN) as served,
+        run_gateway_in_process(GatewayConfig(), store=store, admin_token=ADMIN_TOKEN, port=port) as served,
         httpx2.AsyncClient(
             base_url=served.base_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=WAIT
         ) as http,
@@ -225,7 +226,8 @@ async def test_an_operator_approves_in_a_browser_and_the_authorization_outlives_
             assert (token["grant"], token["resource"]) == ("authorization_code", server.base + "/mcp")
             assert not [secret for secret in server._tokens if secret in str(status)]
 
-        async with admin_gateway(tmp_path) as (served, http):  # the attach and its tokens come back
+        port = int(served.base_url.rsplit(":", 1)[1])
+        async with admin_gateway(tmp_path, port) as (served, http):  # the attach and its tokens come back
             status = await connected(http, "web")
             assert status["authorization"]["state"] == "authorized"
             assert len(server.authorizations) == 1 and len(server.requests) == 1  # no new approval, no new token
@@ -274,3 +276,63 @@ async def test_a_refused_authorization_ends_the_attach_and_says_so(tmp_path: Pat
         stale = await approve(attached.json()["authorization_url"])  # its state is spent
         assert stale.status_code == 400
         assert served.gateway.factory.pool.authorizations.url_of("web") is None
+
+
+async def test_the_operator_has_the_approval_timeout_not_the_startup_timeout(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        body = {"url": server.base + "/mcp", "oauth": {}, "startup_timeout": 1}
+        attached = await http.put("/admin/servers/web", json=body)
+        pending = (await http.get("/admin/servers/web")).json()
+        assert pending["authorization"]["authorization_url"] == attached.json()["authorization_url"]
+        await anyio.sleep(1.5)  # past the startup timeout: a deadline, not a wait for an event
+        assert (await approve(attached.json()["authorization_url"])).status_code == 200
+        assert (await connected(http, "web"))["tool_count"] == 2
+
+
+async def test_a_refused_token_is_refreshed_and_a_dead_refresh_token_asks_the_operator_again(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+        await approve(attached.json()["authorization_url"])
+        await connected(http, "web")
+        async with connect(served.base_url, "http-legacy") as handle:
+            server.revoke()  # every access token refused: the refresh token still works
+            with anyio.fail_after(WAIT):
+                assert text_of(await handle.client.call_tool("web__echo", {"text": "a"})) == "a"
+            assert [asked["grant"] for asked in server.requests] == ["authorization_code", "refresh_token"]
+            assert len(server.authorizations) == 1
+
+            server.revoke()
+            server._refresh.clear()  # the refresh token is dead too: only the operator can help now
+            with anyio.fail_after(WAIT):
+                failed = await handle.client.call_tool("web__echo", {"text": "b"})
+
+                async def reauthorizing() -> dict[str, Any] | None:
+                    shown = (await http.get("/admin/servers/web")).json()["authorization"]
+                    return shown if shown["state"] == "needs_authorization" else None
+
+                pending = await poll(reauthorizing, WAIT)
+                seen_by_clients = await handle.client.call_tool("lash_gateway_status", {})
+            assert failed.is_error
+            url = pending["authorization_url"]
+            assert url not in text_of(failed) and url not in text_of(seen_by_clients)  # the operator's, not theirs
+            assert "needs_authorization" in text_of(seen_by_clients)
+            assert (await approve(url)).status_code == 200
+            with anyio.fail_after(WAIT):
+
+                async def answered() -> str | None:
+                    result = await handle.client.call_tool("web__echo", {"text": "c"})
+                    return None if result.is_error else text_of(result)
+
+                assert await poll(answered, WAIT) == "c"
+
+
+async def test_deleting_a_server_that_waits_for_its_approval_withdraws_it(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+        assert (await http.delete("/admin/servers/web")).status_code == 200
+        assert (await approve(attached.json()["authorization_url"])).status_code == 400
+
+        async def gone() -> bool | None:
+            return True if (await http.get("/admin/servers/web")).status_code == 404 else None
+
+        await poll(gone, WAIT)
