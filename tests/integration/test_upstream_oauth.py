@@ -22,7 +22,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lash_gateway import GatewayConfig, McpServerConfig, StateStore
 from lash_gateway.admin._state import oauth_key
 from lash_gateway.upstream._plugin import status_dict
-from tests.integration._gateway import InProcessGateway, connect, poll, run_gateway_in_process, serve_app, text_of
+from tests.integration._gateway import (
+    InProcessGateway,
+    connect,
+    metrics,
+    poll,
+    run_gateway_in_process,
+    serve_app,
+    text_of,
+)
 from tests.servers.oauth import Client, ProtectedServer
 
 pytestmark = pytest.mark.anyio
@@ -187,9 +195,18 @@ async def admin_gateway(tmp_path: Path, port: int = 0) -> AsyncIterator[tuple[In
 
 
 async def approve(url: str) -> httpx2.Response:
-    """The operator's browser: open the authorization URL, and follow the authorization server back to the gateway."""
-    async with httpx2.AsyncClient(follow_redirects=True, timeout=WAIT) as browser:
-        return await browser.get(url)
+    """The operator's browser: open the authorization URL, and follow the authorization server back to the gateway.
+    Its own HTTP logging is off meanwhile: the code in its redirect is the browser's to see, not a gateway leak."""
+    quiet = [logging.getLogger(name) for name in ("httpx2", "httpcore2")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        async with httpx2.AsyncClient(follow_redirects=True, timeout=WAIT) as browser:
+            return await browser.get(url)
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
 
 
 async def connected(http: httpx2.AsyncClient, name: str) -> dict[str, Any]:
@@ -289,7 +306,10 @@ async def test_the_operator_has_the_approval_timeout_not_the_startup_timeout(tmp
         assert (await connected(http, "web"))["tool_count"] == 2
 
 
-async def test_a_refused_token_is_refreshed_and_a_dead_refresh_token_asks_the_operator_again(tmp_path: Path) -> None:
+async def test_a_refused_token_is_refreshed_and_a_dead_refresh_token_asks_the_operator_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     async with protected() as server, admin_gateway(tmp_path) as (served, http):
         attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
         await approve(attached.json()["authorization_url"])
@@ -324,6 +344,11 @@ async def test_a_refused_token_is_refreshed_and_a_dead_refresh_token_asks_the_op
                     return None if result.is_error else text_of(result)
 
                 assert await poll(answered, WAIT) == "c"
+        shown = (await http.get("/admin/servers/web")).text + str(await metrics(served.base_url))
+        assert len(server.handed_out) >= 8  # codes, tokens, refresh tokens, a registration's secret
+        leaked = [secret for secret in server.handed_out if secret in caplog.text or secret in shown]
+        lines = [line for line in caplog.text.splitlines() if any(secret in line for secret in leaked)]
+        assert leaked == [], lines[:3]
 
 
 async def test_deleting_a_server_that_waits_for_its_approval_withdraws_it(tmp_path: Path) -> None:

@@ -76,6 +76,9 @@ class ProtectedServer:
     token_lifetime: int = 3600
     reported_lifetime: int = 3600
     deny: bool = False
+    handed_out: list[str] = field(default_factory=list)
+    """Every secret it gave a client (access and refresh tokens, codes, registered client secrets): none may appear
+    in what the gateway logs or shows."""
     _tokens: dict[str, Issued] = field(default_factory=dict)
     _codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _refresh: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -208,6 +211,7 @@ class ProtectedServer:
             return JSONResponse({"error": "invalid_target"}, status_code=400)
         token = secrets.token_urlsafe(24)
         self._tokens[token] = Issued(client_id, resource, time.time() + self.token_lifetime)
+        self.handed_out.append(token)
         body: dict[str, Any] = {
             "access_token": token,
             "token_type": "Bearer",
@@ -216,6 +220,7 @@ class ProtectedServer:
         }
         if refresh is not None:
             self._refresh[refresh] = (client_id, resource)
+            self.handed_out.append(refresh)
             body["refresh_token"] = refresh
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -223,6 +228,7 @@ class ProtectedServer:
         metadata = await request.json()
         self.registrations.append(metadata)
         client_id, secret = "dcr-" + secrets.token_hex(4), secrets.token_urlsafe(16)
+        self.handed_out.append(secret)
         self.clients[client_id] = Client(secret=secret, redirect_uris=list(metadata.get("redirect_uris", [])))
         return JSONResponse(
             {
@@ -248,6 +254,7 @@ class ProtectedServer:
         if self.deny:
             return RedirectResponse(f"{redirect}?{urlencode({'error': 'access_denied', 'state': query.get('state')})}")
         code = secrets.token_urlsafe(16)
+        self.handed_out.append(code)
         self._codes[code] = {
             "client_id": query["client_id"],
             "redirect_uri": redirect,
