@@ -32,6 +32,7 @@ import math
 import time
 import warnings
 from collections.abc import AsyncGenerator, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -61,6 +62,9 @@ __all__ = ["CALLBACK_PATH", "CLIENT_METADATA_PATH", "Authorizations", "MemoryVau
 
 log = logging.getLogger("lash_gateway.oauth")
 
+_STEP_UP: ContextVar[bool] = ContextVar("lash_gateway_oauth_step_up", default=False)
+"""Set in a request's task when the server answered it 403 `insufficient_scope` with a good token: the flow the
+provider then starts is a step-up."""
 CALLBACK_PATH: Final = "/oauth/callback"
 """Where the operator's browser comes back to the gateway (the redirect URI it registers)."""
 CLIENT_METADATA_PATH: Final = "/oauth/client-metadata.json"
@@ -281,9 +285,10 @@ class UpstreamAuth(httpx2.Auth):
     async def _announce(self, url: str) -> None:
         """The provider's redirect handler: announce the URL, and return (the approval is awaited in `_approval`).
 
-        Only a connect waits for an operator. A call's request that finds the authorization gone (its refresh
-        failed) fails at once, saying so, and has the server reconnect, whose connect asks the operator."""
-        if self.deadline is None:
+        Only a connect, or a call whose token lacks a scope (step-up: the call waits for the wider approval), waits
+        for an operator. A call's request that finds the authorization gone (its refresh failed) fails at once,
+        saying so, and has the server reconnect, whose connect asks the operator."""
+        if self.deadline is None and not _STEP_UP.get():
             if self.on_reauthorize is not None:
                 self.on_reauthorize()
             raise OAuthFlowError(
@@ -334,6 +339,7 @@ class UpstreamAuth(httpx2.Auth):
             if response.status_code not in (401, 403):
                 return
             await response.aread()
+            _STEP_UP.set(response.status_code == 403)
             if response.status_code == 401 and context.current_tokens is tokens and context.can_refresh_token():
                 # Refused before its time: the provider would go straight to the operator on this 401; a stored
                 # refresh token is tried first (the provider refreshes a token it takes for expired).
