@@ -70,6 +70,8 @@ CALLBACK_PATH: Final = "/oauth/callback"
 CLIENT_METADATA_PATH: Final = "/oauth/client-metadata.json"
 """Where the gateway serves its Client ID Metadata Document (when its public address is https)."""
 DEFAULT_APPROVAL_TIMEOUT: Final = 600.0
+REFRESH_MARGIN: Final = 30.0
+"""Seconds before its expiry a token is refreshed (when it can be): no request goes out with one about to lapse."""
 
 
 @dataclass(eq=False)
@@ -333,6 +335,9 @@ class UpstreamAuth(httpx2.Auth):
             raise
         context = provider.context
         tokens = context.current_tokens
+        expiry = context.token_expiry_time
+        if expiry is not None and expiry - REFRESH_MARGIN < time.time() and context.can_refresh_token():
+            context.token_expiry_time = time.time() - 1  # refreshed before it expires (the provider refreshes it now)
         if tokens is not None and context.is_token_valid():
             request.headers["Authorization"] = f"Bearer {tokens.access_token}"
             response = yield request
