@@ -169,12 +169,7 @@ def _await_approval(args: argparse.Namespace, url: str) -> dict[str, Any]:
     try:
         while time.monotonic() < deadline:
             time.sleep(APPROVAL_POLL)  # polling the admin API: no event to wait on from this process
-            try:
-                status = _request(args, "GET", f"/admin/servers/{args.name}")
-            except CliError as exc:
-                if exc.code != EXIT_FAILED:  # 404 until it is attached; anything else is final
-                    raise
-                continue
+            status = _request(args, "GET", f"/admin/servers/{args.name}")  # a failed attach answers 502: final
             if status.get("connected"):
                 return status
     except KeyboardInterrupt:

@@ -65,6 +65,8 @@ class AdminApi:
         """`spawn` runs an attach that waits for an operator's approval (OAuth) past the request that began it."""
         self._virtual = VirtualServerApi(virtual, store, audit)
         self._spawn = spawn
+        self._approvals: dict[str, str | None] = {}
+        """Attaches that wait for an operator's approval (None), or ended without it (why), by server name."""
         self._pool = pool
         self._store = store
         self._settings = settings
@@ -98,15 +100,18 @@ class AdminApi:
 
     async def _get(self, request: Request) -> Response:
         name = request.path_params["name"]
+        if name in self._approvals:  # an attach waiting for an operator's approval, or one that ended without it
+            failed = self._approvals[name]
+            if failed is not None:
+                return error(502, f"could not attach: {failed}")
+            url = self._pool.authorizations.url_of(name)
+            authorization = {"state": "needs_authorization", "authorization_url": url}
+            return JSONResponse(
+                {"name": name, "state": "connecting", "connected": False, "authorization": authorization}
+            )
         try:
             status = status_dict(self._pool.status(name))
         except ServerNotAttached as exc:
-            url = self._pool.authorizations.url_of(name)
-            if url is not None:  # its first connect waits for an operator's approval
-                authorization = {"state": "needs_authorization", "authorization_url": url}
-                return JSONResponse(
-                    {"name": name, "state": "connecting", "connected": False, "authorization": authorization}
-                )
             return error(404, str(exc))
         status["tools"] = [
             {"name": tool.name, "upstream_name": self._pool.route(tool.name)[1], "description": tool.description}
@@ -132,6 +137,7 @@ class AdminApi:
         except PolicyError as exc:
             return error(403, str(exc))
         previous = self._pool.attachment(name)
+        self._approvals.pop(name, None)
         if (
             isinstance(config, HttpServerConfig)
             and config.oauth is not None
@@ -171,14 +177,20 @@ class AdminApi:
         done = anyio.Event()
         failure: list[str] = []
 
+        self._approvals[name] = None
+
         async def attach() -> None:
             try:
                 await self._pool.attach(name, to_run, guard=guard)
                 async with self._locks.hold(name):
                     await self._store.record_attach(name, config)
+                if name in self._approvals and self._approvals[name] is None:
+                    del self._approvals[name]
                 log.info("server %s attached through the admin API, authorized", name, extra={"server": name})
             except Exception as exc:  # the gateway's task: nothing escapes it
                 failure.append(str(exc))
+                if name in self._approvals and self._approvals[name] is None:  # GET says so until the next change
+                    self._approvals[name] = str(exc)
                 log.warning("server %s not attached: %s", name, exc, extra={"server": name, "reason": str(exc)})
             finally:
                 done.set()
@@ -210,7 +222,9 @@ class AdminApi:
             try:
                 await self._pool.detach(name)
             except ServerNotAttached as exc:
-                if self._pool.authorizations.withdraw(name):  # an attach still waiting for its approval
+                withdrawn = self._pool.authorizations.withdraw(name)  # an attach still waiting for its approval
+                if name in self._approvals or withdrawn:
+                    self._approvals.pop(name, None)
                     return JSONResponse({"detached": name})
                 return error(404, str(exc))
             await self._store.drop_oauth(name)  # its tokens go with it

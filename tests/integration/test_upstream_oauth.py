@@ -285,13 +285,17 @@ async def test_a_refused_authorization_ends_the_attach_and_says_so(tmp_path: Pat
         back = await approve(attached.json()["authorization_url"])
         assert back.status_code == 400 and "refused" in back.text
 
-        async def gone() -> bool | None:
-            return True if (await http.get("/admin/servers/web")).status_code == 404 else None
+        async def failed() -> str | None:  # said until the name is attached again or deleted
+            reply = await http.get("/admin/servers/web")
+            return reply.json()["error"] if reply.status_code == 502 else None
 
-        await poll(gone, WAIT)
+        assert "refused" in await poll(failed, WAIT)
+        assert not [status for status in served.gateway.factory.pool.server_statuses() if status.name == "web"]
         stale = await approve(attached.json()["authorization_url"])  # its state is spent
         assert stale.status_code == 400
         assert served.gateway.factory.pool.authorizations.url_of("web") is None
+        assert (await http.delete("/admin/servers/web")).status_code == 200
+        assert (await http.get("/admin/servers/web")).status_code == 404
 
 
 async def test_the_operator_has_the_approval_timeout_not_the_startup_timeout(tmp_path: Path) -> None:
