@@ -1,9 +1,10 @@
-"""The embedded store: every attach and detach made at runtime, so they survive a restart.
+"""The embedded store: every attach and detach made at runtime, so they survive a restart; the virtual servers made
+at runtime (tokens as digests only); the audit log; and the OAuth records of upstreams.
 
-One SQLite table, one row per server name: its last runtime change, either an attach (with the
-full config, secrets included, which is why the file is owner-only) or a detach (a tombstone, so
-detaching a server from the config file also survives a restart). Each change is one transaction:
-a crash leaves the previous or the new row, never half of one.
+One row per server name: its last runtime change, either an attach (with the full config, secrets included,
+encrypted with the store's key when it has one; the file is owner-only either way) or a detach (a tombstone, so
+detaching a server from the config file also survives a restart). Each change is one transaction: a crash leaves
+the previous or the new row, never half of one. OAuth records are encrypted (Fernet) with the same key.
 
 Precedence on start: the config file's servers, then the store on top (a stored attach replaces a
 config-file server of the same name; a stored detach removes it). Editing the config file does not
@@ -65,6 +66,8 @@ CREATE TABLE IF NOT EXISTS oauth (
     record BLOB NOT NULL    -- the server's OAuth record (tokens, client, metadata) as JSON, Fernet-encrypted
 );
 """
+_SEALED = "fernet:"
+"""The prefix of a server config stored encrypted."""
 _AUDIT_COLUMNS = (
     "time, virtual_server, token_id, session, tool, upstream_tool, server, outcome, duration_ms, argument_bytes, "
     "result_bytes, arguments"
@@ -112,8 +115,9 @@ class StateStore:
         changes = []
         for name, raw in rows:
             try:
-                changes.append(StoredChange(name, McpServerConfig.parse(json.loads(raw), name=name) if raw else None))
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError and ConfigError are ValueErrors
+                config = McpServerConfig.parse(json.loads(self._unseal(raw)), name=name) if raw else None
+                changes.append(StoredChange(name, config))
+            except (ValueError, RecursionError, InvalidToken) as exc:  # JSONDecodeError and ConfigError are ValueErrors
                 log.error(
                     "state store %s: the stored change of server %s cannot be read, left out: %s",
                     self.path,
@@ -161,7 +165,8 @@ class StateStore:
 
     async def record_attach(self, name: str, config: ServerConfig) -> None:
         async with self._lock:
-            await anyio.to_thread.run_sync(self._record, "servers", name, json.dumps(_with_secrets(config)))
+            sealed = self._seal(json.dumps(_with_secrets(config)))
+            await anyio.to_thread.run_sync(self._record, "servers", name, sealed)
 
     async def record_detach(self, name: str) -> None:
         async with self._lock:
@@ -192,6 +197,20 @@ class StateStore:
         raw = None if config is None else config.hashed().model_dump_json(exclude={"tokens"})
         async with self._lock:
             await anyio.to_thread.run_sync(self._record, "virtual_servers", name, raw)
+
+    def _seal(self, text: str) -> str:
+        """A server config as stored: encrypted with the store's key when it has one (its secrets are the upstream's
+        credentials), as it is otherwise."""
+        return _SEALED + self._fernet.encrypt(text.encode()).decode() if self._fernet is not None else text
+
+    def _unseal(self, raw: str) -> str:
+        """Raises:
+        InvalidToken: sealed with another key, or the store has none."""
+        if not raw.startswith(_SEALED):
+            return raw  # written before configs were sealed, or by a store without a key
+        if self._fernet is None:
+            raise InvalidToken
+        return self._fernet.decrypt(raw.removeprefix(_SEALED).encode()).decode()
 
     async def load_oauth(self, server: str) -> dict[str, Any] | None:
         """A server's OAuth record; None if there is none, or it cannot be decrypted (a new key: said in the log)."""

@@ -22,7 +22,7 @@ import httpx2
 import pytest
 
 from lash_gateway import Gateway, GatewayConfig, StateStore
-from lash_gateway.admin._state import STORE_FILE
+from lash_gateway.admin._state import STORE_FILE, oauth_key
 from tests.integration._gateway import (
     GatewayClient,
     connect,
@@ -141,7 +141,8 @@ async def servers_view(admin: httpx2.AsyncClient) -> list[tuple[str, JsonObject]
 
 async def stored(state_dir: Path) -> dict[str, bool]:
     """The gateway's store: server name -> True for a stored attach, False for a stored detach."""
-    return {change.name: change.config is not None for change in await StateStore(state_dir / STORE_FILE).load()}
+    store = StateStore(state_dir / STORE_FILE, oauth_key(state_dir))  # its key: stored configs are encrypted with it
+    return {change.name: change.config is not None for change in await store.load()}
 
 
 async def status_of(admin: httpx2.AsyncClient, name: str) -> JsonObject:

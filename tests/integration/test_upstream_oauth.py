@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lash_gateway import GatewayConfig, McpServerConfig, StateStore
+from lash_gateway import GatewayConfig, HttpServerConfig, McpServerConfig, StateStore
 from lash_gateway.admin._state import oauth_key
 from lash_gateway.upstream._plugin import status_dict
 from tests.integration._gateway import (
@@ -175,6 +175,9 @@ async def test_the_admin_api_attaches_an_oauth_server_and_shows_no_secret(tmp_pa
             bad = {"grant": "client_credentials", "client_id": CLIENT_ID}
             refused = await http.put("/admin/servers/bad", json={**body, "oauth": bad})
             assert refused.status_code == 422 and "needs client_secret" in refused.text
+        assert SECRET.encode() not in (tmp_path / "state.sqlite3").read_bytes()  # the stored attach is encrypted
+        (restored,) = await StateStore(tmp_path / "state.sqlite3", oauth_key(tmp_path)).load()
+        assert isinstance(restored.config, HttpServerConfig) and restored.config.oauth is not None
 
 
 # --- authorization code: an operator approves in a browser -------------------------------------------------------

@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from lash_gateway import (
     HttpServerConfig,
@@ -168,3 +169,15 @@ async def test_a_row_that_cannot_be_read_is_left_out_and_said(tmp_path: Path, ca
     connection.close()
     assert [change.name for change in await store.load()] == ["good"]
     assert "server bad cannot be read" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_with_a_key_stored_configs_are_encrypted_and_old_plain_ones_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    await StateStore(path).record_attach("old", STDIO)  # written before configs were sealed
+    keyed = StateStore(path, Fernet.generate_key())
+    await keyed.record_attach("remote", HTTP)
+    assert b"s3cr3t-h" not in path.read_bytes()  # the header value, sealed
+    assert await keyed.load() == [StoredChange("old", STDIO), StoredChange("remote", HTTP)]
+    # Another key reads the plain row and leaves the sealed one out (said in the log), rather than failing.
+    assert await StateStore(path, Fernet.generate_key()).load() == [StoredChange("old", STDIO)]
