@@ -328,6 +328,7 @@ class UpstreamAuth(httpx2.Auth):
             self._waiting = None
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        _STEP_UP.set(False)  # this request's own (a task sends many)
         try:
             provider = await self._provider_now()
         except OAuthFlowError as exc:
