@@ -176,14 +176,17 @@ class AdminApi:
         announced = self._pool.authorizations.announced(name)
         done = anyio.Event()
         failure: list[str] = []
-
+        answered = False
+        """Whether this request answered 202: then the attach stores itself once connected; otherwise this request,
+        which holds the name's lock, stores it."""
         self._approvals[name] = None
 
         async def attach() -> None:
             try:
                 await self._pool.attach(name, to_run, guard=guard)
-                async with self._locks.hold(name):
-                    await self._store.record_attach(name, config)
+                if answered:
+                    async with self._locks.hold(name):
+                        await self._store.record_attach(name, config)
                 if name in self._approvals and self._approvals[name] is None:
                     del self._approvals[name]
                 log.info("server %s attached through the admin API, authorized", name, extra={"server": name})
@@ -209,12 +212,17 @@ class AdminApi:
             return error(502, f"could not attach: {failure[0]}")
         url = self._pool.authorizations.url_of(name)
         if not done.is_set() and url is not None:
+            answered = True
             body = {"name": name, "state": "needs_authorization", "authorization_url": url}
             return JSONResponse(body, status_code=202)
-        try:
-            return JSONResponse(status_dict(self._pool.status(name)), status_code=201 if new else 200)
+        try:  # connected without an operator (a token it held): stored here
+            status = status_dict(self._pool.status(name))
+            await self._store.record_attach(name, config)
         except ServerNotAttached:
             return error(502, "could not attach: the attach ended before the server connected")
+        except StoreError as exc:
+            return error(500, f"{exc}; the server is attached now but not after a restart")
+        return JSONResponse(status, status_code=201 if new else 200)
 
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -236,6 +236,8 @@ async def test_an_operator_approves_in_a_browser_and_the_authorization_outlives_
                 with anyio.fail_after(WAIT):
                     assert text_of(await handle.client.call_tool("web__whoami", {})).startswith("dcr-")
 
+            again = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+            assert again.status_code == 200, again.text  # its token is good: no operator, no 202
             (registration,) = server.registrations
             callback = served.base_url + "/oauth/callback"
             assert registration["redirect_uris"] == [callback]
