@@ -230,6 +230,8 @@ class UpstreamAuth(httpx2.Auth):
         """The startup deadline of the connect in progress (set by the upstream): lifted while an operator is
         awaited, so that the approval gets `Authorizations.timeout`, not the startup timeout."""
         self._startup_timeout = config.startup_timeout
+        self._refreshing = 0
+        """Requests whose flow refreshes the token now (the provider does one at a time; the rest wait for it)."""
         self.on_reauthorize: Callable[[], None] | None = None
         """Called when a call finds the authorization gone (set by the upstream: it reconnects)."""
 
@@ -355,6 +357,8 @@ class UpstreamAuth(httpx2.Auth):
             return
         if self._waiting is not None:  # the provider's lock is held until an operator approves: say so at once
             raise OAuthFlowError(f"server {self._server} needs authorization; an operator approves it (admin API)")
+        refreshing = not context.is_token_valid() and context.can_refresh_token()
+        self._refreshing += refreshing
         flow = provider.async_auth_flow(request)
         try:
             outgoing = await flow.__anext__()
@@ -376,6 +380,7 @@ class UpstreamAuth(httpx2.Auth):
             await self._storage.remember(context)
             raise
         finally:
+            self._refreshing -= refreshing
             self._storage.forget_unless_held(context)
             # Closed here, in this task: left to the garbage collector, a flow that held the provider's lock (a
             # cancelled request) would release it from another task, which anyio refuses: the lock stays held.
@@ -405,12 +410,14 @@ class UpstreamAuth(httpx2.Auth):
             context.clear_tokens()
 
     def authorization(self) -> dict[str, Any]:
-        """The status of this server's authorization: `state` (`authorized`, `unauthorized`, `failed`) and, when it
-        is known, `expires_in` (seconds)."""
+        """The status of this server's authorization: `state` (`authorized`, `refreshing`, `needs_authorization`
+        with the URL to approve, `unauthorized`, `failed` with why) and, when it is known, `expires_in` (seconds)."""
         if self._waiting is not None:
             return {"state": "needs_authorization", "authorization_url": self._waiting.url}
         if self._provider is None:
             return {"state": "failed", "error": self.last_error} if self.last_error else {"state": "unauthorized"}
+        if self._refreshing:
+            return {"state": "refreshing"}
         context = self._provider.context
         tokens = context.current_tokens
         if tokens is not None and context.is_token_valid():

@@ -264,6 +264,17 @@ async def test_a_token_is_refreshed_before_it_expires_without_the_operator(tmp_p
         async with connect(served.base_url, "http-auto") as handle:
             with anyio.fail_after(WAIT):
                 assert text_of(await handle.client.call_tool("web__echo", {"text": "still"})) == "still"
+            server.hold_refresh = anyio.Event()  # the status says so while a refresh is under way
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(handle.client.call_tool, "web__echo", {"text": "held"})
+
+                async def refreshing() -> bool | None:
+                    shown = (await http.get("/admin/servers/web")).json()["authorization"]
+                    return True if shown["state"] == "refreshing" else None
+
+                await poll(refreshing, WAIT)
+                server.hold_refresh.set()
+            assert (await http.get("/admin/servers/web")).json()["authorization"]["state"] == "authorized"
         grants = [asked["grant"] for asked in server.requests]
         assert grants[0] == "authorization_code" and "refresh_token" in grants[1:]
         assert all(asked["resource"] == server.base + "/mcp" for asked in server.requests)

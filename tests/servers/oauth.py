@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
+import anyio
 import jwt
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -76,6 +77,8 @@ class ProtectedServer:
     token_lifetime: int = 3600
     reported_lifetime: int = 3600
     deny: bool = False
+    hold_refresh: anyio.Event | None = None
+    """When set, a refresh is answered only once it is set (so a test can see the client refreshing)."""
     handed_out: list[str] = field(default_factory=list)
     """Every secret it gave a client (access and refresh tokens, codes, registered client secrets): none may appear
     in what the gateway logs or shows."""
@@ -200,6 +203,8 @@ class ProtectedServer:
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
             refresh = secrets.token_urlsafe(24)
         elif grant == "refresh_token":
+            if self.hold_refresh is not None:
+                await self.hold_refresh.wait()
             held = self._refresh.pop(str(form.get("refresh_token")), None)
             if held is None or held[0] != client_id:
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
