@@ -228,6 +228,7 @@ class AdminApi:
         name = request.path_params["name"]
         async with self._locks.hold(name):
             try:
+                await self._pool.revoke_tokens(name)  # an OAuth server's tokens end with it
                 await self._pool.detach(name)
             except ServerNotAttached as exc:
                 withdrawn = self._pool.authorizations.withdraw(name)  # an attach still waiting for its approval

@@ -409,6 +409,50 @@ class UpstreamAuth(httpx2.Auth):
             )
             context.clear_tokens()
 
+    async def revoke(self, http: httpx2.AsyncClient) -> None:
+        """Revoke the server's tokens at its authorization server (RFC 7009), where it offers a revocation endpoint:
+        the refresh token first, the access token too; the record forgets them either way. Best effort: a failure
+        is logged, never raised (the server is being detached)."""
+        provider = self._provider
+        if provider is None:
+            return
+        context = provider.context
+        tokens = context.current_tokens
+        metadata = context.oauth_metadata
+        endpoint = metadata.revocation_endpoint if metadata is not None else None
+        if tokens is not None and endpoint is not None:
+            held = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
+            for token, hint in held:
+                if not token:
+                    continue
+                data, headers = context.prepare_token_auth(
+                    {"token": token, "token_type_hint": hint, "client_id": context.client_info.client_id}
+                    if context.client_info is not None
+                    else {"token": token, "token_type_hint": hint},
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                try:
+                    response = await http.post(str(endpoint), data=data, headers=headers)
+                except httpx2.HTTPError as exc:
+                    log.warning(
+                        "server %s: its %s was not revoked: %s",
+                        self._server,
+                        hint,
+                        type(exc).__name__,
+                        extra={"server": self._server},
+                    )
+                    break
+                if response.status_code != 200:
+                    log.warning(
+                        "server %s: its %s was not revoked (HTTP %d)",
+                        self._server,
+                        hint,
+                        response.status_code,
+                        extra={"server": self._server},
+                    )
+        context.clear_tokens()
+        self._storage.forget_unless_held(context)
+
     def authorization(self) -> dict[str, Any]:
         """The status of this server's authorization: `state` (`authorized`, `refreshing`, `needs_authorization`
         with the URL to approve, `unauthorized`, `failed` with why) and, when it is known, `expires_in` (seconds)."""

@@ -17,6 +17,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self, TypeAlias
 
 import anyio
+import httpx2
 from anyio.abc import TaskGroup
 
 from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolDefinition, ToolResult
@@ -27,7 +28,7 @@ from .._naming import assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
 from ._catalog import CatalogKind
 from ._merged import MergedCatalog, merge
-from ._network import NetworkGuard
+from ._network import NetworkGuard, guarded_transport
 from ._oauth import Authorizations, MemoryVault, TokenVault, UpstreamAuth
 from ._per_client import PerClient
 from ._upstream import Upstream
@@ -35,6 +36,8 @@ from ._upstream import Upstream
 log = logging.getLogger("lash_gateway.pool")
 
 SHUTDOWN_GRACE = 10.0
+REVOKE_TIMEOUT = 5.0
+"""Seconds a detach waits for an authorization server to revoke the server's tokens."""
 """Seconds shutdown waits for upstreams to close (stdio children get SIGTERM, then SIGKILL)."""
 
 CatalogListener: TypeAlias = Callable[[CatalogKind | None, str | None], None]
@@ -188,6 +191,21 @@ class McpConnectionPool:
         if not config.prefix:
             return ""
         return claim_server_part(name, (part for other, part in self._parts.items() if other != name))
+
+    async def revoke_tokens(self, name: str) -> None:
+        """Revoke an OAuth server's tokens at its authorization server (before a detach), within `REVOKE_TIMEOUT`
+        seconds; a server without OAuth has none.
+
+        Raises:
+            ServerNotAttached: no server has this name.
+        """
+        upstream = self._server(name)
+        if upstream.auth is None:
+            return
+        transport = guarded_transport(upstream.guard) if upstream.guard is not None else None
+        with anyio.move_on_after(REVOKE_TIMEOUT):
+            async with httpx2.AsyncClient(transport=transport, follow_redirects=False, timeout=REVOKE_TIMEOUT) as http:
+                await upstream.auth.revoke(http)
 
     def reconnect(self, name: str) -> None:
         """Drop a server's connection and connect again now (its tools stay advertised meanwhile).

@@ -281,6 +281,20 @@ async def test_a_token_is_refreshed_before_it_expires_without_the_operator(tmp_p
         assert len(server.authorizations) == 1
 
 
+async def test_detaching_a_server_revokes_its_tokens(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
+        await approve(attached.json()["authorization_url"])
+        await connected(http, "web")
+        assert server._tokens and server._refresh
+        assert (await http.delete("/admin/servers/web")).status_code == 200
+        assert [(asked["hint"], asked["known"]) for asked in server.revoked] == [
+            ("refresh_token", True),
+            ("access_token", True),
+        ]
+        assert not server._tokens and not server._refresh  # nothing the gateway held still works
+
+
 async def test_a_pre_registered_client_is_used_as_configured(tmp_path: Path) -> None:
     client = Client(secret=SECRET)
     async with protected(**{CLIENT_ID: client}) as server, admin_gateway(tmp_path) as (served, http):

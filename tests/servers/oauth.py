@@ -73,6 +73,8 @@ class ProtectedServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     """What the token endpoint was asked: grant, method (client authentication), resource, scope, client_id."""
     registrations: list[dict[str, Any]] = field(default_factory=list)
+    revoked: list[dict[str, Any]] = field(default_factory=list)
+    """What the revocation endpoint was asked: the token's hint, client authentication, whether the client was known."""
     authorizations: list[dict[str, Any]] = field(default_factory=list)
     token_lifetime: int = 3600
     reported_lifetime: int = 3600
@@ -122,6 +124,7 @@ class ProtectedServer:
                 Route(f"{ISSUER_PATH}/token", self._token, methods=["POST"]),
                 Route(f"{ISSUER_PATH}/register", self._register, methods=["POST"]),
                 Route(f"{ISSUER_PATH}/authorize", self._authorize),
+                Route(f"{ISSUER_PATH}/revoke", self._revoke, methods=["POST"]),
             ],
             lifespan=lifespan,
         )
@@ -158,6 +161,7 @@ class ProtectedServer:
                 "authorization_endpoint": f"{self.issuer}/authorize",
                 "token_endpoint": f"{self.issuer}/token",
                 "registration_endpoint": f"{self.issuer}/register",
+                "revocation_endpoint": f"{self.issuer}/revoke",
                 "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
                 "scopes_supported": [SCOPE, "offline_access"],
                 "authorization_response_iss_parameter_supported": True,
@@ -228,6 +232,18 @@ class ProtectedServer:
             self.handed_out.append(refresh)
             body["refresh_token"] = refresh
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def _revoke(self, request: Request) -> Response:
+        """RFC 7009: the token named (access or refresh) is gone, for an authenticated client."""
+        form = dict(await request.form())
+        method, client_id = self._authenticate(request, form)
+        token = str(form.get("token", ""))
+        self.revoked.append({"hint": form.get("token_type_hint"), "method": method, "known": client_id is not None})
+        if client_id is None:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        self._tokens.pop(token, None)
+        self._refresh.pop(token, None)
+        return Response(status_code=200)
 
     async def _register(self, request: Request) -> Response:
         metadata = await request.json()
