@@ -170,6 +170,11 @@ def _await_approval(args: argparse.Namespace, url: str) -> dict[str, Any]:
         while time.monotonic() < deadline:
             time.sleep(APPROVAL_POLL)  # polling the admin API: no event to wait on from this process
             status = _request(args, "GET", f"/admin/servers/{args.name}")  # a failed attach answers 502: final
+            replacement = status.get("replacement")  # the attach waited for, over a server already there
+            if replacement is not None:
+                if replacement.get("state") == "failed":
+                    raise CliError(f"could not attach: {replacement.get('error')}", EXIT_FAILED)
+                continue
             if status.get("connected"):
                 return status
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -48,6 +49,14 @@ log = logging.getLogger("lash_gateway.admin")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+@dataclass(eq=False)
+class _Approval:
+    """An attach waiting for an operator's approval: the URL to approve, once announced; why it ended, if it failed."""
+
+    url: str | None = None
+    error: str | None = None
+
+
 class AdminApi:
     """Routes for the Starlette app, over the MCP plugin's pool. Attaches pass `AdminPolicy` first."""
 
@@ -65,8 +74,10 @@ class AdminApi:
         """`spawn` runs an attach that waits for an operator's approval (OAuth) past the request that began it."""
         self._virtual = VirtualServerApi(virtual, store, audit)
         self._spawn = spawn
-        self._approvals: dict[str, str | None] = {}
-        """Attaches that wait for an operator's approval (None), or ended without it (why), by server name."""
+        self._approvals: dict[str, _Approval] = {}
+        """Attaches that wait for an operator's approval, or ended without it, by server name."""
+        self._generations: dict[str, int] = {}
+        """Changes (PUT, DELETE) of each name so far: an attach not the latest of its name does not take its place."""
         self._pool = pool
         self._store = store
         self._settings = settings
@@ -100,19 +111,22 @@ class AdminApi:
 
     async def _get(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if name in self._approvals:  # an attach waiting for an operator's approval, or one that ended without it
-            failed = self._approvals[name]
-            if failed is not None:
-                return error(502, f"could not attach: {failed}")
-            url = self._pool.authorizations.url_of(name)
-            authorization = {"state": "needs_authorization", "authorization_url": url}
-            return JSONResponse(
-                {"name": name, "state": "connecting", "connected": False, "authorization": authorization}
-            )
+        approval = self._approvals.get(name)
         try:
             status = status_dict(self._pool.status(name))
         except ServerNotAttached as exc:
-            return error(404, str(exc))
+            if approval is None:
+                return error(404, str(exc))
+            if approval.error is not None:
+                return error(502, f"could not attach: {approval.error}")
+            pending = {"state": "needs_authorization", "authorization_url": approval.url}
+            return JSONResponse({"name": name, "state": "connecting", "connected": False, "authorization": pending})
+        if approval is not None:  # the server as it is, and the attach that is to replace it
+            status["replacement"] = (
+                {"state": "failed", "error": approval.error}
+                if approval.error is not None
+                else {"state": "needs_authorization", "authorization_url": approval.url}
+            )
         status["tools"] = [
             {"name": tool.name, "upstream_name": self._pool.route(tool.name)[1], "description": tool.description}
             for tool in self._pool.definitions()
@@ -137,13 +151,13 @@ class AdminApi:
         except PolicyError as exc:
             return error(403, str(exc))
         previous = self._pool.attachment(name)
-        self._approvals.pop(name, None)
+        generation = self._change(name)
         if (
             isinstance(config, HttpServerConfig)
             and config.oauth is not None
             and config.oauth.grant == "authorization_code"
         ):
-            return await self._attach_approved(name, config, to_run, guard, previous is None)
+            return await self._attach_approved(name, config, to_run, guard, previous is None, generation)
         try:
             status = await self._pool.attach(name, to_run, guard=guard)
         except UpstreamUnavailable as exc:
@@ -166,38 +180,56 @@ class AdminApi:
         )
         return JSONResponse(status_dict(status), status_code=201 if previous is None else 200)
 
+    def _change(self, name: str) -> int:
+        """A PUT or DELETE of `name` (under its lock): an earlier attach still waiting for an operator is withdrawn,
+        and one not yet in place is not put in place (see `_attach_approved`). Returns this change's generation."""
+        generation = self._generations[name] = self._generations.get(name, 0) + 1
+        approval = self._approvals.pop(name, None)
+        if approval is not None and approval.url is not None:
+            self._pool.authorizations.withdraw(approval.url)
+        return generation
+
     async def _attach_approved(
-        self, name: str, config: ServerConfig, to_run: ServerConfig, guard: NetworkGuard | None, new: bool
+        self,
+        name: str,
+        config: ServerConfig,
+        to_run: ServerConfig,
+        guard: NetworkGuard | None,
+        new: bool,
+        generation: int,
     ) -> Response:
         """An attach that may need an operator to approve it in a browser (OAuth authorization code): it goes on in
         the gateway's background, and the answer comes once it is done or its authorization URL is known (202, with
-        `authorization_url`). It is stored once it connected."""
-        self._pool.authorizations.withdraw(name)  # an earlier attach of this name still waiting: this one replaces it
-        announced = self._pool.authorizations.announced(name)
-        done = anyio.Event()
-        failure: list[str] = []
+        `authorization_url`). It takes the server's place, and is stored, only if no later PUT or DELETE of the name
+        came meanwhile."""
+        approval = self._approvals[name] = _Approval()
+        announced, done = anyio.Event(), anyio.Event()
         answered = False
         """Whether this request answered 202: then the attach stores itself once connected; otherwise this request,
         which holds the name's lock, stores it."""
-        self._approvals[name] = None
+
+        def current() -> bool:
+            return self._generations.get(name) == generation
+
+        def authorization(url: str) -> None:
+            approval.url = url
+            announced.set()
 
         async def attach() -> None:
             try:
-                await self._pool.attach(name, to_run, guard=guard)
+                await self._pool.attach(name, to_run, guard=guard, wanted=current, on_authorization=authorization)
                 if answered:
                     async with self._locks.hold(name):
-                        await self._store.record_attach(name, config)
-                if name in self._approvals and self._approvals[name] is None:
-                    del self._approvals[name]
+                        if current():
+                            await self._store.record_attach(name, config)
                 log.info("server %s attached through the admin API, authorized", name, extra={"server": name})
+                if self._approvals.get(name) is approval:
+                    del self._approvals[name]
             except Exception as exc:  # the gateway's task: nothing escapes it
-                failure.append(str(exc))
-                if name in self._approvals and self._approvals[name] is None:  # GET says so until the next change
-                    self._approvals[name] = str(exc)
+                approval.error = str(exc)  # GET says so until the name changes again
                 log.warning("server %s not attached: %s", name, exc, extra={"server": name, "reason": str(exc)})
             finally:
                 done.set()
-                self._pool.authorizations.settled(name)
 
         self._spawn(attach)
         async with anyio.create_task_group() as tg:
@@ -208,18 +240,16 @@ class AdminApi:
 
             tg.start_soon(first, announced)
             tg.start_soon(first, done)
-        if failure:
-            return error(502, f"could not attach: {failure[0]}")
-        url = self._pool.authorizations.url_of(name)
-        if not done.is_set() and url is not None:
+        if approval.error is not None:
+            self._approvals.pop(name, None)  # this answer says why
+            return error(502, f"could not attach: {approval.error}")
+        if not done.is_set():
             answered = True
-            body = {"name": name, "state": "needs_authorization", "authorization_url": url}
+            body = {"name": name, "state": "needs_authorization", "authorization_url": approval.url}
             return JSONResponse(body, status_code=202)
         try:  # connected without an operator (a token it held): stored here
             status = status_dict(self._pool.status(name))
             await self._store.record_attach(name, config)
-        except ServerNotAttached:
-            return error(502, "could not attach: the attach ended before the server connected")
         except StoreError as exc:
             return error(500, f"{exc}; the server is attached now but not after a restart")
         return JSONResponse(status, status_code=201 if new else 200)
@@ -227,17 +257,16 @@ class AdminApi:
     async def _delete(self, request: Request) -> Response:
         name = request.path_params["name"]
         async with self._locks.hold(name):
+            pending = name in self._approvals
+            self._change(name)  # an attach still waiting for its approval goes too
             try:
-                await self._pool.revoke_tokens(name)  # an OAuth server's tokens end with it
-                await self._pool.detach(name)
+                await self._pool.detach(name, revoke=True)  # an OAuth server's tokens end with it
             except ServerNotAttached as exc:
-                withdrawn = self._pool.authorizations.withdraw(name)  # an attach still waiting for its approval
-                if name in self._approvals or withdrawn:
-                    self._approvals.pop(name, None)
+                if pending:
                     return JSONResponse({"detached": name})
                 return error(404, str(exc))
-            await self._store.drop_oauth(name)  # its tokens go with it
             try:
+                await self._store.drop_oauth(name)
                 await self._store.record_detach(name)
             except StoreError as exc:
                 return error(500, f"{exc}; the server is detached now but comes back when the gateway restarts")

@@ -118,12 +118,13 @@ class StateStore:
                 config = McpServerConfig.parse(json.loads(self._unseal(raw)), name=name) if raw else None
                 changes.append(StoredChange(name, config))
             except (ValueError, RecursionError, InvalidToken) as exc:  # JSONDecodeError and ConfigError are ValueErrors
+                reason = str(exc) or "it is sealed with another key (did oauth.key or LASH_GATEWAY_OAUTH_KEY change?)"
                 log.error(
                     "state store %s: the stored change of server %s cannot be read, left out: %s",
                     self.path,
                     name,
-                    exc,
-                    extra={"server": name, "path": str(self.path), "reason": str(exc)},
+                    reason,
+                    extra={"server": name, "path": str(self.path), "reason": reason},
                 )
         return changes
 

@@ -58,10 +58,30 @@ from pydantic import AnyUrl
 
 from .._config import HttpServerConfig, OAuthConfig
 
-__all__ = ["CALLBACK_PATH", "CLIENT_METADATA_PATH", "Authorizations", "MemoryVault", "TokenVault", "UpstreamAuth"]
+__all__ = [
+    "CALLBACK_PATH",
+    "CLIENT_METADATA_PATH",
+    "CONNECTING",
+    "Authorizations",
+    "Connecting",
+    "MemoryVault",
+    "TokenVault",
+    "UpstreamAuth",
+]
 
 log = logging.getLogger("lash_gateway.oauth")
 
+
+@dataclass(eq=False)
+class Connecting:
+    """The startup deadline of one connection being opened (`CONNECTING`); `scope` is None once it connected."""
+
+    scope: anyio.CancelScope | None
+
+
+CONNECTING: ContextVar[Connecting | None] = ContextVar("lash_gateway_oauth_connecting", default=None)
+"""Set by an upstream around opening a connection: the requests of that connection (made in its tasks, which copy
+this context) see whether it is still being opened, and which deadline an operator's approval must lift."""
 _STEP_UP: ContextVar[bool] = ContextVar("lash_gateway_oauth_step_up", default=False)
 """Set in a request's task when the server answered it 403 `insufficient_scope` with a good token: the flow the
 provider then starts is a step-up."""
@@ -131,18 +151,12 @@ class Authorizations:
         """Set when a flow of `server` next announces its authorization URL (for whoever started the attach)."""
         return self._announced.setdefault(server, anyio.Event())
 
-    def withdraw(self, server: str) -> bool:
-        """End the flows of `server` waiting for an operator (its attach was withdrawn); whether there was one."""
-        found = False
-        for waiting in list(self._waiting.values()):
-            if waiting.server == server and not waiting.done.is_set():
-                waiting.error, found = "the attach was withdrawn", True
-                waiting.done.set()
-        return found
-
-    def settled(self, server: str) -> None:
-        """Whoever waited for `server`'s announcement no longer does."""
-        self._announced.pop(server, None)
+    def withdraw(self, url: str) -> None:
+        """End the flow waiting for an operator to approve `url` (its attach was withdrawn)."""
+        waiting = self._waiting.get(_state_of(url))
+        if waiting is not None and not waiting.done.is_set():
+            waiting.error = "the attach was withdrawn"
+            waiting.done.set()
 
     def url_of(self, server: str) -> str | None:
         """The authorization URL a flow of `server` waits on now."""
@@ -150,8 +164,7 @@ class Authorizations:
 
     def expect(self, server: str, url: str) -> _Waiting:
         """A flow of `server` announced `url`: its browser is awaited on the URL's `state`."""
-        state = parse_qs(urlsplit(url).query).get("state", [""])[0]
-        waiting = self._waiting[state] = _Waiting(server, url)
+        waiting = self._waiting[_state_of(url)] = _Waiting(server, url)
         if (event := self._announced.pop(server, None)) is not None:
             event.set()
         return waiting
@@ -206,8 +219,11 @@ class UpstreamAuth(httpx2.Auth):
         oauth: OAuthConfig,
         vault: TokenVault,
         authorizations: Authorizations,
+        on_announce: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_announce` hears every authorization URL this server's flows announce (whoever attached it)."""
         self._server = server
+        self._on_announce = on_announce
         self._oauth = oauth
         self._authorizations = authorizations
         self._storage = _VaultStorage(server, vault)
@@ -226,9 +242,6 @@ class UpstreamAuth(httpx2.Auth):
         once the gateway is served."""
         self.last_error: str | None = None
         """Why the last token request failed (for the status; never a token or secret)."""
-        self.deadline: anyio.CancelScope | None = None
-        """The startup deadline of the connect in progress (set by the upstream): lifted while an operator is
-        awaited, so that the approval gets `Authorizations.timeout`, not the startup timeout."""
         self._startup_timeout = config.startup_timeout
         self._refreshing = 0
         """Requests whose flow refreshes the token now (the provider does one at a time; the rest wait for it)."""
@@ -292,13 +305,16 @@ class UpstreamAuth(httpx2.Auth):
         Only a connect, or a call whose token lacks a scope (step-up: the call waits for the wider approval), waits
         for an operator. A call's request that finds the authorization gone (its refresh failed) fails at once,
         saying so, and has the server reconnect, whose connect asks the operator."""
-        if self.deadline is None and not _STEP_UP.get():
+        connecting = CONNECTING.get()
+        if (connecting is None or connecting.scope is None) and not _STEP_UP.get():
             if self.on_reauthorize is not None:
                 self.on_reauthorize()
             raise OAuthFlowError(
                 f"server {self._server} needs authorization again; an operator approves it (admin API)"
             )
         self._waiting = self._authorizations.expect(self._server, url)
+        if self._on_announce is not None:
+            self._on_announce(url)
         log.warning(
             "server %s needs authorization: open %s in a browser (waiting %g s)",
             self._server,
@@ -312,7 +328,8 @@ class UpstreamAuth(httpx2.Auth):
         waiting = self._waiting
         if waiting is None:
             raise OAuthFlowError("no authorization URL was announced")
-        held = self.deadline
+        connecting = CONNECTING.get()
+        held = connecting.scope if connecting is not None else None
         try:
             if held is not None:  # the connect's startup deadline does not count the operator's time
                 held.deadline = math.inf
@@ -324,8 +341,8 @@ class UpstreamAuth(httpx2.Auth):
                 raise OAuthFlowError(f"the authorization was refused: {waiting.error[:200]}")
             raise OAuthFlowError(f"nobody approved the authorization within {self._authorizations.timeout:g} s")
         finally:
-            if held is not None:
-                held.deadline = anyio.current_time() + self._startup_timeout
+            if held is not None and held.deadline == math.inf and connecting is not None and connecting.scope is held:
+                held.deadline = anyio.current_time() + self._startup_timeout  # the rest of the connect
             self._authorizations.forget(waiting)
             self._waiting = None
 
@@ -339,7 +356,9 @@ class UpstreamAuth(httpx2.Auth):
         context = provider.context
         tokens = context.current_tokens
         expiry = context.token_expiry_time
-        if expiry is not None and expiry - REFRESH_MARGIN < time.time() and context.can_refresh_token():
+        lifetime = tokens.expires_in if tokens is not None and tokens.expires_in else None
+        margin = min(REFRESH_MARGIN, lifetime / 2) if lifetime else REFRESH_MARGIN  # a short-lived token: half its life
+        if expiry is not None and expiry - margin < time.time() and context.can_refresh_token():
             context.token_expiry_time = time.time() - 1  # refreshed before it expires (the provider refreshes it now)
         if tokens is not None and context.is_token_valid():
             request.headers["Authorization"] = f"Bearer {tokens.access_token}"
@@ -411,8 +430,8 @@ class UpstreamAuth(httpx2.Auth):
 
     async def revoke(self, http: httpx2.AsyncClient) -> None:
         """Revoke the server's tokens at its authorization server (RFC 7009), where it offers a revocation endpoint:
-        the refresh token first, the access token too; the record forgets them either way. Best effort: a failure
-        is logged, never raised (the server is being detached)."""
+        the refresh token first, the access token too; the record forgets them either way. Best effort, for a
+        server already detached: a failure is logged, never raised."""
         provider = self._provider
         if provider is None:
             return
@@ -421,34 +440,27 @@ class UpstreamAuth(httpx2.Auth):
         metadata = context.oauth_metadata
         endpoint = metadata.revocation_endpoint if metadata is not None else None
         if tokens is not None and endpoint is not None:
-            held = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
-            for token, hint in held:
+            for token, hint in ((tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")):
                 if not token:
                     continue
-                data, headers = context.prepare_token_auth(
-                    {"token": token, "token_type_hint": hint, "client_id": context.client_info.client_id}
-                    if context.client_info is not None
-                    else {"token": token, "token_type_hint": hint},
-                    {"Content-Type": "application/x-www-form-urlencoded"},
-                )
+                form = {"token": token, "token_type_hint": hint}
+                if context.client_info is not None:
+                    form["client_id"] = context.client_info.client_id
                 try:
-                    response = await http.post(str(endpoint), data=data, headers=headers)
-                except httpx2.HTTPError as exc:
-                    log.warning(
-                        "server %s: its %s was not revoked: %s",
-                        self._server,
-                        hint,
-                        type(exc).__name__,
-                        extra={"server": self._server},
+                    data, headers = context.prepare_token_auth(
+                        form, {"Content-Type": "application/x-www-form-urlencoded"}
                     )
-                    break
-                if response.status_code != 200:
+                    response = await http.post(str(endpoint), data=data, headers=headers)
+                    refused = f"HTTP {response.status_code}" if response.status_code != 200 else None
+                except Exception as exc:  # best effort: the server is detached whatever happens here
+                    refused = type(exc).__name__
+                if refused is not None:
                     log.warning(
-                        "server %s: its %s was not revoked (HTTP %d)",
+                        "server %s: its %s was not revoked (%s)",
                         self._server,
                         hint,
-                        response.status_code,
-                        extra={"server": self._server},
+                        refused,
+                        extra={"server": self._server, "reason": refused},
                     )
         context.clear_tokens()
         self._storage.forget_unless_held(context)
@@ -582,3 +594,8 @@ def _reason(exc: OAuthFlowError) -> str:
             code = None
         return f"{head}): {code}" if isinstance(code, str) else f"{head})"
     return message[:300]
+
+
+def _state_of(url: str) -> str:
+    """The `state` an authorization URL carries."""
+    return parse_qs(urlsplit(url).query).get("state", [""])[0]

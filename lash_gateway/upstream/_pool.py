@@ -23,7 +23,7 @@ from anyio.abc import TaskGroup
 from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolDefinition, ToolResult
 
 from .._config import HttpServerConfig, McpServerConfig, ServerConfig
-from .._errors import ServerNotAttached, UnknownPrompt, UnknownResource, UnknownTool
+from .._errors import ServerNotAttached, UnknownPrompt, UnknownResource, UnknownTool, UpstreamUnavailable
 from .._naming import assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
 from ._catalog import CatalogKind
@@ -114,6 +114,8 @@ class McpConnectionPool:
         *,
         fail_fast: bool = True,
         guard: NetworkGuard | None = None,
+        wanted: Callable[[], bool] | None = None,
+        on_authorization: Callable[[str], None] | None = None,
     ) -> ServerStatus:
         """Connect to a server and take its tools; an existing server of that name is replaced once
         the new connection works.
@@ -121,11 +123,14 @@ class McpConnectionPool:
         With `fail_fast` (the default) this returns only once the server is connected and its tools
         are listed; if that fails, the pool is unchanged. Without it, this returns after the first
         attempt whatever its outcome, and failures are retried in the background. With `guard`, every
-        HTTP connection to the server must pass it (the admin API's deny-list).
+        HTTP connection to the server must pass it (the admin API's deny-list). `wanted` is asked once the new
+        connection works, right before it replaces anything: False drops it (a later change of the name superseded
+        this attach). `on_authorization` hears the URL an operator must approve, if the server's OAuth asks for one.
 
         Raises:
             ConfigError: bad name or config.
-            UpstreamUnavailable: `fail_fast` and the first connect failed (the message says why).
+            UpstreamUnavailable: `fail_fast` and the first connect failed (the message says why), or `wanted()` was
+                False.
         """
         validate_server_name(name)
         config = McpServerConfig.parse(config, name=name)
@@ -136,13 +141,18 @@ class McpConnectionPool:
         try:
             auth = None
             if isinstance(config, HttpServerConfig) and config.oauth is not None:
-                auth = UpstreamAuth(name, config, config.oauth, self.vault, self.authorizations)
+                auth = UpstreamAuth(name, config, config.oauth, self.vault, self.authorizations, on_authorization)
             upstream = Upstream(name, config, self, guard, auth)
             await tg.start(partial(upstream.supervise, fail_fast=fail_fast), name=f"mcp-upstream:{name}")
         except BaseException:
             if claimed and name not in self._servers:
                 self._parts.pop(name, None)
             raise
+        if wanted is not None and not wanted():
+            if claimed and name not in self._servers:
+                self._parts.pop(name, None)
+            tg.start_soon(upstream.stop, "the attach was superseded")
+            raise UpstreamUnavailable(name, "a later change of this server superseded the attach")
         # The swap has no await: of concurrent attaches of one name, the last to connect is the one kept.
         old = self._servers.get(name)
         self._servers[name] = upstream
@@ -169,9 +179,10 @@ class McpConnectionPool:
         await self._resubscribe(upstream)
         return status
 
-    async def detach(self, name: str) -> None:
+    async def detach(self, name: str, *, revoke: bool = False) -> None:
         """Remove a server: its tools disappear, in-flight calls end with `ServerDetached`, its
-        connection closes and any child process is reaped before this returns.
+        connection closes and any child process is reaped before this returns. With `revoke`, an OAuth server's
+        tokens are then revoked at its authorization server (best effort, within `REVOKE_TIMEOUT` seconds).
 
         Raises:
             ServerNotAttached: no server has this name.
@@ -185,27 +196,19 @@ class McpConnectionPool:
         self._per_client.close_server(name)
         await upstream.stop(f"server {name!r} was detached while the call was in flight")
         log.info("server %s detached", name, extra={"server": name})
+        if revoke and upstream.auth is not None:
+            transport = guarded_transport(upstream.guard) if upstream.guard is not None else None
+            with anyio.move_on_after(REVOKE_TIMEOUT):
+                async with httpx2.AsyncClient(
+                    transport=transport, follow_redirects=False, timeout=REVOKE_TIMEOUT
+                ) as http:
+                    await upstream.auth.revoke(http)
 
     def _claim_part(self, name: str, config: ServerConfig) -> str:
         """A server's part of tool and prompt names: its own, or none (`prefix: false`)."""
         if not config.prefix:
             return ""
         return claim_server_part(name, (part for other, part in self._parts.items() if other != name))
-
-    async def revoke_tokens(self, name: str) -> None:
-        """Revoke an OAuth server's tokens at its authorization server (before a detach), within `REVOKE_TIMEOUT`
-        seconds; a server without OAuth has none.
-
-        Raises:
-            ServerNotAttached: no server has this name.
-        """
-        upstream = self._server(name)
-        if upstream.auth is None:
-            return
-        transport = guarded_transport(upstream.guard) if upstream.guard is not None else None
-        with anyio.move_on_after(REVOKE_TIMEOUT):
-            async with httpx2.AsyncClient(transport=transport, follow_redirects=False, timeout=REVOKE_TIMEOUT) as http:
-                await upstream.auth.revoke(http)
 
     def reconnect(self, name: str) -> None:
         """Drop a server's connection and connect again now (its tools stay advertised meanwhile).

@@ -43,7 +43,7 @@ from ._catalog import Catalog, CatalogKind, list_catalog
 from ._describe import describe_error, log_failure
 from ._in_flight import CallsInFlight
 from ._network import NetworkGuard
-from ._oauth import UpstreamAuth
+from ._oauth import CONNECTING, Connecting, UpstreamAuth
 from ._requests import Live, Requests
 from ._stdio import StdioLane
 from ._streams import WatchedReadStream, opened
@@ -175,8 +175,10 @@ class Upstream:
         lost = self._lost
         deadline = anyio.current_time() + self.config.startup_timeout
         with anyio.CancelScope(deadline=deadline) as startup:
-            if self.auth is not None:  # an operator's approval is not counted against it (see `UpstreamAuth`)
-                self.auth.deadline = startup
+            # This connection's requests (made in its transport's tasks, which copy this context) see it being opened:
+            # an operator's approval is not counted against its startup deadline (see `UpstreamAuth`).
+            connecting = Connecting(startup)
+            CONNECTING.set(connecting)
             async with open_transport(self.config, self.guard, self.auth) as pipe:
                 client = Client(
                     opened(WatchedReadStream(pipe.read, lost.set), pipe.write),
@@ -200,8 +202,7 @@ class Upstream:
                     await self._list_catalog(client, _ALL_KINDS)
                     await self._subscriptions.restore(client)
                     startup.deadline = math.inf
-                    if self.auth is not None:
-                        self.auth.deadline = None
+                    connecting.scope = None  # opened: an authorization from now on is a call's, not the connect's
                     self._client = client
                     # 2026-07-28 requests carry a per-request envelope only the SDK session writes.
                     self._lane = None if modern else pipe.lane

@@ -257,14 +257,13 @@ async def test_an_operator_approves_in_a_browser_and_the_authorization_outlives_
 
 async def test_a_token_is_refreshed_before_it_expires_without_the_operator(tmp_path: Path) -> None:
     async with protected() as server, admin_gateway(tmp_path) as (served, http):
-        server.reported_lifetime = 10  # within the refresh margin: each token is refreshed before it expires
+        server.reported_lifetime = 2  # refreshed in the second half of its life (a short-lived token)
         attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})
         await approve(attached.json()["authorization_url"])
         await connected(http, "web")
         async with connect(served.base_url, "http-auto") as handle:
-            with anyio.fail_after(WAIT):
-                assert text_of(await handle.client.call_tool("web__echo", {"text": "still"})) == "still"
             server.hold_refresh = anyio.Event()  # the status says so while a refresh is under way
+            await anyio.sleep(1.2)  # into the token's second second: a deadline, not a wait for an event
             async with anyio.create_task_group() as tg:
                 tg.start_soon(handle.client.call_tool, "web__echo", {"text": "held"})
 
@@ -274,7 +273,8 @@ async def test_a_token_is_refreshed_before_it_expires_without_the_operator(tmp_p
 
                 await poll(refreshing, WAIT)
                 server.hold_refresh.set()
-            assert (await http.get("/admin/servers/web")).json()["authorization"]["state"] == "authorized"
+            with anyio.fail_after(WAIT):
+                assert text_of(await handle.client.call_tool("web__echo", {"text": "still"})) == "still"
         grants = [asked["grant"] for asked in server.requests]
         assert grants[0] == "authorization_code" and "refresh_token" in grants[1:]
         assert all(asked["resource"] == server.base + "/mcp" for asked in server.requests)
@@ -394,3 +394,26 @@ async def test_deleting_a_server_that_waits_for_its_approval_withdraws_it(tmp_pa
             return True if (await http.get("/admin/servers/web")).status_code == 404 else None
 
         await poll(gone, WAIT)
+
+
+async def test_a_later_put_or_delete_supersedes_an_attach_waiting_for_its_approval(tmp_path: Path) -> None:
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        body = {"url": server.base + "/mcp", "oauth": {}}
+        first = (await http.put("/admin/servers/web", json=body)).json()["authorization_url"]
+        second = (await http.put("/admin/servers/web", json=body)).json()["authorization_url"]
+        assert first != second
+        assert (await approve(first)).status_code == 400  # withdrawn by the second PUT
+        assert (await approve(second)).status_code == 200
+        status = await connected(http, "web")
+        assert "replacement" not in status
+
+        # A replacement waiting for its approval (another scope: another authorization), then a DELETE.
+        rescoped = {"url": server.base + "/mcp", "oauth": {"scopes": ["mcp:read"]}}
+        pending = await http.put("/admin/servers/web", json=rescoped)
+        assert pending.status_code == 202
+        shown = (await http.get("/admin/servers/web")).json()
+        assert shown["connected"] and shown["replacement"]["state"] == "needs_authorization"
+        assert (await http.delete("/admin/servers/web")).status_code == 200
+        assert (await approve(pending.json()["authorization_url"])).status_code == 400
+        assert (await http.get("/admin/servers/web")).status_code == 404
+        assert served.gateway.factory.pool.server_statuses() == []
