@@ -45,8 +45,6 @@ class VirtualServer:
     export: McpExport
     limiter: Limiter
     endpoint: HttpEndpoint | None
-    digests: frozenset[str] = frozenset()
-    """Of its tokens (kept with `config`)."""
     stop: anyio.Event = field(default_factory=anyio.Event)
     stopped: anyio.Event = field(default_factory=anyio.Event)
 
@@ -113,7 +111,7 @@ class VirtualServers:
 
     async def _put(self, name: str, config: VirtualServerConfig) -> bool:
         view = config.view()
-        for digest in _digests(config):
+        for digest in (record.sha256 for record in config.token_hashes):
             if digest in self._reserved:
                 raise ConfigError(None, f"a token of {name} is the gateway's auth_token", field="tokens")
             owner = self._tokens.get(digest)
@@ -125,7 +123,7 @@ class VirtualServers:
                 )
         served = self._served.get(name)
         if served is not None:
-            served.config, served.digests = config, _digests(config)
+            served.config = config
             served.limiter.limits = config.limits.limits()
             if served.endpoint is not None:
                 served.endpoint.max_sessions = config.max_sessions
@@ -141,7 +139,7 @@ class VirtualServers:
         endpoint = self.http(name, export) if self.http is not None else None
         if endpoint is not None:
             endpoint.max_sessions = config.max_sessions
-        served = VirtualServer(name, config, export, limiter, endpoint, _digests(config))
+        served = VirtualServer(name, config, export, limiter, endpoint)
         await self._tg.start(self._serve, served)
         self._served[name] = served
         self._index_tokens()
@@ -207,18 +205,14 @@ class VirtualServers:
     def any_served(self) -> bool:
         return bool(self._served)
 
-    def endpoint(self, name: str) -> tuple[HttpEndpoint, frozenset[str]] | None:
+    def endpoint(self, name: str) -> tuple[HttpEndpoint, bool] | None:
         served = self._served.get(name)
         if served is None or served.endpoint is None:
             return None
-        return served.endpoint, served.digests
+        return served.endpoint, bool(served.config.token_hashes)
 
     def by_token(self, digest: str) -> tuple[HttpEndpoint, str] | None:
         found = self._tokens.get(digest)
         if found is None or found[0].endpoint is None:
             return None
         return found[0].endpoint, found[1]
-
-
-def _digests(config: VirtualServerConfig) -> frozenset[str]:
-    return frozenset(record.sha256 for record in config.token_hashes)

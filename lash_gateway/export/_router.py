@@ -48,8 +48,8 @@ class VirtualEndpoints(Protocol):
     def any_served(self) -> bool:
         """Whether any virtual server is served."""
 
-    def endpoint(self, name: str) -> tuple[HttpEndpoint, frozenset[str]] | None:
-        """A virtual server's endpoint and the digests of its tokens; None if there is none of that name."""
+    def endpoint(self, name: str) -> tuple[HttpEndpoint, bool] | None:
+        """A virtual server's endpoint and whether it has tokens; None if there is none of that name."""
 
     def by_token(self, digest: str) -> tuple[HttpEndpoint, str] | None:
         """The endpoint of the virtual server a token digest belongs to, and the token's id."""
@@ -103,11 +103,11 @@ class Router:
                 open_gateway = self._token is None and not self._virtual.any_served
                 await reply(send, *((404, f"no virtual server is named {name!r}") if open_gateway else _REFUSED))
                 return
-            endpoint, digests = found
-            if bearer is not None and (digest := token_digest(bearer)) in digests:
-                matched = self._virtual.by_token(digest)
-                token_id = matched[1] if matched is not None else None
-            elif digests or self._token is not None:
+            endpoint, has_tokens = found
+            matched = self._virtual.by_token(token_digest(bearer)) if bearer is not None else None
+            if matched is not None and matched[0] is endpoint:  # one of its own tokens
+                token_id = matched[1]
+            elif has_tokens or self._token is not None:
                 await reply(
                     send, 401, f"missing or wrong bearer token for virtual server {name}", headers=_UNAUTHORIZED
                 )
