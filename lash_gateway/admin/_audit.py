@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -120,13 +120,9 @@ _Pending = tuple[str | None, CallRecord, tuple[str, str] | None]
 class AuditLog:
     """Takes records (`add`) and writes them in batches while entered."""
 
-    def __init__(
-        self, store: AuditStore, settings: AuditSettings, route: Callable[[str], tuple[str, str] | None]
-    ) -> None:
-        """`route` names a lash tool's upstream server and tool (None for a plugin's)."""
+    def __init__(self, store: AuditStore, settings: AuditSettings) -> None:
         self._store = store
         self._settings = settings
-        self._route = route
         self._redact = frozenset(key.lower() for key in settings.redact)
         self._pending: list[_Pending] = []
         self._unwritten: list[AuditEntry] = []
@@ -153,12 +149,12 @@ class AuditLog:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await self.flush()
 
-    def add(self, virtual_server: str | None, record: CallRecord) -> None:
-        """Note one call (on the call's own path: no I/O, no serialising)."""
+    def add(self, virtual_server: str | None, record: CallRecord, route: tuple[str, str] | None) -> None:
+        """Note one call (on the call's own path: no I/O, no serialising); `route` is its (server, upstream tool),
+        None for a plugin's tool or none at all."""
         if len(self._pending) >= MAX_PENDING:
             del self._pending[0]
             self._lost(1)
-        route = self._route(record.lash_name) if record.lash_name is not None else None
         self._pending.append((virtual_server, record, route))
         if len(self._pending) >= BATCH:
             self._wake.set()

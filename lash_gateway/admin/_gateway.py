@@ -99,7 +99,7 @@ class Gateway:
         self.virtual = VirtualServers(self._virtual_export, self.metrics.limited, reserved)
         """The virtual servers (`gateway.virtual_servers`, and those the admin API made)."""
         self.audit = (
-            AuditLog(store, self.config.settings.audit, self._upstream_of)
+            AuditLog(store, self.config.settings.audit)
             if store is not None and self.config.settings.audit.enabled
             else None
         )
@@ -137,9 +137,10 @@ class Gateway:
             return None
 
     def _observe(self, virtual_server: str | None, record: CallRecord) -> None:
-        self.metrics.observe(record)
+        route = self._upstream_of(record.lash_name) if record.lash_name is not None else None  # once, for both
+        self.metrics.observe(record, route)
         if self.audit is not None:
-            self.audit.add(virtual_server, record)
+            self.audit.add(virtual_server, record, route)
 
     def _connected_clients(self) -> int:
         return self.export.connected_clients + self.virtual.connected_clients

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .._errors import UnknownTool
 from ..export._export import CallRecord
 from ..export._limits import LimitExceeded
 from ..upstream._pool import McpConnectionPool
@@ -56,14 +55,12 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-    def observe(self, record: CallRecord) -> None:
-        """Record one call that ran a tool (calls of no tool, or refused before one ran, are not timed here)."""
+    def observe(self, record: CallRecord, route: tuple[str, str] | None) -> None:
+        """Record one call that ran a tool (calls of no tool, or refused before one ran, are not timed here); `route`
+        is its (server, upstream tool), None for a plugin's tool."""
         if record.lash_name is None:
             return
-        try:
-            server, name = self._pool.route(record.lash_name)
-        except UnknownTool:
-            server, name = PLUGIN_SERVER, record.lash_name
+        server, name = route or (PLUGIN_SERVER, record.lash_name)
         result = record.result
         outcome = "cancelled" if result is None else (result.code or "error") if result.is_error else "ok"
         children = self._children.get((server, name, outcome))

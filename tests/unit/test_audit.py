@@ -21,17 +21,17 @@ def record(n: int, **arguments: object) -> CallRecord:
     return CallRecord(f"tool{n}", "mcp__s__t", "session", "t1", arguments, "ok", time.time(), 0.001, wire={"x": n})
 
 
-def route(lash_name: str) -> tuple[str, str]:
-    return "s", "t"
+ROUTE = ("s", "t")
+"""The (server, upstream tool) the recorded calls went to."""
 
 
 async def test_records_wait_out_a_store_that_cannot_be_written(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     path.mkdir()  # not a database: every write fails
     store = StateStore(path)
-    audit = AuditLog(store, AuditSettings(), route)
+    audit = AuditLog(store, AuditSettings())
     for n in range(5):
-        audit.add(None, record(n))
+        audit.add(None, record(n), ROUTE)
     with pytest.raises(StoreError):
         await audit.flush()
     shutil.rmtree(path)
@@ -43,20 +43,20 @@ async def test_records_wait_out_a_store_that_cannot_be_written(tmp_path: Path) -
 
 async def test_leaving_the_log_writes_every_record(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.sqlite3")
-    async with AuditLog(store, AuditSettings(), route) as audit:
+    async with AuditLog(store, AuditSettings()) as audit:
         for n in range(5000):  # past a batch: the writer is woken, and what it has not written at the exit is
-            audit.add("v", record(n))
+            audit.add("v", record(n), ROUTE)
         await anyio.lowlevel.checkpoint()
     assert len(await store.read_audit(AuditQuery(limit=10_000))) == 5000
 
 
 async def test_arguments_are_kept_only_when_asked_and_redacted_by_word(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.sqlite3")
-    kept = AuditLog(store, AuditSettings(arguments=True), route)
-    kept.add(None, record(1, query="q", GitHub_Token="ghp", auth={"Bearer": "b"}, items=[{"private_key": "k"}]))
+    kept = AuditLog(store, AuditSettings(arguments=True))
+    kept.add(None, record(1, query="q", GitHub_Token="ghp", auth={"Bearer": "b"}, items=[{"private_key": "k"}]), ROUTE)
     await kept.flush()
-    dropped = AuditLog(store, AuditSettings(), route)
-    dropped.add(None, record(2, query="q"))
+    dropped = AuditLog(store, AuditSettings())
+    dropped.add(None, record(2, query="q"), ROUTE)
     await dropped.flush()
     first, second = sorted(await store.read_audit(AuditQuery()), key=lambda entry: entry.tool)
     assert first.public()["arguments"] == {
