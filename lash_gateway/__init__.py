@@ -35,12 +35,14 @@ from ._types import ServerStatus as ServerStatus
 from ._types import SkippedTool as SkippedTool
 from .admin._gateway import Gateway as Gateway
 from .admin._policy import AdminPolicy as AdminPolicy
+from .admin._postgres_store import PostgresStore as PostgresStore
 from .admin._settings import AdminSettings as AdminSettings
 from .admin._settings import ExportSettings as ExportSettings
 from .admin._settings import GatewayConfig as GatewayConfig
 from .admin._settings import GatewaySettings as GatewaySettings
 from .admin._settings import load_gateway_config as load_gateway_config
-from .admin._store import StateStore as StateStore
+from .admin._sqlite_store import StateStore as StateStore
+from .admin._store import Store as Store
 from .admin._store import StoredChange as StoredChange
 from .export._export import McpExport as McpExport
 from .export._views import ToolOverride as ToolOverride
@@ -73,6 +75,7 @@ __all__ = [
     "NetworkGuard",
     "OAuthConfig",
     "PolicyError",
+    "PostgresStore",
     "ServerConfig",
     "ServerDetached",
     "ServerNotAttached",
@@ -81,6 +84,7 @@ __all__ = [
     "StateError",
     "StateStore",
     "StdioServerConfig",
+    "Store",
     "StoreError",
     "StoredChange",
     "ToolFilter",

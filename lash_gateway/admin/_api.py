@@ -37,10 +37,10 @@ from ..upstream._network import NetworkGuard
 from ..upstream._plugin import status_dict
 from ..upstream._pool import McpConnectionPool
 from ._audit import AuditLog
-from ._http import BodyError, NameLocks, error, json_body
+from ._http import BodyError, RegistryLocks, error, json_body
 from ._policy import AdminPolicy
 from ._settings import AdminSettings
-from ._store import StateStore
+from ._store import Store
 from ._virtual import VirtualServers
 from ._virtual_api import VirtualServerApi
 
@@ -63,16 +63,21 @@ class AdminApi:
     def __init__(
         self,
         pool: McpConnectionPool,
-        store: StateStore,
+        store: Store,
         settings: AdminSettings,
         policy: AdminPolicy,
         token: str,
         virtual: VirtualServers,
         audit: AuditLog | None,
         spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None],
+        locks: RegistryLocks,
+        replicas: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
-        """`spawn` runs an attach that waits for an operator's approval (OAuth) past the request that began it."""
-        self._virtual = VirtualServerApi(virtual, store, audit)
+        """`spawn` runs an attach that waits for an operator's approval (OAuth) past the request that began it.
+        `locks` hold a name while it changes (shared with the changes of other replicas); `replicas` is every
+        replica's view of its servers, with a shared store."""
+        self._virtual = VirtualServerApi(virtual, store, audit, locks.virtual)
+        self._replicas = replicas
         self._spawn = spawn
         self._approvals: dict[str, _Approval] = {}
         """Attaches that wait for an operator's approval, or ended without it, by server name."""
@@ -83,7 +88,7 @@ class AdminApi:
         self._settings = settings
         self._policy = policy
         self._token = Bearer(token)
-        self._locks = NameLocks()
+        self._locks = locks.servers
 
     def routes(self) -> list[Route]:
         return [
@@ -107,7 +112,13 @@ class AdminApi:
         return guarded
 
     async def _list(self, request: Request) -> Response:
-        return JSONResponse({"servers": [status_dict(s) for s in self._pool.server_statuses()]})
+        body: dict[str, Any] = {"servers": [status_dict(s) for s in self._pool.server_statuses()]}
+        if self._replicas is not None:
+            try:
+                body["replicas"] = await self._replicas()
+            except StoreError as exc:
+                body["replicas_error"] = str(exc)
+        return JSONResponse(body)
 
     async def _get(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -29,8 +29,10 @@ from ._admin_cli import ADMIN_COMMANDS, add_admin_commands, print_status_table, 
 from ._api import is_loopback
 from ._gateway import MCP_PATH, SSE_PATH, Gateway
 from ._logs import LOG_FORMATS, configure_logging
+from ._postgres_store import PostgresStore, is_postgres_url
 from ._serving import http_server, listening_socket
 from ._settings import GatewayConfig, GatewaySettings, load_gateway_config
+from ._sqlite_store import StateStore
 from ._state import (
     ADMIN_TOKEN_ENV,
     STATE_DIR_ENV,
@@ -44,9 +46,15 @@ from ._state import (
     state_dir,
     write_private,
 )
-from ._store import StateStore
+from ._store import Store
 
 log = logging.getLogger("lash_gateway.cli")
+STORE_ENV = "LASH_GATEWAY_STORE"
+ADVERTISE_URL_ENV = "LASH_GATEWAY_ADVERTISE_URL"
+STORE_HELP = (
+    f"a SQLite file, or postgresql://... shared by replicas (default: ${STORE_ENV}, gateway.store, or state.sqlite3 "
+    "in the state directory)"
+)
 _HAVE_UVLOOP = find_spec("uvloop") is not None
 """uvloop is a dependency except on Windows, where it does not exist."""
 
@@ -64,9 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="TCP port (default 8765; 0 picks a free one)")
     serve.add_argument("--admin-token", help=f"admin API token (default: ${ADMIN_TOKEN_ENV}, config, or generated)")
     serve.add_argument("--state-dir", help=f"state directory (default: ${STATE_DIR_ENV} or the per-user state dir)")
+    serve.add_argument("--store", help=STORE_HELP)
     stdio = commands.add_parser("stdio", help="serve one MCP client over stdin/stdout")
     stdio.add_argument("--config", type=Path)
     stdio.add_argument("--state-dir", help="state directory whose runtime attaches to restore")
+    stdio.add_argument("--store", help=STORE_HELP)
     stdio.add_argument("--virtual-server", metavar="NAME", help="serve this virtual server's view and limits")
     stack = commands.add_parser("stack", help="show the plugin stack and the tools a session sees")
     stack.add_argument("--config", type=Path)
@@ -91,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(config, args)
         if args.command == "stdio":
             directory = ensure_state_dir(state_dir(args.state_dir))
-            store, key = _store(directory), request_state_key(directory)
+            store, key = _store(directory, args.store, config.settings), request_state_key(directory)
             return anyio.run(_stdio, config, store, key, args.virtual_server)
         return anyio.run(_stack if args.command == "stack" else _inspect, config)
     except GatewayError as exc:
@@ -125,10 +135,11 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     write_private(directory / URL_FILE, base + "\n")
     if warning := exposure_warning(host, settings):
         log.warning(warning)
-    gateway = Gateway(
-        config, store=_store(directory), admin_token=token, request_state_key=request_state_key(directory)
-    )
+    store = _store(directory, args.store, settings)
+    gateway = Gateway(config, store=store, admin_token=token, request_state_key=request_state_key(directory))
     gateway.factory.pool.authorizations.base_url = settings.public_url or base  # where OAuth approvals come back
+    if gateway.replication is not None:  # where the other replicas reach this one
+        gateway.replication.url = os.environ.get(ADVERTISE_URL_ENV) or settings.advertise_url or base
     server = http_server(
         gateway.http_app(),
         drain=settings.shutdown_drain,
@@ -136,7 +147,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
         end_calls=gateway.end_calls,
     )
     token_source = f"in {token_file}" if token_file else "as configured"
-    print(_banner(base, config, token_source, directory), flush=True)
+    print(_banner(base, config, token_source, directory, store), flush=True)
     try:
         # Under anyio.run rather than server.run(): anyio then reads its event loop from a context
         # variable instead of sniffing for it on every cancel scope, event and lock (~6% of a
@@ -147,9 +158,13 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(directory: Path) -> StateStore:
-    """The state directory's store; a store file others may read is made owner-only first (or refused)."""
-    path = directory / STORE_FILE
+def _store(directory: Path, explicit: str | None, settings: GatewaySettings) -> Store:
+    """The store `--store`, `LASH_GATEWAY_STORE` or `gateway.store` names, else the state directory's SQLite file; a
+    store file others may read is made owner-only first (or refused)."""
+    where = explicit or os.environ.get(STORE_ENV) or settings.store
+    if where is not None and is_postgres_url(where):
+        return PostgresStore(where, oauth_key(directory))
+    path = Path(where).expanduser() if where else directory / STORE_FILE
     ensure_private(path)
     return StateStore(path, oauth_key(directory))
 
@@ -168,7 +183,7 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path) -> str:
+def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path, store: Store) -> str:
     servers = ", ".join(config.servers) or "none (pass --config with an mcpServers file)"
     return "\n".join(
         [
@@ -178,6 +193,7 @@ def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path
             f"  health: {base}/healthz   ready: {base}/readyz   metrics: {base}/metrics",
             f"  admin API: {base}/admin/servers (bearer token {token_source})",
             f"  state directory: {directory}",
+            f"  store: {store.where}" + (f" (replica {store.replica})" if isinstance(store, PostgresStore) else ""),
             f"  upstream servers: {servers}",
             "Attach a server:        lash-gateway attach NAME --url URL  (or: attach NAME -- COMMAND ARGS...)",
             f"Connect Claude Code:    claude mcp add --transport http lash {base}{MCP_PATH}",
@@ -187,7 +203,7 @@ def _banner(base: str, config: GatewayConfig, token_source: str, directory: Path
     )
 
 
-async def _stdio(config: GatewayConfig, store: StateStore, key: bytes, virtual_server: str | None) -> int:
+async def _stdio(config: GatewayConfig, store: Store, key: bytes, virtual_server: str | None) -> int:
     async with Gateway(config, store=store, request_state_key=key) as gateway:
         await gateway.serve_stdio(virtual_server)
     return 0

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 from lash_core import LashCore, PluginFactory, ToolOutputBudget, ToolOutputBudgetPluginFactory
 
 from .._config import ServerConfig
-from .._errors import ConfigError, GatewayError, PolicyError, UnknownTool
+from .._errors import ConfigError, GatewayError, PolicyError, ServerNotAttached, UnknownTool
 from .._hosts import HostRules
 from ..export._edge import Edge
 from ..export._endpoint import HttpEndpoint
@@ -37,14 +37,17 @@ from ..export._export import CallRecord, McpExport
 from ..export._limits import Limiter
 from ..export._router import Router, token_digest
 from ..upstream._oauth import CALLBACK_PATH, CLIENT_METADATA_PATH
-from ..upstream._plugin import McpPluginFactory
+from ..upstream._plugin import McpPluginFactory, status_dict
 from ..upstream._status_plugin import GatewayStatusPluginFactory
 from ._api import AdminApi
 from ._audit import AuditLog
+from ._http import RegistryLocks
 from ._metrics import CONTENT_TYPE, GatewayMetrics
 from ._policy import AdminPolicy
+from ._postgres_store import PostgresStore
+from ._replicas import Appliers, Replication
 from ._settings import GatewayConfig
-from ._store import StateStore, apply_changes
+from ._store import Store, apply_changes
 from ._virtual import VirtualServers
 from ._virtual_settings import VirtualServerConfig
 
@@ -67,7 +70,7 @@ class Gateway:
         config: GatewayConfig | None = None,
         *,
         plugins: Sequence[PluginFactory] = (),
-        store: StateStore | None = None,
+        store: Store | None = None,
         admin_token: str | None = None,
         request_state_key: bytes | None = None,
     ) -> None:
@@ -104,6 +107,19 @@ class Gateway:
             else None
         )
         self.policy = AdminPolicy(self.config.settings.admin)
+        self.locks = RegistryLocks()
+        self.replication = (
+            Replication(
+                store,
+                Appliers(self._apply_server, self._apply_virtual_server, self.locks),
+                url=self.config.settings.advertise_url,
+                servers=lambda: [status_dict(status) for status in self.factory.server_statuses()],
+            )
+            if isinstance(store, PostgresStore)
+            else None
+        )
+        """With a shared store: this replica's heartbeat, and the changes of other replicas applied here. Its `url`
+        is where they reach this one (set it before entering, once the listening address is known)."""
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
         self._endpoint: HttpEndpoint | None = None
@@ -147,6 +163,10 @@ class Gateway:
 
     async def __aenter__(self) -> Self:
         async with AsyncExitStack() as stack:
+            if isinstance(self.store, PostgresStore):  # open first, closed last: the audit log writes to it at exit
+                await stack.enter_async_context(self.store)
+                self._request_state_key = await self.store.request_state_key()
+                self.export.sign_rounds_with(self._request_state_key)
             if self.audit is not None:  # left last: it writes the records of every call that ended before
                 await stack.enter_async_context(self.audit)
             await stack.enter_async_context(self.factory)
@@ -157,6 +177,8 @@ class Gateway:
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: background tasks end before the pool
             tg.start_soon(self._attach_configured)
             tg.start_soon(self._forward_changes)
+            if self.replication is not None:
+                tg.start_soon(self.replication.heartbeats)
             self._tasks = tg
             self._stack = stack.pop_all()
         return self
@@ -191,6 +213,8 @@ class Gateway:
             for name, config in servers.items():
                 from_store = config is not configured.get(name)
                 tg.start_soon(self._attach_one, name, config, from_store)
+        if self.replication is not None:  # the store is read: from here on, what changes in it is applied
+            self.spawn(self.replication.follow)
         self.ready.set()
         attached = len(self.factory.pool.server_statuses())
         log.info("attached %d of %d configured servers", attached, len(servers), extra={"servers": attached})
@@ -237,6 +261,26 @@ class Gateway:
                 )
                 return
         await self.factory.pool.attach(name, config, fail_fast=False, guard=guard)
+
+    async def _apply_server(self, name: str, config: ServerConfig | None) -> None:
+        """A change another replica made (None: a detach); the replica that made it revoked any OAuth tokens."""
+        if config is not None:
+            await self._attach_one(name, config, from_store=True)
+            return
+        try:
+            await self.factory.pool.detach(name)
+        except ServerNotAttached:
+            pass
+
+    async def _apply_virtual_server(self, name: str, config: VirtualServerConfig | None) -> None:
+        """A change another replica made (None: removed)."""
+        if config is None:
+            await self.virtual.remove(name)
+            return
+        try:
+            await self.virtual.put(name, config)
+        except ConfigError as exc:
+            log.error("virtual server %s not served: %s", name, exc, extra={"virtual_server": name})
 
     async def _forward_changes(self) -> None:
         pool = self.factory.pool
@@ -304,6 +348,8 @@ class Gateway:
                 self.virtual,
                 self.audit,
                 self.spawn,
+                self.locks,
+                self.replication.replicas if self.replication is not None else None,
             )
             admin = list(api.routes())
         app = Starlette(

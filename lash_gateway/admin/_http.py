@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Final
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-__all__ = ["MAX_BODY_BYTES", "BodyError", "NameLocks", "error", "json_body"]
+__all__ = ["MAX_BODY_BYTES", "BodyError", "NameLocks", "RegistryLocks", "error", "json_body"]
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 """Largest admin request body: one server or virtual server config is a few KiB."""
@@ -37,6 +38,14 @@ class NameLocks:
                 del self._locks[name]
             else:
                 self._locks[name] = (lock, users - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryLocks:
+    """The names of servers and of virtual servers (two namespaces), held by the admin API and by replication."""
+
+    servers: NameLocks = field(default_factory=NameLocks)
+    virtual: NameLocks = field(default_factory=NameLocks)
 
 
 class BodyError(Exception):

@@ -116,6 +116,12 @@ class GatewaySettings(BaseModel):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     """The gateway's address as a browser reaches it, when that is not the address it listens on (behind a proxy):
     an operator approving an upstream's OAuth authorization comes back to `<public_url>/oauth/callback`."""
+    store: str | None = Field(default=None, min_length=1)
+    """Where the gateway keeps what it must not forget: a SQLite file path (default: `state.sqlite3` in the state
+    directory), or `postgresql://...` for a store that replicas share. `--store` and `LASH_GATEWAY_STORE` win."""
+    advertise_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+$")
+    """Where the other replicas reach this one (`http://host:port`), with a shared store; default: the address it
+    listens on. `LASH_GATEWAY_ADVERTISE_URL` wins."""
     export: ExportSettings = Field(default_factory=ExportSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     virtual_servers: dict[str, VirtualServerConfig] = {}

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from .._errors import ConfigError, StoreError
 from ._audit import AuditLog, AuditQuery
 from ._http import BodyError, NameLocks, error, json_body
-from ._store import StateStore
+from ._store import Store
 from ._virtual import VirtualServers
 from ._virtual_settings import VirtualServerConfig, new_token, parse_virtual_server
 
@@ -40,11 +40,12 @@ MAX_AUDIT_LIMIT: Final = 10_000
 
 
 class VirtualServerApi:
-    def __init__(self, virtual: VirtualServers, store: StateStore, audit: AuditLog | None) -> None:
+    def __init__(self, virtual: VirtualServers, store: Store, audit: AuditLog | None, locks: NameLocks) -> None:
+        """`locks` are the virtual servers' names, shared with whatever else changes them (replicas' changes)."""
         self._virtual = virtual
         self._store = store
         self._audit = audit
-        self._locks = NameLocks()
+        self._locks = locks
 
     def routes(self, guard: Callable[[Handler], Handler]) -> list[Route]:
         base = "/admin/virtual-servers"

@@ -149,7 +149,8 @@ class Bridges:
         self, spawn: Callable[..., object], key: bytes | None = None, ttl: float = DEFAULT_ASK_TIMEOUT
     ) -> None:
         self._spawn = spawn
-        self._key = key or secrets.token_bytes(32)
+        self.key = key or secrets.token_bytes(32)
+        """Signs and checks `requestState` (replicas share one: see `McpExport.sign_rounds_with`)."""
         self._ttl = ttl
         self._held: dict[str, _Bridge] = {}
 
@@ -272,7 +273,7 @@ class Bridges:
         return f"{payload}.{self._mac(payload, bridge.binding())}"
 
     def _mac(self, payload: str, binding: str) -> str:
-        return _b64(hmac.new(self._key, f"{payload}.{binding}".encode(), hashlib.sha256).digest())
+        return _b64(hmac.new(self.key, f"{payload}.{binding}".encode(), hashlib.sha256).digest())
 
     def _verified(self, state: str, binding: str) -> tuple[str, dict[str, tuple[CallerRequest | None, Any]]]:
         """The call id and answers a retry's state carries, if the state is one this gateway's key signed for this

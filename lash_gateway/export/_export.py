@@ -204,6 +204,11 @@ class McpExport:
     def close_http_session(self, close: Callable[[str], Awaitable[None]] | None) -> None:
         self._notifier.close_http_session = close
 
+    def sign_rounds_with(self, key: bytes) -> None:
+        """Sign and check the `requestState` of input-required rounds with `key` from now on: replicas read the one
+        they share from their store once it is open, after the export was made."""
+        self._bridges.key = key
+
     async def __aenter__(self) -> Self:
         await self._notifier.__aenter__()
         self.spawn(self.keepalive.run)

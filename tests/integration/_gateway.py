@@ -31,7 +31,7 @@ from mcp.client.subscriptions import ToolsListChanged
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
-from lash_gateway import Gateway, GatewayConfig, ServerConfig, StateStore
+from lash_gateway import Gateway, GatewayConfig, ServerConfig, Store
 from lash_gateway.admin._serving import DEFAULT_HEAD_TIMEOUT, http_server, listening_socket
 from tests.servers.launch import (
     BANNER_PREFIX,
@@ -242,7 +242,7 @@ class InProcessGateway:
 async def run_gateway_in_process(
     config: GatewayConfig | None = None,
     *,
-    store: StateStore | None = None,
+    store: Store | None = None,
     admin_token: str | None = None,
     request_state_key: bytes | None = None,
     port: int = 0,
@@ -256,6 +256,8 @@ async def run_gateway_in_process(
     app = gateway.http_app()
     sock = listening_socket("127.0.0.1", port)  # bound first: OAuth flows need the gateway's address from the start
     gateway.factory.pool.authorizations.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    if gateway.replication is not None:  # where the other replicas reach this one
+        gateway.replication.url = gateway.factory.pool.authorizations.base_url
     async with serve_app(app, head_timeout=gateway.config.settings.request_timeout, sock=sock) as base_url:
         yield InProcessGateway(gateway, base_url, app)
 

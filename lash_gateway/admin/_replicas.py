@@ -1,0 +1,189 @@
+"""This replica's part in a cluster that shares a PostgreSQL store: it says it is alive (and how it sees its servers)
+every `HEARTBEAT` seconds, knows where the others are, and applies the registry changes the others make.
+
+Changes arrive by `NOTIFY` within milliseconds of their commit. A replica applies a row only if it is newer than the
+one it holds, under the same per-name lock as the admin API, so two changes of one name (here and elsewhere) end in
+the same state everywhere: the newest row's. Its own writes are applied where they are made. After a lost
+connection, or at start, it catches up from the rows themselves (`PostgresStore.registry`), never from what it heard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+from anyio.abc import ObjectReceiveStream
+
+from .._config import ServerConfig
+from .._errors import StoreError
+from ._http import RegistryLocks
+from ._postgres_store import SERVERS, PostgresStore, RegistryRow, ReplicaRow
+from ._store import StoredChange
+from ._virtual_settings import VirtualServerConfig
+
+__all__ = ["DEAD_AFTER", "HEARTBEAT", "Replication"]
+
+log = logging.getLogger("lash_gateway.replicas")
+
+HEARTBEAT: Final = 1.0
+"""Seconds between heartbeats."""
+DEAD_AFTER: Final = 5.0
+"""A replica silent this long is taken for dead: nothing is sent to it, its sessions are taken over."""
+FORGET_AFTER: Final = 600.0
+"""A replica silent this long leaves the list (and `status`)."""
+_BACKLOG: Final = 10_000
+"""Changes heard and not yet applied; past it they are dropped, and the replica catches up from the rows instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appliers:
+    """How a change made elsewhere is applied here (None: the server was detached, the virtual server removed)."""
+
+    server: Callable[[str, ServerConfig | None], Awaitable[None]]
+    virtual_server: Callable[[str, VirtualServerConfig | None], Awaitable[None]]
+    locks: RegistryLocks
+    """Held while a name changes, as the admin API holds them."""
+
+
+class Replication:
+    """Heartbeats, the list of replicas, and the registry changes of others applied through `appliers`."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        appliers: Appliers,
+        *,
+        url: str | None,
+        servers: Callable[[], list[dict[str, Any]]],
+    ) -> None:
+        """`url` is where other replicas reach this one (None: it serves no HTTP); `servers` is its view of its
+        servers, as `status` shows them."""
+        self.store = store
+        self.url = url
+        self._appliers = appliers
+        self._servers = servers
+        self._peers: dict[str, ReplicaRow] = {}
+        self.caught_up = anyio.Event()
+        """Set once the replica has caught up with the store the first time (and is hearing changes)."""
+
+    @property
+    def id(self) -> str:
+        return self.store.replica
+
+    async def heartbeats(self) -> None:
+        """Say this replica is alive every `HEARTBEAT` seconds, and read the others' (until cancelled); at the end,
+        leave, so others stop counting on it at once."""
+        try:
+            while True:
+                try:
+                    await self.store.heartbeat(self.url, self._servers())
+                    self._peers = {row.id: row for row in await self.store.replicas(FORGET_AFTER)}
+                except StoreError as exc:
+                    log.warning("heartbeat failed: %s", exc, extra={"replica": self.id, "reason": str(exc)})
+                await anyio.sleep(HEARTBEAT)  # a period, not a wait for something
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                try:
+                    await self.store.leave()
+                except StoreError as exc:
+                    log.warning("could not leave the cluster: %s", exc, extra={"replica": self.id})
+
+    def address(self, replica: str) -> str | None:
+        """Where a live replica is reached; None if it is unknown, silent past `DEAD_AFTER`, or serves no HTTP."""
+        row = self._peers.get(replica)
+        return row.url if row is not None and row.age < DEAD_AFTER else None
+
+    async def replicas(self) -> list[dict[str, Any]]:
+        """Every replica's view of its servers, read from the store now."""
+        rows = await self.store.replicas(FORGET_AFTER)
+        return [
+            {
+                "id": row.id,
+                "url": row.url,
+                "alive": row.age < DEAD_AFTER,
+                "seconds_since_heartbeat": round(row.age, 3),
+                "this": row.id == self.id,
+                "servers": row.servers,
+            }
+            for row in rows
+        ]
+
+    async def follow(self) -> None:
+        """Apply the changes other replicas make, until cancelled; reconnects with back-off when the store goes."""
+        delay = 0.1
+        while True:
+            try:
+                await self._follow_once()
+                delay = 0.1
+                log.warning("the store's change feed was lost; catching up", extra={"replica": self.id})
+            except StoreError as exc:
+                log.warning(
+                    "cannot hear the store's changes (retrying in %.1fs): %s",
+                    delay,
+                    exc,
+                    extra={"replica": self.id, "reason": str(exc)},
+                )
+                await anyio.sleep(delay)  # back-off before reconnecting
+                delay = min(delay * 2, 5.0)
+
+    async def _follow_once(self) -> None:
+        """Listen, catch up, then apply what is heard until the feed is lost (or floods)."""
+        lost = anyio.Event()
+        send, receive = anyio.create_memory_object_stream[RegistryRow](max_buffer_size=_BACKLOG)
+
+        def heard(row: RegistryRow) -> None:
+            try:
+                send.send_nowait(row)
+            except anyio.WouldBlock:  # catching up from the rows is the answer to a flood
+                lost.set()
+
+        with send, receive:  # closed even when listening fails
+            async with self.store.listening(heard, lost.set):
+                await self._catch_up()
+                self.caught_up.set()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._apply_heard, receive)
+                    await lost.wait()
+                    tg.cancel_scope.cancel()
+
+    async def _apply_heard(self, receive: ObjectReceiveStream[RegistryRow]) -> None:
+        async for row in receive:
+            await self._apply(row)
+
+    async def _catch_up(self) -> None:
+        for row in await self.store.registry():
+            await self._apply(row)
+
+    async def _apply(self, row: RegistryRow) -> None:
+        store = self.store
+        if store.seen(row):
+            return
+        if row.origin == self.id:  # applied where it was written: here
+            store.mark(row.table, row.name, row.version)
+            return
+        servers = row.table == SERVERS
+        locks = self._appliers.locks.servers if servers else self._appliers.locks.virtual
+        async with locks.hold(row.name):
+            try:  # the row as it is now: a newer change of the name may have come since
+                version, change = await (store.server(row.name) if servers else store.virtual_server(row.name))
+            except StoreError as exc:
+                log.warning(
+                    "a change of %s could not be read: %s", row.name, exc, extra={"name": row.name, "reason": str(exc)}
+                )
+                return
+            if store.versions.get((row.table, row.name), 0) >= version:
+                return
+            store.mark(row.table, row.name, version)
+            if isinstance(change, StoredChange):
+                await self._appliers.server(row.name, change.config)
+            elif change is not None:
+                await self._appliers.virtual_server(*change)
+        log.info(
+            "applied a change of %s made on replica %s",
+            row.name,
+            row.origin,
+            extra={"name": row.name, "origin": row.origin, "version": version},
+        )

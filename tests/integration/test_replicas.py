@@ -1,0 +1,222 @@
+"""Replicas on a shared PostgreSQL store: a real server (`tests.postgres`, started once for the module), a database of
+its own for each test, and gateways in this process as replicas.
+
+What one replica's admin API changes reaches the others within a second, and their clients hear `list_changed`; a
+replica that was away catches up from the store; migrations run once however many replicas start together; a replica
+with another key is refused; `status` through any replica shows every replica's view.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import asyncpg
+import httpx2
+import pytest
+
+from lash_gateway import StoreError, load_gateway_config
+from lash_gateway.admin._postgres_store import MIGRATIONS, PostgresStore
+from tests.integration._gateway import InProcessGateway, connect, poll, run_gateway_in_process, text_of
+from tests.postgres import PostgresServer
+from tests.servers.launch import UpstreamFactory
+
+pytestmark = pytest.mark.anyio
+
+ADMIN_TOKEN: Final = "admin-t0ken"
+VS_TOKEN: Final = "replicated-token-0123"
+PROPAGATION: Final = 1.0
+"""The issue's bound: a change on one replica reaches every other within a second."""
+WAIT: Final = 15.0
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def database(postgres: PostgresServer) -> AsyncIterator[str]:
+    """A fresh database of the module's server, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    await _admin_statement(postgres.url, f"CREATE DATABASE {name}")
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    await _admin_statement(postgres.url, f"DROP DATABASE {name} WITH (FORCE)")  # a new connection: tests restart it
+
+
+async def _admin_statement(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def key() -> bytes:
+    """The key every replica of a test shares (as `LASH_GATEWAY_OAUTH_KEY` would give them)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32))
+
+
+@asynccontextmanager
+async def replica(database: str, key: bytes, **settings: Any) -> AsyncIterator[InProcessGateway]:
+    config = load_gateway_config({"gateway": {"admin": {"deny_networks": []}, **settings}})
+    store = PostgresStore(database, key)
+    async with run_gateway_in_process(config, store=store, admin_token=ADMIN_TOKEN) as served:
+        replication = served.gateway.replication
+        assert replication is not None
+        with anyio.fail_after(WAIT):
+            await replication.caught_up.wait()
+        yield served
+
+
+@asynccontextmanager
+async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=30.0) as client:
+        yield client
+
+
+async def test_an_attach_on_one_replica_reaches_the_others_clients_within_a_second(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    server = upstream()
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(replica(database, key))
+        second = await stack.enter_async_context(replica(database, key))
+        client = await stack.enter_async_context(connect(second.base_url, "http-legacy"))
+        assert await client.tool_names() == {"lash_gateway_status"}
+        seen = client.tools_changed
+        async with admin(first.base_url) as api:
+            reply = await api.put("/admin/servers/docs", json={"transport": "streamable_http", "url": server.url})
+            assert reply.status_code == 201, reply.text
+            started = anyio.current_time()
+            with anyio.fail_after(WAIT):
+                await client.wait_tools_changed(seen)
+            assert anyio.current_time() - started < PROPAGATION
+            assert "docs__echo" in await client.tool_names()
+            result = await client.client.call_tool("docs__echo", {"text": "from the other replica"})
+            assert text_of(result) == "from the other replica"
+
+            seen = client.tools_changed
+            assert (await api.delete("/admin/servers/docs")).status_code == 200
+            with anyio.fail_after(WAIT):
+                await client.wait_tools_changed(seen)
+            assert "docs__echo" not in await client.tool_names()
+
+
+async def test_a_virtual_server_made_on_one_replica_is_served_by_the_others(database: str, key: bytes) -> None:
+    async with replica(database, key) as first, replica(database, key) as second:
+        async with admin(first.base_url) as api:
+            body = {"servers": ["*"], "tools": {"allow": ["lash_gateway_status"]}, "tokens": [VS_TOKEN]}
+            reply = await api.put("/admin/virtual-servers/team", json=body)
+            assert reply.status_code in (200, 201), reply.text
+
+        async def served() -> bool | None:
+            return True if second.gateway.virtual.get("team") is not None else None
+
+        await poll(served, PROPAGATION * 5)
+        headers = {"Authorization": f"Bearer {VS_TOKEN}"}
+        async with connect(second.base_url, "http-legacy", headers=headers) as client:
+            assert await client.tool_names() == {"lash_gateway_status"}
+
+        async with admin(first.base_url) as api:
+            assert (await api.delete("/admin/virtual-servers/team")).status_code == 200
+
+        async def removed() -> bool | None:
+            return True if second.gateway.virtual.get("team") is None else None
+
+        await poll(removed, PROPAGATION * 5)
+
+
+async def test_a_replica_that_was_away_catches_up_from_the_store(
+    database: str, key: bytes, postgres: PostgresServer, upstream: UpstreamFactory
+) -> None:
+    server = upstream()
+    config = {"transport": "streamable_http", "url": server.url}
+    async with replica(database, key) as first:
+        async with admin(first.base_url) as api:
+            assert (await api.put("/admin/servers/early", json=config)).status_code == 201
+        # A replica that starts later reads the store at its start.
+        async with replica(database, key) as second:
+            assert "early" in {s.name for s in second.gateway.factory.pool.server_statuses()}
+            # The store goes away and comes back: what changed meanwhile is read from the rows, not heard.
+            replication = second.gateway.replication
+            assert replication is not None
+            await anyio.to_thread.run_sync(postgres.restart)
+            async with admin(first.base_url) as api:
+
+                async def attached() -> bool | None:
+                    reply = await api.put("/admin/servers/late", json=config)
+                    return True if reply.status_code == 201 else None  # the first replica's pool reconnects too
+
+                await poll(attached, WAIT)
+
+            async def caught_up() -> bool | None:
+                names = {s.name for s in second.gateway.factory.pool.server_statuses()}
+                return True if "late" in names else None
+
+            await poll(caught_up, WAIT)
+
+
+async def test_status_through_any_replica_shows_every_replicas_view(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    server = upstream()
+    async with replica(database, key) as first, replica(database, key) as second:
+        async with admin(first.base_url) as api:
+            reply = await api.put("/admin/servers/docs", json={"transport": "streamable_http", "url": server.url})
+            assert reply.status_code == 201, reply.text
+        ids = {first.gateway.replication.id, second.gateway.replication.id}  # type: ignore[union-attr]
+
+        async def both_connected() -> list[dict[str, Any]] | None:
+            async with admin(second.base_url) as api:
+                body = (await api.get("/admin/servers")).json()
+            views = {r["id"]: r for r in body["replicas"]}
+            ready = set(views) == ids and all(
+                [s["name"] for s in r["servers"] if s["connected"]] == ["docs"] for r in views.values()
+            )
+            return body["replicas"] if ready else None
+
+        replicas = await poll(both_connected, WAIT)
+        assert all(r["alive"] for r in replicas)
+        assert {r["url"] for r in replicas} == {first.base_url, second.base_url}
+        assert [r["this"] for r in replicas].count(True) == 1
+
+
+async def test_replicas_starting_together_apply_each_migration_once(database: str, key: bytes) -> None:
+    stores = [PostgresStore(database, key) for _ in range(8)]
+    async with AsyncExitStack() as stack:
+        async with anyio.create_task_group() as tg:
+            for store in stores:
+                tg.start_soon(stack.enter_async_context, store)
+    connection = await asyncpg.connect(database)
+    try:
+        rows = await connection.fetch("SELECT version, applied_by FROM lash_schema ORDER BY version")
+    finally:
+        await connection.close()
+    assert [row["version"] for row in rows] == [version for version, _ in MIGRATIONS]
+    assert {row["applied_by"] for row in rows} <= {store.replica for store in stores}
+
+
+async def test_a_replica_with_another_key_is_refused(database: str, key: bytes) -> None:
+    async with PostgresStore(database, key):
+        pass
+    other = base64.urlsafe_b64encode(secrets.token_bytes(32))
+    with pytest.raises(StoreError, match="LASH_GATEWAY_OAUTH_KEY"):
+        async with PostgresStore(database, other):
+            pass
+
+
+async def test_a_store_that_cannot_be_reached_is_named_without_its_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        async with PostgresStore("postgresql://gw:hunter2-secret@127.0.0.1:1/db"):
+            pass
+    assert "hunter2-secret" not in str(caught.value)
+    assert "127.0.0.1:1" in str(caught.value)
