@@ -22,6 +22,9 @@ Server side (`export`):
   session transport's idle clock (`_idle_timeout`, `_requests_in_flight`, `idle_scope`). The fast path
   answers calls on a session itself, so it must know a session the SDK still serves, and hold the session
   against idle expiry while it serves a request, exactly as the SDK's own `handle_request` does.
+- `prefix_session_ids`: the manager's `_admit_session` (which names a new session `uuid4().hex`) and its
+  `_server_instances` / `_session_owners`. Replicas name their sessions `<replica>-<uuid>`, so whichever replica a
+  load balancer sends a request to knows which one holds the session, with no lookup.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "executable_command",
     "holding",
     "http_transports",
+    "prefix_session_ids",
     "send_raw_request",
     "stop_process",
 ]
@@ -75,6 +79,24 @@ def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
 def http_transports(manager: StreamableHTTPSessionManager) -> Mapping[str, StreamableHTTPServerTransport]:
     """The manager's sessions by id (read only: the manager adds and discards them)."""
     return manager._server_instances
+
+
+def prefix_session_ids(manager: StreamableHTTPSessionManager, prefix: str) -> None:
+    """Name every new session of `manager` `<prefix><uuid hex>` (before its first answer carries the id)."""
+    admit = manager._admit_session
+
+    def admit_prefixed(requestor: Any) -> StreamableHTTPServerTransport | None:
+        transport = admit(requestor)
+        if transport is None or transport.mcp_session_id is None:
+            return transport
+        plain = transport.mcp_session_id
+        transport.mcp_session_id = prefix + plain
+        manager._server_instances[transport.mcp_session_id] = manager._server_instances.pop(plain)
+        if plain in manager._session_owners:
+            manager._session_owners[transport.mcp_session_id] = manager._session_owners.pop(plain)
+        return transport
+
+    manager._admit_session = admit_prefixed  # type: ignore[method-assign]
 
 
 @contextmanager

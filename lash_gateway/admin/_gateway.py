@@ -34,6 +34,7 @@ from .._hosts import HostRules
 from ..export._edge import Edge
 from ..export._endpoint import HttpEndpoint
 from ..export._export import CallRecord, McpExport
+from ..export._forward import Forwarder
 from ..export._limits import Limiter
 from ..export._router import Router, token_digest
 from ..upstream._oauth import CALLBACK_PATH, CLIENT_METADATA_PATH
@@ -319,6 +320,8 @@ class Gateway:
         """The ASGI app: the edge (`_edge`), then the router of the MCP paths (`_router`) or Starlette. Its lifespan
         enters this gateway."""
         settings = self.config.settings
+        replication = self.replication
+        forwarder = Forwarder(replication.id, replication.address) if replication is not None else None
 
         def endpoint(export: McpExport, messages_path: str) -> HttpEndpoint:
             return HttpEndpoint(
@@ -326,6 +329,7 @@ class Gateway:
                 messages_path=messages_path,
                 session_idle_timeout=settings.export.session_idle_timeout,
                 max_sessions=settings.export.max_sessions,
+                session_prefix=forwarder.prefix if forwarder is not None else "",
             )
 
         main = self._endpoint = endpoint(self.export, SSE_MESSAGES_PATH)
@@ -334,7 +338,11 @@ class Gateway:
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            async with self, main.running():
+            async with AsyncExitStack() as stack:
+                await stack.enter_async_context(self)
+                await stack.enter_async_context(main.running())
+                if forwarder is not None:
+                    await stack.enter_async_context(forwarder.running())
                 yield
 
         admin: list[BaseRoute] = []
@@ -372,6 +380,7 @@ class Gateway:
             max_sessions=settings.export.max_sessions,
             open_sessions=self.open_sessions,
             on_refused=self.metrics.session_refused,
+            forwarder=forwarder,
         )
 
     async def end_calls(self) -> None:

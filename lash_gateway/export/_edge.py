@@ -25,7 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._hosts import HostRules
 
+FORWARDED: Final = b"x-lash-forwarded"
+"""Set on a request one replica hands to another (`_forward`; its value: the replica that handed it on). Such a
+request is served where it arrives, never handed on again."""
+
 if TYPE_CHECKING:
+    from ._forward import Forwarder
     from ._router import Route, Router
 
 __all__ = ["CONNECTION_EXTENSION", "TOKEN_ID", "Edge", "reply"]
@@ -60,8 +65,11 @@ class Edge:
         max_sessions: int,
         open_sessions: Callable[[], int],
         on_refused: Callable[[], None],
+        forwarder: Forwarder | None = None,
     ) -> None:
+        """`forwarder` hands a request of a session another replica holds to that replica (replicas only)."""
         self._app, self._router = app, router
+        self._forwarder = forwarder
         self._rules = rules
         self._max_body, self._body_timeout = max_body, body_timeout
         self._max_sessions, self._open_sessions, self._on_refused = max_sessions, open_sessions, on_refused
@@ -74,7 +82,7 @@ class Edge:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        host = origin = length = chunked = session = version = None
+        host = origin = length = chunked = session = version = forwarded = None
         for name, value in scope["headers"]:
             # The first of repeated headers, as Starlette (and so the SDK) reads them.
             if name == b"host":
@@ -89,6 +97,8 @@ class Edge:
                 session = value
             elif name == b"mcp-protocol-version":
                 version = value
+            elif name == FORWARDED:
+                forwarded = value
         if (host, origin) not in self._passed:
             if not self._rules.host_allowed(_text(host)):
                 await reply(send, 421, "the Host header names no host this gateway serves (DNS rebinding check)")
@@ -118,11 +128,17 @@ class Edge:
                 rpc=True,
             )
             return
+        body: Message | None = None
         if length not in (None, b"0") or chunked is not None:
             body = await self._read_body(receive, send, length)
             if body is None:
                 return
             receive = _replaying(body, receive)
+        if session is not None and forwarded is None and self._forwarder is not None and route is not None:
+            holder = self._forwarder.holder(session) if route[0] == "mcp" else None
+            if holder is not None:
+                await self._forwarder.forward(holder, scope, body["body"] if body else b"", receive, send)
+                return
         if route is None:
             await self._app(scope, receive, send)
         else:

@@ -13,6 +13,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp
 
+from .._sdk import prefix_session_ids
 from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
@@ -28,8 +29,15 @@ class HttpEndpoint:
     `POST`s, announced to the client at `messages_path`). Serve them within `async with endpoint.running():`."""
 
     def __init__(
-        self, export: McpExport, *, messages_path: str, session_idle_timeout: float, max_sessions: int
+        self,
+        export: McpExport,
+        *,
+        messages_path: str,
+        session_idle_timeout: float,
+        max_sessions: int,
+        session_prefix: str = "",
     ) -> None:
+        """`session_prefix` starts every streamable-HTTP session id (a replica's, so others know where it lives)."""
         self.export = export
         self._manager = StreamableHTTPSessionManager(
             app=export.server,
@@ -37,6 +45,8 @@ class HttpEndpoint:
             session_idle_timeout=session_idle_timeout,
             max_sessions=max_sessions,
         )
+        if session_prefix:
+            prefix_session_ids(self._manager, session_prefix)
         self._legacy = LegacySse(SseServerTransport(messages_path, security_settings=_SECURITY), export)
         self.mcp: ASGIApp = FastPath(export, self._manager, _SECURITY)
         self.sse: ASGIApp = self._legacy

@@ -467,10 +467,12 @@ async def connect(
     *,
     headers: Mapping[str, str] | None = None,
     virtual_server: str | None = None,
+    fresh_connections: bool = False,
     **client_options: Any,
 ) -> AsyncIterator[GatewayClient]:
     """An SDK client on the gateway at `base_url`, over the HTTP transport and era `mode` names (on a virtual server's
     own path with `virtual_server`); `client_options` go to `Client` (callbacks for sampling, elicitation and roots).
+    With `fresh_connections`, every request opens a connection of its own (a balancer then spreads them).
 
     2026-07-28 clients have a `subscriptions/listen` stream open (acknowledged) before this yields.
     """
@@ -478,8 +480,9 @@ async def connect(
     suffix = f"/{virtual_server}" if virtual_server is not None else ""
     async with AsyncExitStack() as stack:
         if transport_kind == "http":
+            fresh = {"limits": httpx2.Limits(max_keepalive_connections=0)} if fresh_connections else {}
             http = await stack.enter_async_context(
-                httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None))
+                httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None), **fresh)
             )
             # No event size limit: a 16 MiB result is the gateway's to carry, not the test client's to refuse.
             transport: Any = streamable_http_client(

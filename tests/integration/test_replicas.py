@@ -18,11 +18,21 @@ from typing import Any, Final
 import anyio
 import asyncpg
 import httpx2
+import mcp_types as types
 import pytest
 
 from lash_gateway import StoreError, load_gateway_config
 from lash_gateway.admin._postgres_store import MIGRATIONS, PostgresStore
-from tests.integration._gateway import InProcessGateway, connect, poll, run_gateway_in_process, text_of
+from tests.integration._balancer import balancing
+from tests.integration._gateway import (
+    GatewayClient,
+    InProcessGateway,
+    connect,
+    http_upstream,
+    poll,
+    run_gateway_in_process,
+    text_of,
+)
 from tests.postgres import PostgresServer
 from tests.servers.launch import UpstreamFactory
 
@@ -65,8 +75,13 @@ def key() -> bytes:
 
 
 @asynccontextmanager
-async def replica(database: str, key: bytes, **settings: Any) -> AsyncIterator[InProcessGateway]:
-    config = load_gateway_config({"gateway": {"admin": {"deny_networks": []}, **settings}})
+async def replica(
+    database: str, key: bytes, servers: dict[str, Any] | None = None, **settings: Any
+) -> AsyncIterator[InProcessGateway]:
+    """A replica on the test's database, with the admin API, `servers` configured, and caught up with the store."""
+    config = load_gateway_config(
+        {"mcpServers": servers or {}, "gateway": {"admin": {"deny_networks": []}, **settings}}
+    )
     store = PostgresStore(database, key)
     async with run_gateway_in_process(config, store=store, admin_token=ADMIN_TOKEN) as served:
         replication = served.gateway.replication
@@ -220,3 +235,80 @@ async def test_a_store_that_cannot_be_reached_is_named_without_its_password() ->
             pass
     assert "hunter2-secret" not in str(caught.value)
     assert "127.0.0.1:1" in str(caught.value)
+
+
+async def sample(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    prompt = params.messages[0].content
+    text = prompt.text if isinstance(prompt, types.TextContent) else "?"
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text=f"the client says {text}"), model="test"
+    )
+
+
+async def cancelled_upstream(client: GatewayClient) -> list[str]:
+    result = await client.client.call_tool("docs__cancel_log", {})
+    cancelled: list[str] = (result.structured_content or {})["cancelled"]
+    return cancelled
+
+
+async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    """Three replicas behind a round-robin balancer, a client whose every request opens a new connection: its session
+    lives on one replica, and every request the others get is handed to that one."""
+    docs, extra = upstream(), upstream()
+    servers = {"docs": http_upstream(docs.url)}
+    async with AsyncExitStack() as stack:
+        replicas = [await stack.enter_async_context(replica(database, key, servers)) for _ in range(3)]
+        for served in replicas:  # every replica knows where the others are (their first heartbeats)
+
+            async def knows_all(served: InProcessGateway = served) -> bool | None:
+                replication = served.gateway.replication
+                assert replication is not None
+                others = [r.gateway.replication.id for r in replicas if r is not served]  # type: ignore[union-attr]
+                return True if all(replication.address(other) for other in others) else None
+
+            await poll(knows_all, WAIT)
+        balancer = await stack.enter_async_context(balancing([r.base_url for r in replicas]))
+        client = await stack.enter_async_context(
+            connect(balancer.url, "http-legacy", fresh_connections=True, sampling_callback=sample)
+        )
+        assert "docs__echo" in await client.tool_names()
+        result = await client.client.call_tool("docs__echo", {"text": "anywhere"})
+        assert text_of(result) == "anywhere"
+
+        progress: list[float] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        result = await client.client.call_tool(
+            "docs__slow", {"seconds": 0.2, "steps": 4}, progress_callback=on_progress
+        )
+        assert text_of(result) == "slept 0.2s in 4 steps"
+        assert progress == [0, 1, 2, 3, 4]
+
+        result = await client.client.call_tool("docs__sample", {"prompt": "hi"})
+        assert text_of(result) == "the client says hi"
+
+        before = (await cancelled_upstream(client)).count("slow")
+        with anyio.move_on_after(1.0):  # the client gives up on the call: it sends notifications/cancelled
+            await client.client.call_tool("docs__slow", {"seconds": 60})
+
+        async def cancelled() -> bool | None:
+            return True if (await cancelled_upstream(client)).count("slow") > before else None
+
+        await poll(cancelled, WAIT)
+
+        seen = client.tools_changed
+        async with admin(replicas[2].base_url) as api:
+            reply = await api.put("/admin/servers/extra", json={"transport": "streamable_http", "url": extra.url})
+            assert reply.status_code == 201, reply.text
+        with anyio.fail_after(WAIT):
+            await client.wait_tools_changed(seen)
+        assert "extra__echo" in await client.tool_names()
+
+        used = set(balancer.connections)
+        assert used == {r.base_url.removeprefix("http://") for r in replicas}
+        holders = [r for r in replicas if r.gateway.open_sessions()]
+        assert len(holders) == 1, "the session lives on one replica only"

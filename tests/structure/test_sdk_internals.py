@@ -89,6 +89,21 @@ def test_the_session_manager_keeps_its_sessions_by_id() -> None:
     assert _sdk.http_transports(manager) is sessions
 
 
+def test_the_session_manager_names_new_sessions_where_a_prefix_can_be_put() -> None:
+    manager = StreamableHTTPSessionManager(app=Server("sdk-internals"))
+    assert callable(getattr(manager, "_admit_session", None)), moved(
+        "StreamableHTTPSessionManager._admit_session", "prefix_session_ids"
+    )
+    assert isinstance(getattr(manager, "_session_owners", None), dict), moved(
+        "StreamableHTTPSessionManager._session_owners", "prefix_session_ids"
+    )
+    _sdk.prefix_session_ids(manager, "r1-")
+    transport = manager._admit_session(None)
+    assert transport is not None and transport.mcp_session_id is not None
+    assert transport.mcp_session_id.startswith("r1-")
+    assert list(_sdk.http_transports(manager)) == [transport.mcp_session_id]
+
+
 @pytest.mark.anyio
 async def test_a_session_transport_has_the_idle_clock_the_fast_path_holds() -> None:
     transport = StreamableHTTPServerTransport(mcp_session_id="s", idle_timeout=30.0)

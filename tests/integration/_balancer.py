@@ -1,0 +1,58 @@
+"""A round-robin TCP load balancer for replica tests: each new connection goes to the next backend in turn, with no
+affinity of any kind (a client that opens a connection per request sends each request to another replica)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from itertools import cycle
+
+import anyio
+from anyio.abc import ByteStream, SocketStream
+
+__all__ = ["Balancer", "balancing"]
+
+
+@dataclass
+class Balancer:
+    url: str
+    connections: list[str] = field(default_factory=list)
+    """The backend (`host:port`) each connection went to, in order."""
+
+
+@asynccontextmanager
+async def balancing(backends: Sequence[str]) -> AsyncIterator[Balancer]:
+    """Listen on a free loopback port and spread connections over `backends` (`http://host:port` URLs)."""
+    targets = cycle([backend.removeprefix("http://") for backend in backends])
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    balancer = Balancer(f"http://127.0.0.1:{port}")
+
+    async def handle(client: SocketStream) -> None:
+        target = next(targets)
+        balancer.connections.append(target)
+        host, _, backend_port = target.rpartition(":")
+        async with client:
+            try:
+                server = await anyio.connect_tcp(host, int(backend_port))
+            except OSError:
+                return  # a dead backend: the client sees its connection closed, as behind a real balancer
+            async with server, anyio.create_task_group() as tg:
+                tg.start_soon(_pipe, client, server, tg.cancel_scope)
+                tg.start_soon(_pipe, server, client, tg.cancel_scope)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield balancer
+        tg.cancel_scope.cancel()
+
+
+async def _pipe(source: ByteStream, target: ByteStream, scope: anyio.CancelScope) -> None:
+    """Copy until either side closes, then end both directions."""
+    try:
+        async for chunk in source:
+            await target.send(chunk)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+    scope.cancel()
