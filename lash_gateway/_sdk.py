@@ -30,7 +30,7 @@ Server side (`export`):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -81,8 +81,11 @@ def http_transports(manager: StreamableHTTPSessionManager) -> Mapping[str, Strea
     return manager._server_instances
 
 
-def prefix_session_ids(manager: StreamableHTTPSessionManager, prefix: str) -> None:
-    """Name every new session of `manager` `<prefix><uuid hex>` (before its first answer carries the id)."""
+def prefix_session_ids(
+    manager: StreamableHTTPSessionManager, prefix: str, forced: Callable[[], str | None] = lambda: None
+) -> None:
+    """Name every new session of `manager` `<prefix><uuid hex>` (before its first answer carries the id), or what
+    `forced()` says when it says something (a session taken over keeps the id it had)."""
     admit = manager._admit_session
 
     def admit_prefixed(requestor: Any) -> StreamableHTTPServerTransport | None:
@@ -90,7 +93,7 @@ def prefix_session_ids(manager: StreamableHTTPSessionManager, prefix: str) -> No
         if transport is None or transport.mcp_session_id is None:
             return transport
         plain = transport.mcp_session_id
-        transport.mcp_session_id = prefix + plain
+        transport.mcp_session_id = forced() or prefix + plain
         manager._server_instances[transport.mcp_session_id] = manager._server_instances.pop(plain)
         if plain in manager._session_owners:
             manager._session_owners[transport.mcp_session_id] = manager._session_owners.pop(plain)

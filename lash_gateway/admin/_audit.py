@@ -147,7 +147,11 @@ class AuditLog:
         await self._tg.__aexit__(None, None, None)
         self._tg = None
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-            await self.flush()
+            try:
+                await self.flush()
+            except StoreError as exc:  # the gateway stops all the same
+                lost = len(self._unwritten) + len(self._pending)
+                log.error("%d audit records lost at shutdown: %s", lost, exc, extra={"lost": lost, "reason": str(exc)})
 
     def add(self, virtual_server: str | None, record: CallRecord, route: tuple[str, str] | None) -> None:
         """Note one call (on the call's own path: no I/O, no serialising); `route` is its (server, upstream tool),

@@ -321,7 +321,11 @@ class Gateway:
         enters this gateway."""
         settings = self.config.settings
         replication = self.replication
-        forwarder = Forwarder(replication.id, replication.address) if replication is not None else None
+        forwarder = (
+            Forwarder(replication.id, replication.address, replication.store, self.spawn)
+            if replication is not None
+            else None
+        )
 
         def endpoint(export: McpExport, messages_path: str) -> HttpEndpoint:
             return HttpEndpoint(
@@ -330,6 +334,7 @@ class Gateway:
                 session_idle_timeout=settings.export.session_idle_timeout,
                 max_sessions=settings.export.max_sessions,
                 session_prefix=forwarder.prefix if forwarder is not None else "",
+                adoptions=forwarder.adoptions if forwarder is not None else None,
             )
 
         main = self._endpoint = endpoint(self.export, SSE_MESSAGES_PATH)

@@ -104,6 +104,18 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             FOR EACH ROW EXECUTE FUNCTION lash_registry_notify();
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE lash_sessions (
+            id TEXT PRIMARY KEY,                -- a handshake-era session's Mcp-Session-Id
+            replica TEXT NOT NULL,              -- the replica that holds it now
+            opening TEXT NOT NULL,              -- its initialize request (JSON), to open it again elsewhere
+            touched_at DOUBLE PRECISION NOT NULL
+        );
+        CREATE INDEX lash_sessions_replica ON lash_sessions (replica);
+        """,
+    ),
 )
 """Schema versions in order; a version once released is never edited, a change is a new version."""
 
@@ -375,6 +387,50 @@ class PostgresStore:
         return [
             ReplicaRow(row["id"], row["url"], row["started_at"], row["age"], json.loads(row["servers"])) for row in rows
         ]
+
+    async def remember_session(self, session: str, opening: bytes) -> None:
+        """This replica holds `session` (a new one), opened by `opening` (its initialize request)."""
+        async with self._connection("write") as connection:
+            await connection.execute(
+                f"INSERT INTO lash_sessions VALUES ($1, $2, $3, {_NOW}) ON CONFLICT (id) DO NOTHING",
+                session,
+                self.replica,
+                opening.decode(),
+            )
+
+    async def session_holder(self, session: str) -> str | None:
+        """The replica that holds `session` now (None: the store knows no such session)."""
+        async with self._connection("read") as connection:
+            holder: str | None = await connection.fetchval("SELECT replica FROM lash_sessions WHERE id = $1", session)
+            return holder
+
+    async def claim_session(self, session: str, holder: str) -> bytes | None:
+        """Take `session` over from `holder` (gone): its initialize request, or None if another replica took it
+        first (or it is unknown)."""
+        async with self._connection("write") as connection:
+            opening: str | None = await connection.fetchval(
+                f"UPDATE lash_sessions SET replica = $3, touched_at = {_NOW} WHERE id = $1 AND replica = $2 "
+                "RETURNING opening",
+                session,
+                holder,
+                self.replica,
+            )
+        return opening.encode() if opening is not None else None
+
+    async def prune_sessions(self, held: list[str], idle: float) -> None:
+        """Forget sessions that ended here (not in `held`) and those of replicas gone longer than `idle` seconds
+        (their clients would find them expired anyway)."""
+        async with self._connection("write") as connection:
+            await connection.execute(
+                f"DELETE FROM lash_sessions WHERE touched_at < {_NOW} - 60 AND replica = $1 AND NOT id = ANY($2)",
+                self.replica,
+                held,
+            )
+            await connection.execute(
+                f"DELETE FROM lash_sessions WHERE touched_at < {_NOW} - $1 "
+                "AND replica NOT IN (SELECT id FROM lash_replicas)",
+                idle,
+            )
 
     async def leave(self) -> None:
         """This replica stops: others stop sending it anything at once."""

@@ -134,11 +134,14 @@ class Edge:
             if body is None:
                 return
             receive = _replaying(body, receive)
-        if session is not None and forwarded is None and self._forwarder is not None and route is not None:
-            holder = self._forwarder.holder(session) if route[0] == "mcp" else None
-            if holder is not None:
-                await self._forwarder.forward(holder, scope, body["body"] if body else b"", receive, send)
-                return
+        forwarder = self._forwarder
+        if forwarder is not None and forwarded is None and route is not None and route[0] == "mcp":
+            raw = body["body"] if body is not None else b""
+            if session is not None:
+                if await forwarder.serve(session, scope, raw, receive, send):
+                    return
+            elif scope["method"] == "POST" and version not in _MODERN_VERSIONS:  # an initialize, if it succeeds
+                send = forwarder.remembering(raw, send)
         if route is None:
             await self._app(scope, receive, send)
         else:

@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._sdk import prefix_session_ids
+from .._sdk import http_transports, prefix_session_ids
+from ._adopt import ADOPTED_ID, Adoptions
 from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
@@ -22,6 +24,7 @@ __all__ = ["HttpEndpoint"]
 
 # Host and Origin are the edge's to check, on every route; the SDK keeps its Content-Type check.
 _SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+_SESSION_HEADER = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
 
 
 class HttpEndpoint:
@@ -36,8 +39,10 @@ class HttpEndpoint:
         session_idle_timeout: float,
         max_sessions: int,
         session_prefix: str = "",
+        adoptions: Adoptions | None = None,
     ) -> None:
-        """`session_prefix` starts every streamable-HTTP session id (a replica's, so others know where it lives)."""
+        """`session_prefix` starts every streamable-HTTP session id (a replica's, so others know where it lives);
+        `adoptions` are the sessions of gone replicas this one opens again when next used."""
         self.export = export
         self._manager = StreamableHTTPSessionManager(
             app=export.server,
@@ -46,12 +51,23 @@ class HttpEndpoint:
             max_sessions=max_sessions,
         )
         if session_prefix:
-            prefix_session_ids(self._manager, session_prefix)
+            prefix_session_ids(self._manager, session_prefix, ADOPTED_ID.get)
         self._legacy = LegacySse(SseServerTransport(messages_path, security_settings=_SECURITY), export)
-        self.mcp: ASGIApp = FastPath(export, self._manager, _SECURITY)
+        fast = FastPath(export, self._manager, _SECURITY)
+        self.mcp: ASGIApp = fast if adoptions is None else partial(self._adopting, fast, adoptions)
         self.sse: ASGIApp = self._legacy
         self.messages: ASGIApp = self._legacy.messages
         export.close_http_session = partial(close_http_session, self._manager)
+
+    async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
+        """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
+        for name, value in scope["headers"]:
+            if name == _SESSION_HEADER:
+                session = value.decode("latin-1")
+                if adoptions.pending(session) and session not in http_transports(self._manager):
+                    await adoptions.adopt(session, app, scope)
+                break
+        await app(scope, receive, send)
 
     @property
     def max_sessions(self) -> int | None:

@@ -1,29 +1,39 @@
-"""Requests of a session that another replica holds, handed to that replica: so a load balancer needs no affinity.
+"""Handshake-era sessions across replicas: a request of a session another replica holds is handed to that replica,
+and a session whose replica is gone is taken over. A load balancer then needs no affinity.
 
-Replicas name their streamable-HTTP sessions `<replica>-<uuid>` (`_sdk.prefix_session_ids`), so the replica a
-request lands on reads the holder from the `Mcp-Session-Id` and looks its address up (`address`, from the
-replicas' heartbeats). The request goes there as it came (the client's token included: the holder checks it as it
-would its own clients'), and the answer streams back as it is written, so progress, the client's answers to the
-holder's questions, the GET stream and a session's DELETE all work wherever they land. A client that goes away
-closes the forwarded request too, which ends the call on the holder as if the client had left it directly.
-
-A request is handed on once at most (`FORWARDED`): the holder serves it, or says the session is not found.
+- **Where a session lives.** Replicas name their streamable-HTTP sessions `<replica>-<uuid>`
+  (`_sdk.prefix_session_ids`), so the replica a request lands on reads the holder from the `Mcp-Session-Id` and its
+  address from the replicas' heartbeats, with no lookup. A session taken over lives elsewhere than its name says:
+  the store knows where (`SessionDirectory`), and each replica remembers what it looked up.
+- **Handing over.** The request goes to the holder as it came (the client's token included: the holder checks it as
+  its own clients'), and the answer streams back as it is written, so progress, the client's answers to the holder's
+  questions, the GET stream and a session's DELETE work wherever they land. A client that goes away closes the
+  forwarded request too, which ends its call on the holder. A request is handed on once at most (`FORWARDED`).
+- **Taking over.** When the holder is gone (its heartbeat is stale, or its port refuses connections), the first
+  replica that gets a request of the session claims it in the store and opens it again under its id (`_adopt`); the
+  others hand the session's requests to that one from then on. An answer that was streaming from the gone replica
+  ends with a JSON-RPC error for its call, so its client does not wait for what will never come.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Final
+from functools import partial
+from typing import Any, Final, Protocol
 
 import anyio
 import httpx2
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from .._errors import StoreError
+from ._adopt import Adoptions
 from ._edge import FORWARDED, reply
 
-__all__ = ["Forwarder"]
+__all__ = ["Forwarder", "SessionDirectory"]
 
 log = logging.getLogger("lash_gateway.forward")
 
@@ -32,17 +42,45 @@ _NOT_PASSED: Final = frozenset(
 )
 """Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not the request."""
 _CONNECT_TIMEOUT: Final = 5.0
+_UNREACHABLE_FOR: Final = 10.0
+"""Seconds a replica whose port refused a connection is taken for gone, whatever its last heartbeat says."""
+_MOVED_KEPT: Final = 10_000
+"""Sessions taken over elsewhere whose holder this replica remembers."""
+_GONE: Final = "lash-gateway: the replica serving this call stopped before it ended; call it again"
+
+
+class SessionDirectory(Protocol):
+    """Which replica holds which session (the shared store)."""
+
+    async def remember_session(self, session: str, opening: bytes) -> None: ...
+
+    async def session_holder(self, session: str) -> str | None: ...
+
+    async def claim_session(self, session: str, holder: str) -> bytes | None: ...
 
 
 class Forwarder:
-    """Finds a session's replica, and hands its requests over while `running()`."""
+    """Sends each request of a session to the replica that holds it, while `running()`."""
 
-    def __init__(self, replica: str, address: Callable[[str], str | None]) -> None:
-        """`address(replica)` is where a live replica is reached (None: unknown or silent too long)."""
+    def __init__(
+        self,
+        replica: str,
+        address: Callable[[str], str | None],
+        directory: SessionDirectory,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None],
+    ) -> None:
+        """`address(replica)` is where a live replica is reached (None: unknown, or silent too long); `spawn` runs
+        the store's writes that no answer waits for."""
         self.replica = replica
         self.prefix = replica + "-"
+        self.adoptions = Adoptions()
+        """Sessions this replica took over, opened again by the endpoint their next request reaches."""
         self._address = address
+        self._directory = directory
+        self._spawn = spawn
         self._client: httpx2.AsyncClient | None = None
+        self._unreachable: dict[str, float] = {}
+        self._moved: OrderedDict[str, str] = OrderedDict()
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -55,19 +93,100 @@ class Forwarder:
             finally:
                 self._client = None
 
-    def holder(self, session: bytes) -> str | None:
-        """The address of the replica that holds `session`, if that is another live one."""
-        replica, dash, _ = session.decode("latin-1").partition("-")
-        if not dash or replica == self.replica:
-            return None
+    def remembering(self, opening: bytes, send: Send) -> Send:
+        """`send` of an initialize request (`opening`): once its answer names the new session, the store learns
+        that this replica holds it, and how to open it again."""
+
+        async def remember(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                for name, value in message.get("headers", ()):
+                    if name.lower() == b"mcp-session-id":
+                        self._spawn(partial(self._remember, value.decode("latin-1"), opening))
+            await send(message)
+
+        return remember
+
+    async def _remember(self, session: str, opening: bytes) -> None:
+        try:
+            await self._directory.remember_session(session, opening)
+        except StoreError as exc:
+            log.warning(
+                "session %s is not in the store: no other replica can take it over: %s",
+                session,
+                exc,
+                extra={"session": session, "reason": str(exc)},
+            )
+
+    async def serve(self, session: bytes, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
+        """Hand the request to the replica that holds `session`; False: it is (now) this replica's to serve."""
+        for _ in range(2):  # a holder that refuses the connection is gone: the second turn takes the session over
+            holder = await self._destination(session.decode("latin-1"))
+            if holder is None:
+                return False
+            if await self._forward(holder[1], scope, body, receive, send):
+                return True
+            self._unreachable[holder[0]] = anyio.current_time() + _UNREACHABLE_FOR
+            log.warning(
+                "replica %s refuses connections: taken for gone",
+                holder[0],
+                extra={"replica": holder[0], "replica_url": holder[1]},
+            )
+        return False
+
+    def _live(self, replica: str) -> str | None:
+        until = self._unreachable.get(replica)
+        if until is not None:
+            if anyio.current_time() < until:
+                return None
+            del self._unreachable[replica]
         return self._address(replica)
 
-    async def forward(self, address: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
-        """Hand the request (its `body` read already) to the replica at `address`, and stream its answer back."""
+    async def _destination(self, session: str) -> tuple[str, str] | None:
+        """The replica that holds `session` and its address, if another live one does; None: serve it here (taken
+        over now, if its holder is gone)."""
+        named, dash, _ = session.partition("-")
+        if not dash or named == self.replica:
+            return None
+        if session not in self._moved and (address := self._live(named)) is not None:
+            return named, address
+        try:
+            for _ in range(2):
+                holder = self._moved.get(session) or await self._directory.session_holder(session)
+                if holder is None or holder == self.replica:
+                    return None
+                address = self._live(holder)
+                if address is not None:
+                    self._note_moved(session, holder)
+                    return holder, address
+                opening = await self._directory.claim_session(session, holder)
+                if opening is not None:
+                    self._moved.pop(session, None)
+                    self.adoptions.expect(session, opening)
+                    log.info(
+                        "taking over session %s from replica %s, which is gone",
+                        session,
+                        holder,
+                        extra={"session": session, "replica": holder},
+                    )
+                    return None
+                self._moved.pop(session, None)  # another replica claimed it first: ask again who
+        except StoreError as exc:
+            log.warning("cannot find the holder of session %s: %s", session, exc, extra={"session": session})
+        return None
+
+    def _note_moved(self, session: str, holder: str) -> None:
+        self._moved[session] = holder
+        self._moved.move_to_end(session)
+        if len(self._moved) > _MOVED_KEPT:
+            self._moved.popitem(last=False)
+
+    async def _forward(self, address: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
+        """Hand the request to `address` and stream its answer back; False: that replica refused the connection
+        (nothing was answered)."""
         client = self._client
         if client is None:
             await reply(send, 503, "the gateway is not running", rpc=True)
-            return
+            return True
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = address + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
@@ -78,28 +197,54 @@ class Forwarder:
             tg.start_soon(_cancel_when_gone, receive, tg.cancel_scope)
             try:
                 response = await client.send(request, stream=True)
+            except httpx2.ConnectError:
+                tg.cancel_scope.cancel()
+                return False
             except httpx2.HTTPError as exc:
                 log.warning(
-                    "the replica at %s holding a session cannot be reached: %s",
+                    "a request could not be handed to the replica at %s: %s",
                     address,
                     type(exc).__name__,
                     extra={"replica_url": address, "reason": type(exc).__name__},
                 )
-                # As for a session that ended: the client opens a new one (the holder is gone, or going).
-                await reply(send, 404, "Session not found: the replica that held it is gone", rpc=True)
+                await reply(send, 502, "the replica that holds this session did not answer", rpc=True)
                 tg.cancel_scope.cancel()
-                return
+                return True
             try:
-                fields = [(k, v) for k, v in response.headers.raw if k.lower() not in _NOT_PASSED]
-                await send({"type": "http.response.start", "status": response.status_code, "headers": fields})
-                async for chunk in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            except httpx2.HTTPError:  # the holder went away mid-answer: so does this answer
-                log.warning("a forwarded answer from %s was cut", address, extra={"replica_url": address})
+                await self._stream(response, body, send)
             finally:
                 await response.aclose()
                 tg.cancel_scope.cancel()
+        return True
+
+    async def _stream(self, response: httpx2.Response, body: bytes, send: Send) -> None:
+        fields = [(k, v) for k, v in response.headers.raw if k.lower() not in _NOT_PASSED]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": fields})
+        try:
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx2.HTTPError:  # the holder went away mid-answer
+            log.warning(
+                "an answer from the replica at %s was cut", response.url, extra={"replica_url": str(response.url)}
+            )
+            ending = (
+                _call_ended(body) if response.headers.get("content-type", "").startswith("text/event-stream") else b""
+            )
+            await send({"type": "http.response.body", "body": ending, "more_body": False})
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _call_ended(body: bytes) -> bytes:
+    """The last SSE event of an answer cut short: an error for the request it answered (nothing if none)."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return b""
+    if not isinstance(request, dict) or "id" not in request or "method" not in request:
+        return b""
+    error = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32603, "message": _GONE}}
+    return b"event: message\ndata: " + json.dumps(error).encode() + b"\n\n"
 
 
 async def _cancel_when_gone(receive: Receive, scope: anyio.CancelScope) -> None:

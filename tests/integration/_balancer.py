@@ -1,5 +1,6 @@
 """A round-robin TCP load balancer for replica tests: each new connection goes to the next backend in turn, with no
-affinity of any kind (a client that opens a connection per request sends each request to another replica)."""
+affinity of any kind (a client that opens a connection per request sends each request to another replica). A backend
+that refuses the connection is skipped for the next one, as nginx does (`proxy_next_upstream error`)."""
 
 from __future__ import annotations
 
@@ -30,14 +31,18 @@ async def balancing(backends: Sequence[str]) -> AsyncIterator[Balancer]:
     balancer = Balancer(f"http://127.0.0.1:{port}")
 
     async def handle(client: SocketStream) -> None:
-        target = next(targets)
-        balancer.connections.append(target)
-        host, _, backend_port = target.rpartition(":")
         async with client:
-            try:
-                server = await anyio.connect_tcp(host, int(backend_port))
-            except OSError:
-                return  # a dead backend: the client sees its connection closed, as behind a real balancer
+            for _ in backends:
+                target = next(targets)
+                host, _, backend_port = target.rpartition(":")
+                try:
+                    server = await anyio.connect_tcp(host, int(backend_port))
+                except OSError:
+                    continue  # a backend that is down: the next one
+                break
+            else:
+                return  # every backend is down: the client sees its connection closed
+            balancer.connections.append(target)
             async with server, anyio.create_task_group() as tg:
                 tg.start_soon(_pipe, client, server, tg.cancel_scope)
                 tg.start_soon(_pipe, server, client, tg.cancel_scope)

@@ -480,9 +480,10 @@ async def connect(
     suffix = f"/{virtual_server}" if virtual_server is not None else ""
     async with AsyncExitStack() as stack:
         if transport_kind == "http":
-            fresh = {"limits": httpx2.Limits(max_keepalive_connections=0)} if fresh_connections else {}
+            # httpx2's own default limits, unless each request is to open a connection of its own.
+            limits = httpx2.Limits(max_connections=100, max_keepalive_connections=0 if fresh_connections else 20)
             http = await stack.enter_async_context(
-                httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None), **fresh)
+                httpx2.AsyncClient(headers=dict(headers or {}), timeout=httpx2.Timeout(10.0, read=None), limits=limits)
             )
             # No event size limit: a 16 MiB result is the gateway's to carry, not the test client's to refuse.
             transport: Any = streamable_http_client(

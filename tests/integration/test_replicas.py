@@ -23,7 +23,7 @@ import pytest
 
 from lash_gateway import StoreError, load_gateway_config
 from lash_gateway.admin._postgres_store import MIGRATIONS, PostgresStore
-from tests.integration._balancer import balancing
+from tests.integration._balancer import Balancer, balancing
 from tests.integration._gateway import (
     GatewayClient,
     InProcessGateway,
@@ -79,9 +79,7 @@ async def replica(
     database: str, key: bytes, servers: dict[str, Any] | None = None, **settings: Any
 ) -> AsyncIterator[InProcessGateway]:
     """A replica on the test's database, with the admin API, `servers` configured, and caught up with the store."""
-    config = load_gateway_config(
-        {"mcpServers": servers or {}, "gateway": {"admin": {"deny_networks": []}, **settings}}
-    )
+    config = load_gateway_config({"mcpServers": servers or {}, "gateway": {"admin": {"deny_networks": []}, **settings}})
     store = PostgresStore(database, key)
     async with run_gateway_in_process(config, store=store, admin_token=ADMIN_TOKEN) as served:
         replication = served.gateway.replication
@@ -257,19 +255,8 @@ async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
     """Three replicas behind a round-robin balancer, a client whose every request opens a new connection: its session
     lives on one replica, and every request the others get is handed to that one."""
     docs, extra = upstream(), upstream()
-    servers = {"docs": http_upstream(docs.url)}
     async with AsyncExitStack() as stack:
-        replicas = [await stack.enter_async_context(replica(database, key, servers)) for _ in range(3)]
-        for served in replicas:  # every replica knows where the others are (their first heartbeats)
-
-            async def knows_all(served: InProcessGateway = served) -> bool | None:
-                replication = served.gateway.replication
-                assert replication is not None
-                others = [r.gateway.replication.id for r in replicas if r is not served]  # type: ignore[union-attr]
-                return True if all(replication.address(other) for other in others) else None
-
-            await poll(knows_all, WAIT)
-        balancer = await stack.enter_async_context(balancing([r.base_url for r in replicas]))
+        replicas, balancer = await stack.enter_async_context(cluster(database, key, {"docs": http_upstream(docs.url)}))
         client = await stack.enter_async_context(
             connect(balancer.url, "http-legacy", fresh_connections=True, sampling_callback=sample)
         )
@@ -277,16 +264,16 @@ async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
         result = await client.client.call_tool("docs__echo", {"text": "anywhere"})
         assert text_of(result) == "anywhere"
 
-        progress: list[float] = []
+        steps: list[float] = []
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append(value)
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            steps.append(progress)
 
         result = await client.client.call_tool(
             "docs__slow", {"seconds": 0.2, "steps": 4}, progress_callback=on_progress
         )
         assert text_of(result) == "slept 0.2s in 4 steps"
-        assert progress == [0, 1, 2, 3, 4]
+        assert steps == [0, 1, 2, 3, 4]
 
         result = await client.client.call_tool("docs__sample", {"prompt": "hi"})
         assert text_of(result) == "the client says hi"
@@ -312,3 +299,101 @@ async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
         assert used == {r.base_url.removeprefix("http://") for r in replicas}
         holders = [r for r in replicas if r.gateway.open_sessions()]
         assert len(holders) == 1, "the session lives on one replica only"
+
+
+@asynccontextmanager
+async def cluster(
+    database: str, key: bytes, servers: dict[str, Any], count: int = 3
+) -> AsyncIterator[tuple[list[InProcessGateway], Balancer]]:
+    """`count` replicas that know each other, behind a round-robin balancer."""
+    async with AsyncExitStack() as stack:
+        replicas = [await stack.enter_async_context(replica(database, key, servers)) for _ in range(count)]
+        ids = [r.gateway.replication.id for r in replicas]  # type: ignore[union-attr]
+
+        async def known() -> bool | None:
+            everyone = all(
+                r.gateway.replication.address(other)  # type: ignore[union-attr]
+                for r in replicas
+                for other in ids
+                if other != r.gateway.replication.id  # type: ignore[union-attr]
+            )
+            return True if everyone else None
+
+        await poll(known, WAIT)
+        yield replicas, await stack.enter_async_context(balancing([r.base_url for r in replicas]))
+
+
+async def test_a_2026_client_is_served_by_any_replica_its_rounds_included(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    """Stateless requests spread over three replicas; an input-required round begun on one replica is answered on
+    another (the key that signs rounds is the store's); the listen stream hears an attach made elsewhere."""
+    docs, extra = upstream(), upstream()
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"answer": "yes"})
+
+    async with cluster(database, key, {"docs": http_upstream(docs.url)}) as (replicas, balancer):
+        async with connect(balancer.url, "http-auto", fresh_connections=True, elicitation_callback=elicit) as client:
+            for _ in range(3):  # three rounds and their retries: each lands where the balancer sends it
+                assert text_of(await client.client.call_tool("docs__ask", {"message": "ok?"})) == "accept: yes"
+            seen = client.tools_changed
+            async with admin(replicas[1].base_url) as api:
+                reply = await api.put("/admin/servers/extra", json={"transport": "streamable_http", "url": extra.url})
+                assert reply.status_code == 201, reply.text
+            with anyio.fail_after(WAIT):
+                await client.wait_tools_changed(seen)
+
+            async def everywhere() -> bool | None:  # each replica connects to it on its own
+                lists = [await client.tool_names() for _ in replicas]  # spread over the replicas
+                return True if all("extra__echo" in names for names in lists) else None
+
+            await poll(everywhere, WAIT)
+        assert set(balancer.connections) == {r.base_url.removeprefix("http://") for r in replicas}
+
+
+async def test_a_session_whose_replica_stops_is_taken_over_and_goes_on(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    """The replica holding a session stops; the session's next request lands elsewhere, and that replica opens it
+    again under its id: calls, lists and `list_changed` go on in the same client session."""
+    docs, extra = upstream(), upstream()
+    servers = {"docs": http_upstream(docs.url)}
+    stop, stopped = anyio.Event(), anyio.Event()
+
+    async def holding(*, task_status: anyio.abc.TaskStatus[InProcessGateway]) -> None:
+        try:
+            async with replica(database, key, servers) as served:
+                task_status.started(served)
+                await stop.wait()
+        finally:
+            stopped.set()
+
+    async with AsyncExitStack() as stack:
+        first = await stack.enter_async_context(replica(database, key, servers))
+        second = await stack.enter_async_context(replica(database, key, servers))
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        holder: InProcessGateway = await tg.start(holding)
+        # The balancer's first connection (the client's initialize) goes to the holder.
+        balancer = await stack.enter_async_context(balancing([holder.base_url, first.base_url, second.base_url]))
+        client = await stack.enter_async_context(connect(balancer.url, "http-legacy", fresh_connections=True))
+        assert text_of(await client.client.call_tool("docs__echo", {"text": "before"})) == "before"
+        assert holder.gateway.open_sessions() == 1
+
+        stop.set()  # the holder stops (and leaves the cluster)
+        with anyio.fail_after(WAIT):
+            await stopped.wait()
+
+        assert text_of(await client.client.call_tool("docs__echo", {"text": "after"})) == "after"
+        assert first.gateway.open_sessions() + second.gateway.open_sessions() == 1, "taken over by one replica"
+        seen = client.tools_changed
+        async with admin(first.base_url) as api:
+            reply = await api.put("/admin/servers/extra", json={"transport": "streamable_http", "url": extra.url})
+            assert reply.status_code == 201, reply.text
+        with anyio.fail_after(WAIT):  # heard on the GET stream, which the client opened again on the new holder
+            await client.wait_tools_changed(seen)
+
+        async def listed() -> bool | None:
+            return True if "extra__echo" in await client.tool_names() else None
+
+        await poll(listed, WAIT)

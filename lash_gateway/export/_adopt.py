@@ -1,0 +1,120 @@
+"""Sessions taken over from a replica that is gone: opened again here, under their own id, from the initialize request
+that opened them (kept in the store), so the client goes on as if nothing happened.
+
+What lived only in the old replica's memory is gone with it: calls in flight there (their clients got an error), the
+session's resource subscriptions and its log level (the client sets them again when it wants them), its `per_client`
+upstream connections (new ones are opened). The tools, prompts and resources are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from typing import Any, Final
+
+import anyio
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from starlette.types import ASGIApp, Message, Scope
+
+__all__ = ["ADOPTED_ID", "Adoptions"]
+
+log = logging.getLogger("lash_gateway.adopt")
+
+ADOPTED_ID: Final[ContextVar[str | None]] = ContextVar("lash_gateway.adopted_id", default=None)
+"""While a session is opened again, the id it must have (read where new sessions are named)."""
+_HEADERS: Final = [(b"content-type", b"application/json"), (b"accept", b"application/json, text/event-stream")]
+_INITIALIZED: Final = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+
+
+class Adoptions:
+    """Sessions this replica has claimed and opens again at their next request (`adopt`)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, bytes] = {}
+        self._opening: dict[str, anyio.Lock] = {}
+
+    def expect(self, session: str, opening: bytes) -> None:
+        """`session` is this replica's now: open it (with `opening`, its initialize request) when it is next used."""
+        self._pending[session] = opening
+
+    def pending(self, session: str) -> bool:
+        return session in self._pending
+
+    async def adopt(self, session: str, app: ASGIApp, scope: Scope) -> None:
+        """Open `session` again through `app` (an endpoint's MCP app) if it waits for that; concurrent requests of
+        the session wait for the one that opens it."""
+        lock = self._opening.setdefault(session, anyio.Lock())
+        try:
+            async with lock:
+                opening = self._pending.pop(session, None)
+                if opening is not None:
+                    await _reopen(app, scope, session, opening)
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._opening.pop(session, None)
+
+
+async def _reopen(app: ASGIApp, scope: Scope, session: str, opening: bytes) -> None:
+    token = ADOPTED_ID.set(session)
+    try:
+        status, body = await _post(app, scope, opening, [])
+    finally:
+        ADOPTED_ID.reset(token)
+    version = _negotiated(body)
+    if status != 200 or version is None:
+        log.warning(
+            "session %s could not be opened again here (HTTP %d); its client must start a new one",
+            session,
+            status,
+            extra={"session": session, "status": status},
+        )
+        return
+    headers = [
+        (MCP_SESSION_ID_HEADER.lower().encode(), session.encode()),
+        (MCP_PROTOCOL_VERSION_HEADER.lower().encode(), version.encode()),
+    ]
+    await _post(app, scope, _INITIALIZED, headers)
+    log.info("session %s taken over", session, extra={"session": session})
+
+
+async def _post(app: ASGIApp, scope: Scope, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """POST `body` to `app` in this task, as a request of the client's own (its host and path); its status and body."""
+    host = [(name, value) for name, value in scope["headers"] if name == b"host"]
+    request: dict[str, Any] = {**scope, "method": "POST", "headers": [*_HEADERS, *host, *headers]}
+    request["query_string"] = b""
+    sent = False
+    status, chunks = 500, []
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await anyio.sleep_forever()  # the client of this request never leaves
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(request, receive, send)
+    return status, b"".join(chunks)
+
+
+def _negotiated(body: bytes) -> str | None:
+    """The protocol version an initialize answer (JSON, or one SSE event) agreed on."""
+    text = body.decode("utf-8", "replace")
+    candidates = [line[len("data:") :] for line in text.splitlines() if line.startswith("data:")] or [text]
+    for candidate in candidates:
+        try:
+            version = json.loads(candidate)["result"]["protocolVersion"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(version, str):
+            return version
+    return None
