@@ -129,19 +129,24 @@ class Edge:
             )
             return
         body: Message | None = None
+        inner = receive
         if length not in (None, b"0") or chunked is not None:
-            body = await self._read_body(receive, send, length)
+            body = await self._read_body(inner, send, length)
             if body is None:
                 return
-            receive = _replaying(body, receive)
+            receive = _replaying(body, inner)
         forwarder = self._forwarder
         if forwarder is not None and forwarded is None and route is not None and route[0] == "mcp":
-            raw = body["body"] if body is not None else b""
             if session is not None:
-                if await forwarder.serve(session, scope, raw, receive, send):
+                if body is None:  # a GET's or DELETE's empty body, taken now: the forwarder listens past it
+                    body = await inner()
+                    if body["type"] != "http.request":
+                        return  # the client went away
+                    receive = _replaying(body, inner)
+                if await forwarder.serve(session, scope, body.get("body", b""), inner, send):
                     return
             elif scope["method"] == "POST" and version not in _MODERN_VERSIONS:  # an initialize, if it succeeds
-                send = forwarder.remembering(raw, send)
+                send = forwarder.remembering(body["body"] if body is not None else b"", send)
         if route is None:
             await self._app(scope, receive, send)
         else:

@@ -118,11 +118,20 @@ class Forwarder:
             )
 
     async def serve(self, session: bytes, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
-        """Hand the request to the replica that holds `session`; False: it is (now) this replica's to serve."""
+        """Hand the request (its `body` read already) to the replica that holds `session`; False: it is (now) this
+        replica's to serve. `receive` is only listened to for the client's leaving: it must not hand out the body."""
         for _ in range(2):  # a holder that refuses the connection is gone: the second turn takes the session over
             holder = await self._destination(session.decode("latin-1"))
             if holder is None:
                 return False
+            log.debug(
+                "session %s: %s %s handed to replica %s",
+                session,
+                scope["method"],
+                scope["path"],
+                holder[0],
+                extra={"replica": holder[0]},
+            )
             if await self._forward(holder[1], scope, body, receive, send):
                 return True
             self._unreachable[holder[0]] = anyio.current_time() + _UNREACHABLE_FOR

@@ -13,6 +13,8 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -34,7 +36,7 @@ from tests.integration._gateway import (
     text_of,
 )
 from tests.postgres import PostgresServer
-from tests.servers.launch import UpstreamFactory
+from tests.servers.launch import GatewayProcess, UpstreamFactory, child_env, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -397,3 +399,118 @@ async def test_a_session_whose_replica_stops_is_taken_over_and_goes_on(
             return True if "extra__echo" in await client.tool_names() else None
 
         await poll(listed, WAIT)
+
+
+@asynccontextmanager
+async def replica_processes(
+    database: str, key: bytes, servers: dict[str, Any], root: Path, count: int = 3
+) -> AsyncIterator[list[GatewayProcess]]:
+    """`count` `lash-gateway serve` processes on the test's database, each with its own state directory, yielded
+    once each has connected `servers` and knows every other."""
+    config = write_config(root / "gateway.json", servers, {"admin": {"deny_networks": []}})
+    env = child_env(
+        {
+            "LASH_GATEWAY_STORE": database,
+            "LASH_GATEWAY_OAUTH_KEY": key.decode(),
+            "LASH_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+    )
+    processes: list[GatewayProcess] = []
+    try:
+        for index in range(count):
+            state = root / f"replica-{index}"
+            start = partial(GatewayProcess, config, state_dir=state, env=env)
+            processes.append(await anyio.to_thread.run_sync(start))
+        for process in processes:
+            await anyio.to_thread.run_sync(process.wait_connected, list(servers))
+
+        async def all_alive() -> bool | None:
+            async with admin(processes[0].base_url) as api:
+                replicas = (await api.get("/admin/servers")).json()["replicas"]
+            return True if sum(r["alive"] for r in replicas) == count else None
+
+        await poll(all_alive, WAIT)
+        yield processes
+    finally:
+        for process in processes:
+            await anyio.to_thread.run_sync(process.stop)
+
+
+async def test_a_replica_killed_or_stopped_mid_session_and_the_session_going_on(
+    database: str, key: bytes, upstream: UpstreamFactory, tmp_path: Path
+) -> None:
+    """Real replica processes behind a round-robin balancer. The session's replica is killed (SIGKILL) during a call:
+    the call ends with an error, nothing hangs, and the session goes on on another replica. That one then gets
+    SIGTERM during a short call: the call finishes (the drain), and the session goes on on the last replica."""
+    docs, extra = upstream(), upstream()
+    async with replica_processes(database, key, {"docs": http_upstream(docs.url)}, tmp_path) as processes:
+        async with balancing([p.base_url for p in processes]) as balancer:
+            async with connect(balancer.url, "http-legacy", fresh_connections=True) as client:
+                assert text_of(await client.client.call_tool("docs__echo", {"text": "one"})) == "one"
+                killed = await _holder(database, processes)
+                running = anyio.Event()
+
+                async def started(progress: float, total: float | None, message: str | None) -> None:
+                    running.set()
+
+                async def long_call() -> None:
+                    with pytest.raises(Exception):  # noqa: B017 (which error a cut call gets is the client's to say)
+                        await client.client.call_tool("docs__slow", {"seconds": 60}, progress_callback=started)
+
+                with anyio.fail_after(WAIT):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(long_call)
+                        await running.wait()
+                        killed.process.kill()
+                await anyio.to_thread.run_sync(killed.process.wait)
+
+                assert text_of(await client.client.call_tool("docs__echo", {"text": "two"})) == "two"
+                survivors = [p for p in processes if p is not killed]
+                holder = await _holder(database, survivors)
+
+                with anyio.fail_after(WAIT):  # SIGTERM during a short call: the drain lets it finish
+                    async with anyio.create_task_group() as tg:
+                        results: list[str] = []
+
+                        async def short_call() -> None:
+                            result = await client.client.call_tool(
+                                "docs__slow", {"seconds": 1, "steps": 2}, progress_callback=started
+                            )
+                            results.append(text_of(result))
+
+                        running = anyio.Event()
+                        tg.start_soon(short_call)
+                        await running.wait()
+                        holder.process.terminate()
+                assert results == ["slept 1s in 2 steps"]
+                await anyio.to_thread.run_sync(holder.process.wait)
+
+                assert text_of(await client.client.call_tool("docs__echo", {"text": "three"})) == "three"
+                last = next(p for p in survivors if p is not holder)
+                seen = client.tools_changed
+                async with admin(last.base_url) as api:
+                    body = {"transport": "streamable_http", "url": extra.url}
+                    assert (await api.put("/admin/servers/extra", json=body)).status_code == 201
+                with anyio.fail_after(WAIT):  # on the GET stream, which the client opened again on its holder
+                    await client.wait_tools_changed(seen)
+
+
+def _replica_of(process: GatewayProcess) -> str:
+    """The replica id a `serve` process printed in its banner."""
+    line = next(line for line in process.stdout_text().splitlines() if "(replica " in line)
+    return line.rsplit("(replica ", 1)[1].rstrip(")")
+
+
+async def _holder(database: str, processes: list[GatewayProcess]) -> GatewayProcess:
+    """The process that holds the test's one session now, by the store's record (written in the background: polled)."""
+
+    async def recorded() -> str | None:
+        connection = await asyncpg.connect(database)
+        try:
+            holder: str | None = await connection.fetchval("SELECT replica FROM lash_sessions")
+            return holder
+        finally:
+            await connection.close()
+
+    replica = await poll(recorded, WAIT)
+    return next(p for p in processes if _replica_of(p) == replica)
