@@ -115,6 +115,8 @@ class Gateway:
                 Appliers(self._apply_server, self._apply_virtual_server, self.locks),
                 url=self.config.settings.advertise_url,
                 servers=lambda: [status_dict(status) for status in self.factory.server_statuses()],
+                sessions=self.held_sessions,
+                session_idle_timeout=self.config.settings.export.session_idle_timeout,
             )
             if isinstance(store, PostgresStore)
             else None
@@ -395,6 +397,11 @@ class Gateway:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.export.end_calls, reason)
             tg.start_soon(self.virtual.end_calls, reason)
+
+    def held_sessions(self) -> list[str]:
+        """The streamable-HTTP sessions this gateway holds now (every endpoint's)."""
+        main = self._endpoint.session_ids() if self._endpoint is not None else []
+        return main + self.virtual.session_ids()
 
     def open_sessions(self) -> int:
         """Downstream sessions open now: streamable-HTTP sessions and legacy SSE connections of `http_app`."""

@@ -417,14 +417,16 @@ class PostgresStore:
             )
         return opening.encode() if opening is not None else None
 
-    async def prune_sessions(self, held: list[str], idle: float) -> None:
-        """Forget sessions that ended here (not in `held`) and those of replicas gone longer than `idle` seconds
-        (their clients would find them expired anyway)."""
+    async def prune_sessions(self, held: list[str], idle: float, grace: float = 60.0) -> None:
+        """Forget sessions that ended here (not in `held`, recorded over `grace` seconds ago: a new one's record may
+        come before it is held) and those of replicas gone, untouched for `idle` seconds (their clients would find
+        them expired anyway)."""
         async with self._connection("write") as connection:
             await connection.execute(
-                f"DELETE FROM lash_sessions WHERE touched_at < {_NOW} - 60 AND replica = $1 AND NOT id = ANY($2)",
+                f"DELETE FROM lash_sessions WHERE touched_at < {_NOW} - $3 AND replica = $1 AND NOT id = ANY($2)",
                 self.replica,
                 held,
+                grace,
             )
             await connection.execute(
                 f"DELETE FROM lash_sessions WHERE touched_at < {_NOW} - $1 "

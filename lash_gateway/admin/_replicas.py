@@ -9,6 +9,7 @@ connection, or at start, it catches up from the rows themselves (`PostgresStore.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ DEAD_AFTER: Final = 5.0
 """A replica silent this long is taken for dead: nothing is sent to it, its sessions are taken over."""
 FORGET_AFTER: Final = 600.0
 """A replica silent this long leaves the list (and `status`)."""
+PRUNE_EVERY: Final = 30
+"""Heartbeats between two prunings of the store's session records."""
 _BACKLOG: Final = 10_000
 """Changes heard and not yet applied; past it they are dropped, and the replica catches up from the rows instead."""
 
@@ -58,13 +61,18 @@ class Replication:
         *,
         url: str | None,
         servers: Callable[[], list[dict[str, Any]]],
+        sessions: Callable[[], list[str]] = list,
+        session_idle_timeout: float = 1800.0,
     ) -> None:
         """`url` is where other replicas reach this one (None: it serves no HTTP); `servers` is its view of its
-        servers, as `status` shows them."""
+        servers, as `status` shows them; `sessions` the handshake-era sessions it holds (the store forgets the others
+        it recorded, and those of replicas gone longer than `session_idle_timeout`)."""
         self.store = store
         self.url = url
         self._appliers = appliers
         self._servers = servers
+        self._sessions = sessions
+        self._idle = session_idle_timeout
         self._peers: dict[str, ReplicaRow] = {}
         self.caught_up = anyio.Event()
         """Set once the replica has caught up with the store the first time (and is hearing changes)."""
@@ -77,10 +85,12 @@ class Replication:
         """Say this replica is alive every `HEARTBEAT` seconds, and read the others' (until cancelled); at the end,
         leave, so others stop counting on it at once."""
         try:
-            while True:
+            for beat in itertools.count():
                 try:
                     await self.store.heartbeat(self.url, self._servers())
                     self._peers = {row.id: row for row in await self.store.replicas(FORGET_AFTER)}
+                    if beat % PRUNE_EVERY == PRUNE_EVERY - 1:
+                        await self.store.prune_sessions(self._sessions(), self._idle)
                 except StoreError as exc:
                     log.warning("heartbeat failed: %s", exc, extra={"replica": self.id, "reason": str(exc)})
                 await anyio.sleep(HEARTBEAT)  # a period, not a wait for something

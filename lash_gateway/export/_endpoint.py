@@ -80,6 +80,10 @@ class HttpEndpoint:
         self._manager.max_sessions = limit
         self._legacy.max_open = limit
 
+    def session_ids(self) -> list[str]:
+        """The streamable-HTTP sessions this endpoint holds now."""
+        return list(http_transports(self._manager))
+
     def open_sessions(self) -> int:
         """Streamable-HTTP sessions and legacy SSE connections open now."""
         return open_http_sessions(self._manager) + self._legacy.open

@@ -514,3 +514,18 @@ async def _holder(database: str, processes: list[GatewayProcess]) -> GatewayProc
 
     replica = await poll(recorded, WAIT)
     return next(p for p in processes if _replica_of(p) == replica)
+
+
+async def test_the_store_forgets_sessions_that_ended_and_those_of_replicas_gone(database: str, key: bytes) -> None:
+    async with PostgresStore(database, key) as here, PostgresStore(database, key) as gone:
+        await here.heartbeat(None, [])
+        for session in ("here-kept", "here-ended"):
+            await here.remember_session(session, b"{}")
+        await gone.remember_session("gone-old", b"{}")  # `gone` never beat: it is not among the replicas
+
+        await here.prune_sessions(["here-kept"], idle=0.0, grace=0.0)
+
+        assert await here.session_holder("here-kept") == here.replica
+        assert await here.session_holder("here-ended") is None
+        assert await here.session_holder("gone-old") is None
+        assert await here.claim_session("gone-old", gone.replica) is None

