@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("bench.bench_core", "bench.bench_pool", "bench.bench_gateway", "bench.bench_load", "bench.bench_search")
+MODULES = (
+    "bench.bench_core",
+    "bench.bench_pool",
+    "bench.bench_gateway",
+    "bench.bench_load",
+    "bench.bench_search",
+    "bench.bench_replicas",
+)
 
 
 def main() -> None:

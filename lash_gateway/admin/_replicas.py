@@ -161,11 +161,25 @@ class Replication:
 
     async def _apply_heard(self, receive: ObjectReceiveStream[RegistryRow]) -> None:
         async for row in receive:
-            await self._apply(row)
+            await self._applied(row)
 
     async def _catch_up(self) -> None:
         for row in await self.store.registry():
+            await self._applied(row)
+
+    async def _applied(self, row: RegistryRow) -> None:
+        """`_apply`, and a change that cannot be applied here is said in the log: the next ones still are."""
+        try:
             await self._apply(row)
+        except StoreError:
+            raise  # the store is gone: the follower reconnects and catches up
+        except Exception:
+            log.exception(
+                "a change of %s made on replica %s could not be applied here",
+                row.name,
+                row.origin,
+                extra={"registry_name": row.name, "origin": row.origin},
+            )
 
     async def _apply(self, row: RegistryRow) -> None:
         store = self.store
@@ -181,7 +195,10 @@ class Replication:
                 version, change = await (store.server(row.name) if servers else store.virtual_server(row.name))
             except StoreError as exc:
                 log.warning(
-                    "a change of %s could not be read: %s", row.name, exc, extra={"name": row.name, "reason": str(exc)}
+                    "a change of %s could not be read: %s",
+                    row.name,
+                    exc,
+                    extra={"registry_name": row.name, "reason": str(exc)},
                 )
                 return
             if store.versions.get((row.table, row.name), 0) >= version:
@@ -195,5 +212,5 @@ class Replication:
             "applied a change of %s made on replica %s",
             row.name,
             row.origin,
-            extra={"name": row.name, "origin": row.origin, "version": version},
+            extra={"registry_name": row.name, "origin": row.origin, "version": version},
         )

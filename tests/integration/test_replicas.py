@@ -9,6 +9,7 @@ with another key is refused; `status` through any replica shows every replica's 
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -99,8 +100,9 @@ async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
 
 
 async def test_an_attach_on_one_replica_reaches_the_others_clients_within_a_second(
-    database: str, key: bytes, upstream: UpstreamFactory
+    database: str, key: bytes, upstream: UpstreamFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="lash_gateway")  # as `serve` logs: every line is made, its facts too
     server = upstream()
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(replica(database, key))
@@ -124,6 +126,8 @@ async def test_an_attach_on_one_replica_reaches_the_others_clients_within_a_seco
             with anyio.fail_after(WAIT):
                 await client.wait_tools_changed(seen)
             assert "docs__echo" not in await client.tool_names()
+    applied = [r for r in caplog.records if r.getMessage().startswith("applied a change of docs made on replica")]
+    assert len(applied) == 2, "the attach and the detach, each applied once on the other replica"
 
 
 async def test_a_virtual_server_made_on_one_replica_is_served_by_the_others(database: str, key: bytes) -> None:
