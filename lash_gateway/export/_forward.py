@@ -47,6 +47,9 @@ _UNREACHABLE_FOR: Final = 10.0
 _MOVED_KEPT: Final = 10_000
 """Sessions taken over elsewhere whose holder this replica remembers."""
 _GONE: Final = "lash-gateway: the replica serving this call stopped before it ended; call it again"
+MAX_OPENING_BYTES: Final = 64 * 1024
+"""Largest initialize request kept in the store (a real one is a few hundred bytes): a session opened with a larger
+one cannot be taken over, so that clients cannot fill the store."""
 
 
 class SessionDirectory(Protocol):
@@ -107,6 +110,14 @@ class Forwarder:
         return remember
 
     async def _remember(self, session: str, opening: bytes) -> None:
+        if len(opening) > MAX_OPENING_BYTES:
+            log.warning(
+                "session %s is not in the store: its initialize request is over %d bytes; it cannot be taken over",
+                session,
+                MAX_OPENING_BYTES,
+                extra={"session": session},
+            )
+            return
         try:
             await self._directory.remember_session(session, opening)
         except StoreError as exc:

@@ -25,6 +25,7 @@ import mcp_types as types
 import pytest
 
 from lash_gateway import StoreError, load_gateway_config
+from lash_gateway.admin._audit import AuditEntry, AuditQuery
 from lash_gateway.admin._postgres_store import MIGRATIONS, PostgresStore
 from tests.integration._balancer import Balancer, balancing
 from tests.integration._gateway import (
@@ -97,6 +98,17 @@ async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=30.0) as client:
         yield client
+
+
+async def attach_elsewhere(client: GatewayClient, base_url: str, name: str, url: str) -> None:
+    """Attach `name` (streamable HTTP at `url`) through the admin API at `base_url`; returns once `client` heard
+    `tools/list_changed`."""
+    seen = client.tools_changed
+    async with admin(base_url) as api:
+        reply = await api.put(f"/admin/servers/{name}", json={"transport": "streamable_http", "url": url})
+        assert reply.status_code == 201, reply.text
+    with anyio.fail_after(WAIT):
+        await client.wait_tools_changed(seen)
 
 
 async def test_an_attach_on_one_replica_reaches_the_others_clients_within_a_second(
@@ -293,12 +305,7 @@ async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
 
         await poll(cancelled, WAIT)
 
-        seen = client.tools_changed
-        async with admin(replicas[2].base_url) as api:
-            reply = await api.put("/admin/servers/extra", json={"transport": "streamable_http", "url": extra.url})
-            assert reply.status_code == 201, reply.text
-        with anyio.fail_after(WAIT):
-            await client.wait_tools_changed(seen)
+        await attach_elsewhere(client, replicas[2].base_url, "extra", extra.url)
         assert "extra__echo" in await client.tool_names()
 
         used = set(balancer.connections)
@@ -343,12 +350,7 @@ async def test_a_2026_client_is_served_by_any_replica_its_rounds_included(
         async with connect(balancer.url, "http-auto", fresh_connections=True, elicitation_callback=elicit) as client:
             for _ in range(3):  # three rounds and their retries: each lands where the balancer sends it
                 assert text_of(await client.client.call_tool("docs__ask", {"message": "ok?"})) == "accept: yes"
-            seen = client.tools_changed
-            async with admin(replicas[1].base_url) as api:
-                reply = await api.put("/admin/servers/extra", json={"transport": "streamable_http", "url": extra.url})
-                assert reply.status_code == 201, reply.text
-            with anyio.fail_after(WAIT):
-                await client.wait_tools_changed(seen)
+            await attach_elsewhere(client, replicas[1].base_url, "extra", extra.url)
 
             async def everywhere() -> bool | None:  # each replica connects to it on its own
                 lists = [await client.tool_names() for _ in replicas]  # spread over the replicas
@@ -392,12 +394,7 @@ async def test_a_session_whose_replica_stops_is_taken_over_and_goes_on(
 
         assert text_of(await client.client.call_tool("docs__echo", {"text": "after"})) == "after"
         assert first.gateway.open_sessions() + second.gateway.open_sessions() == 1, "taken over by one replica"
-        seen = client.tools_changed
-        async with admin(first.base_url) as api:
-            reply = await api.put("/admin/servers/extra", json={"transport": "streamable_http", "url": extra.url})
-            assert reply.status_code == 201, reply.text
-        with anyio.fail_after(WAIT):  # heard on the GET stream, which the client opened again on the new holder
-            await client.wait_tools_changed(seen)
+        await attach_elsewhere(client, first.base_url, "extra", extra.url)
 
         async def listed() -> bool | None:
             return True if "extra__echo" in await client.tool_names() else None
@@ -491,12 +488,8 @@ async def test_a_replica_killed_or_stopped_mid_session_and_the_session_going_on(
 
                 assert text_of(await client.client.call_tool("docs__echo", {"text": "three"})) == "three"
                 last = next(p for p in survivors if p is not holder)
-                seen = client.tools_changed
-                async with admin(last.base_url) as api:
-                    body = {"transport": "streamable_http", "url": extra.url}
-                    assert (await api.put("/admin/servers/extra", json=body)).status_code == 201
-                with anyio.fail_after(WAIT):  # on the GET stream, which the client opened again on its holder
-                    await client.wait_tools_changed(seen)
+                # Heard on the GET stream, which the client opened again on the session's holder.
+                await attach_elsewhere(client, last.base_url, "extra", extra.url)
 
 
 def _replica_of(process: GatewayProcess) -> str:
@@ -533,3 +526,33 @@ async def test_the_store_forgets_sessions_that_ended_and_those_of_replicas_gone(
         assert await here.session_holder("here-ended") is None
         assert await here.session_holder("gone-old") is None
         assert await here.claim_session("gone-old", gone.replica) is None
+
+
+async def test_oauth_records_and_the_audit_log_live_in_the_shared_store(database: str, key: bytes) -> None:
+    """What one replica writes another reads: an upstream's OAuth record (sealed: not readable in the table) and the
+    audit log, filtered and newest first as the admin API asks for it."""
+    record = {"tokens": {"access_token": "at-secret-123", "refresh_token": "rt-secret-456"}, "url": "https://x"}
+    entries = [
+        AuditEntry(
+            1000.0 + i, "team" if i % 2 else None, "t1", "s", f"tool{i % 3}", "echo", "docs", "ok", 1.5, 2, 3, None
+        )
+        for i in range(6)
+    ]
+    async with PostgresStore(database, key) as writer, PostgresStore(database, key) as reader:
+        await writer.save_oauth("docs", record)
+        await writer.write_audit(entries, prune_before=1001.5)  # the two oldest are pruned in the same transaction
+        assert await reader.load_oauth("docs") == record
+        connection = await asyncpg.connect(database)
+        try:
+            sealed = await connection.fetchval("SELECT record FROM lash_oauth")
+        finally:
+            await connection.close()
+        assert b"at-secret-123" not in sealed and b"rt-secret-456" not in sealed
+        newest = await reader.read_audit(AuditQuery(limit=10))
+        assert [e.time for e in newest] == [1005.0, 1004.0, 1003.0, 1002.0]
+        assert [e.time for e in await reader.read_audit(AuditQuery(virtual_server="team", since=1002.5))] == [
+            1005.0,
+            1003.0,
+        ]
+        await reader.drop_oauth("docs")
+        assert await writer.load_oauth("docs") is None
