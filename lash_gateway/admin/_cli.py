@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from lash_core import Session
 
 from .._errors import GatewayError
+from .._redact import redacted_url
 from ..upstream._plugin import status_dict
 from ._admin_cli import ADMIN_COMMANDS, add_admin_commands, print_status_table, run_admin_command
 from ._api import is_loopback
@@ -139,7 +140,15 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     gateway = Gateway(config, store=store, admin_token=token, request_state_key=request_state_key(directory))
     gateway.factory.pool.authorizations.base_url = settings.public_url or base  # where OAuth approvals come back
     if gateway.replication is not None:  # where the other replicas reach this one
-        gateway.replication.url = os.environ.get(ADVERTISE_URL_ENV) or settings.advertise_url or base
+        advertised = os.environ.get(ADVERTISE_URL_ENV) or settings.advertise_url
+        if advertised is None and not is_loopback(host):
+            log.warning(
+                "replicas on other hosts cannot reach this one at %s: set LASH_GATEWAY_ADVERTISE_URL (or "
+                "gateway.advertise_url) to the address they reach it at",
+                base,
+                extra={"advertise_url": base},
+            )
+        gateway.replication.url = advertised or base
     server = http_server(
         gateway.http_app(),
         drain=settings.shutdown_drain,
@@ -164,6 +173,12 @@ def _store(directory: Path, explicit: str | None, settings: GatewaySettings) -> 
     where = explicit or os.environ.get(STORE_ENV) or settings.store
     if where is not None and is_postgres_url(where):
         return PostgresStore(where, oauth_key(directory))
+    if where is not None and ("://" in where or "password=" in where):  # a URL the gateway cannot use: not a file
+        shown = redacted_url(where) if "://" in where else "(a connection string)"
+        raise ServeError(
+            f"the store {shown} is neither a file path nor a postgresql:// URL (postgresql+asyncpg:// and key=value "
+            "strings are not read); give postgresql://user:password@host:port/database"
+        )
     path = Path(where).expanduser() if where else directory / STORE_FILE
     ensure_private(path)
     return StateStore(path, oauth_key(directory))

@@ -117,6 +117,7 @@ class Gateway:
                 servers=lambda: [status_dict(status) for status in self.factory.server_statuses()],
                 sessions=self.held_sessions,
                 session_idle_timeout=self.config.settings.export.session_idle_timeout,
+                close_session=self.close_session,
             )
             if isinstance(store, PostgresStore)
             else None
@@ -324,7 +325,7 @@ class Gateway:
         settings = self.config.settings
         replication = self.replication
         forwarder = (
-            Forwarder(replication.id, replication.address, replication.store, self.spawn)
+            Forwarder(replication.id, replication.address, replication.store, self.spawn, self.holds_session)
             if replication is not None
             else None
         )
@@ -398,10 +399,22 @@ class Gateway:
             tg.start_soon(self.export.end_calls, reason)
             tg.start_soon(self.virtual.end_calls, reason)
 
+    def _endpoints(self) -> list[HttpEndpoint]:
+        main = [self._endpoint] if self._endpoint is not None else []
+        return main + self.virtual.endpoints()
+
+    def holds_session(self, session: str) -> bool:
+        """Whether this gateway serves the streamable-HTTP session `session` now (on any endpoint)."""
+        return any(endpoint.holds(session) for endpoint in self._endpoints())
+
+    async def close_session(self, session: str) -> None:
+        """End the streamable-HTTP session `session`, wherever this gateway serves it."""
+        for endpoint in self._endpoints():
+            await endpoint.close_session(session)
+
     def held_sessions(self) -> list[str]:
         """The streamable-HTTP sessions this gateway holds now (every endpoint's)."""
-        main = self._endpoint.session_ids() if self._endpoint is not None else []
-        return main + self.virtual.session_ids()
+        return [session for endpoint in self._endpoints() for session in endpoint.session_ids()]
 
     def open_sessions(self) -> int:
         """Downstream sessions open now: streamable-HTTP sessions and legacy SSE connections of `http_app`."""

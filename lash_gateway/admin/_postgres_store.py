@@ -25,6 +25,7 @@ from dataclasses import astuple, dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
+import anyio
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from cryptography.fernet import InvalidToken
@@ -32,6 +33,7 @@ from cryptography.fernet import InvalidToken
 from .._config import ServerConfig
 from .._errors import StoreError
 from .._redact import redact, redacted_url
+from ..export._forward import DEAD_AFTER
 from ._audit import AuditEntry, AuditQuery
 from ._store import AUDIT_COLUMNS, Sealer, StoredChange, StoredVirtualServer
 from ._virtual_settings import VirtualServerConfig
@@ -120,6 +122,9 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
 """Schema versions in order; a version once released is never edited, a change is a new version."""
 
 _NOW: Final = "extract(epoch from clock_timestamp())"
+_COMMAND_TIMEOUT: Final = 10.0
+"""Seconds a connection, a statement or a wait for a pooled connection may take: a store that stops answering
+(a dropped link, a failover) fails a write, it does not hold the name's lock forever."""
 
 
 def is_postgres_url(store: str) -> bool:
@@ -164,7 +169,9 @@ class PostgresStore:
 
     async def __aenter__(self) -> Self:
         try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=4, command_timeout=_COMMAND_TIMEOUT, timeout=_COMMAND_TIMEOUT
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to the store {self.where}: {_reason(exc)}") from None
         try:
@@ -188,9 +195,9 @@ class PostgresStore:
         if self._pool is None:
             raise StoreError(f"the store {self.where} is not open")
         try:
-            async with self._pool.acquire() as connection:
+            async with self._pool.acquire(timeout=_COMMAND_TIMEOUT) as connection:
                 yield connection
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot {doing} the store {self.where}: {_reason(exc)}") from None
 
     async def _migrate(self) -> None:
@@ -264,7 +271,8 @@ class PostgresStore:
                 f"INSERT INTO {table} (name, config, changed_at, version, origin) "
                 f"VALUES ($1, $2, $3, nextval('lash_registry_version'), $4) "
                 "ON CONFLICT (name) DO UPDATE SET config = excluded.config, changed_at = excluded.changed_at, "
-                "version = excluded.version, origin = excluded.origin RETURNING version",
+                # A version taken under the row's lock: the change committed last has the highest one.
+                "version = nextval('lash_registry_version'), origin = excluded.origin RETURNING version",
                 name,
                 raw,
                 time.time(),
@@ -350,10 +358,12 @@ class PostgresStore:
                 on_change(RegistryRow(data["table"], data["name"], int(data["version"]), data["origin"]))
             except (ValueError, KeyError, TypeError):
                 log.warning("store %s: a registry notification was not understood", self.where)
+            except anyio.ClosedResourceError:  # heard while the listener closes: the next one catches up
+                pass
 
         try:
-            connection = await asyncpg.connect(self.url)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            connection = await asyncpg.connect(self.url, timeout=_COMMAND_TIMEOUT, command_timeout=_COMMAND_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot listen to the store {self.where}: {_reason(exc)}") from None
         try:
             connection.add_termination_listener(lambda _: on_lost())
@@ -405,17 +415,28 @@ class PostgresStore:
             return holder
 
     async def claim_session(self, session: str, holder: str) -> bytes | None:
-        """Take `session` over from `holder` (gone): its initialize request, or None if another replica took it
-        first (or it is unknown)."""
+        """Take `session` over from `holder`, if `holder` has not beaten for `DEAD_AFTER` seconds (by the database's
+        clock): its initialize request, or None (another replica took it first, it is unknown, or `holder` lives:
+        a refused connection alone must not put one session on two replicas)."""
         async with self._connection("write") as connection:
             opening: str | None = await connection.fetchval(
                 f"UPDATE lash_sessions SET replica = $3, touched_at = {_NOW} WHERE id = $1 AND replica = $2 "
+                f"AND NOT EXISTS (SELECT 1 FROM lash_replicas WHERE id = $2 AND heartbeat_at > {_NOW} - $4) "
                 "RETURNING opening",
                 session,
                 holder,
                 self.replica,
+                DEAD_AFTER,
             )
         return opening.encode() if opening is not None else None
+
+    async def sessions_elsewhere(self, held: list[str]) -> list[str]:
+        """Those of `held` that the store says another replica holds now (taken over while this one seemed gone)."""
+        async with self._connection("read") as connection:
+            rows = await connection.fetch(
+                "SELECT id FROM lash_sessions WHERE id = ANY($1) AND replica <> $2", held, self.replica
+            )
+        return [row["id"] for row in rows]
 
     async def prune_sessions(self, held: list[str], idle: float, grace: float = 60.0) -> None:
         """Forget sessions that ended here (not in `held`, recorded over `grace` seconds ago: a new one's record may

@@ -20,21 +20,22 @@ from anyio.abc import ObjectReceiveStream
 
 from .._config import ServerConfig
 from .._errors import StoreError
+from ..export._forward import DEAD_AFTER
 from ._http import RegistryLocks
 from ._postgres_store import SERVERS, PostgresStore, RegistryRow, ReplicaRow
 from ._store import StoredChange
 from ._virtual_settings import VirtualServerConfig
 
-__all__ = ["DEAD_AFTER", "HEARTBEAT", "Replication"]
+__all__ = ["HEARTBEAT", "Appliers", "Replication"]
 
 log = logging.getLogger("lash_gateway.replicas")
 
 HEARTBEAT: Final = 1.0
 """Seconds between heartbeats."""
-DEAD_AFTER: Final = 5.0
-"""A replica silent this long is taken for dead: nothing is sent to it, its sessions are taken over."""
 FORGET_AFTER: Final = 600.0
 """A replica silent this long leaves the list (and `status`)."""
+RECONCILE_EVERY: Final = 30.0
+"""Seconds between two catch-ups from the rows while the change feed seems alive."""
 PRUNE_EVERY: Final = 30
 """Heartbeats between two prunings of the store's session records."""
 _BACKLOG: Final = 10_000
@@ -63,6 +64,7 @@ class Replication:
         servers: Callable[[], list[dict[str, Any]]],
         sessions: Callable[[], list[str]] = list,
         session_idle_timeout: float = 1800.0,
+        close_session: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         """`url` is where other replicas reach this one (None: it serves no HTTP); `servers` is its view of its
         servers, as `status` shows them; `sessions` the handshake-era sessions it holds (the store forgets the others
@@ -73,6 +75,9 @@ class Replication:
         self._servers = servers
         self._sessions = sessions
         self._idle = session_idle_timeout
+        self._close_session = close_session
+        self._read_at = 0.0
+        """When `_peers` was read (this process's clock): their ages grow from there while the store cannot be read."""
         self._peers: dict[str, ReplicaRow] = {}
         self.caught_up = anyio.Event()
         """Set once the replica has caught up with the store the first time (and is hearing changes)."""
@@ -87,8 +92,10 @@ class Replication:
         try:
             for beat in itertools.count():
                 try:
+                    await self._fence()
                     await self.store.heartbeat(self.url, self._servers())
                     self._peers = {row.id: row for row in await self.store.replicas(FORGET_AFTER)}
+                    self._read_at = anyio.current_time()
                     if beat % PRUNE_EVERY == PRUNE_EVERY - 1:
                         await self.store.prune_sessions(self._sessions(), self._idle)
                 except StoreError as exc:
@@ -101,10 +108,25 @@ class Replication:
                 except StoreError as exc:
                     log.warning("could not leave the cluster: %s", exc, extra={"replica": self.id})
 
+    async def _fence(self) -> None:
+        """Close the sessions another replica took over while this one seemed gone (a stalled loop, a lost link to
+        the store): one session is never served by two replicas for longer than a heartbeat."""
+        held = self._sessions()
+        if self._close_session is None or not held:
+            return
+        for session in await self.store.sessions_elsewhere(held):
+            log.warning(
+                "session %s was taken over by another replica; closed here", session, extra={"session": session}
+            )
+            await self._close_session(session)
+
     def address(self, replica: str) -> str | None:
         """Where a live replica is reached; None if it is unknown, silent past `DEAD_AFTER`, or serves no HTTP."""
         row = self._peers.get(replica)
-        return row.url if row is not None and row.age < DEAD_AFTER else None
+        if row is None:
+            return None
+        age = row.age + anyio.current_time() - self._read_at
+        return row.url if age < DEAD_AFTER else None
 
     async def replicas(self) -> list[dict[str, Any]]:
         """Every replica's view of its servers, read from the store now."""
@@ -156,8 +178,16 @@ class Replication:
                 self.caught_up.set()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._apply_heard, receive)
+                    tg.start_soon(self._reconcile)
                     await lost.wait()
                     tg.cancel_scope.cancel()
+
+    async def _reconcile(self) -> None:
+        """Catch up from the rows every `RECONCILE_EVERY` seconds as well: a link that died without a word (no reset
+        from a failed-over database) leaves the listener deaf, and nothing else would say so."""
+        while True:
+            await anyio.sleep(RECONCILE_EVERY)  # a period, not a wait for something
+            await self._catch_up()
 
     async def _apply_heard(self, receive: ObjectReceiveStream[RegistryRow]) -> None:
         async for row in receive:

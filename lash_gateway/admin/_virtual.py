@@ -187,14 +187,9 @@ class VirtualServers:
             if not served.stop.is_set():  # one removed meanwhile has no clients left to tell
                 await served.export.tools_changed()
 
-    def session_ids(self) -> list[str]:
-        """The streamable-HTTP sessions of every virtual server."""
-        return [
-            session
-            for served in self._served.values()
-            if served.endpoint is not None
-            for session in served.endpoint.session_ids()
-        ]
+    def endpoints(self) -> list[HttpEndpoint]:
+        """The HTTP endpoints of the virtual servers served now."""
+        return [served.endpoint for served in self._served.values() if served.endpoint is not None]
 
     def open_sessions(self) -> int:
         return sum(served.endpoint.open_sessions() for served in self._served.values() if served.endpoint is not None)

@@ -26,6 +26,8 @@ ADOPTED_ID: Final[ContextVar[str | None]] = ContextVar("lash_gateway.adopted_id"
 """While a session is opened again, the id it must have (read where new sessions are named)."""
 _HEADERS: Final = [(b"content-type", b"application/json"), (b"accept", b"application/json, text/event-stream")]
 _INITIALIZED: Final = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+_REOPEN_TIMEOUT: Final = 10.0
+"""Seconds opening a session again may take (two requests answered in this process)."""
 
 
 class Adoptions:
@@ -48,15 +50,18 @@ class Adoptions:
         lock = self._opening.setdefault(session, anyio.Lock())
         try:
             async with lock:
-                opening = self._pending.pop(session, None)
-                if opening is not None:
-                    await _reopen(app, scope, session, opening)
+                opening = self._pending.get(session)
+                # Shielded and bounded: a client that leaves meanwhile must not leave the session half open.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_REOPEN_TIMEOUT):
+                    if opening is not None and await _reopen(app, scope, session, opening):
+                        del self._pending[session]
         finally:
             if not lock.locked() and not lock.statistics().tasks_waiting:
                 self._opening.pop(session, None)
 
 
-async def _reopen(app: ASGIApp, scope: Scope, session: str, opening: bytes) -> None:
+async def _reopen(app: ASGIApp, scope: Scope, session: str, opening: bytes) -> bool:
+    """Whether the session is open again (else its next request tries again)."""
     token = ADOPTED_ID.set(session)
     try:
         status, body = await _post(app, scope, opening, [])
@@ -70,13 +75,14 @@ async def _reopen(app: ASGIApp, scope: Scope, session: str, opening: bytes) -> N
             status,
             extra={"session": session, "status": status},
         )
-        return
+        return False
     headers = [
         (MCP_SESSION_ID_HEADER.lower().encode(), session.encode()),
         (MCP_PROTOCOL_VERSION_HEADER.lower().encode(), version.encode()),
     ]
     await _post(app, scope, _INITIALIZED, headers)
     log.info("session %s taken over", session, extra={"session": session})
+    return True
 
 
 async def _post(app: ASGIApp, scope: Scope, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:

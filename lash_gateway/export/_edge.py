@@ -29,6 +29,10 @@ FORWARDED: Final = b"x-lash-forwarded"
 """Set on a request one replica hands to another (`_forward`; its value: the replica that handed it on). Such a
 request is served where it arrives, never handed on again."""
 
+NOT_HELD: Final = "x-lash-not-held"
+"""On a 404 from a replica that was handed a request of a session it does not hold (any more): the replica that
+handed it asks the store where the session went."""
+
 if TYPE_CHECKING:
     from ._forward import Forwarder
     from ._router import Route, Router
@@ -135,8 +139,18 @@ class Edge:
             if body is None:
                 return
             receive = _replaying(body, inner)
+        if route is None:
+            await self._app(scope, receive, send)
+            return
+        endpoint = await self._router.admit(route, scope, send)  # who the client is first: nothing for a stranger
+        if endpoint is None:
+            return
         forwarder = self._forwarder
-        if forwarder is not None and forwarded is None and route is not None and route[0] == "mcp":
+        if forwarder is not None and forwarded is not None and session is not None and route[0] == "mcp":
+            if not forwarder.holds(session):  # taken over from here: the replica that sent it asks the store again
+                await reply(send, 404, "Session not found", rpc=True, headers=[(NOT_HELD.encode(), b"1")])
+                return
+        elif forwarder is not None and forwarded is None and route[0] == "mcp":
             if session is not None:
                 if body is None:  # a GET's or DELETE's empty body, taken now: the forwarder listens past it
                     body = await inner()
@@ -147,10 +161,7 @@ class Edge:
                     return
             elif scope["method"] == "POST" and version not in _MODERN_VERSIONS:  # an initialize, if it succeeds
                 send = forwarder.remembering(body["body"] if body is not None else b"", send)
-        if route is None:
-            await self._app(scope, receive, send)
-        else:
-            await self._router.serve(route, scope, receive, send)
+        await self._router.dispatch(route, endpoint, scope, receive, send)
 
     def _opens_session(self, route: Route | None, method: str, session: bytes | None, version: bytes | None) -> bool:
         """A `GET` of an SSE stream, or a POST to an MCP path without a session id that is not a (stateless)

@@ -80,6 +80,13 @@ class HttpEndpoint:
         self._manager.max_sessions = limit
         self._legacy.max_open = limit
 
+    def holds(self, session: str) -> bool:
+        return session in http_transports(self._manager)
+
+    async def close_session(self, session: str) -> None:
+        """End a streamable-HTTP session of this endpoint, if it has it."""
+        await close_http_session(self._manager, session)
+
     def session_ids(self) -> list[str]:
         """The streamable-HTTP sessions this endpoint holds now."""
         return list(http_transports(self._manager))

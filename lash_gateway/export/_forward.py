@@ -17,6 +17,7 @@ and a session whose replica is gone is taken over. A load balancer then needs no
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from collections import OrderedDict
@@ -31,9 +32,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .._errors import StoreError
 from ._adopt import Adoptions
-from ._edge import FORWARDED, reply
+from ._edge import FORWARDED, NOT_HELD, reply
 
-__all__ = ["Forwarder", "SessionDirectory"]
+__all__ = ["DEAD_AFTER", "Forwarder", "SessionDirectory"]
 
 log = logging.getLogger("lash_gateway.forward")
 
@@ -44,12 +45,28 @@ _NOT_PASSED: Final = frozenset(
 _CONNECT_TIMEOUT: Final = 5.0
 _UNREACHABLE_FOR: Final = 10.0
 """Seconds a replica whose port refused a connection is taken for gone, whatever its last heartbeat says."""
+_CLAIM_RETRY: Final = 0.25
+"""Seconds between two claims of a session whose holder refuses connections but still beats."""
+DEAD_AFTER: Final = 3.0
+"""Seconds without a heartbeat after which a replica is taken for gone (three beats missed)."""
 _MOVED_KEPT: Final = 10_000
 """Sessions taken over elsewhere whose holder this replica remembers."""
 _GONE: Final = "lash-gateway: the replica serving this call stopped before it ended; call it again"
 MAX_OPENING_BYTES: Final = 64 * 1024
 """Largest initialize request kept in the store (a real one is a few hundred bytes): a session opened with a larger
 one cannot be taken over, so that clients cannot fill the store."""
+
+
+class _Outcome(enum.Enum):
+    ANSWERED = enum.auto()
+    REFUSED = enum.auto()
+    """The replica refused the connection: nothing was sent to the client."""
+    NOT_HELD = enum.auto()
+    """The replica does not hold the session (any more): nothing was sent to the client."""
+
+
+class _Unreachable(Exception):
+    """The holder of a session refuses this replica's connections, yet beats in the store."""
 
 
 class SessionDirectory(Protocol):
@@ -59,7 +76,8 @@ class SessionDirectory(Protocol):
 
     async def session_holder(self, session: str) -> str | None: ...
 
-    async def claim_session(self, session: str, holder: str) -> bytes | None: ...
+    async def claim_session(self, session: str, holder: str) -> bytes | None:
+        """Take `session` from `holder` if its heartbeat is stale; its initialize request, or None."""
 
 
 class Forwarder:
@@ -71,9 +89,10 @@ class Forwarder:
         address: Callable[[str], str | None],
         directory: SessionDirectory,
         spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None],
+        holds: Callable[[str], bool],
     ) -> None:
         """`address(replica)` is where a live replica is reached (None: unknown, or silent too long); `spawn` runs
-        the store's writes that no answer waits for."""
+        the store's writes that no answer waits for; `holds(session)` says whether this replica serves it now."""
         self.replica = replica
         self.prefix = replica + "-"
         self.adoptions = Adoptions()
@@ -81,6 +100,7 @@ class Forwarder:
         self._address = address
         self._directory = directory
         self._spawn = spawn
+        self._holds = holds
         self._client: httpx2.AsyncClient | None = None
         self._unreachable: dict[str, float] = {}
         self._moved: OrderedDict[str, str] = OrderedDict()
@@ -131,27 +151,38 @@ class Forwarder:
     async def serve(self, session: bytes, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
         """Hand the request (its `body` read already) to the replica that holds `session`; False: it is (now) this
         replica's to serve. `receive` is only listened to for the client's leaving: it must not hand out the body."""
-        for _ in range(2):  # a holder that refuses the connection is gone: the second turn takes the session over
-            holder = await self._destination(session.decode("latin-1"))
+        text = session.decode("latin-1")
+        ask_store = False
+        for _ in range(3):  # a holder that refuses the connection, or no longer holds the session: ask again
+            try:
+                holder = await self._destination(text, ask_store)
+            except _Unreachable as exc:
+                await reply(send, 503, str(exc), rpc=True, headers=[(b"retry-after", b"1")])
+                return True
             if holder is None:
                 return False
             log.debug(
                 "session %s: %s %s handed to replica %s",
-                session,
+                text,
                 scope["method"],
                 scope["path"],
                 holder[0],
                 extra={"replica": holder[0]},
             )
-            if await self._forward(holder[1], scope, body, receive, send):
+            outcome = await self._forward(holder[1], scope, body, receive, send)
+            if outcome is _Outcome.ANSWERED:
                 return True
-            self._unreachable[holder[0]] = anyio.current_time() + _UNREACHABLE_FOR
-            log.warning(
-                "replica %s refuses connections: taken for gone",
-                holder[0],
-                extra={"replica": holder[0], "replica_url": holder[1]},
-            )
-        return False
+            if outcome is _Outcome.REFUSED:
+                self._unreachable[holder[0]] = anyio.current_time() + _UNREACHABLE_FOR
+                log.warning(
+                    "replica %s refuses connections: taken for gone",
+                    holder[0],
+                    extra={"replica": holder[0], "replica_url": holder[1]},
+                )
+            self._moved.pop(text, None)
+            ask_store = True  # not where its name or this replica's memory says: the store knows where it went
+        await reply(send, 503, "the replica holding this session cannot be found; retry", rpc=True)
+        return True
 
     def _live(self, replica: str) -> str | None:
         until = self._unreachable.get(replica)
@@ -161,16 +192,29 @@ class Forwarder:
             del self._unreachable[replica]
         return self._address(replica)
 
-    async def _destination(self, session: str) -> tuple[str, str] | None:
+    def holds(self, session: bytes) -> bool:
+        """Whether this replica serves `session` now, or opens it at its next request (taken over)."""
+        text = session.decode("latin-1")
+        return self._holds(text) or self.adoptions.pending(text)
+
+    async def _destination(self, session: str, ask_store: bool = False) -> tuple[str, str] | None:
         """The replica that holds `session` and its address, if another live one does; None: serve it here (taken
-        over now, if its holder is gone)."""
+        over now, if its holder is gone).
+
+        Raises:
+            _Unreachable: its holder refuses this replica's connections, yet goes on beating in the store.
+        """
         named, dash, _ = session.partition("-")
-        if not dash or named == self.replica:
+        if not dash:
             return None
-        if session not in self._moved and (address := self._live(named)) is not None:
+        if named == self.replica:
+            if self._holds(session):
+                return None
+        elif not ask_store and session not in self._moved and (address := self._live(named)) is not None:
             return named, address
+        deadline = anyio.current_time() + DEAD_AFTER + 1
         try:
-            for _ in range(2):
+            while True:
                 holder = self._moved.get(session) or await self._directory.session_holder(session)
                 if holder is None or holder == self.replica:
                     return None
@@ -189,7 +233,14 @@ class Forwarder:
                         extra={"session": session, "replica": holder},
                     )
                     return None
-                self._moved.pop(session, None)  # another replica claimed it first: ask again who
+                self._moved.pop(session, None)
+                if await self._directory.session_holder(session) != holder:
+                    continue  # another replica claimed it first: ask again who
+                if anyio.current_time() >= deadline:
+                    raise _Unreachable(f"replica {holder}, which holds this session, cannot be reached; retry")
+                # It refused us, but its heartbeat is fresh: taking the session now could leave it on two replicas.
+                # Nothing announces a heartbeat going stale, so the claim is tried again shortly.
+                await anyio.sleep(_CLAIM_RETRY)
         except StoreError as exc:
             log.warning("cannot find the holder of session %s: %s", session, exc, extra={"session": session})
         return None
@@ -200,13 +251,12 @@ class Forwarder:
         if len(self._moved) > _MOVED_KEPT:
             self._moved.popitem(last=False)
 
-    async def _forward(self, address: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
-        """Hand the request to `address` and stream its answer back; False: that replica refused the connection
-        (nothing was answered)."""
+    async def _forward(self, address: str, scope: Scope, body: bytes, receive: Receive, send: Send) -> _Outcome:
+        """Hand the request to `address` and stream its answer back (or say why nothing was answered)."""
         client = self._client
         if client is None:
             await reply(send, 503, "the gateway is not running", rpc=True)
-            return True
+            return _Outcome.ANSWERED
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = address + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
@@ -219,7 +269,7 @@ class Forwarder:
                 response = await client.send(request, stream=True)
             except httpx2.ConnectError:
                 tg.cancel_scope.cancel()
-                return False
+                return _Outcome.REFUSED
             except httpx2.HTTPError as exc:
                 log.warning(
                     "a request could not be handed to the replica at %s: %s",
@@ -229,13 +279,15 @@ class Forwarder:
                 )
                 await reply(send, 502, "the replica that holds this session did not answer", rpc=True)
                 tg.cancel_scope.cancel()
-                return True
+                return _Outcome.ANSWERED
             try:
+                if response.status_code == 404 and response.headers.get(NOT_HELD) is not None:
+                    return _Outcome.NOT_HELD  # it was taken over from there: the store says where it is
                 await self._stream(response, body, send)
             finally:
                 await response.aclose()
                 tg.cancel_scope.cancel()
-        return True
+        return _Outcome.ANSWERED
 
     async def _stream(self, response: httpx2.Response, body: bytes, send: Send) -> None:
         fields = [(k, v) for k, v in response.headers.raw if k.lower() not in _NOT_PASSED]

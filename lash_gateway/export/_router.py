@@ -16,6 +16,8 @@ token that passed goes on in the scope (`TOKEN_ID`), the token itself no further
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
 from starlette.types import Receive, Scope, Send
@@ -24,7 +26,7 @@ from .._bearer import Bearer
 from ._edge import TOKEN_ID, reply
 from ._endpoint import HttpEndpoint
 
-__all__ = ["GATEWAY_TOKEN_ID", "Route", "Router", "VirtualEndpoints", "token_digest"]
+__all__ = ["GATEWAY_TOKEN_ID", "Refusal", "Route", "Router", "VirtualEndpoints", "token_digest"]
 
 Kind = Literal["mcp", "sse", "messages"]
 Route = tuple[Kind, str | None]
@@ -32,7 +34,7 @@ Route = tuple[Kind, str | None]
 GATEWAY_TOKEN_ID: Final = "gateway"
 """The token id of a request that carried the gateway's own `auth_token`."""
 _PREFIXES: Final[tuple[tuple[str, Kind], ...]] = (("/mcp", "mcp"), ("/sse", "sse"), ("/messages", "messages"))
-_UNAUTHORIZED: Final = [(b"www-authenticate", b"Bearer")]
+_UNAUTHORIZED: Final = ((b"www-authenticate", b"Bearer"),)
 _REFUSED: Final = (401, "missing or wrong bearer token")
 
 
@@ -56,7 +58,8 @@ class VirtualEndpoints(Protocol):
 
 
 class Router:
-    """The ASGI app of every MCP path (the edge hands them over with `route`)."""
+    """Who serves every MCP path: the edge finds the route (`route`), the endpoint (`admit`), then serves it there
+    (`dispatch`), doing what else it must between the last two (handing a session to its replica)."""
 
     def __init__(self, main: HttpEndpoint, token: str | None, virtual: VirtualEndpoints) -> None:
         self._main = main
@@ -78,7 +81,9 @@ class Router:
                 return (kind, name) if name and "/" not in name else None
         return None
 
-    async def serve(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+    def resolve(self, route: Route, scope: Scope) -> HttpEndpoint | Refusal:
+        """The endpoint that serves the request (the id of the token that passed goes into the scope, `TOKEN_ID`),
+        or why it is refused. No I/O: the edge asks it before anything else is done for the request."""
         kind, name = route
         endpoint, token_id = self._main, None
         bearer = _bearer(scope)
@@ -87,33 +92,41 @@ class Router:
             if name is not None:
                 found = self._virtual.endpoint(name)
                 if found is None:
-                    await reply(send, 404, f"no virtual server is named {name!r}")
-                    return
+                    return Refusal(404, f"no virtual server is named {name!r}")
                 endpoint = found[0]
         elif name is None:
             matched = self._virtual.by_token(token_digest(bearer)) if bearer is not None else None
             if matched is not None:
                 endpoint, token_id = matched
             elif self._token is not None or (bearer is not None and self._virtual.any_served):
-                await reply(send, 401, "missing or wrong bearer token", headers=_UNAUTHORIZED)
-                return
+                return Refusal(*_REFUSED, _UNAUTHORIZED)
         else:
             found = self._virtual.endpoint(name)
             if found is None:  # said only to a client that could reach any virtual server of that name
                 open_gateway = self._token is None and not self._virtual.any_served
-                await reply(send, *((404, f"no virtual server is named {name!r}") if open_gateway else _REFUSED))
-                return
+                return Refusal(404, f"no virtual server is named {name!r}") if open_gateway else Refusal(*_REFUSED)
             endpoint, has_tokens = found
             matched = self._virtual.by_token(token_digest(bearer)) if bearer is not None else None
             if matched is not None and matched[0] is endpoint:  # one of its own tokens
                 token_id = matched[1]
             elif has_tokens or self._token is not None:
-                await reply(
-                    send, 401, f"missing or wrong bearer token for virtual server {name}", headers=_UNAUTHORIZED
-                )
-                return
+                return Refusal(401, f"missing or wrong bearer token for virtual server {name}", _UNAUTHORIZED)
         if token_id is not None:
             scope[TOKEN_ID] = token_id
+        return endpoint
+
+    async def admit(self, route: Route, scope: Scope, send: Send) -> HttpEndpoint | None:
+        """The endpoint that serves the request, or None once its refusal was answered."""
+        endpoint = self.resolve(route, scope)
+        if isinstance(endpoint, Refusal):
+            await reply(send, endpoint.status, endpoint.message, headers=endpoint.headers)
+            return None
+        return endpoint
+
+    @staticmethod
+    async def dispatch(route: Route, endpoint: HttpEndpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with the app of `endpoint` its route names."""
+        kind = route[0]
         method = scope["method"]
         if kind == "mcp":
             await endpoint.mcp(scope, receive, send)
@@ -125,6 +138,15 @@ class Router:
             await reply(
                 send, 405, f"{method} is not served here", headers=[(b"allow", b"GET" if kind == "sse" else b"POST")]
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request the router refuses, and how it says so."""
+
+    status: int
+    message: str
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 def _bearer(scope: Scope) -> str | None:
