@@ -279,7 +279,8 @@ async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
     database: str, key: bytes, upstream: UpstreamFactory
 ) -> None:
     """Three replicas behind a round-robin balancer, a client whose every request opens a new connection: its session
-    lives on one replica, and every request the others get is handed to that one."""
+    lives on one replica, and every request the others get is handed to that one: calls, progress, a sampling
+    answer, cancellation, a resource subscription and its update, and `list_changed` after an attach elsewhere."""
     docs, extra = upstream(), upstream()
     async with AsyncExitStack() as stack:
         replicas, balancer = await stack.enter_async_context(cluster(database, key, {"docs": http_upstream(docs.url)}))
@@ -312,6 +313,16 @@ async def test_one_session_goes_on_whichever_replica_each_request_lands_on(
             return True if (await cancelled_upstream(client)).count("slow") > before else None
 
         await poll(cancelled, WAIT)
+
+        # A resource subscription made through one replica, its update heard on the GET stream through another.
+        counter = "test://upstream/counter"
+        subscribe = types.SubscribeRequest(params=types.SubscribeRequestParams(uri=counter))
+        await client.client.session.send_request(subscribe, types.EmptyResult)
+        await client.client.call_tool("docs__bump", {})
+        with anyio.fail_after(WAIT):
+            await client.wait_notice(
+                lambda n: isinstance(n, types.ResourceUpdatedNotification) and str(n.params.uri) == counter
+            )
 
         await attach_elsewhere(client, replicas[2].base_url, "extra", extra.url)
         assert "extra__echo" in await client.tool_names()
