@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -43,6 +44,15 @@ _NOT_PASSED: Final = frozenset(
 )
 """Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not the request."""
 _CONNECT_TIMEOUT: Final = 5.0
+_KEEPALIVE: Final = [
+    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    *(
+        (socket.IPPROTO_TCP, getattr(socket, name), value)
+        for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
+        if hasattr(socket, name)  # Linux; elsewhere the system's defaults
+    ),
+]
+"""A connection to a replica that stops answering at the TCP level is dropped after about 11 s of silence."""
 _UNREACHABLE_FOR: Final = 10.0
 """Seconds a replica whose port refused a connection is taken for gone, whatever its last heartbeat says."""
 _CLAIM_RETRY: Final = 0.25
@@ -109,7 +119,10 @@ class Forwarder:
     async def running(self) -> AsyncIterator[None]:
         timeout = httpx2.Timeout(_CONNECT_TIMEOUT, read=None)  # a session's GET stream stays open for hours
         limits = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
-        async with httpx2.AsyncClient(timeout=timeout, limits=limits) as client:
+        # No read timeout, so TCP keepalive is what notices a holder whose machine vanished without a reset: its
+        # answers in flight then end with an error for their calls instead of waiting for ever.
+        transport = httpx2.AsyncHTTPTransport(limits=limits, socket_options=_KEEPALIVE)
+        async with httpx2.AsyncClient(timeout=timeout, transport=transport) as client:
             self._client = client
             try:
                 yield
