@@ -154,6 +154,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
         drain=settings.shutdown_drain,
         head_timeout=settings.request_timeout,
         end_calls=gateway.end_calls,
+        draining=gateway.draining,
     )
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory, store), flush=True)

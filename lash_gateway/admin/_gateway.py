@@ -391,6 +391,11 @@ class Gateway:
             forwarder=forwarder,
         )
 
+    async def draining(self) -> None:
+        """The service stops taking requests (`serve` calls this at SIGTERM): a replica leaves its cluster at once."""
+        if self.replication is not None:
+            await self.replication.leave()
+
     async def end_calls(self) -> None:
         """End every tool call in flight with an error saying the gateway is shutting down (and cancel it
         upstream); `serve` calls this when its drain period is over. Returns once they are over."""

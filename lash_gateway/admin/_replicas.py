@@ -76,6 +76,8 @@ class Replication:
         self._sessions = sessions
         self._idle = session_idle_timeout
         self._close_session = close_session
+        self._beating = anyio.Lock()
+        self._left = False
         self._read_at = 0.0
         """When `_peers` was read (this process's clock): their ages grow from there while the store cannot be read."""
         self._peers: dict[str, ReplicaRow] = {}
@@ -92,8 +94,11 @@ class Replication:
         try:
             for beat in itertools.count():
                 try:
-                    await self._fence()
-                    await self.store.heartbeat(self.url, self._servers())
+                    async with self._beating:
+                        if self._left:
+                            return
+                        await self._fence()
+                        await self.store.heartbeat(self.url, self._servers())
                     self._peers = {row.id: row for row in await self.store.replicas(FORGET_AFTER)}
                     self._read_at = anyio.current_time()
                     if beat % PRUNE_EVERY == PRUNE_EVERY - 1:
@@ -102,7 +107,17 @@ class Replication:
                     log.warning("heartbeat failed: %s", exc, extra={"replica": self.id, "reason": str(exc)})
                 await anyio.sleep(HEARTBEAT)  # a period, not a wait for something
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+            with anyio.CancelScope(shield=True):
+                await self.leave()
+
+    async def leave(self) -> None:
+        """Stop beating and leave the list now (the process is stopping): other replicas take this one's sessions
+        over at their next request, while its calls in flight finish."""
+        async with self._beating:
+            if self._left:
+                return
+            self._left = True
+            with anyio.move_on_after(2):
                 try:
                     await self.store.leave()
                 except StoreError as exc:

@@ -64,8 +64,10 @@ def http_server(
     drain: float,
     head_timeout: float = DEFAULT_HEAD_TIMEOUT,
     end_calls: Callable[[], Awaitable[None]] | None = None,
+    draining: Callable[[], Awaitable[None]] | None = None,
 ) -> uvicorn.Server:
-    """uvicorn as `serve` runs it: calls in flight get `drain` seconds at shutdown, then `end_calls()`.
+    """uvicorn as `serve` runs it: calls in flight get `drain` seconds at shutdown, then `end_calls()`; `draining()`
+    is awaited as the shutdown begins (a replica leaves its cluster then, so others take its sessions over at once).
 
     No access log: it was never shown at this log level, yet uvicorn built its fields for every request.
     Proxy headers stay trusted from loopback, so the admin API's loopback check sees a local proxy's real
@@ -80,7 +82,7 @@ def http_server(
         http=_bounded_http(head_timeout),
     )
     AppStatus.enable_automatic_graceful_drain = False  # what its disable_automatic_graceful_drain() does
-    return _DrainingServer(config, drain, end_calls)
+    return _DrainingServer(config, drain, end_calls, draining)
 
 
 def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
@@ -173,18 +175,29 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
 
 
 class _DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, drain: float, end_calls: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain: float,
+        end_calls: Callable[[], Awaitable[None]] | None,
+        draining: Callable[[], Awaitable[None]] | None,
+    ) -> None:
         super().__init__(config)
-        self._drain, self._end_calls = drain, end_calls
+        self._drain, self._end_calls, self._draining = drain, end_calls, draining
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._end_after_drain)
+                tg.start_soon(self._begin_drain)
                 await super().shutdown(sockets)
                 tg.cancel_scope.cancel()
         finally:
             AppStatus.should_exit = False  # process-wide: a later server in this process starts afresh
+
+    async def _begin_drain(self) -> None:
+        if self._draining is not None:
+            await self._draining()
 
     async def _end_after_drain(self) -> None:
         await anyio.sleep(self._drain)  # the drain period itself: a deadline, not a wait for something
