@@ -248,11 +248,12 @@ class Replication:
                 return
             if store.versions.get((row.table, row.name), 0) >= version:
                 return
-            store.mark(row.table, row.name, version)
             if isinstance(change, StoredChange):
                 await self._appliers.server(row.name, change.config)
             elif change is not None:
                 await self._appliers.virtual_server(*change)
+            # Held once applied: a change whose applying failed is tried again at the next catch-up.
+            store.mark(row.table, row.name, version)
         log.info(
             "applied a change of %s made on replica %s",
             row.name,
