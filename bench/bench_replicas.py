@@ -21,8 +21,8 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +33,7 @@ from mcp import Client
 from bench import _report
 from bench.bench_gateway import calls_per_second, connect, percentile, stdio_upstream
 from tests.integration._balancer import balancing
+from tests.integration._gateway import admin_client
 from tests.postgres import PostgresServer
 from tests.servers.launch import GatewayProcess, UpstreamProcess, child_env, write_config
 
@@ -68,11 +69,8 @@ def start_replicas(store: str, workdir: Path) -> list[GatewayProcess]:
     return replicas
 
 
-@asynccontextmanager
-async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=30.0) as client:
-        yield client
+def admin(base_url: str) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
+    return admin_client(base_url, ADMIN_TOKEN)
 
 
 async def wait_all_alive(replicas: Sequence[GatewayProcess]) -> None:

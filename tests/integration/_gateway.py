@@ -281,6 +281,19 @@ async def connected_gateway(
         yield served
 
 
+# --- the admin API ------------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def admin_client(
+    base_url: str, token: str | None, http_timeout: float | httpx2.Timeout = 30.0
+) -> AsyncIterator[httpx2.AsyncClient]:
+    """An HTTP client of the admin API at `base_url` that presents `token` (None: none)."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    async with httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=http_timeout) as http:
+        yield http
+
+
 # --- service routes -----------------------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from lash_gateway import Gateway, GatewayConfig, StateStore
 from lash_gateway.admin._state import STORE_FILE, oauth_key
 from tests.integration._gateway import (
     GatewayClient,
+    admin_client,
     connect,
     poll,
     text_of,
@@ -115,13 +116,6 @@ def refused_port() -> socket.socket:
 # --- admin requests -----------------------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def admin_client(base_url: str, token: str | None) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    async with httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=ADMIN_TIMEOUT) as http:
-        yield http
-
-
 def error_of(reply: httpx2.Response) -> str:
     """The `error` of a JSON error answer (fails the test if the answer is not one)."""
     assert reply.headers.get("content-type", "").startswith("application/json"), (reply.status_code, reply.text)
@@ -163,7 +157,7 @@ class SharedGateway:
         self.token = process.token()
 
     def admin(self) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
-        return admin_client(self.base_url, self.token)
+        return admin_client(self.base_url, self.token, ADMIN_TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -506,7 +500,7 @@ async def test_header_and_env_values_never_reach_answers_or_logs(
     with refused_port() as sock:
         down = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
         async with serving(tmp_path / "state", config, verbose=True) as process:
-            async with admin_client(process.base_url, process.token()) as admin:
+            async with admin_client(process.base_url, process.token(), ADMIN_TIMEOUT) as admin:
 
                 async def call(method: str, path: str, expected: int, body: Any = None) -> JsonObject:
                     reply = await admin.request(method, path, json=body)
@@ -561,7 +555,7 @@ async def test_restart_restores_runtime_attaches_and_detaches(
     )
     async with serving(state_dir, config) as first:
         await wait_servers_connected(first.base_url, ["cfgkeep", "cfgdrop"])
-        async with admin_client(first.base_url, token) as admin:
+        async with admin_client(first.base_url, token, ADMIN_TIMEOUT) as admin:
             url_body = {"url": module_http_upstream.url, "headers": {"Authorization": f"Bearer {HEADER_SECRET}"}}
             assert (await admin.put("/admin/servers/rtstdio", json=stdio_body())).status_code == 201
             assert (await admin.put("/admin/servers/rturl", json=url_body)).status_code == 201
@@ -574,7 +568,7 @@ async def test_restart_restores_runtime_attaches_and_detaches(
 
     async with serving(state_dir, config) as second:
         await wait_servers_connected(second.base_url, ["cfgkeep", "rtstdio", "rturl"])
-        async with admin_client(second.base_url, token) as admin:
+        async with admin_client(second.base_url, token, ADMIN_TIMEOUT) as admin:
             view = dict(await servers_view(admin))
             assert set(view) == {"cfgkeep", "rtstdio", "rturl"}  # cfgdrop stays detached
             assert view["rturl"]["headers"] == {"Authorization": "***"}
@@ -605,7 +599,7 @@ async def test_admin_token_from_flag_or_env_is_used_and_not_written(tmp_path: Pa
         assert (state_dir / URL_FILE).read_text(encoding="utf-8").strip() == process.base_url
         assert not (state_dir / ADMIN_TOKEN_FILE).exists()
         for candidate in ("flag-token", "env-token", "config-token"):
-            async with admin_client(process.base_url, candidate) as admin:
+            async with admin_client(process.base_url, candidate, ADMIN_TIMEOUT) as admin:
                 reply = await admin.get("/admin/servers")
                 assert reply.status_code == (200 if candidate == f"{winner}-token" else 401), candidate
         assert "flag-token" not in process.stdout_text() and "env-token" not in process.stdout_text()
@@ -643,7 +637,7 @@ async def test_attach_whose_store_write_fails_is_a_json_error_and_not_left_attac
         store = state_dir / STORE_FILE
         store.unlink()
         store.mkdir()  # SQLite cannot open a directory: every write now fails
-        async with admin_client(process.base_url, process.token()) as admin:
+        async with admin_client(process.base_url, process.token(), ADMIN_TIMEOUT) as admin:
             reply = await admin.put("/admin/servers/unstored", json={"url": module_http_upstream.url})
             assert reply.status_code == 500
             assert str(store) in error_of(reply)

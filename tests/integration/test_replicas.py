@@ -14,7 +14,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +32,7 @@ from tests.integration._balancer import Balancer, balancing
 from tests.integration._gateway import (
     GatewayClient,
     InProcessGateway,
+    admin_client,
     connect,
     http_upstream,
     poll,
@@ -94,11 +95,8 @@ async def replica(
         yield served
 
 
-@asynccontextmanager
-async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    async with httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=30.0) as client:
-        yield client
+def admin(base_url: str) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
+    return admin_client(base_url, ADMIN_TOKEN)
 
 
 async def attach_elsewhere(client: GatewayClient, base_url: str, name: str, url: str, *, hear: bool = True) -> None:

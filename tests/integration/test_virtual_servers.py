@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ from tests.integration._gateway import (
     ClientMode,
     GatewayClient,
     InProcessGateway,
+    admin_client,
     connect,
     connect_stdio,
     initialize_body,
@@ -97,10 +98,8 @@ async def gateway(
         yield served
 
 
-@asynccontextmanager
-async def admin(base_url: str) -> AsyncIterator[httpx2.AsyncClient]:
-    async with httpx2.AsyncClient(base_url=base_url, headers=bearer(ADMIN_TOKEN), timeout=WAIT) as http:
-        yield http
+def admin(base_url: str) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
+    return admin_client(base_url, ADMIN_TOKEN, WAIT)
 
 
 async def audit(base_url: str, **query: str) -> list[dict[str, Any]]:
