@@ -409,8 +409,12 @@ class Gateway:
         return main + self.virtual.endpoints()
 
     def holds_session(self, session: str) -> bool:
-        """Whether this gateway serves the streamable-HTTP session `session` now (on any endpoint)."""
-        return any(endpoint.holds(session) for endpoint in self._endpoints())
+        """Whether this gateway serves the streamable-HTTP session `session` now (on any endpoint). On a replica it
+        runs for every request of its own sessions: the plain endpoint, where most are, is asked first."""
+        main = self._endpoint
+        if main is not None and main.holds(session):
+            return True
+        return any(endpoint.holds(session) for endpoint in self.virtual.endpoints())
 
     async def close_session(self, session: str) -> None:
         """End the streamable-HTTP session `session`, wherever this gateway serves it."""
