@@ -270,13 +270,17 @@ def duration(ns: float) -> str:
     return _report.duration(ns, us_decimals=0)
 
 
-async def latency_figures(gateway: Target, direct: Target, label: str = "") -> list[Figure]:
-    through, straight = await paired_latencies(
-        lambda: call(gateway.client, gateway.echo, ECHO_ARGS),
-        lambda: call(direct.client, direct.echo, ECHO_ARGS),
+async def paired_echo_calls(first: Target, second: Target) -> tuple[list[int], list[int]]:
+    return await paired_latencies(
+        lambda: call(first.client, first.echo, ECHO_ARGS),
+        lambda: call(second.client, second.echo, ECHO_ARGS),
         warmup=LATENCY_WARMUP,
         calls=LATENCY_CALLS,
     )
+
+
+async def latency_figures(gateway: Target, direct: Target, label: str = "") -> list[Figure]:
+    through, straight = await paired_echo_calls(gateway, direct)
     p50, base50 = statistics.median(through), statistics.median(straight)
     p99, base99 = percentile(through, 0.99), percentile(straight, 0.99)
     added, added99 = p50 - base50, p99 - base99
@@ -494,7 +498,7 @@ async def run(workdir: Path) -> list[Figure]:
                 await cpu_figures(gateways[0], directs[0], gateway.process.pid, children[0], upstream.process.pid)
             )
             figures.append(await small_list_figure(gateways[0], directs[0]))
-            figures += await modern_figures(gateway, upstream, children[0])
+            figures += await modern_figures(gateway, upstream, children[0], gateways[0])
             figures += await virtual_server_figures(gateway, gateways[0])
     LOADS.append(os.getloadavg()[0])
     print(f"measuring: tools/list with {LIST_SERVERS} servers", flush=True)
@@ -505,8 +509,11 @@ async def run(workdir: Path) -> list[Figure]:
 MODERN: Final = "2026-07-28: "
 
 
-async def modern_figures(gateway: GatewayProcess, upstream: UpstreamProcess, upstream_pid: int) -> list[Figure]:
-    """The same figures for 2026-07-28 clients (`mode="auto"`), against the upstream on that protocol directly."""
+async def modern_figures(
+    gateway: GatewayProcess, upstream: UpstreamProcess, upstream_pid: int, handshake: Target
+) -> list[Figure]:
+    """The same figures for 2026-07-28 clients (`mode="auto"`), against the upstream on that protocol directly; and
+    against a handshake client through the same gateway (`handshake`), as the issue's title puts it."""
     async with AsyncExitStack() as stack:
         gateways, directs = [], []
         for _ in range(SESSIONS):
@@ -524,7 +531,24 @@ async def modern_figures(gateway: GatewayProcess, upstream: UpstreamProcess, ups
         echo, big = gateways[0].echo, gateways[0].big
         asked = Target(asking, echo, big), Target(straight_asking, directs[0].echo, directs[0].big)
         figures += (await latency_figures(*asked, f"{MODERN}declaring elicitation: "))[:1]
+        figures.append(await era_figure(gateways[0], handshake))
         return figures
+
+
+async def era_figure(modern: Target, handshake: Target) -> Figure:
+    """A 2026-07-28 client's call through the gateway against a handshake client's through it, paired."""
+    through, baseline = await paired_echo_calls(modern, handshake)
+    p50, base50 = statistics.median(through), statistics.median(baseline)
+    added = p50 - base50
+    return Figure(
+        f"{MODERN}echo call through the gateway, p50 ({'+' if added >= 0 else '-'}{duration(abs(added))})",
+        p50,
+        base50,
+        "handshake client, same",
+        "ns",
+        "-",
+        None,
+    )
 
 
 async def virtual_server_figures(gateway: GatewayProcess, plain: Target) -> list[Figure]:
@@ -586,7 +610,8 @@ NOTES = f"""\
 notes:
   gateway: lash-gateway serve (HTTP downstream) -> tests.servers.upstream over stdio; direct: the same server over
     streamable HTTP. Both reached from one client process (mcp.Client, mode="legacy"; "2026-07-28:" figures with
-    mode="auto", the direct server on that protocol too; "declaring elicitation": clients that take questions).
+    mode="auto", the direct server on that protocol too; "declaring elicitation": clients that take questions;
+    "through the gateway": a 2026-07-28 client against a handshake client, both through the gateway, paired).
   latency: {LATENCY_CALLS} echo calls each, gateway and direct alternating; "added" is gateway minus direct.
   throughput: {THROUGHPUT_CALLS} echo calls with {IN_FLIGHT} outstanding at all times, on 1 session or spread over
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.

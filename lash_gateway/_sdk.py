@@ -13,6 +13,10 @@ Client side (`upstream`):
 - `executable_command`, `create_process`, `stop_process`: the stdio client's process helpers (the child in
   its own process group or job object; close stdin, wait, then kill the tree). The gateway's own stdio
   transport reads the child's output itself, for speed, and starts and stops it exactly as the SDK does.
+- `pipe_writer`: the asyncio `StreamWriter` under the child's stdin (anyio's `StreamWriterWrapper._stream`). anyio's
+  `send()` yields to the event loop after every write, even when the pipe takes it at once: a loop turn and two
+  cancel-scope checks per call, on every call's path. The lane writes to the pipe itself and waits only when the
+  pipe is full.
 
 Server side (`export`):
 - `connection_of`: a request context's `ServerSession._connection`. The SDK has no public registry of
@@ -29,6 +33,7 @@ Server side (`export`):
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +56,7 @@ __all__ = [
     "executable_command",
     "holding",
     "http_transports",
+    "pipe_writer",
     "prefix_session_ids",
     "send_raw_request",
     "stop_process",
@@ -118,3 +124,9 @@ def holding(transport: StreamableHTTPServerTransport) -> Iterator[None]:
         transport._requests_in_flight -= 1
         if not transport._requests_in_flight:
             idle_scope.deadline = anyio.current_time() + timeout
+
+
+def pipe_writer(stdin: object) -> asyncio.StreamWriter | None:
+    """The asyncio writer under an anyio process's stdin; None where there is none (the SDK's Windows fallback)."""
+    writer = getattr(stdin, "_stream", None)
+    return writer if isinstance(writer, asyncio.StreamWriter) else None

@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -35,7 +35,7 @@ from .._errors import StoreError
 from .._redact import redact, redacted_url
 from ..export._forward import DEAD_AFTER
 from ._audit import AuditEntry, AuditQuery
-from ._store import AUDIT_COLUMNS, Sealer, StoredChange, StoredVirtualServer
+from ._store import AUDIT_COLUMNS, Sealer, StoredChange, StoredVirtualServer, audit_row
 from ._virtual_settings import VirtualServerConfig
 
 __all__ = ["CHANNEL", "MIGRATIONS", "PostgresStore", "RegistryRow", "ReplicaRow", "is_postgres_url"]
@@ -491,7 +491,7 @@ class PostgresStore:
         async with self._connection("write") as connection, connection.transaction():
             await connection.executemany(
                 f"INSERT INTO lash_audit ({AUDIT_COLUMNS}) VALUES ({placeholders})",
-                [astuple(entry) for entry in entries],
+                [audit_row(entry) for entry in entries],
             )
             if prune_before is not None:
                 await connection.execute("DELETE FROM lash_audit WHERE time < $1", prune_before)

@@ -139,6 +139,10 @@ def _bounded_http(head_timeout: float) -> type[HttpToolsProtocol]:
         def on_headers_complete(self) -> None:
             self._end_head()
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and cycle.scope is self.scope:  # this request's, not a pipelined one's
+                # Once the body is in, reading it cannot wait: the edge then reads it without a timer.
+                self.scope["extensions"][CONNECTION_EXTENSION]["received"] = lambda: not cycle.more_body
 
         def on_message_complete(self) -> None:
             super().on_message_complete()

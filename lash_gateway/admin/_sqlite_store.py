@@ -7,7 +7,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from .._config import ServerConfig
 from .._errors import StateError, StoreError
 from ._audit import AuditEntry, AuditQuery
 from ._state import ensure_private
-from ._store import AUDIT_COLUMNS, Sealer, StoredChange, StoredVirtualServer
+from ._store import AUDIT_COLUMNS, Sealer, StoredChange, StoredVirtualServer, audit_row
 from ._virtual_settings import VirtualServerConfig
 
 __all__ = ["StateStore"]
@@ -174,7 +173,7 @@ class StateStore:
         await self._run_write("DELETE FROM oauth WHERE server = ?", [(server,)])
 
     async def write_audit(self, entries: list[AuditEntry], prune_before: float | None) -> None:
-        rows = [astuple(entry) for entry in entries]
+        rows = [audit_row(entry) for entry in entries]
         statement = f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 12)})"
         after = ("DELETE FROM audit WHERE time < ?", (prune_before,)) if prune_before is not None else None
         await self._run_write(statement, rows, after)

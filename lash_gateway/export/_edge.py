@@ -49,7 +49,8 @@ CONNECTION_EXTENSION: Final = "lash_gateway.connection"
 `abort()` resets the connection without flushing what is buffered for it, `buffered()` says how many bytes wait in
 that buffer (so whether a client still reads), and `on_disconnect(callback)` has `callback()` called the moment the
 client's connection is lost (no task has to wait on `receive()` for it); it returns the function that takes the
-callback back, which a request calls once it is done."""
+callback back, which a request calls once it is done; `received()` says whether the request's body has arrived whole
+(so reading it cannot wait)."""
 TOKEN_ID: Final = "lash_gateway.token_id"
 """Where the router (`_router`) leaves the id of the client token a request carried, in its ASGI scope: limits and
 the audit log count calls by it (the token itself goes no further than the router)."""
@@ -135,7 +136,7 @@ class Edge:
         body: Message | None = None
         inner = receive
         if length not in (None, b"0") or chunked is not None:
-            body = await self._read_body(inner, send, length)
+            body = await self._read_body(scope, inner, send, length)
             if body is None:
                 return
             receive = _replaying(body, inner)
@@ -172,7 +173,7 @@ class Edge:
             return method == "GET"
         return method == "POST" and session is None and version not in _MODERN_VERSIONS
 
-    async def _read_body(self, receive: Receive, send: Send, length: bytes | None) -> Message | None:
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send, length: bytes | None) -> Message | None:
         """The whole body as one message, or None once an error was answered."""
         try:
             declared = int(length) if length is not None else 0
@@ -181,23 +182,29 @@ class Edge:
         if declared > self._max_body:  # not read at all: the connection closes
             await reply(send, 413, f"the request body is over {self._max_body} bytes", close=True)
             return None
-        chunks: list[bytes] = []
-        size = 0
+        received = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("received")
+        if received is not None and received():  # the usual small POST: a timer would cost more than the read
+            return await self._gather(receive, send)
         with anyio.move_on_after(self._body_timeout):
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None  # the client went away
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self._max_body:  # uvicorn reads the rest and drops it, so the client can read this
-                    await reply(send, 413, f"the request body is over {self._max_body} bytes")
-                    return None
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await self._gather(receive, send)
         await reply(send, 408, f"the request body did not arrive within {self._body_timeout:g}s", close=True)
         return None
+
+    async def _gather(self, receive: Receive, send: Send) -> Message | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:  # uvicorn reads the rest and drops it, so the client can read this
+                await reply(send, 413, f"the request body is over {self._max_body} bytes")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
 
 def _text(value: bytes | None) -> str | None:

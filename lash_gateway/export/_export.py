@@ -433,6 +433,27 @@ class McpExport:
                 release()
             self._observe(name, lash_name, session, token_id, sent, outcome, started, clock, result, wire)
 
+    async def call_stateless(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        call_id: str,
+        progress: ProgressReporter | None,
+        log: LogReporter,
+        token_id: str | None = None,
+    ) -> dict[str, Any]:
+        """`call` in a lash session of its own, closed once the call ends: a 2026-07-28 request's, whose client
+        takes no questions (so nothing is asked of it, and the request needs no SDK context).
+
+        Raises:
+            as `call`.
+        """
+        async with self._core.session(stateless=True) as session:
+            return await self.call(
+                session, name, arguments, call_id=call_id, progress=progress, log=log, token_id=token_id
+            )
+
     def _observe(
         self,
         name: str,

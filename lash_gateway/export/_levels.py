@@ -7,6 +7,7 @@ decided to send); a 2026-07-28 request that asked for no level gets none, as tha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, get_args
 
 import mcp_types as types
@@ -17,7 +18,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .._sdk import connection_of
 
-__all__ = ["LEVEL_KEY", "allows", "level_of_connection", "level_of_request", "set_level"]
+__all__ = ["LEVEL_KEY", "allows", "level_of_connection", "level_of_meta", "level_of_request", "set_level"]
 
 LEVEL_KEY: Final = "lash_gateway.log_level"
 """Where a connection's level lives in its `state`."""
@@ -41,9 +42,14 @@ def level_of_connection(connection: Connection) -> str:
 def level_of_request(ctx: ServerRequestContext[Any, Any]) -> str | None:
     """The level a request's messages are filtered at: the 2026-07-28 request's own, or its connection's."""
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        level = (ctx.meta or {}).get(LOG_LEVEL_META_KEY)
-        return level if isinstance(level, str) and level in _RANK else None
+        return level_of_meta(ctx.meta)
     return level_of_connection(connection_of(ctx))
+
+
+def level_of_meta(meta: Mapping[str, Any] | None) -> str | None:
+    """The level a 2026-07-28 request asked for in its `_meta` (None: it asked for no log messages)."""
+    level = (meta or {}).get(LOG_LEVEL_META_KEY)
+    return level if isinstance(level, str) and level in _RANK else None
 
 
 async def set_level(ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> types.EmptyResult:

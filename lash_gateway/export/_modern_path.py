@@ -13,8 +13,11 @@ gateway's own work for a call. This path runs the checks the SDK runs, in its or
 
 Then it calls the export's own handler for the method with a request context it builds, and shapes the result as
 the SDK's kernel does (cache hints, the protocol's result sieve, `resultType`, the `serverInfo` stamp), so both
-paths give the same answer. A request that fails a check, a method not listed here, a handler someone replaced:
-all go to the SDK untouched, so protocol errors keep coming from one place.
+paths give the same answer. A `tools/call` whose client declares no kind of question (most of them) needs no request
+context: no question can come, so there is no bridge; it goes to the export's call in a lash session of its own
+(`McpExport.call_stateless`), its progress and log messages straight to its reply. A request that fails a check,
+a method not listed here, a handler someone replaced: all go to the SDK untouched, so protocol errors keep coming
+from one place.
 
 Progress and log messages ride the request's own stream (SSE from the first of them), input-required results
 come from the export's bridge, and closing the stream cancels the request: the gateway's server says so the moment
@@ -42,6 +45,9 @@ from mcp_types import (
     CORE_RESULT_TYPES,
     INTERNAL_ERROR,
     SERVER_INFO_META_KEY,
+    CallToolRequestParams,
+    LoggingLevel,
+    LoggingMessageNotificationParams,
     ProgressToken,
     RequestId,
     RequestParams,
@@ -52,10 +58,14 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from ._asking import ASKABLE
 from ._bridge import ANSWER_NOW, AnsweredEarly
-from ._edge import CONNECTION_EXTENSION
-from ._export import McpExport
+from ._edge import CONNECTION_EXTENSION, TOKEN_ID
+from ._export import CALLS_ENDED, CallsEnded, McpExport
+from ._levels import allows, level_of_meta
+from ._limits import RATE_LIMITED, LimitExceeded
 from ._reply import MODERN, Reply, is_request_id
+from ._wire import for_era
 
 __all__ = ["HOT_METHODS", "ModernPath"]
 
@@ -109,9 +119,18 @@ class ModernPath:
             return False
         if method == "tools/call" and not self._param_headers_pass(scope, params["name"], params.get("arguments")):
             return False
-        connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
         meta = cast(RequestParams, typed).meta  # every request's params model is one
         reply = Reply(send, request_id, MODERN, self._export.keepalive)
+        if method == "tools/call" and _asks_nothing(route.client_capabilities, typed):
+            hangup = _Hangup(scope, receive, self._export.spawn)
+            try:
+                with hangup.scope:
+                    await self._call(scope, request_id, version, cast(CallToolRequestParams, typed), meta, reply)
+            finally:
+                hangup.release()
+                reply.close()
+            return True
+        connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
         channel = _Channel(reply, request_id, meta.get("progress_token") if meta else None)
         ctx: ServerRequestContext[Any, Any] = ServerRequestContext(
             session=ServerSession(channel, connection, request_meta=meta),
@@ -125,17 +144,9 @@ class ModernPath:
         )
         hangup = _Hangup(scope, receive, self._export.spawn)
 
-        async def answer(result: dict[str, Any]) -> None:
-            try:
-                wire = self._shaped(method, version, result)
-            except Exception as exc:
-                await _fail(reply, exc)
-            else:
-                await reply.result(wire)
-
         async def answer_now(result: dict[str, Any]) -> None:
             hangup.release()  # answered: the call that goes on is its retry's to end
-            await answer(result)
+            await self._respond(reply, method, version, result)
 
         answering = ANSWER_NOW.set(answer_now)
         try:
@@ -148,13 +159,64 @@ class ModernPath:
                 except Exception as exc:
                     await _fail(reply, exc)
                 else:
-                    await answer(result)
+                    await self._respond(reply, method, version, result)
         finally:
             ANSWER_NOW.reset(answering)
             hangup.release()
             reply.close()
             await aclose_shielded(connection)  # the request's lash session, as the SDK closes its connection
         return True
+
+    async def _call(
+        self,
+        scope: Scope,
+        request_id: RequestId,
+        version: str,
+        params: CallToolRequestParams,
+        meta: Mapping[str, Any] | None,
+        reply: Reply,
+    ) -> None:
+        """A `tools/call` whose client takes no questions, answered as the export's handler answers it, without the
+        SDK's connection and request context (no question can come, so no bridge either)."""
+        token: ProgressToken | None = meta.get("progress_token") if meta else None
+        requested = level_of_meta(meta)
+
+        async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
+            assert token is not None  # reported only when asked for
+            await reply.progress(token, progress, total, message)
+
+        async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
+            if allows(requested, level):  # as the SDK's session sends a log notification
+                notice = LoggingMessageNotificationParams(level=cast(LoggingLevel, level), data=data, logger=logger)
+                await reply.notify(
+                    "notifications/message", notice.model_dump(by_alias=True, mode="json", exclude_none=True)
+                )
+
+        try:
+            result = await self._export.call_stateless(
+                params.name,
+                params.arguments or {},
+                call_id=str(request_id),
+                progress=report if token is not None else None,
+                log=relay_log,
+                token_id=scope.get(TOKEN_ID),
+            )
+        except CallsEnded as exc:
+            await reply.error(CALLS_ENDED, str(exc))
+        except LimitExceeded as exc:
+            await reply.error(RATE_LIMITED, str(exc), exc.data)
+        except Exception as exc:
+            await _fail(reply, exc)
+        else:
+            await self._respond(reply, "tools/call", version, for_era(version, result))
+
+    async def _respond(self, reply: Reply, method: str, version: str, result: dict[str, Any]) -> None:
+        try:
+            wire = self._shaped(method, version, result)
+        except Exception as exc:
+            await _fail(reply, exc)
+        else:
+            await reply.result(wire)
 
     def _param_headers_pass(self, scope: Scope, name: str, arguments: Mapping[str, Any] | None) -> bool:
         """The SDK's check of `Mcp-Param-*` headers, for tools whose schema asks for them (the rest have none that
@@ -192,6 +254,14 @@ async def _fail(reply: Reply, exc: Exception) -> None:
     error)."""
     error = modern_error_data(exc)
     await reply.error(error.code, error.message, error.data)
+
+
+def _asks_nothing(capabilities: object, params: object) -> bool:
+    """Whether nothing can be asked of the request's client: its envelope declares no kind of question (however the
+    SDK would read the rest of it), and the request is no retry of an input-required round."""
+    if getattr(params, "request_state", None) is not None:
+        return False
+    return not isinstance(capabilities, dict) or all(capabilities.get(kind) is None for kind in ASKABLE)
 
 
 def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | None:

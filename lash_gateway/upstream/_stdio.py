@@ -35,7 +35,7 @@ from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
 from .._config import StdioServerConfig
-from .._sdk import create_process, executable_command, stop_process
+from .._sdk import create_process, executable_command, pipe_writer, stop_process
 from ._relay import CallRelay
 
 log = logging.getLogger("lash_gateway.stdio")
@@ -72,6 +72,7 @@ class StdioLane:
 
     def __init__(self, stdin: ByteSendStream) -> None:
         self._stdin = stdin
+        self._pipe = pipe_writer(stdin)
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
         self._closed = False
@@ -115,10 +116,18 @@ class StdioLane:
         await self.write_line(pydantic_core.to_json(message) + b"\n")
 
     async def write_line(self, line: bytes) -> None:
-        # One send() per message: the pipe's buffer never interleaves two of them.
+        # One write per message: the pipe's buffer never interleaves two of them.
+        pipe = self._pipe
         try:
-            await self._stdin.send(line)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            if pipe is None:
+                await self._stdin.send(line)
+                return
+            if pipe.is_closing():  # closed by us (the stop) or by the child
+                raise BrokenPipeError
+            pipe.write(line)
+            await pipe.drain()  # returns at once, without a loop turn, unless the child stopped reading
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError, RuntimeError):
+            # RuntimeError: uvloop's write() to a pipe that closed under it
             raise MCPError(types.CONNECTION_CLOSED, "Connection closed") from None
 
     async def _notify_cancelled(self, request_id: str) -> None:

@@ -4,8 +4,9 @@ protocol.
 `tests.servers.liar` answers `tools/call` wrongly in each of the ways a sloppy or hostile server might: a response
 with no result and no error, an error or a result that is not an object, noise around the answer. Each must end the
 call with a clear error (or with the answer, where one came) and leave the connection usable; a log message the
-server wrote before its answer must reach the caller before the call returns, and a caller that stops taking log
-messages must hold up no other call.
+server wrote before its answer must reach the caller before the call returns, a caller that stops taking log
+messages must hold up no other call, and a server that stops reading its stdin must hold a call no longer than its
+timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Final
 import anyio
 import pytest
 
-from lash_gateway import McpConnectionPool, McpServerConfig, UpstreamCallError
+from lash_gateway import CallTimeout, McpConnectionPool, McpServerConfig, UpstreamCallError
 from tests.servers.launch import PROJECT_ROOT
 from tests.servers.liar import REFUSE_CODE, REFUSE_MESSAGE
 
@@ -109,4 +110,19 @@ async def test_a_caller_that_stops_taking_messages_holds_up_no_other_call() -> N
             await stuck.wait()
             result = await pool.call_tool(tool("noise_then_answer"), {})
         assert result.text() == "answered"
+        tg.cancel_scope.cancel()
+
+
+async def test_a_server_that_stops_reading_holds_a_call_no_longer_than_its_timeout() -> None:
+    """The lane writes to the pipe itself: once the pipe and its buffer are full, a call waits for room, and its
+    timeout ends that wait (and the wait to tell the server it was cancelled), while other servers answer."""
+    deaf_one = McpServerConfig.stdio(sys.executable, ["-m", "tests.servers.liar"], cwd=str(PROJECT_ROOT))
+    async with liar() as pool, anyio.create_task_group() as tg:
+        with anyio.fail_after(WAIT):
+            await pool.attach("deaf", deaf_one)
+        tg.start_soon(partial(pool.call_tool, "mcp__deaf__deaf", {}, call_timeout=WAIT))
+        with anyio.fail_after(WAIT):  # more than the pipe and the transport's buffer take
+            with pytest.raises(CallTimeout):
+                await pool.call_tool("mcp__deaf__deaf", {"pad": "x" * 4_000_000}, call_timeout=1)
+            await still_answers(pool)
         tg.cancel_scope.cancel()

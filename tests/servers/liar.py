@@ -12,12 +12,14 @@ JSON-RPC itself. `python -m tests.servers.liar`. It answers `initialize` (echoin
   nobody holds, then the right answer (text ``"answered"``).
 - ``log_then_answer``: a ``notifications/message`` (logger ``liar``, data ``{"before": "answer"}``), then the answer.
 - ``bad_log_then_answer``: a ``notifications/message`` at level ``"loud"`` (no such level), then the answer.
+- ``deaf``: never answers, and never reads its stdin again (what the gateway writes piles up in the pipe).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import Any, Final
 
 REFUSE_CODE: Final = -32042
@@ -30,6 +32,7 @@ TOOLS: Final = (
     "noise_then_answer",
     "log_then_answer",
     "bad_log_then_answer",
+    "deaf",
 )
 ANSWER: Final = {"content": [{"type": "text", "text": "answered"}], "isError": False}
 
@@ -57,6 +60,8 @@ def _call(request_id: Any, tool: str) -> None:
         log = {"level": level, "logger": "liar", "data": {"before": "answer"}}
         _write({"jsonrpc": "2.0", "method": "notifications/message", "params": log})
         reply["result"] = ANSWER
+    elif tool == "deaf":
+        threading.Event().wait()  # until the gateway stops the process
     elif tool != "no_answer_fields":
         reply["error"] = {"code": -32602, "message": f"unknown tool {tool!r}"}
     _write(reply)

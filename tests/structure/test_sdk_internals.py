@@ -6,6 +6,7 @@ change it there, and only then move the `mcp` pin in pyproject.toml (the README 
 from __future__ import annotations
 
 import inspect
+import sys
 from importlib.metadata import version
 from typing import Any, Final
 
@@ -124,3 +125,18 @@ async def test_a_session_transport_has_the_idle_clock_the_fast_path_holds() -> N
 
 def test_mcp_types_still_has_the_tool_shape_the_fixtures_use() -> None:
     assert types.Tool.model_validate({"name": "t", "inputSchema": {"type": "object"}}).name == "t"
+
+
+@pytest.mark.anyio
+async def test_the_stdin_of_an_anyio_process_has_the_pipe_writer_the_stdio_lane_writes_to() -> None:
+    """`pipe_writer` reaches anyio's `StreamWriterWrapper._stream`, not the SDK: the lane writes a line through it and
+    the child reads it. Without it the lane still works, through anyio's slower `send()`."""
+    echo_line = "import sys; sys.stdout.write(sys.stdin.readline())"
+    async with await anyio.open_process([sys.executable, "-c", echo_line]) as process:
+        assert process.stdin is not None and process.stdout is not None
+        writer = _sdk.pipe_writer(process.stdin)
+        assert writer is not None, f"anyio {version('anyio')}: StreamWriterWrapper._stream moved; _sdk.pipe_writer"
+        writer.write(b"one line\n")
+        await writer.drain()
+        with anyio.fail_after(10):
+            assert await process.stdout.receive() == b"one line\n"
