@@ -433,25 +433,27 @@ class McpExport:
                 release()
             self._observe(name, lash_name, session, token_id, sent, outcome, started, clock, result, wire)
 
-    async def call_stateless(
-        self,
-        name: str,
-        arguments: Mapping[str, Any],
-        *,
-        call_id: str,
-        progress: ProgressReporter | None,
-        log: LogReporter,
-        token_id: str | None = None,
-    ) -> dict[str, Any]:
-        """`call` in a lash session of its own, closed once the call ends: a 2026-07-28 request's, whose client
-        takes no questions (so nothing is asked of it, and the request needs no SDK context).
+    async def open_stateless(self) -> Session:
+        """A lash session for one 2026-07-28 request served without the SDK's connection (see `close_stateless`)."""
+        session = self._core.session(stateless=True)
+        await session.ready()
+        return session
 
-        Raises:
-            as `call`.
-        """
-        async with self._core.session(stateless=True) as session:
-            return await self.call(
-                session, name, arguments, call_id=call_id, progress=progress, log=log, token_id=token_id
+    async def close_stateless(self, session: Session) -> None:
+        """Close a session of `open_stateless` once its request was answered, as the SDK closes a request's connection
+        (and with it the session the handler path built): shielded, within `STATELESS_CLOSE_TIMEOUT` seconds, and a
+        close hook that fails is logged, never the request's answer."""
+        with anyio.move_on_after(STATELESS_CLOSE_TIMEOUT, shield=True) as scope:
+            try:
+                await session.aclose()
+            except Exception:
+                log.exception("a close hook of session %s failed", session.id, extra={"session": session.id})
+        if scope.cancelled_caught:
+            log.warning(
+                "session %s took over %gs to close; its remaining close hooks were abandoned",
+                session.id,
+                STATELESS_CLOSE_TIMEOUT,
+                extra={"session": session.id},
             )
 
     def _observe(
@@ -546,6 +548,8 @@ class McpExport:
         return cast(types.CallToolResult, await self.answer(ctx, "tools/call", params, run))
 
 
+STATELESS_CLOSE_TIMEOUT: Final = 5.0
+"""Seconds the close hooks of a 2026-07-28 request's session get (the SDK's bound on a connection's cleanup)."""
 CALLS_ENDED: Final = types.INTERNAL_ERROR
 """JSON-RPC error code of a call `end_calls()` ended (the message says why: the gateway is shutting down)."""
 

@@ -15,7 +15,7 @@ Then it calls the export's own handler for the method with a request context it 
 the SDK's kernel does (cache hints, the protocol's result sieve, `resultType`, the `serverInfo` stamp), so both
 paths give the same answer. A `tools/call` whose client declares no kind of question (most of them) needs no request
 context: no question can come, so there is no bridge; it goes to the export's call in a lash session of its own
-(`McpExport.call_stateless`), its progress and log messages straight to its reply. A request that fails a check,
+(`McpExport.open_stateless`), its progress and log messages straight to its reply. A request that fails a check,
 a method not listed here, a handler someone replaced: all go to the SDK untouched, so protocol errors keep coming
 from one place.
 
@@ -192,8 +192,11 @@ class ModernPath:
                     "notifications/message", notice.model_dump(by_alias=True, mode="json", exclude_none=True)
                 )
 
+        export, session = self._export, None
         try:
-            result = await self._export.call_stateless(
+            session = await export.open_stateless()
+            result = await export.call(
+                session,
                 params.name,
                 params.arguments or {},
                 call_id=str(request_id),
@@ -209,6 +212,9 @@ class ModernPath:
             await _fail(reply, exc)
         else:
             await self._respond(reply, "tools/call", version, for_era(version, result))
+        finally:
+            if session is not None:  # after the answer, as the handler path's session closes with its connection
+                await export.close_stateless(session)
 
     async def _respond(self, reply: Reply, method: str, version: str, result: dict[str, Any]) -> None:
         try:

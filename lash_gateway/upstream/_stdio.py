@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Final, get_args
 
 import anyio
+import anyio.lowlevel
 import mcp_types as types
 import pydantic_core
 from anyio.abc import ByteSendStream
@@ -122,6 +123,7 @@ class StdioLane:
             if pipe is None:
                 await self._stdin.send(line)
                 return
+            await anyio.lowlevel.checkpoint_if_cancelled()  # a call past its deadline sends nothing (no loop turn)
             if pipe.is_closing():  # closed by us (the stop) or by the child
                 raise BrokenPipeError
             pipe.write(line)

@@ -31,6 +31,7 @@ from mcp.client.subscriptions import ToolsListChanged
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import ASGIApp
 
+from lash_core import PluginFactory
 from lash_gateway import Gateway, GatewayConfig, ServerConfig, Store
 from lash_gateway.admin._serving import DEFAULT_HEAD_TIMEOUT, http_server, listening_socket
 from tests.servers.launch import (
@@ -246,12 +247,17 @@ async def run_gateway_in_process(
     admin_token: str | None = None,
     request_state_key: bytes | None = None,
     port: int = 0,
+    plugins: Sequence[PluginFactory] = (),
 ) -> AsyncIterator[InProcessGateway]:
-    """`Gateway(config, store=..., admin_token=...).http_app()` served by `serve_app` (on `port`: 0 picks a free one);
-    its lifespan enters (and at exit closes) the gateway. The admin API is there when both `store` and `admin_token`
-    are given."""
+    """`Gateway(config, store=..., admin_token=..., plugins=...).http_app()` served by `serve_app` (on `port`: 0 picks
+    a free one); its lifespan enters (and at exit closes) the gateway. The admin API is there when both `store` and
+    `admin_token` are given."""
     gateway = Gateway(
-        config or GatewayConfig(), store=store, admin_token=admin_token, request_state_key=request_state_key
+        config or GatewayConfig(),
+        store=store,
+        admin_token=admin_token,
+        request_state_key=request_state_key,
+        plugins=plugins,
     )
     app = gateway.http_app()
     sock = listening_socket("127.0.0.1", port)  # bound first: OAuth flows need the gateway's address from the start

@@ -9,6 +9,7 @@ Which path answered is seen by a spy on the SDK's single-exchange entry (`handle
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -29,6 +30,8 @@ from mcp_types import (
 )
 from starlette.types import ASGIApp
 
+from lash_core import PluginRegistrar, PluginSessionContext
+from lash_core.testing import CallbackPluginFactory, StaticToolProvider, simple_tool
 from lash_gateway import McpServerConfig
 from lash_gateway.export import _reply as reply_module
 from tests.integration import _gateway as gateway_harness
@@ -38,6 +41,7 @@ from tests.integration._gateway import (
     connect,
     connected_gateway,
     poll,
+    run_gateway_in_process,
     sse_message,
     sse_messages,
     text_of,
@@ -144,8 +148,18 @@ SAME_ANSWERS: Final = {
 
 async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        # Which calls skip the export's handler: those whose client takes no questions.
+        handled: list[str] = []
+        handler = served.gateway.export.answer
+
+        async def spied(ctx: Any, method: str, params: Any, run: Any) -> dict[str, Any]:
+            handled.append(params.name)
+            return await handler(ctx, method, params, run)
+
+        monkeypatch.setattr(served.gateway.export, "answer", spied)
         fast = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
         assert reached_sdk == []
+        assert handled == [f"{SERVER}__echo"]  # the call from a client that takes questions
         to_sdk(served)
         sdk = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
         assert len(reached_sdk) == len(SAME_ANSWERS)
@@ -295,3 +309,31 @@ async def test_a_call_silent_for_long_becomes_a_stream_kept_alive_until_its_resu
     [result] = sse_messages(reply)
     assert result["result"]["content"] == [{"type": "text", "text": "slept 0.5s in 1 steps"}]
     assert "tools/call" not in reached_sdk
+
+
+async def test_a_plugins_close_hook_runs_after_the_answer_and_cannot_spoil_it(caplog: pytest.LogCaptureFixture) -> None:
+    """A 2026-07-28 call's lash session closes once its answer is out, as the SDK closes the request's connection: a
+    close hook that takes long holds up no answer, and one that fails is logged, not answered with."""
+    provider = StaticToolProvider([simple_tool("bump")], name="bumps")
+    release, failing = anyio.Event(), anyio.Event()
+
+    async def close_hook(ctx: PluginSessionContext) -> None:
+        if ctx.stateless:
+            await release.wait()
+            failing.set()
+            raise RuntimeError("the close hook broke")
+
+    def register(reg: PluginRegistrar, ctx: PluginSessionContext) -> None:
+        reg.tools().provider(provider)
+        reg.session().on_close(close_hook)
+
+    plugin = CallbackPluginFactory("closing", register)
+    caplog.set_level(logging.ERROR, logger="lash_gateway.export")
+    async with run_gateway_in_process(plugins=[plugin]) as served, httpx2.AsyncClient(timeout=WAIT) as http:
+        with anyio.fail_after(WAIT):
+            status, _, [answer] = await exchange(http, served.mcp_url, request("tools/call", {"name": "bump"}))
+            assert status == 200 and answer["result"]["isError"] is False
+            assert len(provider.calls) == 1
+            release.set()
+            await failing.wait()  # the hook's task logs its failure before it next yields, so before this resumes
+        assert "the close hook broke" in caplog.text

@@ -21,6 +21,7 @@ import anyio
 import pytest
 
 from lash_gateway import CallTimeout, McpConnectionPool, McpServerConfig, UpstreamCallError
+from lash_gateway.upstream._stdio import StdioLane
 from tests.servers.launch import PROJECT_ROOT
 from tests.servers.liar import REFUSE_CODE, REFUSE_MESSAGE
 
@@ -117,12 +118,33 @@ async def test_a_server_that_stops_reading_holds_a_call_no_longer_than_its_timeo
     """The lane writes to the pipe itself: once the pipe and its buffer are full, a call waits for room, and its
     timeout ends that wait (and the wait to tell the server it was cancelled), while other servers answer."""
     deaf_one = McpServerConfig.stdio(sys.executable, ["-m", "tests.servers.liar"], cwd=str(PROJECT_ROOT))
+    deaf = anyio.Event()
+
+    async def on_log(level: str, data: Any, logger: str | None = None) -> None:
+        deaf.set()
+
     async with liar() as pool, anyio.create_task_group() as tg:
         with anyio.fail_after(WAIT):
             await pool.attach("deaf", deaf_one)
-        tg.start_soon(partial(pool.call_tool, "mcp__deaf__deaf", {}, call_timeout=WAIT))
-        with anyio.fail_after(WAIT):  # more than the pipe and the transport's buffer take
-            with pytest.raises(CallTimeout):
+            tg.start_soon(partial(pool.call_tool, "mcp__deaf__deaf", {}, call_timeout=WAIT, log=on_log))
+            await deaf.wait()  # it reads nothing from now on
+            with pytest.raises(CallTimeout):  # 4 MB: more than the pipe and the transport's buffer take
                 await pool.call_tool("mcp__deaf__deaf", {"pad": "x" * 4_000_000}, call_timeout=1)
             await still_answers(pool)
         tg.cancel_scope.cancel()
+
+
+async def test_a_call_cancelled_before_its_request_is_written_sends_nothing() -> None:
+    """A call whose time ran out before its request was written (no checkpoint since) does not reach the server."""
+    process = await anyio.open_process([sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())"])
+    async with process:
+        assert process.stdin is not None and process.stdout is not None
+        lane = StdioLane(process.stdin)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await lane.write_line(b"cancelled\n")
+        await lane.write_line(b"sent\n")
+        await process.stdin.aclose()
+        with anyio.fail_after(WAIT):
+            received = b"".join([chunk async for chunk in process.stdout])
+    assert received == b"sent\n"

@@ -12,7 +12,8 @@ JSON-RPC itself. `python -m tests.servers.liar`. It answers `initialize` (echoin
   nobody holds, then the right answer (text ``"answered"``).
 - ``log_then_answer``: a ``notifications/message`` (logger ``liar``, data ``{"before": "answer"}``), then the answer.
 - ``bad_log_then_answer``: a ``notifications/message`` at level ``"loud"`` (no such level), then the answer.
-- ``deaf``: never answers, and never reads its stdin again (what the gateway writes piles up in the pipe).
+- ``deaf``: a ``notifications/message`` (data ``"deaf"``), then never answers and never reads its stdin again (what
+  the gateway writes then piles up in the pipe).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _call(request_id: Any, tool: str) -> None:
         _write({"jsonrpc": "2.0", "method": "notifications/message", "params": log})
         reply["result"] = ANSWER
     elif tool == "deaf":
+        _write({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "deaf"}})
         threading.Event().wait()  # until the gateway stops the process
     elif tool != "no_answer_fields":
         reply["error"] = {"code": -32602, "message": f"unknown tool {tool!r}"}
