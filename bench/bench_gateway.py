@@ -42,6 +42,8 @@ MANY_STARTUP_TIMEOUT: Final = 150.0
 
 LATENCY_WARMUP: Final = 50
 LATENCY_CALLS: Final = 500
+SLOWEST_CALLS: Final = 4000
+"""Sequential calls whose slowest is shown: enough for a full garbage collection of the process to fall among them."""
 IN_FLIGHT: Final = 16
 SESSIONS: Final = 4
 THROUGHPUT_CALLS: Final = 320
@@ -270,12 +272,14 @@ def duration(ns: float) -> str:
     return _report.duration(ns, us_decimals=0)
 
 
-async def paired_echo_calls(first: Target, second: Target) -> tuple[list[int], list[int]]:
+async def paired_echo_calls(
+    first: Target, second: Target, *, warmup: int = LATENCY_WARMUP, calls: int = LATENCY_CALLS
+) -> tuple[list[int], list[int]]:
     return await paired_latencies(
         lambda: call(first.client, first.echo, ECHO_ARGS),
         lambda: call(second.client, second.echo, ECHO_ARGS),
-        warmup=LATENCY_WARMUP,
-        calls=LATENCY_CALLS,
+        warmup=warmup,
+        calls=calls,
     )
 
 
@@ -304,6 +308,15 @@ async def latency_figures(gateway: Target, direct: Target, label: str = "") -> l
             None,
         ),
     ]
+
+
+async def slowest_figure(gateway: Target, direct: Target) -> Figure:
+    """The slowest of many sequential calls, each side's: a pause of the whole process (a full garbage collection)
+    shows here, where a p99 of a few hundred calls misses it."""
+    through, straight = await paired_echo_calls(gateway, direct, warmup=0, calls=SLOWEST_CALLS)
+    return Figure(
+        f"echo call, slowest of {SLOWEST_CALLS:,}", max(through), max(straight), "direct HTTP call", "ns", "-", None
+    )
 
 
 async def throughput_figures(gateway: list[Target], direct: list[Target], label: str = "") -> list[Figure]:
@@ -488,6 +501,7 @@ async def run(workdir: Path) -> list[Figure]:
                 directs.append(Target(straight, await tool_name(straight, "echo"), await tool_name(straight, "big")))
             print("measuring: call latency", flush=True)
             figures += await latency_figures(gateways[0], directs[0])
+            figures.append(await slowest_figure(gateways[0], directs[0]))
             print("measuring: throughput", flush=True)
             figures += await throughput_figures(gateways, directs)
             print("measuring: 1 MiB results and reads", flush=True)
@@ -612,7 +626,8 @@ notes:
     streamable HTTP. Both reached from one client process (mcp.Client, mode="legacy"; "2026-07-28:" figures with
     mode="auto", the direct server on that protocol too; "declaring elicitation": clients that take questions;
     "through the gateway": a 2026-07-28 client against a handshake client, both through the gateway, paired).
-  latency: {LATENCY_CALLS} echo calls each, gateway and direct alternating; "added" is gateway minus direct.
+  latency: {LATENCY_CALLS} echo calls each, gateway and direct alternating; "added" is gateway minus direct;
+    "slowest of": {SLOWEST_CALLS:,} more, alternating too (a full garbage collection of either process shows there).
   throughput: {THROUGHPUT_CALLS} echo calls with {IN_FLIGHT} outstanding at all times, on 1 session or spread over
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
   CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}

@@ -31,7 +31,7 @@ from ._api import is_loopback
 from ._gateway import MCP_PATH, SSE_PATH, Gateway
 from ._logs import LOG_FORMATS, configure_logging
 from ._postgres_store import PostgresStore, is_postgres_url
-from ._serving import http_server, listening_socket
+from ._serving import freeze_startup_heap, http_server, listening_socket
 from ._settings import GatewayConfig, GatewaySettings, load_gateway_config
 from ._sqlite_store import StateStore
 from ._state import (
@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stdio":
             directory = ensure_state_dir(state_dir(args.state_dir))
             store, key = _store(directory, args.store, config.settings), request_state_key(directory)
+            freeze_startup_heap()
             return anyio.run(_stdio, config, store, key, args.virtual_server)
         return anyio.run(_stack if args.command == "stack" else _inspect, config)
     except GatewayError as exc:
@@ -158,6 +159,7 @@ def _serve(config: GatewayConfig, args: argparse.Namespace) -> int:
     )
     token_source = f"in {token_file}" if token_file else "as configured"
     print(_banner(base, config, token_source, directory, store), flush=True)
+    freeze_startup_heap()
     try:
         # Under anyio.run rather than server.run(): anyio then reads its event loop from a context
         # variable instead of sniffing for it on every cancel scope, event and lock (~6% of a

@@ -20,6 +20,7 @@ The protocol subclass relies on uvicorn's httptools protocol (`data_received`, `
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..export._edge import CONNECTION_EXTENSION
 
-__all__ = ["END_GRACE", "MAX_HEAD_BYTES", "http_server", "listening_socket"]
+__all__ = ["END_GRACE", "MAX_HEAD_BYTES", "freeze_startup_heap", "http_server", "listening_socket"]
 
 log = logging.getLogger("lash_gateway.serving")
 
@@ -56,6 +57,17 @@ def listening_socket(host: str, port: int) -> socket.socket:
     # waits out the client's delayed ACK (~40 ms per request).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def freeze_startup_heap() -> None:
+    """Take every object alive now out of the cyclic garbage collector's view (`gc.freeze`): called once, as the
+    gateway process starts to serve, when about 120,000 objects are alive (modules, classes, schemas, the config).
+
+    Python's full collections walk every object in view. With these in it, one took about 110 ms on the development
+    VM, once every few thousand calls, and every call in flight waited it out; now the slowest of 8,000 sequential
+    calls takes 15-20 ms instead of 107 ms (`bench_gateway`: "slowest of"). Frozen objects are still freed by
+    reference counting; only a reference cycle among them would now stay for the process's life."""
+    gc.freeze()
 
 
 def http_server(
