@@ -60,13 +60,16 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def freeze_startup_heap() -> None:
-    """Take every object alive now out of the cyclic garbage collector's view (`gc.freeze`): called once, as the
-    gateway process starts to serve, when about 120,000 objects are alive (modules, classes, schemas, the config).
+    """Take every object alive now out of the cyclic garbage collector's view (`gc.freeze`), after one last full
+    collection (about 50 ms, so no garbage is kept): called once, as `serve` and `stdio` start to serve, when about
+    120,000 objects are alive (modules, classes, pydantic schemas, the config).
 
     Python's full collections walk every object in view. With these in it, one took about 110 ms on the development
-    VM, once every few thousand calls, and every call in flight waited it out; now the slowest of 8,000 sequential
-    calls takes 15-20 ms instead of 107 ms (`bench_gateway`: "slowest of"). Frozen objects are still freed by
-    reference counting; only a reference cycle among them would now stay for the process's life."""
+    VM, once every few thousand calls, and every call in flight waited it out; the slowest of 8,000 sequential calls
+    went from 107 ms to 14-21 ms (the bench's "slowest of" shows the same on 4,000). The objects frozen here live as
+    long as the process; were one of them to fall into a reference cycle later, that cycle (and what it holds) would
+    stay, since the collector takes frozen objects for roots."""
+    gc.collect()
     gc.freeze()
 
 
