@@ -273,6 +273,11 @@ def duration(ns: float) -> str:
     return _report.duration(ns, us_decimals=0)
 
 
+def difference(ns: float) -> str:
+    """A `duration` that may be negative (the gateway side faster)."""
+    return duration(ns) if ns >= 0 else "-" + duration(-ns)
+
+
 async def paired_echo_calls(
     first: Target, second: Target, *, warmup: int = LATENCY_WARMUP, calls: int = LATENCY_CALLS
 ) -> tuple[list[int], list[int]]:
@@ -291,7 +296,7 @@ async def latency_figures(gateway: Target, direct: Target, label: str = "") -> l
     added, added99 = p50 - base50, p99 - base99
     return [
         Figure(
-            f"{label}echo call, p50 (added {duration(added) if added >= 0 else '-' + duration(-added)})",
+            f"{label}echo call, p50 (added {difference(added)})",
             p50,
             base50,
             "direct HTTP call",
@@ -300,7 +305,7 @@ async def latency_figures(gateway: Target, direct: Target, label: str = "") -> l
             added <= ADDED_P50_TARGET_NS,
         ),
         Figure(
-            f"{label}echo call, p99 (added {duration(added99) if added99 >= 0 else '-' + duration(-added99)})",
+            f"{label}echo call, p99 (added {difference(added99)})",
             p99,
             base99,
             "direct HTTP call",
@@ -556,7 +561,7 @@ async def era_figure(modern: Target, handshake: Target) -> Figure:
     p50, base50 = statistics.median(through), statistics.median(baseline)
     added = p50 - base50
     return Figure(
-        f"{MODERN}echo call through the gateway, p50 ({'+' if added >= 0 else '-'}{duration(abs(added))})",
+        f"{MODERN}echo call through the gateway, p50 (added {difference(added)})",
         p50,
         base50,
         "handshake client, same",
