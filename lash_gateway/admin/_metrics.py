@@ -39,7 +39,9 @@ class GatewayMetrics:
         clients = Gauge("lash_gateway_clients_connected", "Open downstream MCP connections", registry=self.registry)
         clients.set_function(connected_clients)
         sessions = Gauge(
-            "lash_gateway_sessions_open", "Open streamable-HTTP sessions and SSE connections", registry=self.registry
+            "lash_gateway_sessions_open",
+            "Open streamable-HTTP sessions, SSE connections and 2026-07-28 listen streams",
+            registry=self.registry,
         )
         sessions.set_function(open_sessions)
         self.registry.register(_DroppedNotices(pool))

@@ -39,8 +39,9 @@ class ExportSettings(BaseModel):
     """Seconds a streamable-HTTP session may go without a request (or an open stream) before the
     gateway forgets it; the client then gets 404 and starts a new session."""
     max_sessions: int = Field(default=DEFAULT_MAX_SESSIONS, ge=1)
-    """Most downstream sessions open at once (streamable-HTTP sessions and legacy SSE connections; an
-    abandoned session holds about 40 KiB until it expires). Past it, new sessions get HTTP 503."""
+    """Most downstream sessions open at once (streamable-HTTP sessions, legacy SSE connections and the
+    `subscriptions/listen` streams of 2026-07-28 clients; an abandoned session holds about 40 KiB until it
+    expires). Past it, new sessions get HTTP 503."""
     notify_timeout: float = Field(default=5.0, gt=0, le=3600, allow_inf_nan=False)
     """Seconds a client may take to accept a notification (tools/list_changed) before the gateway
     closes its connection: a client that stopped reading holds up nobody else."""

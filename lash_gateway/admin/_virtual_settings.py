@@ -116,9 +116,9 @@ class VirtualServerConfig(BaseModel):
     mode: Literal["full", "search"] = "full"
     pinned: list[str] = []
     max_sessions: int | None = Field(default=None, ge=1)
-    """Streamable-HTTP sessions (and, as many again, legacy SSE connections) its clients may hold open, so that
-    one virtual server's clients cannot use up `gateway.export.max_sessions` for every other; None: no cap of its
-    own."""
+    """Streamable-HTTP sessions (and, as many again, legacy SSE connections and 2026-07-28 listen streams) its
+    clients may hold open, so that one virtual server's clients cannot use up `gateway.export.max_sessions` for every
+    other; None: no cap of its own."""
     """Tools listed as usual in search mode, by the plain endpoint's name."""
 
     @field_validator("tokens")

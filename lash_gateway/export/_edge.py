@@ -5,7 +5,8 @@
   cannot read server and tool names from `/readyz` either.
 - A body arrives whole within `body_timeout` seconds and `max_body` bytes (408, 413): a request whose
   `Content-Length` promises more than is sent holds nothing for longer than that.
-- A new session (an `initialize` POST without a session id, a `GET /sse`) past `max_sessions` gets 503.
+- A new session (an `initialize` POST without a session id, a `GET /sse`, a 2026-07-28 `subscriptions/listen`
+  stream, which a client holds open as a session's stream) past `max_sessions` gets 503.
 
 Then the MCP paths (`/mcp`, `/sse`, `/messages/`, and a virtual server's under each) go straight to the router
 (`_router`), past Starlette's router and middleware (every tool call goes there, and those layers wrap each request
@@ -42,6 +43,7 @@ __all__ = ["CONNECTION_EXTENSION", "TOKEN_ID", "Edge", "reply"]
 log = logging.getLogger("lash_gateway.edge")
 
 _MODERN_VERSIONS: Final = frozenset(version.encode() for version in MODERN_PROTOCOL_VERSIONS)
+_LISTEN: Final = b"subscriptions/listen"
 _PASSED_KEPT: Final = 64
 """(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
 CONNECTION_EXTENSION: Final = "lash_gateway.connection"
@@ -87,7 +89,7 @@ class Edge:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        host = origin = length = chunked = session = version = forwarded = None
+        host = origin = length = chunked = session = version = forwarded = rpc_method = None
         for name, value in scope["headers"]:
             # The first of repeated headers, as Starlette (and so the SDK) reads them.
             if name == b"host":
@@ -102,6 +104,8 @@ class Edge:
                 session = value
             elif name == b"mcp-protocol-version":
                 version = value
+            elif name == b"mcp-method":
+                rpc_method = rpc_method or value
             elif name == FORWARDED:
                 forwarded = value
         if (host, origin) not in self._passed:
@@ -114,10 +118,11 @@ class Edge:
             if len(self._passed) < _PASSED_KEPT:
                 self._passed.add((host, origin))
         route = self._router.route(scope)
+        # A listen the SDK serves says so in its Mcp-Method header: it refuses a header that is not the body's method.
+        listen = route is not None and route[0] == "mcp" and _listens(scope["method"], version, rpc_method)
         if (
-            self._opens_session(route, scope["method"], session, version)
-            and self._open_sessions() >= self._max_sessions
-        ):
+            listen or self._opens_session(route, scope["method"], session, version)
+        ) and self._open_sessions() >= self._max_sessions:
             self._on_refused()
             log.warning(
                 "new session refused: %d sessions are open, the limit is gateway.export.max_sessions=%d",
@@ -162,7 +167,10 @@ class Edge:
                     return
             elif scope["method"] == "POST" and version not in _MODERN_VERSIONS:  # an initialize, if it succeeds
                 send = forwarder.remembering(body["body"] if body is not None else b"", send)
-        await self._router.dispatch(route, endpoint, scope, receive, send)
+        if listen:
+            await endpoint.listen(scope, receive, send)
+        else:
+            await self._router.dispatch(route, endpoint, scope, receive, send)
 
     def _opens_session(self, route: Route | None, method: str, session: bytes | None, version: bytes | None) -> bool:
         """A `GET` of an SSE stream, or a POST to an MCP path without a session id that is not a (stateless)
@@ -205,6 +213,11 @@ class Edge:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+
+def _listens(method: str, version: bytes | None, rpc_method: bytes | None) -> bool:
+    """A 2026-07-28 `subscriptions/listen` POST: its answer is a stream the client holds open."""
+    return method == "POST" and rpc_method == _LISTEN and version in _MODERN_VERSIONS
 
 
 def _text(value: bytes | None) -> str | None:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._sdk import http_transports, prefix_session_ids
 from ._adopt import ADOPTED_ID, Adoptions
+from ._edge import reply
 from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
@@ -58,6 +59,8 @@ class HttpEndpoint:
         self.sse: ASGIApp = self._legacy
         self.messages: ASGIApp = self._legacy.messages
         export.close_http_session = partial(close_http_session, self._manager)
+        self.listening = 0
+        """2026-07-28 `subscriptions/listen` streams open now (see `listen`)."""
 
     async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
         """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
@@ -69,6 +72,20 @@ class HttpEndpoint:
                 break
         await app(scope, receive, send)
 
+    async def listen(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a 2026-07-28 `subscriptions/listen` request, counted as a session while its stream is open: a
+        2026-07-28 client holds it open as a handshake client holds its session's stream. Past `max_sessions` of them,
+        503."""
+        limit = self.max_sessions
+        if limit is not None and self.listening >= limit:
+            await reply(send, 503, f"this endpoint holds {limit} listen streams, its limit", rpc=True)
+            return
+        self.listening += 1
+        try:
+            await self.mcp(scope, receive, send)
+        finally:
+            self.listening -= 1
+
     @property
     def max_sessions(self) -> int | None:
         return self._manager.max_sessions
@@ -76,7 +93,7 @@ class HttpEndpoint:
     @max_sessions.setter
     def max_sessions(self, limit: int | None) -> None:
         """Sessions of this endpoint: streamable-HTTP sessions (503 past it, from the SDK's manager) and, as many
-        again, legacy SSE connections; None: the gateway's cap alone."""
+        again, legacy SSE connections and 2026-07-28 listen streams; None: the gateway's cap alone."""
         self._manager.max_sessions = limit
         self._legacy.max_open = limit
 
@@ -92,8 +109,8 @@ class HttpEndpoint:
         return list(http_transports(self._manager))
 
     def open_sessions(self) -> int:
-        """Streamable-HTTP sessions and legacy SSE connections open now."""
-        return open_http_sessions(self._manager) + self._legacy.open
+        """Streamable-HTTP sessions, legacy SSE connections and 2026-07-28 listen streams open now."""
+        return open_http_sessions(self._manager) + self._legacy.open + self.listening
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ for without limit; a 1 MB header was accepted; sessions had no cap.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Final
 
 import anyio
@@ -20,15 +21,19 @@ import pytest
 from lash_gateway import GatewayConfig, GatewaySettings
 from lash_gateway.admin._serving import MAX_HEAD_BYTES
 from tests.integration._gateway import (
+    LISTEN_HEADERS,
     MCP_HEADERS,
     InProcessGateway,
+    connect,
     gauge,
     initialize_body,
+    listen_body,
     metrics,
     raw_session,
     reply_to,
     run_gateway_in_process,
 )
+from tests.integration._helpers import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -217,4 +222,31 @@ async def test_sessions_past_the_limit_are_refused_with_503_and_counted(own_gate
         headers = {**MCP_HEADERS, "Mcp-Session-Id": opened[0], "MCP-Protocol-Version": "2025-11-25"}
         reply_to(await http.post(gateway.mcp_url, json=ping, headers=headers), 7)
         assert (await http.delete(gateway.mcp_url, headers=headers)).status_code == 200
+    await canary_works(gateway)
+
+
+async def test_listen_streams_count_as_sessions(own_gateway: InProcessGateway) -> None:
+    """A 2026-07-28 client holds its `subscriptions/listen` stream open as a handshake client holds its session: the
+    streams count against `max_sessions`, one past it is refused with 503, and a closed one frees its place. A
+    request that hides being a listen (its headers say otherwise) is refused, so it holds nothing uncounted."""
+    gateway = own_gateway
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        async with AsyncExitStack() as clients:
+            for _ in range(MAX_SESSIONS):  # each SDK client in mode="auto" has its listen stream open once entered
+                await clients.enter_async_context(connect(gateway.base_url, "http-auto"))
+            assert gateway.gateway.open_sessions() == MAX_SESSIONS
+            refused = await http.post(gateway.mcp_url, json=listen_body(), headers=LISTEN_HEADERS)
+            assert refused.status_code == 503, refused.text
+            assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
+            refused = await http.post(gateway.mcp_url, json=initialize_body(), headers=MCP_HEADERS)
+            assert refused.status_code == 503, refused.text
+            samples = await metrics(gateway.base_url)
+            assert gauge(samples, "lash_gateway_sessions_open") == MAX_SESSIONS
+        await wait_until(lambda: gateway.gateway.open_sessions() == 0)  # the clients closed their streams
+        for hidden in ({"Mcp-Method": "tools/list"}, {"MCP-Protocol-Version": "2025-11-25"}):
+            lying = await http.post(gateway.mcp_url, json=listen_body(), headers={**LISTEN_HEADERS, **hidden})
+            assert lying.status_code == 400, lying.text  # answered at once: no stream held
+        async with connect(gateway.base_url, "http-auto") as client:
+            assert gateway.gateway.open_sessions() == 1
+            assert [tool.name for tool in (await client.client.list_tools()).tools] == ["lash_gateway_status"]
     await canary_works(gateway)

@@ -20,7 +20,7 @@ import pytest
 from starlette.types import ASGIApp, Message
 
 from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
-from tests.integration._gateway import InProcessGateway, connect, run_gateway_in_process
+from tests.integration._gateway import InProcessGateway, connect, listen_body, run_gateway_in_process
 from tests.integration._helpers import wait_until
 from tests.servers.launch import PROJECT_ROOT, stdio_command
 
@@ -202,20 +202,7 @@ async def test_a_client_that_reads_slowly_is_not_dropped(caplog: pytest.LogCaptu
                 assert served.gateway.export.connected_clients == 1
 
 
-LISTEN: Final = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "subscriptions/listen",
-        "params": {
-            "notifications": {"toolsListChanged": True},
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientCapabilities": {},
-            },
-        },
-    }
-).encode()
+LISTEN: Final = json.dumps(listen_body()).encode()
 BURST: Final = 1500
 """List changes in a row: more than the 1,024 events a listen stream may fall behind by."""
 

@@ -334,6 +334,26 @@ def initialize_body(version: str = "2025-11-25") -> dict[str, Any]:
     }
 
 
+LISTEN_HEADERS: Final = {**MCP_HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"}
+"""The headers of a 2026-07-28 `subscriptions/listen` request (`listen_body`)."""
+
+
+def listen_body() -> dict[str, Any]:
+    """A 2026-07-28 `subscriptions/listen` request for tool list changes, from a client that declares nothing."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "subscriptions/listen",
+        "params": {
+            "notifications": {"toolsListChanged": True},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            },
+        },
+    }
+
+
 def sse_messages(reply: httpx2.Response) -> list[dict[str, Any]]:
     """The JSON-RPC messages of a POST reply, whether it came as JSON or as an SSE stream."""
     if reply.headers["content-type"].startswith("application/json"):

@@ -26,6 +26,7 @@ from lash_gateway.export._catalog import RESOURCE_NOT_FOUND
 from lash_gateway.export._limits import RATE_LIMITED
 from tests.integration._gateway import (
     CLIENT_MODES,
+    LISTEN_HEADERS,
     MCP_HEADERS,
     STATE_DIR_ENV,
     ClientMode,
@@ -35,6 +36,7 @@ from tests.integration._gateway import (
     connect,
     connect_stdio,
     initialize_body,
+    listen_body,
     metrics,
     poll,
     raw_session,
@@ -498,7 +500,8 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
 
 async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) -> None:
     """One virtual server's clients cannot take every session: past its `max_sessions` it refuses new ones (503)
-    while the gateway's other endpoints still admit; its token cannot be the gateway's own."""
+    while the gateway's other endpoints still admit; its token cannot be the gateway's own. The same holds for the
+    `subscriptions/listen` streams of its 2026-07-28 clients."""
     capped = {**VIRTUAL_SERVERS["ops"], "max_sessions": 1}
     async with gateway(tmp_path, {"ops": capped}, auth_token=GATEWAY_TOKEN) as served:
         url = f"{served.base_url}/mcp"
@@ -511,6 +514,13 @@ async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) 
                 assert second.status_code == 503
             async with raw_session(url, headers=bearer(GATEWAY_TOKEN)):
                 pass  # the plain endpoint still admits
+            async with connect(served.base_url, "http-auto", headers=bearer(OPS_TOKEN)):  # holds a listen stream
+                listen = {**LISTEN_HEADERS, **bearer(OPS_TOKEN)}
+                refused = await http.post(url, json=listen_body(), headers=listen)
+                assert refused.status_code == 503, refused.text
+                assert "1 listen streams" in refused.json()["error"]["message"]
+                async with connect(served.base_url, "http-auto", headers=bearer(GATEWAY_TOKEN)):
+                    pass  # the plain endpoint's clients still listen
         async with admin(served.base_url) as http:
             taken = await http.put("/admin/virtual-servers/mine", json={"tokens": [GATEWAY_TOKEN]})
             assert taken.status_code == 422 and "auth_token" in taken.text and GATEWAY_TOKEN not in taken.text
