@@ -540,10 +540,8 @@ class McpExport:
                     caller=caller,
                     token_id=token_id,
                 )
-            except CallsEnded as exc:
-                raise MCPError(CALLS_ENDED, str(exc)) from None
-            except LimitExceeded as exc:
-                raise MCPError(RATE_LIMITED, str(exc), exc.data) from None
+            except REFUSED as exc:
+                raise refusal(exc) from None
 
         return cast(types.CallToolResult, await self.answer(ctx, "tools/call", params, run))
 
@@ -556,6 +554,18 @@ CALLS_ENDED: Final = types.INTERNAL_ERROR
 
 class CallsEnded(Exception):
     """The gateway ended the call (`McpExport.end_calls`); `str()` says why, for the client."""
+
+
+REFUSED: Final = (CallsEnded, LimitExceeded)
+"""What `McpExport.call` raises for a call the gateway refused (`refusal` is its answer)."""
+
+
+def refusal(exc: CallsEnded | LimitExceeded) -> MCPError:
+    """The answer to a call the gateway refused, the same on every path: `RATE_LIMITED` with when to retry (an HTTP
+    429 where the whole request is refused), or an internal error saying why the calls ended."""
+    if isinstance(exc, LimitExceeded):
+        return MCPError(RATE_LIMITED, str(exc), exc.data)
+    return MCPError(CALLS_ENDED, str(exc))
 
 
 class _GatewayServer(Server[Any]):

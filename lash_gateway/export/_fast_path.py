@@ -45,9 +45,8 @@ from starlette.types import Message, Receive, Scope, Send
 from .._sdk import holding, http_transports
 from ._asking import connection_caller
 from ._edge import TOKEN_ID
-from ._export import CALLS_ENDED, CallsEnded, McpExport
+from ._export import REFUSED, McpExport, refusal
 from ._levels import allows, level_of_connection
-from ._limits import RATE_LIMITED, LimitExceeded
 from ._modern_path import ModernPath
 from ._reply import HANDSHAKE, Reply, is_request_id
 
@@ -184,11 +183,9 @@ class FastPath:
                     caller=connection_caller(connection),
                     token_id=scope.get(TOKEN_ID),
                 )
-            except CallsEnded as exc:
-                await reply.error(CALLS_ENDED, str(exc))
-                return
-            except LimitExceeded as exc:
-                await reply.error(RATE_LIMITED, str(exc), exc.data)
+            except REFUSED as exc:
+                refused = refusal(exc)
+                await reply.error(refused.code, refused.message, refused.data)
                 return
             finally:
                 del self._calls[key]

@@ -61,9 +61,8 @@ from starlette.types import Receive, Scope, Send
 from ._asking import ASKABLE
 from ._bridge import ANSWER_NOW, AnsweredEarly
 from ._edge import CONNECTION_EXTENSION, TOKEN_ID
-from ._export import CALLS_ENDED, CallsEnded, McpExport
+from ._export import REFUSED, McpExport, refusal
 from ._levels import allows, level_of_meta
-from ._limits import RATE_LIMITED, LimitExceeded
 from ._reply import MODERN, Reply, is_request_id
 from ._wire import for_era
 
@@ -204,10 +203,8 @@ class ModernPath:
                 log=relay_log,
                 token_id=scope.get(TOKEN_ID),
             )
-        except CallsEnded as exc:
-            await reply.error(CALLS_ENDED, str(exc))
-        except LimitExceeded as exc:
-            await reply.error(RATE_LIMITED, str(exc), exc.data)
+        except REFUSED as exc:
+            await _fail(reply, refusal(exc))
         except Exception as exc:
             await _fail(reply, exc)
         else:
