@@ -351,6 +351,11 @@ class Session:
         for hook in self._reg.session_ready:
             await hook.item(self.context)
 
+    @property
+    def closes_with_hooks(self) -> bool:
+        """Whether `aclose` runs any hook: a host that bounds closing with a timeout skips it when none would run."""
+        return bool(self._reg.session_close)
+
     async def aclose(self) -> None:
         """Fire `session().on_close` hooks, in reverse registration order."""
         for hook in reversed(self._reg.session_close):

@@ -443,6 +443,8 @@ class McpExport:
         """Close a session of `open_stateless` once its request was answered, as the SDK closes a request's connection
         (and with it the session the handler path built): shielded, within `STATELESS_CLOSE_TIMEOUT` seconds, and a
         close hook that fails is logged, never the request's answer."""
+        if not session.closes_with_hooks:
+            return  # the common case; the timeout's scope would cost more than the rest of the close
         with anyio.move_on_after(STATELESS_CLOSE_TIMEOUT, shield=True) as scope:
             try:
                 await session.aclose()

@@ -470,6 +470,15 @@ async def test_async_with_opens_the_session_and_closes_it_in_reverse_registratio
     ]
 
 
+def test_a_session_says_whether_closing_it_runs_hooks() -> None:
+    """Hosts skip the timeout they bound closing with when no hook would run (the gateway, per stateless request)."""
+    plain = LashCore.builder().plugin(ReadyPluginFactory()).build()
+    hooked = LashCore.builder().plugin(CallbackPluginFactory("one", closes([], "one"))).build()
+
+    assert plain.session().closes_with_hooks is False
+    assert hooked.session().closes_with_hooks is True
+
+
 async def test_aclose_fires_close_hooks_without_opening_again() -> None:
     factory = ReadyPluginFactory()
     core = LashCore.builder().plugin(factory).plugin(CallbackPluginFactory("c", closes(factory.events, "c"))).build()
