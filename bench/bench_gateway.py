@@ -15,17 +15,22 @@ surface size, so the only difference is the number of servers).
 from __future__ import annotations
 
 import gc
+import json
 import os
+import select
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -53,6 +58,7 @@ BIG_BYTES: Final = 1_048_576
 BIG_WARMUP: Final = 3
 BIG_CALLS: Final = 15
 CPU_CALLS: Final = 400
+RAW_CALLS: Final = 2000
 LIST_SERVERS: Final = 50
 LIST_TOOLS_PER_SERVER: Final = 20
 LIST_WARMUP: Final = 5
@@ -552,7 +558,138 @@ async def modern_figures(
         asked = Target(asking, echo, big), Target(straight_asking, directs[0].echo, directs[0].big)
         figures += (await latency_figures(*asked, f"{MODERN}declaring elicitation: "))[:1]
         figures.append(await era_figure(gateways[0], handshake))
+        figures += await floor_figures(gateway, upstream, echo)
         return figures
+
+
+async def floor_figures(gateway: GatewayProcess, upstream: UpstreamProcess, echo: str) -> list[Figure]:
+    """The same 2026-07-28 echo call from a bare HTTP client to the direct server, to the gateway, and to an ideal
+    forwarder (`_forwarder`: the least any Python gateway does), in turns: what the gateway adds, against what any
+    gateway on this machine would add."""
+    print("measuring: 2026-07-28 calls from a bare client, and an ideal forwarder", flush=True)
+    with forwarder() as port:
+        sides = [
+            RawCaller(upstream.url, "echo"),
+            RawCaller(gateway.mcp_url, echo),
+            RawCaller(f"http://127.0.0.1:{port}/", "echo"),
+        ]
+        try:
+            took = await anyio.to_thread.run_sync(partial(raw_rounds, sides, RAW_CALLS))
+        finally:
+            for side in sides:
+                side.close()
+    direct, through, ideal = (statistics.median(side) for side in took)
+    return [
+        Figure(
+            f"{MODERN}bare client: ideal forwarder, p50 (added {difference(ideal - direct)})",
+            ideal,
+            direct,
+            "direct HTTP call",
+            "ns",
+            "-",
+            None,
+        ),
+        Figure(
+            f"{MODERN}bare client: gateway, p50 (added {difference(through - direct)})",
+            through,
+            direct,
+            "direct HTTP call",
+            "ns",
+            "-",
+            None,
+        ),
+    ]
+
+
+@contextmanager
+def forwarder() -> Iterator[int]:
+    """`bench._forwarder` with a stdio upstream like the gateway's; yields its port."""
+    upstream = stdio_upstream()
+    command = [sys.executable, "-m", "bench._forwarder", upstream["command"], *upstream["args"]]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
+        line = process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the ideal forwarder did not start (exit code {process.poll()})")
+        yield int(line)
+    finally:
+        process.terminate()
+        process.wait(STARTUP_TIMEOUT)
+
+
+class RawCaller:
+    """One keep-alive connection that sends the same 2026-07-28 `tools/call` as a bare client would: no SDK."""
+
+    def __init__(self, url: str, name: str) -> None:
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {
+                    "name": name,
+                    "arguments": ECHO_ARGS,
+                    "_meta": {
+                        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                        "io.modelcontextprotocol/clientCapabilities": {},
+                    },
+                },
+            }
+        ).encode()
+        head = (
+            f"POST {parts.path or '/'} HTTP/1.1\r\nhost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+            "accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n"
+            f"mcp-method: tools/call\r\nmcp-name: {name}\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
+        self._request = head.encode() + body
+        self._socket = socket.create_connection((parts.hostname, parts.port), timeout=STARTUP_TIMEOUT)
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call(self) -> int:
+        """Nanoseconds for one call, answered whole (a JSON answer with a Content-Length, as all three give)."""
+        start = time.perf_counter_ns()
+        self._socket.sendall(self._request)
+        received = b""
+        while True:
+            chunk = self._socket.recv(65536)
+            if not chunk:
+                raise RuntimeError("the server closed the connection")
+            received += chunk
+            head, found, body = received.partition(b"\r\n\r\n")
+            if found and len(body) >= _content_length(head):
+                break
+        took = time.perf_counter_ns() - start
+        if not head.startswith(b"HTTP/1.1 200") or b'"hello"' not in body:
+            raise RuntimeError(f"unexpected answer: {received[:300]!r}")
+        return took
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise RuntimeError(f"an answer without Content-Length: {head[:300]!r}")
+
+
+def raw_rounds(sides: Sequence[RawCaller], calls: int) -> list[list[int]]:
+    """`calls` calls of each side after a warmup, in turns, which side goes first rotating."""
+    for side in sides:
+        for _ in range(LATENCY_WARMUP):
+            side.call()
+    took: list[list[int]] = [[] for _ in sides]
+    for index in range(calls):
+        for turn in range(len(sides)):
+            which = (index + turn) % len(sides)
+            took[which].append(sides[which].call())
+    return took
 
 
 async def era_figure(modern: Target, handshake: Target) -> Figure:
@@ -638,6 +775,9 @@ notes:
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
   CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}
     sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
+  bare client: the same 2026-07-28 tools/call bytes on one keep-alive socket per server, no SDK, {RAW_CALLS:,} calls
+    each in turns; the ideal forwarder (bench/_forwarder.py) hands them to a stdio upstream of its own without any
+    check, session or plugin: the least any Python gateway adds on this machine.
   virtual server: the echo tool renamed, with limits on the virtual server and its token (never reached), called
     by a client that presents the virtual server's token on the plain URL, against the plain endpoint: {VIRTUAL_CALLS}
     pairs of calls and {VIRTUAL_ROUNDS} throughput rounds, which side goes first alternating.

@@ -1,0 +1,115 @@
+"""An ideal forwarder: the least a Python gateway can do for a 2026-07-28 `tools/call` with a stdio upstream. The
+benchmark measures it beside the gateway, so the gateway's latency can be read against what any gateway on the same
+machine would add.
+
+It is an HTTP server on the gateway's stack (uvloop, httptools) that hands each POSTed call's name and arguments to
+one stdio upstream over its pipe and answers with the upstream's result, stamped as a 2026-07-28 result. Nothing
+else: no checks of any kind, no sessions, no plugins, no views, no limits, no audit, no errors.
+
+`python -m bench._forwarder <upstream command...>` prints its port on a line of its own, then serves on 127.0.0.1
+until killed (its upstream then reads the end of its stdin and exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import sys
+from typing import Any, cast
+
+import httptools
+import uvloop
+
+_HANDSHAKE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "forwarder", "version": "0"},
+    },
+}
+_STAMP = {"io.modelcontextprotocol/serverInfo": {"name": "forwarder", "version": "0"}}
+
+
+class Upstream:
+    """One stdio upstream: requests written to its stdin, answers matched by id from its stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin, self._stdout = process.stdin, process.stdout
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+
+    async def start(self) -> None:
+        self._stdin.write(json.dumps(_HANDSHAKE).encode() + b"\n")
+        json.loads(await self._stdout.readline())
+        self._stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while line := await self._stdout.readline():
+            message = json.loads(line)
+            future = self._pending.pop(message.get("id"), None)
+            if future is not None:
+                future.set_result(message)
+
+    async def call(self, name: str, arguments: Any) -> dict[str, Any]:
+        request_id = next(self._ids)
+        future = self._pending[request_id] = asyncio.get_running_loop().create_future()
+        request = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": "tools/call",
+            "params": {"name": name, "arguments": arguments},
+        }
+        self._stdin.write(json.dumps(request).encode() + b"\n")
+        result: dict[str, Any] = (await future)["result"]
+        return result
+
+
+class Http(asyncio.Protocol):
+    """One client connection: each request's body is a `tools/call`, answered when the upstream answers."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+        self._parser = httptools.HttpRequestParser(self)
+        self._body: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is one, without deriving from it
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        body, self._body = b"".join(self._body), []
+        asyncio.get_running_loop().create_task(self._answer(json.loads(body)))
+
+    async def _answer(self, request: dict[str, Any]) -> None:
+        params = request["params"]
+        result = await self._upstream.call(params["name"], params.get("arguments"))
+        result["resultType"] = "complete"
+        result["_meta"] = _STAMP
+        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+        self._transport.write(head + body)
+
+
+async def serve(command: list[str]) -> None:
+    process = await asyncio.create_subprocess_exec(*command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    upstream = Upstream(process)
+    await upstream.start()
+    server = await asyncio.get_running_loop().create_server(lambda: Http(upstream), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    uvloop.run(serve(sys.argv[1:]))
