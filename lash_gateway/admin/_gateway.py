@@ -426,7 +426,8 @@ class Gateway:
         return [session for endpoint in self._endpoints() for session in endpoint.session_ids()]
 
     def open_sessions(self) -> int:
-        """Downstream sessions open now: streamable-HTTP sessions and legacy SSE connections of `http_app`."""
+        """Downstream sessions open now: streamable-HTTP sessions, legacy SSE connections and 2026-07-28 listen streams
+        of `http_app`."""
         main = self._endpoint.open_sessions() if self._endpoint is not None else 0
         return main + self.virtual.open_sessions()
 

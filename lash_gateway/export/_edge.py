@@ -44,6 +44,19 @@ log = logging.getLogger("lash_gateway.edge")
 
 _MODERN_VERSIONS: Final = frozenset(version.encode() for version in MODERN_PROTOCOL_VERSIONS)
 _LISTEN: Final = b"subscriptions/listen"
+_READ: Final = frozenset(
+    {
+        b"host",
+        b"origin",
+        b"content-length",
+        b"transfer-encoding",
+        b"mcp-session-id",
+        b"mcp-protocol-version",
+        b"mcp-method",
+        FORWARDED,
+    }
+)
+"""The headers the edge reads."""
 _PASSED_KEPT: Final = 64
 """(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
 CONNECTION_EXTENSION: Final = "lash_gateway.connection"
@@ -89,25 +102,16 @@ class Edge:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        host = origin = length = chunked = session = version = forwarded = rpc_method = None
+        read: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            # The first of repeated headers, as Starlette (and so the SDK) reads them.
-            if name == b"host":
-                host = host or value
-            elif name == b"origin":
-                origin = origin or value
-            elif name == b"content-length":
-                length = length or value
-            elif name == b"transfer-encoding":
-                chunked = value
-            elif name == b"mcp-session-id":
-                session = value
-            elif name == b"mcp-protocol-version":
-                version = value
-            elif name == b"mcp-method":
-                rpc_method = rpc_method or value
-            elif name == FORWARDED:
-                forwarded = value
+            if name in _READ:
+                read.setdefault(name, value)  # the first of repeated headers, as Starlette (and so the SDK) reads them
+        host, origin, length = read.get(b"host"), read.get(b"origin"), read.get(b"content-length")
+        session, version, forwarded = (
+            read.get(b"mcp-session-id"),
+            read.get(b"mcp-protocol-version"),
+            read.get(FORWARDED),
+        )
         if (host, origin) not in self._passed:
             if not self._rules.host_allowed(_text(host)):
                 await reply(send, 421, "the Host header names no host this gateway serves (DNS rebinding check)")
@@ -118,29 +122,12 @@ class Edge:
             if len(self._passed) < _PASSED_KEPT:
                 self._passed.add((host, origin))
         route = self._router.route(scope)
-        # A listen the SDK serves says so in its Mcp-Method header: it refuses a header that is not the body's method.
-        listen = route is not None and route[0] == "mcp" and _listens(scope["method"], version, rpc_method)
-        if (
-            listen or self._opens_session(route, scope["method"], session, version)
-        ) and self._open_sessions() >= self._max_sessions:
-            self._on_refused()
-            log.warning(
-                "new session refused: %d sessions are open, the limit is gateway.export.max_sessions=%d",
-                self._open_sessions(),
-                self._max_sessions,
-                extra={"limit": self._max_sessions},
-            )
-            await reply(
-                send,
-                503,
-                f"the gateway has {self._max_sessions} open sessions, its limit (gateway.export.max_sessions); "
-                "try again when idle sessions have expired",
-                rpc=True,
-            )
+        if self._opens_session(route, scope["method"], session, version) and self._full():
+            await self._refuse_session(send)
             return
         body: Message | None = None
         inner = receive
-        if length not in (None, b"0") or chunked is not None:
+        if length not in (None, b"0") or b"transfer-encoding" in read:
             body = await self._read_body(scope, inner, send, length)
             if body is None:
                 return
@@ -156,8 +143,8 @@ class Edge:
             if not forwarder.holds(session):  # taken over from here: the replica that sent it asks the store again
                 await reply(send, 404, "Session not found", rpc=True, headers=[(NOT_HELD.encode(), b"1")])
                 return
-        elif forwarder is not None and forwarded is None and route[0] == "mcp":
-            if session is not None:
+        elif forwarder is not None and forwarded is None and route[0] == "mcp" and version not in _MODERN_VERSIONS:
+            if session is not None:  # a 2026-07-28 request has none that counts: any replica answers it
                 if body is None:  # a GET's or DELETE's empty body, taken now: the forwarder listens past it
                     body = await inner()
                     if body["type"] != "http.request":
@@ -165,12 +152,35 @@ class Edge:
                     receive = _replaying(body, inner)
                 if await forwarder.serve(session, scope, body.get("body", b""), inner, send):
                     return
-            elif scope["method"] == "POST" and version not in _MODERN_VERSIONS:  # an initialize, if it succeeds
+            elif scope["method"] == "POST":  # an initialize, if it succeeds
                 send = forwarder.remembering(body["body"] if body is not None else b"", send)
-        if listen:
+        # A listen the SDK serves says so in its Mcp-Method header: it refuses a header that is not the body's method.
+        if route[0] == "mcp" and _listens(scope["method"], version, read.get(b"mcp-method")):
+            if self._full():  # checked here, with the body in: nothing awaits between this and the listen's count
+                await self._refuse_session(send)
+                return
             await endpoint.listen(scope, receive, send)
         else:
             await self._router.dispatch(route, endpoint, scope, receive, send)
+
+    def _full(self) -> bool:
+        return self._open_sessions() >= self._max_sessions
+
+    async def _refuse_session(self, send: Send) -> None:
+        self._on_refused()
+        log.warning(
+            "new session refused: %d sessions are open, the limit is gateway.export.max_sessions=%d",
+            self._open_sessions(),
+            self._max_sessions,
+            extra={"limit": self._max_sessions},
+        )
+        await reply(
+            send,
+            503,
+            f"the gateway has {self._max_sessions} open sessions, its limit (gateway.export.max_sessions); "
+            "try again when idle sessions have expired",
+            rpc=True,
+        )
 
     def _opens_session(self, route: Route | None, method: str, session: bytes | None, version: bytes | None) -> bool:
         """A `GET` of an SSE stream, or a POST to an MCP path without a session id that is not a (stateless)

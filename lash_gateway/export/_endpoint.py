@@ -4,10 +4,11 @@ sessions, session ids and SSE connections never mix."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 
+import anyio
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._sdk import http_transports, prefix_session_ids
 from ._adopt import ADOPTED_ID, Adoptions
-from ._edge import reply
+from ._edge import CONNECTION_EXTENSION, reply
 from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
@@ -61,6 +62,8 @@ class HttpEndpoint:
         export.close_http_session = partial(close_http_session, self._manager)
         self.listening = 0
         """2026-07-28 `subscriptions/listen` streams open now (see `listen`)."""
+        self._listens: set[Callable[[], object]] = set()
+        """How to end each of them."""
 
     async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
         """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
@@ -77,14 +80,21 @@ class HttpEndpoint:
         2026-07-28 client holds it open as a handshake client holds its session's stream. Past `max_sessions` of them,
         503."""
         limit = self.max_sessions
-        if limit is not None and self.listening >= limit:
-            await reply(send, 503, f"this endpoint holds {limit} listen streams, its limit", rpc=True)
+        if limit is not None and self.listening >= limit:  # a virtual server's (the gateway's own is the edge's)
+            message = f"this virtual server holds {limit} listen streams, its limit (its max_sessions)"
+            await reply(send, 503, message, rpc=True)
             return
-        self.listening += 1
-        try:
-            await self.mcp(scope, receive, send)
-        finally:
-            self.listening -= 1
+        abort = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("abort")
+        with anyio.CancelScope() as stream:
+            # Reset, as its client would: the stream ends as on any disconnect (a cancel under another ASGI server).
+            end = abort if abort is not None else stream.cancel
+            self._listens.add(end)
+            self.listening += 1
+            try:
+                await self.mcp(scope, receive, send)
+            finally:
+                self.listening -= 1
+                self._listens.discard(end)
 
     @property
     def max_sessions(self) -> int | None:
@@ -115,9 +125,11 @@ class HttpEndpoint:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """The session manager's lifetime: its sessions end when this exits (once per endpoint), and so do the legacy
-        SSE connections, which run in their requests' own tasks."""
+        SSE connections and the listen streams, which run in their requests' own tasks."""
         try:
             async with self._manager.run():
                 yield
         finally:
+            for end in list(self._listens):
+                end()
             await self._legacy.close_all()

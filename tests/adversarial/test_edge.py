@@ -9,6 +9,7 @@ for without limit; a 1 MB header was accepted; sessions had no cap.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Final
@@ -250,3 +251,33 @@ async def test_listen_streams_count_as_sessions(own_gateway: InProcessGateway) -
             assert gateway.gateway.open_sessions() == 1
             assert [tool.name for tool in (await client.client.list_tools()).tools] == ["lash_gateway_status"]
     await canary_works(gateway)
+
+
+async def test_listens_whose_bodies_come_late_cannot_pass_the_limit_together(own_gateway: InProcessGateway) -> None:
+    """Listens that all sent their headers while there was room, then their bodies: one takes the last place, the
+    others are refused; the limit is checked once the body is in, where the listen is counted."""
+    gateway = own_gateway
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    body = json.dumps(listen_body()).encode()
+    headers = "".join(f"{name}: {value}\r\n" for name, value in LISTEN_HEADERS.items())
+    head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode()
+    async with AsyncExitStack() as stack:
+        for _ in range(MAX_SESSIONS - 1):
+            await stack.enter_async_context(raw_session(gateway.mcp_url))
+        streams = [await stack.enter_async_context(await anyio.connect_tcp("127.0.0.1", port)) for _ in range(4)]
+        for stream in streams:
+            await stream.send(head + body[:10])
+        for stream in streams:
+            await stream.send(body[10:])
+        statuses = [(await status_line(stream)).split(b" ")[1] for stream in streams]
+        assert sorted(statuses) == [b"200", b"503", b"503", b"503"], statuses
+        assert gateway.gateway.open_sessions() == MAX_SESSIONS
+
+
+async def status_line(stream: anyio.abc.ByteStream) -> bytes:
+    """The first line of the gateway's answer (bounded by `WAIT`)."""
+    received = b""
+    with anyio.fail_after(WAIT):
+        while b"\r\n" not in received:
+            received += await stream.receive()
+    return received.split(b"\r\n", 1)[0]

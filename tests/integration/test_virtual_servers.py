@@ -8,6 +8,7 @@ The upstream is `tests.servers.upstream` over stdio, attached as `docs`; the gat
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -45,6 +46,7 @@ from tests.integration._gateway import (
     text_of,
     write_config,
 )
+from tests.integration._helpers import wait_until
 from tests.servers.launch import GATEWAY_COMMAND, PROJECT_ROOT
 
 pytestmark = pytest.mark.anyio
@@ -438,6 +440,32 @@ async def test_removing_a_virtual_server_ends_its_calls_in_flight(tmp_path: Path
         assert len(ended) == 1 and "virtual server ops was removed" in str(ended[0])
 
 
+async def test_removing_a_virtual_server_ends_its_listen_streams(tmp_path: Path) -> None:
+    """A 2026-07-28 client's listen stream on a removed virtual server ends (it would hear of nothing any more, and
+    would hold its place uncounted); the client listens again and is told the server is gone."""
+    async with gateway(tmp_path) as served, httpx2.AsyncClient(timeout=WAIT) as http:
+        found = served.gateway.virtual.endpoint("ops")
+        assert found is not None
+        endpoint = found[0]
+        headers = {**LISTEN_HEADERS, **bearer(OPS_TOKEN)}
+        async with http.stream("POST", f"{served.base_url}/mcp", json=listen_body(), headers=headers) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            with anyio.fail_after(WAIT):
+                async for line in lines:
+                    if "notifications/subscriptions/acknowledged" in line:
+                        break
+            assert endpoint.listening == 1
+            async with admin(served.base_url) as admin_http:
+                assert (await admin_http.delete("/admin/virtual-servers/ops")).status_code == 200
+            with anyio.fail_after(WAIT), contextlib.suppress(httpx2.TransportError):
+                async for _ in lines:
+                    pass  # until the gateway ends the stream
+        await wait_until(lambda: endpoint.listening == 0)
+        again = await http.post(f"{served.base_url}/mcp", json=listen_body(), headers=headers)
+        assert again.status_code == 401, again.text  # its token is no virtual server's any more
+
+
 @pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
 async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it_hides(
     tmp_path: Path, mode: ClientMode
@@ -518,7 +546,7 @@ async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) 
                 listen = {**LISTEN_HEADERS, **bearer(OPS_TOKEN)}
                 refused = await http.post(url, json=listen_body(), headers=listen)
                 assert refused.status_code == 503, refused.text
-                assert "1 listen streams" in refused.json()["error"]["message"]
+                assert "1 listen streams, its limit (its max_sessions)" in refused.json()["error"]["message"]
                 async with connect(served.base_url, "http-auto", headers=bearer(GATEWAY_TOKEN)):
                     pass  # the plain endpoint's clients still listen
         async with admin(served.base_url) as http:
