@@ -2,12 +2,13 @@
 benchmark measures it beside the gateway, so the gateway's latency can be read against what any gateway on the same
 machine would add.
 
-It is an HTTP server on the gateway's stack (uvloop, httptools) that hands each POSTed call's name and arguments to
-one stdio upstream over its pipe and answers with the upstream's result, stamped as a 2026-07-28 result. Nothing
-else: no checks of any kind, no sessions, no plugins, no views, no limits, no audit, no errors.
+It is an HTTP server on the gateway's event loop and parser (uvloop, httptools), without uvicorn's ASGI layer, that
+hands each POSTed call's name and arguments to one stdio upstream over its pipe and answers with the upstream's
+result, stamped as a 2026-07-28 result. Nothing else: no checks of any kind, no sessions, no plugins, no views, no
+limits, no audit, no error answers (a call it cannot forward closes its client's connection).
 
 `python -m bench._forwarder <upstream command...>` prints its port on a line of its own, then serves on 127.0.0.1
-until killed (its upstream then reads the end of its stdin and exits).
+until killed.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ class Upstream:
         self._stdin.write(json.dumps(_HANDSHAKE).encode() + b"\n")
         json.loads(await self._stdout.readline())
         self._stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-        asyncio.get_running_loop().create_task(self._read())
 
-    async def _read(self) -> None:
+    async def read(self) -> None:
+        """Hand each answer to its call, until the upstream ends (a line that is no JSON ends the forwarder)."""
         while line := await self._stdout.readline():
             message = json.loads(line)
             future = self._pending.pop(message.get("id"), None)
@@ -93,8 +94,12 @@ class Http(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self._answer(json.loads(body)))
 
     async def _answer(self, request: dict[str, Any]) -> None:
-        params = request["params"]
-        result = await self._upstream.call(params["name"], params.get("arguments"))
+        try:
+            params = request["params"]
+            result = await self._upstream.call(params["name"], params.get("arguments"))
+        except Exception:
+            self._transport.close()
+            raise
         result["resultType"] = "complete"
         result["_meta"] = _STAMP
         body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
@@ -108,7 +113,7 @@ async def serve(command: list[str]) -> None:
     await upstream.start()
     server = await asyncio.get_running_loop().create_server(lambda: Http(upstream), "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
+    await asyncio.gather(server.serve_forever(), upstream.read())  # either one failing ends the process
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -567,17 +568,8 @@ async def floor_figures(gateway: GatewayProcess, upstream: UpstreamProcess, echo
     forwarder (`_forwarder`: the least any Python gateway does), in turns: what the gateway adds, against what any
     gateway on this machine would add."""
     print("measuring: 2026-07-28 calls from a bare client, and an ideal forwarder", flush=True)
-    with forwarder() as port:
-        sides = [
-            RawCaller(upstream.url, "echo"),
-            RawCaller(gateway.mcp_url, echo),
-            RawCaller(f"http://127.0.0.1:{port}/", "echo"),
-        ]
-        try:
-            took = await anyio.to_thread.run_sync(partial(raw_rounds, sides, RAW_CALLS))
-        finally:
-            for side in sides:
-                side.close()
+    # In a worker thread: the bare client blocks, and the SDK clients' streams go on being read meanwhile.
+    took = await anyio.to_thread.run_sync(partial(bare_calls, [(upstream.url, "echo"), (gateway.mcp_url, echo)]))
     direct, through, ideal = (statistics.median(side) for side in took)
     return [
         Figure(
@@ -601,28 +593,38 @@ async def floor_figures(gateway: GatewayProcess, upstream: UpstreamProcess, echo
     ]
 
 
+def bare_calls(targets: Sequence[tuple[str, str]]) -> list[list[int]]:
+    """`RAW_CALLS` calls of each (url, tool name), then of the ideal forwarder, in turns (`raw_rounds`)."""
+    with forwarder() as port, ExitStack() as stack:
+        sides = [stack.enter_context(closing(RawCaller(url, name))) for url, name in targets]
+        sides.append(stack.enter_context(closing(RawCaller(f"http://127.0.0.1:{port}/", "echo"))))
+        return raw_rounds(sides, RAW_CALLS)
+
+
 @contextmanager
 def forwarder() -> Iterator[int]:
-    """`bench._forwarder` with a stdio upstream like the gateway's; yields its port."""
+    """`bench._forwarder` with a stdio upstream like the gateway's, in a process group of their own (both are stopped
+    at the end); yields its port."""
     upstream = stdio_upstream()
     command = [sys.executable, "-m", "bench._forwarder", upstream["command"], *upstream["args"]]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
-        line = process.stdout.readline() if ready else b""
-        if not line.strip().isdigit():
-            raise RuntimeError(f"the ideal forwarder did not start (exit code {process.poll()})")
-        yield int(line)
-    finally:
-        process.terminate()
-        process.wait(STARTUP_TIMEOUT)
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True) as process:
+        try:
+            assert process.stdout is not None
+            ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
+            line = process.stdout.readline() if ready else b""
+            if not line.strip().isdigit():
+                raise RuntimeError(f"the ideal forwarder did not start (exit code {process.poll()})")
+            yield int(line)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)  # nothing of theirs needs a clean stop
+            process.wait()
 
 
 class RawCaller:
     """One keep-alive connection that sends the same 2026-07-28 `tools/call` as a bare client would: no SDK."""
 
     def __init__(self, url: str, name: str) -> None:
+        self._url = url
         parts = urlsplit(url)
         assert parts.hostname is not None and parts.port is not None
         body = json.dumps(
@@ -657,14 +659,14 @@ class RawCaller:
         while True:
             chunk = self._socket.recv(65536)
             if not chunk:
-                raise RuntimeError("the server closed the connection")
+                raise RuntimeError(f"{self._url} closed the connection")
             received += chunk
             head, found, body = received.partition(b"\r\n\r\n")
             if found and len(body) >= _content_length(head):
                 break
         took = time.perf_counter_ns() - start
         if not head.startswith(b"HTTP/1.1 200") or b'"hello"' not in body:
-            raise RuntimeError(f"unexpected answer: {received[:300]!r}")
+            raise RuntimeError(f"unexpected answer from {self._url}: {received[:300]!r}")
         return took
 
     def close(self) -> None:
