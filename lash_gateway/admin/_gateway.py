@@ -398,9 +398,12 @@ class Gateway:
 
     async def end_calls(self) -> None:
         """End every tool call in flight with an error saying the gateway is shutting down (and cancel it
-        upstream); `serve` calls this when its drain period is over. Returns once they are over."""
+        upstream), and every listen stream, which would hold the shutdown up; `serve` calls this when its drain
+        period is over. Returns once the calls are over."""
         reason = "the gateway is shutting down; the call was cancelled, retry it once the gateway is back"
         async with anyio.create_task_group() as tg:
+            for endpoint in self._endpoints():
+                tg.start_soon(endpoint.end_listens)
             tg.start_soon(self.export.end_calls, reason)
             tg.start_soon(self.virtual.end_calls, reason)
 

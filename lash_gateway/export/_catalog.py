@@ -136,6 +136,7 @@ class CatalogExport:
         name_limit: int,
         answer: Answer,
         client_of: Callable[[ServerRequestContext[Any, Any]], Awaitable[str | None]],
+        listens: ListenHandler,
         view: Callable[[], View | None] = lambda: None,
     ) -> None:
         """`client_of` names the client of a request (its session), for servers that give each its own connection.
@@ -150,7 +151,7 @@ class CatalogExport:
         self._answer = answer
         self._prompts: _Prompts | None = None
         self._subscribers: dict[str, dict[int, Connection]] = {}
-        self.listen = _TrackingListen(catalog, bus, self.shows_uri)
+        self.listen = _TrackingListen(catalog, listens, self.shows_uri)
 
     # -- lists ---------------------------------------------------------------------------------
 
@@ -371,9 +372,9 @@ class _TrackingListen:
     """`subscriptions/listen`, with the stream's resource URIs subscribed in the catalog while it lasts (the SDK's
     handler does not say which URIs its streams want)."""
 
-    def __init__(self, catalog: Catalog, bus: InMemorySubscriptionBus, shows: Callable[[str], bool]) -> None:
+    def __init__(self, catalog: Catalog, listens: ListenHandler, shows: Callable[[str], bool]) -> None:
         self._catalog = catalog
-        self._inner = ListenHandler(bus)
+        self._inner = listens
         self._shows = shows
 
     async def __call__(

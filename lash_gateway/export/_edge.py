@@ -35,6 +35,7 @@ NOT_HELD: Final = "x-lash-not-held"
 handed it asks the store where the session went."""
 
 if TYPE_CHECKING:
+    from ._endpoint import HttpEndpoint
     from ._forward import Forwarder
     from ._router import Route, Router
 
@@ -93,6 +94,8 @@ class Edge:
         self._rules = rules
         self._max_body, self._body_timeout = max_body, body_timeout
         self._max_sessions, self._open_sessions, self._on_refused = max_sessions, open_sessions, on_refused
+        self._opening = 0
+        """Initializes past the session limit's check whose sessions are not counted yet (see `_open_session`)."""
         self._passed: set[tuple[bytes | None, bytes | None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,7 +125,8 @@ class Edge:
             if len(self._passed) < _PASSED_KEPT:
                 self._passed.add((host, origin))
         route = self._router.route(scope)
-        if self._opens_session(route, scope["method"], session, version) and self._full():
+        opens = self._opens_session(route, scope["method"], session, version)
+        if opens and self._full():  # before the body is read
             await self._refuse_session(send)
             return
         body: Message | None = None
@@ -155,16 +159,44 @@ class Edge:
             elif scope["method"] == "POST":  # an initialize, if it succeeds
                 send = forwarder.remembering(body["body"] if body is not None else b"", send)
         # A listen the SDK serves says so in its Mcp-Method header: it refuses a header that is not the body's method.
-        if route[0] == "mcp" and _listens(scope["method"], version, read.get(b"mcp-method")):
-            if self._full():  # checked here, with the body in: nothing awaits between this and the listen's count
-                await self._refuse_session(send)
-                return
-            await endpoint.listen(scope, receive, send)
-        else:
+        listen = route[0] == "mcp" and _listens(scope["method"], version, read.get(b"mcp-method"))
+        if (opens or listen) and self._full():  # again, with the body in: requests that came together are each seen
+            await self._refuse_session(send)
+            return
+        # From here until the new session is counted (or holds a place), nothing awaits.
+        if listen:
+            await endpoint.listen(scope, receive, send)  # counted as it starts
+        elif opens and route[0] == "mcp":
+            await self._open_session(route, endpoint, scope, receive, send)
+        else:  # an SSE stream is counted as it starts
             await self._router.dispatch(route, endpoint, scope, receive, send)
 
+    async def _open_session(
+        self, route: Route, endpoint: HttpEndpoint, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve an initialize (or whatever else would open a session), holding a place until its answer starts: by
+        then the SDK has made its session, and counts it, or refused it."""
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._opening -= 1
+
+        async def answering(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        self._opening += 1
+        try:
+            await self._router.dispatch(route, endpoint, scope, receive, answering)
+        finally:
+            release()
+
     def _full(self) -> bool:
-        return self._open_sessions() >= self._max_sessions
+        return self._open_sessions() + self._opening >= self._max_sessions
 
     async def _refuse_session(self, send: Send) -> None:
         self._on_refused()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Final
 
 import anyio
 from mcp.server.sse import SseServerTransport
@@ -22,7 +23,10 @@ from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
 
-__all__ = ["HttpEndpoint"]
+__all__ = ["LISTEN_END_GRACE", "HttpEndpoint"]
+
+LISTEN_END_GRACE: Final = 1.0
+"""Seconds listen streams get to send their closing result when their endpoint goes (or the gateway stops)."""
 
 # Host and Origin are the edge's to check, on every route; the SDK keeps its Content-Type check.
 _SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -64,6 +68,8 @@ class HttpEndpoint:
         """2026-07-28 `subscriptions/listen` streams open now (see `listen`)."""
         self._listens: set[Callable[[], object]] = set()
         """How to end each of them."""
+        self._ended = anyio.Event()
+        """Set when the last of them ends (a new one for each `end_listens`)."""
 
     async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
         """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
@@ -95,6 +101,8 @@ class HttpEndpoint:
             finally:
                 self.listening -= 1
                 self._listens.discard(end)
+                if not self._listens:
+                    self._ended.set()
 
     @property
     def max_sessions(self) -> int | None:
@@ -130,6 +138,17 @@ class HttpEndpoint:
             async with self._manager.run():
                 yield
         finally:
-            for end in list(self._listens):
-                end()
+            await self.end_listens()
             await self._legacy.close_all()
+
+    async def end_listens(self) -> None:
+        """End every listen stream of this endpoint: as the protocol closes one (`McpExport.end_listens`), and those
+        still open after `LISTEN_END_GRACE` seconds (their clients do not read) as a lost connection ends one."""
+        if not self._listens:
+            return
+        ended = self._ended = anyio.Event()
+        self.export.end_listens()
+        with anyio.move_on_after(LISTEN_END_GRACE):
+            await ended.wait()
+        for end in list(self._listens):
+            end()

@@ -144,11 +144,12 @@ class McpExport:
         """Comment lines for the fast path's answers that are silent for long (runs while the export is entered)."""
         self._no_calls: anyio.Event | None = None
         self._catalog: CatalogExport | None = None
-        listen: Callable[..., Awaitable[types.SubscriptionsListenResult]] = ListenHandler(self._bus)
+        listen: Callable[..., Awaitable[types.SubscriptionsListenResult]]
+        listen = self._listens = ListenHandler(self._bus)
         handlers: dict[str, Any] = {}
         if catalog is not None:
             served = self._catalog = CatalogExport(
-                catalog, self._bus, name_limit, self.answer, self._client_of, lambda: self._view
+                catalog, self._bus, name_limit, self.answer, self._client_of, self._listens, lambda: self._view
             )
             listen = served.listen
             handlers = {
@@ -222,6 +223,11 @@ class McpExport:
         if self._catalog_source is not None:  # the catalog outlives an export (a virtual server's, removed)
             self._catalog_source.unwatch(self._catalog_changed)
         await self._notifier.__aexit__(exc_type, exc, tb)
+
+    def end_listens(self) -> None:
+        """Close every 2026-07-28 listen stream as the protocol closes one: its last message is its result, so its
+        client knows to listen again. A client that stopped reading never gets it (see `HttpEndpoint.end_listens`)."""
+        self._listens.close()
 
     def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Run `func(*args)` in a task the export owns (cancelled at its exit), for work no request may wait for.

@@ -253,17 +253,39 @@ async def test_listen_streams_count_as_sessions(own_gateway: InProcessGateway) -
     await canary_works(gateway)
 
 
-async def test_listens_whose_bodies_come_late_cannot_pass_the_limit_together(own_gateway: InProcessGateway) -> None:
-    """Listens that all sent their headers while there was room, then their bodies: one takes the last place, the
-    others are refused; the limit is checked once the body is in, where the listen is counted."""
+def late_body_requests() -> dict[str, tuple[bytes, bytes]]:
+    """(head, body) of each kind of request that opens a session: a 2026-07-28 listen, an initialize, an SSE stream
+    (whose GET may carry a body too)."""
+    listen, initialize = json.dumps(listen_body()).encode(), json.dumps(initialize_body()).encode()
+
+    def post(headers: dict[str, str], body: bytes) -> tuple[bytes, bytes]:
+        fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n{fields}Content-Length: {len(body)}\r\n\r\n"
+        return head.encode(), body
+
+    sse = b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nContent-Length: 20\r\n\r\n"
+    return {
+        "listen": post(LISTEN_HEADERS, listen),
+        "initialize": post(MCP_HEADERS, initialize),
+        "sse": (sse, b"x" * 20),
+    }
+
+
+@pytest.mark.parametrize("kind", ["listen", "initialize", "sse"])
+async def test_sessions_whose_bodies_come_late_cannot_pass_the_limit_together(
+    own_gateway: InProcessGateway, kind: str
+) -> None:
+    """Requests that each open a session, all of whose heads came while there was room, then their bodies: one takes
+    the last place, the others are refused. The limit is checked again once the body is in."""
     gateway = own_gateway
     port = int(gateway.base_url.rsplit(":", 1)[1])
-    body = json.dumps(listen_body()).encode()
-    headers = "".join(f"{name}: {value}\r\n" for name, value in LISTEN_HEADERS.items())
-    head = f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode()
+    requests = late_body_requests()
+    head, body = requests[kind]
     async with AsyncExitStack() as stack:
-        for _ in range(MAX_SESSIONS - 1):
-            await stack.enter_async_context(raw_session(gateway.mcp_url))
+        for _ in range(MAX_SESSIONS - 1):  # listen streams: the SDK's own count of sessions cannot refuse for the edge
+            held = await stack.enter_async_context(await anyio.connect_tcp("127.0.0.1", port))
+            await held.send(b"".join(requests["listen"]))
+            assert (await status_line(held)).split(b" ")[1] == b"200"
         streams = [await stack.enter_async_context(await anyio.connect_tcp("127.0.0.1", port)) for _ in range(4)]
         for stream in streams:
             await stream.send(head + body[:10])

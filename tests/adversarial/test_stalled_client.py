@@ -20,6 +20,7 @@ import pytest
 from starlette.types import ASGIApp, Message
 
 from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
+from lash_gateway.export._endpoint import LISTEN_END_GRACE
 from tests.integration._gateway import InProcessGateway, connect, listen_body, run_gateway_in_process
 from tests.integration._helpers import wait_until
 from tests.servers.launch import PROJECT_ROOT, stdio_command
@@ -269,3 +270,17 @@ async def test_a_listen_stream_that_stops_reading_holds_up_no_change_and_no_othe
                 await served.gateway.export.tools_changed()
                 await healthy.wait_tools_changed(seen)  # still listening: the stream ended was the stalled one
             tg.cancel_scope.cancel()
+
+
+async def test_a_listen_stream_that_stops_reading_is_cut_when_the_gateway_stops() -> None:
+    """When the drain is over every listen stream is closed with its result; one whose client stopped reading never
+    takes it, and is cut after `LISTEN_END_GRACE` seconds rather than holding the shutdown up."""
+    async with run_gateway_in_process() as served:
+        listening = anyio.Event()
+        with anyio.fail_after(WAIT + LISTEN_END_GRACE):
+            async with anyio.create_task_group() as tg:  # exits once the stalled request has returned
+                tg.start_soon(stalled_listener, served.app, served.base_url.removeprefix("http://"), listening)
+                await listening.wait()
+                assert served.gateway.open_sessions() == 1
+                await served.gateway.end_calls()
+        assert served.gateway.open_sessions() == 0

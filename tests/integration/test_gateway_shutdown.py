@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 import anyio
+import httpx2
 import pytest
 from mcp import MCPError
 
@@ -22,11 +23,13 @@ from lash_gateway import McpPluginFactory, McpServerConfig
 from lash_gateway.admin._serving import END_GRACE
 from tests.integration._gateway import (
     HTTP_SERVER,
+    LISTEN_HEADERS,
     ClientMode,
     GatewayStarter,
     RawSession,
     connect,
     http_upstream,
+    listen_body,
     raw_session,
     sse_message,
     wait_servers_connected,
@@ -132,3 +135,27 @@ async def cancelled_upstream(upstream: UpstreamProcess, expected: int) -> list[s
                 if cancelled.count("slow") >= expected:
                     break
         return cancelled
+
+
+async def test_a_listen_stream_ends_with_the_drain_and_holds_no_shutdown_up(
+    gateway_process: GatewayStarter, tmp_path: Path
+) -> None:
+    """A 2026-07-28 client that only listens (its stream open, no call in flight) is let go when the drain is over,
+    with the result that closes a stream: the gateway exits then, not when its server gives up waiting on the stream
+    and cuts it with an error."""
+    process = gateway_process(write_config(tmp_path / "config.json", {}, {"shutdown_drain": DRAIN}))
+    async with httpx2.AsyncClient(timeout=WAIT) as http:
+        async with http.stream("POST", process.mcp_url, json=listen_body(), headers=LISTEN_HEADERS) as stream:
+            assert stream.status_code == 200
+            lines = stream.aiter_lines()
+            with anyio.fail_after(WAIT):
+                async for line in lines:
+                    if "notifications/subscriptions/acknowledged" in line:
+                        break
+                process.process.send_signal(signal.SIGTERM)
+                rest = [message async for line in lines if (message := sse_message(line)) is not None]
+    assert rest[-1]["id"] == 1 and "result" in rest[-1], rest  # the stream's own end, not a cut connection
+    await anyio.to_thread.run_sync(process.process.wait, DRAIN + END_GRACE + WAIT)
+    process.stop()
+    log = process.stderr_text()
+    assert "Traceback" not in log and "timeout graceful shutdown exceeded" not in log, log

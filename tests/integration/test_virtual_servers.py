@@ -8,7 +8,6 @@ The upstream is `tests.servers.upstream` over stdio, attached as `docs`; the gat
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -42,6 +41,7 @@ from tests.integration._gateway import (
     poll,
     raw_session,
     run_gateway_in_process,
+    sse_message,
     stdio_upstream,
     text_of,
     write_config,
@@ -442,7 +442,8 @@ async def test_removing_a_virtual_server_ends_its_calls_in_flight(tmp_path: Path
 
 async def test_removing_a_virtual_server_ends_its_listen_streams(tmp_path: Path) -> None:
     """A 2026-07-28 client's listen stream on a removed virtual server ends (it would hear of nothing any more, and
-    would hold its place uncounted); the client listens again and is told the server is gone."""
+    would hold its place uncounted), with the result that closes a stream; the client listens again and is told the
+    server is gone."""
     async with gateway(tmp_path) as served, httpx2.AsyncClient(timeout=WAIT) as http:
         found = served.gateway.virtual.endpoint("ops")
         assert found is not None
@@ -458,9 +459,9 @@ async def test_removing_a_virtual_server_ends_its_listen_streams(tmp_path: Path)
             assert endpoint.listening == 1
             async with admin(served.base_url) as admin_http:
                 assert (await admin_http.delete("/admin/virtual-servers/ops")).status_code == 200
-            with anyio.fail_after(WAIT), contextlib.suppress(httpx2.TransportError):
-                async for _ in lines:
-                    pass  # until the gateway ends the stream
+            with anyio.fail_after(WAIT):
+                rest = [message async for line in lines if (message := sse_message(line)) is not None]
+            assert rest[-1]["id"] == 1 and "result" in rest[-1], rest  # the stream's own end, not a cut connection
         await wait_until(lambda: endpoint.listening == 0)
         again = await http.post(f"{served.base_url}/mcp", json=listen_body(), headers=headers)
         assert again.status_code == 401, again.text  # its token is no virtual server's any more
