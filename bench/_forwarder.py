@@ -8,7 +8,7 @@ result, stamped as a 2026-07-28 result. Nothing else: no checks of any kind, no 
 limits, no audit, no error answers (a call it cannot forward closes its client's connection).
 
 `python -m bench._forwarder <upstream command...>` prints its port on a line of its own, then serves on 127.0.0.1
-until killed.
+until its stdin ends (its parent closed it, or is gone), and stops its upstream then.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import subprocess
 import sys
 from typing import Any, cast
@@ -51,12 +52,13 @@ class Upstream:
         self._stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
 
     async def read(self) -> None:
-        """Hand each answer to its call, until the upstream ends (a line that is no JSON ends the forwarder)."""
+        """Hand each answer to its call; the upstream's end (or a line that is no JSON) ends the forwarder."""
         while line := await self._stdout.readline():
             message = json.loads(line)
             future = self._pending.pop(message.get("id"), None)
             if future is not None:
                 future.set_result(message)
+        raise RuntimeError("the upstream ended")
 
     async def call(self, name: str, arguments: Any) -> dict[str, Any]:
         request_id = next(self._ids)
@@ -109,11 +111,22 @@ class Http(asyncio.Protocol):
 
 async def serve(command: list[str]) -> None:
     process = await asyncio.create_subprocess_exec(*command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    upstream = Upstream(process)
-    await upstream.start()
-    server = await asyncio.get_running_loop().create_server(lambda: Http(upstream), "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.gather(server.serve_forever(), upstream.read())  # either one failing ends the process
+    try:
+        upstream = Upstream(process)
+        await upstream.start()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Http(upstream), "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        parent = loop.run_in_executor(None, sys.stdin.buffer.read)  # returns once the parent closes it, or is gone
+        # Whichever ends first ends the forwarder: its parent, the upstream, or the server.
+        await asyncio.wait(
+            [parent, loop.create_task(upstream.read()), loop.create_task(server.serve_forever())],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+    finally:
+        process.kill()
+        await process.wait()
+    os._exit(0)  # the executor's thread may still be reading stdin
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import gc
 import json
 import os
 import select
-import signal
 import socket
 import statistics
 import subprocess
@@ -603,11 +602,11 @@ def bare_calls(targets: Sequence[tuple[str, str]]) -> list[list[int]]:
 
 @contextmanager
 def forwarder() -> Iterator[int]:
-    """`bench._forwarder` with a stdio upstream like the gateway's, in a process group of their own (both are stopped
-    at the end); yields its port."""
+    """`bench._forwarder` with a stdio upstream like the gateway's; yields its port. Closing its stdin stops it and
+    its upstream: so does this process ending, however it ends."""
     upstream = stdio_upstream()
     command = [sys.executable, "-m", "bench._forwarder", upstream["command"], *upstream["args"]]
-    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, start_new_session=True) as process:
+    with subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as process:
         try:
             assert process.stdout is not None
             ready, _, _ = select.select([process.stdout], [], [], STARTUP_TIMEOUT)
@@ -616,8 +615,12 @@ def forwarder() -> Iterator[int]:
                 raise RuntimeError(f"the ideal forwarder did not start (exit code {process.poll()})")
             yield int(line)
         finally:
-            os.killpg(process.pid, signal.SIGKILL)  # nothing of theirs needs a clean stop
-            process.wait()
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(STARTUP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()  # its upstream then reads the end of its stdin
 
 
 class RawCaller:
