@@ -29,6 +29,10 @@ Server side (`export`):
 - `prefix_session_ids`: the manager's `_admit_session` (which names a new session `uuid4().hex`) and its
   `_server_instances` / `_session_owners`. Replicas name their sessions `<replica>-<uuid>`, so whichever replica a
   load balancer sends a request to knows which one holds the session, with no lookup.
+- `report_admissions`: the same `_admit_session`, where the manager decides on a new session (makes and counts it,
+  or refuses it) with no await before. The edge holds a place against `max_sessions` for an initialize until then,
+  so that initializes arriving together cannot pass the limit together, and no longer (it would count the session
+  twice).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import asyncio
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -58,6 +63,8 @@ __all__ = [
     "http_transports",
     "pipe_writer",
     "prefix_session_ids",
+    "report_admissions",
+    "admitting",
     "send_raw_request",
     "stop_process",
 ]
@@ -106,6 +113,34 @@ def prefix_session_ids(
         return transport
 
     manager._admit_session = admit_prefixed  # type: ignore[method-assign]
+
+
+_ADMITTED: ContextVar[Callable[[], None] | None] = ContextVar("lash_gateway_admitted", default=None)
+
+
+def report_admissions(manager: StreamableHTTPSessionManager) -> None:
+    """Have `manager` call what `admitting` gave, in the request's task, once it has decided on a new session."""
+    admit = manager._admit_session
+
+    def admit_reporting(requestor: Any) -> StreamableHTTPServerTransport | None:
+        try:
+            return admit(requestor)
+        finally:
+            decided = _ADMITTED.get()
+            if decided is not None:
+                decided()
+
+    manager._admit_session = admit_reporting  # type: ignore[method-assign]
+
+
+@contextmanager
+def admitting(decided: Callable[[], None]) -> Iterator[None]:
+    """Within this block, the manager of `report_admissions` calls `decided()` when it decides on a new session."""
+    token = _ADMITTED.set(decided)
+    try:
+        yield
+    finally:
+        _ADMITTED.reset(token)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._hosts import HostRules
+from .._sdk import admitting
 
 FORWARDED: Final = b"x-lash-forwarded"
 """Set on a request one replica hands to another (`_forward`; its value: the replica that handed it on). Such a
@@ -174,8 +175,8 @@ class Edge:
     async def _open_session(
         self, route: Route, endpoint: HttpEndpoint, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        """Serve an initialize (or whatever else would open a session), holding a place until its answer starts: by
-        then the SDK has made its session, and counts it, or refused it."""
+        """Serve an initialize (or whatever else would open a session), holding a place until the SDK has decided on
+        its session (made and counted it, or refused it), or has answered without deciding."""
         held = True
 
         def release() -> None:
@@ -191,7 +192,8 @@ class Edge:
 
         self._opening += 1
         try:
-            await self._router.dispatch(route, endpoint, scope, receive, answering)
+            with admitting(release):
+                await self._router.dispatch(route, endpoint, scope, receive, answering)
         finally:
             release()
 
@@ -201,8 +203,8 @@ class Edge:
     async def _refuse_session(self, send: Send) -> None:
         self._on_refused()
         log.warning(
-            "new session refused: %d sessions are open, the limit is gateway.export.max_sessions=%d",
-            self._open_sessions(),
+            "new session refused: %d sessions are open or opening, the limit is gateway.export.max_sessions=%d",
+            self._open_sessions() + self._opening,
             self._max_sessions,
             extra={"limit": self._max_sessions},
         )

@@ -16,7 +16,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._sdk import http_transports, prefix_session_ids
+from .._sdk import http_transports, prefix_session_ids, report_admissions
 from ._adopt import ADOPTED_ID, Adoptions
 from ._edge import CONNECTION_EXTENSION, reply
 from ._export import McpExport
@@ -25,8 +25,9 @@ from ._legacy_sse import LegacySse
 
 __all__ = ["LISTEN_END_GRACE", "HttpEndpoint"]
 
-LISTEN_END_GRACE: Final = 1.0
-"""Seconds listen streams get to send their closing result when their endpoint goes (or the gateway stops)."""
+LISTEN_END_GRACE: Final = 0.5
+"""Seconds listen streams get to send their closing result when their endpoint goes or the drain ends (within the
+second `serve` gives calls ended then, `_serving.END_GRACE / 2`)."""
 
 # Host and Origin are the edge's to check, on every route; the SDK keeps its Content-Type check.
 _SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
@@ -58,6 +59,7 @@ class HttpEndpoint:
         )
         if session_prefix:
             prefix_session_ids(self._manager, session_prefix, ADOPTED_ID.get)
+        report_admissions(self._manager)  # after the prefix: the session is counted under its own name by then
         self._legacy = LegacySse(SseServerTransport(messages_path, security_settings=_SECURITY), export)
         fast = FastPath(export, self._manager, _SECURITY)
         self.mcp: ASGIApp = fast if adoptions is None else partial(self._adopting, fast, adoptions)
@@ -68,8 +70,9 @@ class HttpEndpoint:
         """2026-07-28 `subscriptions/listen` streams open now (see `listen`)."""
         self._listens: set[Callable[[], object]] = set()
         """How to end each of them."""
-        self._ended = anyio.Event()
-        """Set when the last of them ends (a new one for each `end_listens`)."""
+        self._none_open = anyio.Event()
+        """Set while none is open (a new one once one opens)."""
+        self._none_open.set()
 
     async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
         """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
@@ -96,13 +99,15 @@ class HttpEndpoint:
             end = abort if abort is not None else stream.cancel
             self._listens.add(end)
             self.listening += 1
+            if self._none_open.is_set():
+                self._none_open = anyio.Event()
             try:
                 await self.mcp(scope, receive, send)
             finally:
                 self.listening -= 1
                 self._listens.discard(end)
                 if not self._listens:
-                    self._ended.set()
+                    self._none_open.set()
 
     @property
     def max_sessions(self) -> int | None:
@@ -143,12 +148,15 @@ class HttpEndpoint:
 
     async def end_listens(self) -> None:
         """End every listen stream of this endpoint: as the protocol closes one (`McpExport.end_listens`), and those
-        still open after `LISTEN_END_GRACE` seconds (their clients do not read) as a lost connection ends one."""
+        still open after `LISTEN_END_GRACE` seconds as a lost connection ends one (a client that does not read; a
+        stream that began so late it missed the close; one whose upstream unsubscribe is slow), and at once if this
+        is cancelled (a shutdown's deadline)."""
         if not self._listens:
             return
-        ended = self._ended = anyio.Event()
         self.export.end_listens()
-        with anyio.move_on_after(LISTEN_END_GRACE):
-            await ended.wait()
-        for end in list(self._listens):
-            end()
+        try:
+            with anyio.move_on_after(LISTEN_END_GRACE):
+                await self._none_open.wait()
+        finally:
+            for end in list(self._listens):
+                end()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -272,9 +273,11 @@ async def test_a_listen_stream_that_stops_reading_holds_up_no_change_and_no_othe
             tg.cancel_scope.cancel()
 
 
-async def test_a_listen_stream_that_stops_reading_is_cut_when_the_gateway_stops() -> None:
+@pytest.mark.parametrize("deadline", [None, LISTEN_END_GRACE / 2])
+async def test_a_listen_stream_that_stops_reading_is_cut_when_the_gateway_stops(deadline: float | None) -> None:
     """When the drain is over every listen stream is closed with its result; one whose client stopped reading never
-    takes it, and is cut after `LISTEN_END_GRACE` seconds rather than holding the shutdown up."""
+    takes it, and is cut after `LISTEN_END_GRACE` seconds rather than holding the shutdown up, or at once when the
+    shutdown's own deadline for ending calls (`serve` has one) comes first."""
     async with run_gateway_in_process() as served:
         listening = anyio.Event()
         with anyio.fail_after(WAIT + LISTEN_END_GRACE):
@@ -282,5 +285,6 @@ async def test_a_listen_stream_that_stops_reading_is_cut_when_the_gateway_stops(
                 tg.start_soon(stalled_listener, served.app, served.base_url.removeprefix("http://"), listening)
                 await listening.wait()
                 assert served.gateway.open_sessions() == 1
-                await served.gateway.end_calls()
+                with anyio.move_on_after(math.inf if deadline is None else deadline):
+                    await served.gateway.end_calls()
         assert served.gateway.open_sessions() == 0

@@ -105,6 +105,18 @@ def test_the_session_manager_names_new_sessions_where_a_prefix_can_be_put() -> N
     assert list(_sdk.http_transports(manager)) == [transport.mcp_session_id]
 
 
+def test_the_session_manager_decides_on_a_new_session_where_the_edge_hears_of_it() -> None:
+    """`_admit_session` counts a new session, or refuses one past `max_sessions`, and the edge hears of both."""
+    manager = StreamableHTTPSessionManager(app=Server("sdk-internals"), max_sessions=1)
+    _sdk.report_admissions(manager)
+    counted: list[int] = []
+    with _sdk.admitting(lambda: counted.append(len(_sdk.http_transports(manager)))):
+        assert manager._admit_session(None) is not None
+        assert manager._admit_session(None) is None, moved("StreamableHTTPSessionManager.max_sessions", "admitting")
+    assert manager._admit_session(None) is None  # outside the block: nobody to tell
+    assert counted == [1, 1]  # the session was counted by the time the edge heard of it
+
+
 @pytest.mark.anyio
 async def test_a_session_transport_has_the_idle_clock_the_fast_path_holds() -> None:
     transport = StreamableHTTPServerTransport(mcp_session_id="s", idle_timeout=30.0)
