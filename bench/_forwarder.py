@@ -14,11 +14,13 @@ until its stdin ends (its parent closed it, or is gone), and stops its upstream 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
 from typing import Any, cast
 
 import httptools
@@ -110,23 +112,35 @@ class Http(asyncio.Protocol):
 
 
 async def serve(command: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    parent_gone = asyncio.Event()
+
+    def watch_parent() -> None:
+        while os.read(0, 4096):  # b"" once the parent closed it, or is gone (unbuffered: no lock held at exit)
+            pass
+        with contextlib.suppress(RuntimeError):  # the loop is closed already
+            loop.call_soon_threadsafe(parent_gone.set)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     process = await asyncio.create_subprocess_exec(*command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         upstream = Upstream(process)
         await upstream.start()
-        loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: Http(upstream), "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
-        parent = loop.run_in_executor(None, sys.stdin.buffer.read)  # returns once the parent closes it, or is gone
-        # Whichever ends first ends the forwarder: its parent, the upstream, or the server.
-        await asyncio.wait(
-            [parent, loop.create_task(upstream.read()), loop.create_task(server.serve_forever())],
-            return_when=asyncio.FIRST_COMPLETED,
+        # Whichever ends first ends the forwarder: its parent, the upstream (an error), or the server.
+        ends = [loop.create_task(parent_gone.wait()), loop.create_task(upstream.read()), server.serve_forever()]
+        done, pending = await asyncio.wait(
+            [asyncio.ensure_future(end) for end in ends], return_when=asyncio.FIRST_COMPLETED
         )
+        for end in pending:
+            end.cancel()
+        for end in done:
+            end.result()
     finally:
-        process.kill()
+        if process.returncode is None:
+            process.kill()
         await process.wait()
-    os._exit(0)  # the executor's thread may still be reading stdin
 
 
 if __name__ == "__main__":
