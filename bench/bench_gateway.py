@@ -621,6 +621,8 @@ def forwarder() -> Iterator[int]:
                 process.wait(STARTUP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 process.kill()  # its upstream then reads the end of its stdin
+    if process.returncode:
+        raise RuntimeError(f"the ideal forwarder failed (exit code {process.returncode}); its stderr says why")
 
 
 class RawCaller:

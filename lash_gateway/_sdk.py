@@ -30,9 +30,9 @@ Server side (`export`):
   `_server_instances` / `_session_owners`. Replicas name their sessions `<replica>-<uuid>`, so whichever replica a
   load balancer sends a request to knows which one holds the session, with no lookup.
 - `report_admissions`: the same `_admit_session`, where the manager decides on a new session (makes and counts it,
-  or refuses it) with no await before. The edge holds a place against `max_sessions` for an initialize until then,
-  so that initializes arriving together cannot pass the limit together, and no longer (it would count the session
-  twice).
+  or refuses it), in the request's task, before its answer starts. The edge holds a place against `max_sessions` for
+  an initialize until then, so that initializes arriving together cannot pass the limit together, and no longer (it
+  would count the session twice).
 """
 
 from __future__ import annotations

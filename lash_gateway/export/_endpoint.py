@@ -68,8 +68,8 @@ class HttpEndpoint:
         export.close_http_session = partial(close_http_session, self._manager)
         self.listening = 0
         """2026-07-28 `subscriptions/listen` streams open now (see `listen`)."""
-        self._listens: set[Callable[[], object]] = set()
-        """How to end each of them."""
+        self._listens: dict[object, Callable[[], object]] = {}
+        """How to end each of them, by a key of its own (two listens in turn on one connection share its `abort`)."""
         self._none_open = anyio.Event()
         """Set while none is open (a new one once one opens)."""
         self._none_open.set()
@@ -96,8 +96,8 @@ class HttpEndpoint:
         abort = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("abort")
         with anyio.CancelScope() as stream:
             # Reset, as its client would: the stream ends as on any disconnect (a cancel under another ASGI server).
-            end = abort if abort is not None else stream.cancel
-            self._listens.add(end)
+            key = object()
+            self._listens[key] = abort if abort is not None else stream.cancel
             self.listening += 1
             if self._none_open.is_set():
                 self._none_open = anyio.Event()
@@ -105,7 +105,7 @@ class HttpEndpoint:
                 await self.mcp(scope, receive, send)
             finally:
                 self.listening -= 1
-                self._listens.discard(end)
+                del self._listens[key]
                 if not self._listens:
                     self._none_open.set()
 
@@ -158,5 +158,5 @@ class HttpEndpoint:
             with anyio.move_on_after(LISTEN_END_GRACE):
                 await self._none_open.wait()
         finally:
-            for end in list(self._listens):
+            for end in list(self._listens.values()):
                 end()

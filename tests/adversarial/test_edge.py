@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Final
 
@@ -319,3 +319,32 @@ async def status_line(stream: anyio.abc.ByteStream) -> bytes:
         while b"\r\n" not in received:
             received += await stream.receive()
     return received.split(b"\r\n", 1)[0]
+
+
+async def test_two_listens_in_turn_on_one_connection_are_each_ended(own_gateway: InProcessGateway) -> None:
+    """Listens pipelined on one connection: when the first ends, the second starts there, and the gateway still
+    knows to end it (at shutdown, at its virtual server's removal) though both had the connection's means to."""
+    gateway = own_gateway
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    listen = b"".join(late_body_requests()["listen"])
+    acknowledged, closing = b"notifications/subscriptions/acknowledged", b'"id":1,"result"'
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(listen * 2)  # the second is served once the first's answer is complete
+        received = await read_until(stream, lambda seen: seen.count(acknowledged) == 1)
+        gateway.gateway.export.end_listens()  # the first ends with its result; the second starts on the connection
+        received += await read_until(stream, lambda seen: seen.count(acknowledged) == 1)
+        assert gateway.gateway.open_sessions() == 1
+        with anyio.fail_after(WAIT):
+            await gateway.gateway.end_calls()  # as at the end of the drain
+        received += await read_until(stream, lambda seen: closing in seen)
+    assert received.count(closing) == 2, received
+    assert gateway.gateway.open_sessions() == 0
+
+
+async def read_until(stream: anyio.abc.ByteStream, done: Callable[[bytes], bool]) -> bytes:
+    """What the gateway sends from now until `done(what came)` (bounded by `WAIT`)."""
+    received = b""
+    with anyio.fail_after(WAIT):
+        while not done(received):
+            received += await stream.receive()
+    return received

@@ -6,6 +6,7 @@ change it there, and only then move the `mcp` pin in pyproject.toml (the README 
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 from importlib.metadata import version
 from typing import Any, Final
@@ -19,7 +20,9 @@ from mcp.server import Server, ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
+from starlette.types import Message, Receive, Scope
 
 from lash_gateway import _sdk
 
@@ -105,16 +108,57 @@ def test_the_session_manager_names_new_sessions_where_a_prefix_can_be_put() -> N
     assert list(_sdk.http_transports(manager)) == [transport.mcp_session_id]
 
 
-def test_the_session_manager_decides_on_a_new_session_where_the_edge_hears_of_it() -> None:
-    """`_admit_session` counts a new session, or refuses one past `max_sessions`, and the edge hears of both."""
-    manager = StreamableHTTPSessionManager(app=Server("sdk-internals"), max_sessions=1)
+@pytest.mark.anyio
+async def test_the_session_manager_decides_on_a_new_session_where_the_edge_hears_of_it() -> None:
+    """An initialize served by the manager: the edge hears of the decision in the request's own task, with the new
+    session counted, before the answer starts; and of a refusal past `max_sessions` too."""
+    manager = StreamableHTTPSessionManager(
+        app=Server("sdk-internals"),
+        json_response=True,
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        max_sessions=1,
+    )
     _sdk.report_admissions(manager)
-    counted: list[int] = []
-    with _sdk.admitting(lambda: counted.append(len(_sdk.http_transports(manager)))):
-        assert manager._admit_session(None) is not None
-        assert manager._admit_session(None) is None, moved("StreamableHTTPSessionManager.max_sessions", "admitting")
-    assert manager._admit_session(None) is None  # outside the block: nobody to tell
-    assert counted == [1, 1]  # the session was counted by the time the edge heard of it
+    heard: list[str] = []
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        }
+    ).encode()
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "headers": [(b"accept", b"application/json, text/event-stream"), (b"content-type", b"application/json")],
+    }
+
+    def request() -> Receive:
+        """The body, then the client gone (once its answer is in)."""
+        messages: list[Message] = [{"type": "http.disconnect"}, {"type": "http.request", "body": body}]
+
+        async def receive() -> Message:
+            return messages.pop() if len(messages) > 1 else messages[0]
+
+        return receive
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            heard.append(f"answer {message['status']}")
+
+    async with manager.run():
+        with _sdk.admitting(lambda: heard.append(f"decided with {len(_sdk.http_transports(manager))} counted")):
+            await manager.handle_request(scope, request(), send)
+            await manager.handle_request(scope, request(), send)
+    assert heard == ["decided with 1 counted", "answer 200", "decided with 1 counted", "answer 503"], moved(
+        "StreamableHTTPSessionManager._admit_session (on the request's path)", "report_admissions"
+    )
 
 
 @pytest.mark.anyio
