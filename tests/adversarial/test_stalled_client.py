@@ -22,7 +22,13 @@ from starlette.types import ASGIApp, Message
 
 from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
 from lash_gateway.export._endpoint import LISTEN_END_GRACE
-from tests.integration._gateway import InProcessGateway, connect, listen_body, run_gateway_in_process
+from tests.integration._gateway import (
+    InProcessGateway,
+    connect,
+    initialize_body,
+    listen_body,
+    run_gateway_in_process,
+)
 from tests.integration._helpers import wait_until
 from tests.servers.launch import PROJECT_ROOT, stdio_command
 
@@ -82,18 +88,7 @@ class StalledSseClient:
                 async def send(message: dict[str, object]) -> None:
                     assert (await http.post(post, json=message)).status_code == 202
 
-                await send(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": 1,
-                        "method": "initialize",
-                        "params": {
-                            "protocolVersion": "2025-11-25",
-                            "capabilities": {},
-                            "clientInfo": {"name": "stalled", "version": "0"},
-                        },
-                    }
-                )
+                await send(initialize_body())
                 assert "result" in json.loads(await _data_of(lines, "message"))
                 await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
                 big = {"name": "up__big", "arguments": {"size_bytes": BIG}}

@@ -76,6 +76,7 @@ __all__ = [
     "http_upstream",
     "initialize_body",
     "listen_body",
+    "listening",
     "metrics",
     "poll",
     "raw_session",
@@ -354,6 +355,20 @@ def listen_body() -> dict[str, Any]:
             },
         },
     }
+
+
+@asynccontextmanager
+async def listening(
+    http: httpx2.AsyncClient, url: str, headers: Mapping[str, str]
+) -> AsyncIterator[AsyncIterator[str]]:
+    """A 2026-07-28 `subscriptions/listen` stream (`listen_body`) on `url`, acknowledged; yields its later lines."""
+    async with http.stream("POST", url, json=listen_body(), headers={**LISTEN_HEADERS, **headers}) as stream:
+        assert stream.status_code == 200, await stream.aread()
+        lines = stream.aiter_lines()
+        async for line in lines:
+            if "notifications/subscriptions/acknowledged" in line:
+                break
+        yield lines
 
 
 def sse_messages(reply: httpx2.Response) -> list[dict[str, Any]]:

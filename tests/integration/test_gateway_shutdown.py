@@ -23,13 +23,12 @@ from lash_gateway import McpPluginFactory, McpServerConfig
 from lash_gateway.admin._serving import END_GRACE
 from tests.integration._gateway import (
     HTTP_SERVER,
-    LISTEN_HEADERS,
     ClientMode,
     GatewayStarter,
     RawSession,
     connect,
     http_upstream,
-    listen_body,
+    listening,
     raw_session,
     sse_message,
     wait_servers_connected,
@@ -145,13 +144,8 @@ async def test_a_listen_stream_ends_with_the_drain_and_holds_no_shutdown_up(
     and cuts it with an error."""
     process = gateway_process(write_config(tmp_path / "config.json", {}, {"shutdown_drain": DRAIN}))
     async with httpx2.AsyncClient(timeout=WAIT) as http:
-        async with http.stream("POST", process.mcp_url, json=listen_body(), headers=LISTEN_HEADERS) as stream:
-            assert stream.status_code == 200
-            lines = stream.aiter_lines()
-            with anyio.fail_after(WAIT):
-                async for line in lines:
-                    if "notifications/subscriptions/acknowledged" in line:
-                        break
+        with anyio.fail_after(WAIT):
+            async with listening(http, process.mcp_url, {}) as lines:
                 process.process.send_signal(signal.SIGTERM)
                 rest = [message async for line in lines if (message := sse_message(line)) is not None]
     assert rest[-1]["id"] == 1 and "result" in rest[-1], rest  # the stream's own end, not a cut connection

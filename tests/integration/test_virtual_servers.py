@@ -37,6 +37,7 @@ from tests.integration._gateway import (
     connect_stdio,
     initialize_body,
     listen_body,
+    listening,
     metrics,
     poll,
     raw_session,
@@ -448,21 +449,15 @@ async def test_removing_a_virtual_server_ends_its_listen_streams(tmp_path: Path)
         found = served.gateway.virtual.endpoint("ops")
         assert found is not None
         endpoint = found[0]
-        headers = {**LISTEN_HEADERS, **bearer(OPS_TOKEN)}
-        async with http.stream("POST", f"{served.base_url}/mcp", json=listen_body(), headers=headers) as stream:
-            assert stream.status_code == 200
-            lines = stream.aiter_lines()
-            with anyio.fail_after(WAIT):
-                async for line in lines:
-                    if "notifications/subscriptions/acknowledged" in line:
-                        break
-            assert endpoint.listening == 1
-            async with admin(served.base_url) as admin_http:
-                assert (await admin_http.delete("/admin/virtual-servers/ops")).status_code == 200
-            with anyio.fail_after(WAIT):
+        with anyio.fail_after(WAIT):
+            async with listening(http, f"{served.base_url}/mcp", bearer(OPS_TOKEN)) as lines:
+                assert endpoint.listening == 1
+                async with admin(served.base_url) as admin_http:
+                    assert (await admin_http.delete("/admin/virtual-servers/ops")).status_code == 200
                 rest = [message async for line in lines if (message := sse_message(line)) is not None]
-            assert rest[-1]["id"] == 1 and "result" in rest[-1], rest  # the stream's own end, not a cut connection
+        assert rest[-1]["id"] == 1 and "result" in rest[-1], rest  # the stream's own end, not a cut connection
         await wait_until(lambda: endpoint.listening == 0)
+        headers = {**LISTEN_HEADERS, **bearer(OPS_TOKEN)}
         again = await http.post(f"{served.base_url}/mcp", json=listen_body(), headers=headers)
         assert again.status_code == 401, again.text  # its token is no virtual server's any more
 

@@ -25,6 +25,7 @@ from mcp.shared.message import SessionMessage
 from starlette.types import Message, Receive, Scope
 
 from lash_gateway import _sdk
+from tests.integration._gateway import initialize_body
 
 SDK: Final = f"mcp {version('mcp')}"
 
@@ -120,18 +121,7 @@ async def test_the_session_manager_decides_on_a_new_session_where_the_edge_hears
     )
     _sdk.report_admissions(manager)
     heard: list[str] = []
-    body = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "0"},
-            },
-        }
-    ).encode()
+    body = json.dumps(initialize_body()).encode()
     scope: Scope = {
         "type": "http",
         "method": "POST",
