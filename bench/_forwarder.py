@@ -26,16 +26,8 @@ from typing import Any, cast
 import httptools
 import uvloop
 
-_HANDSHAKE = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "forwarder", "version": "0"},
-    },
-}
+from tests.integration._gateway import initialize_body
+
 _STAMP = {"io.modelcontextprotocol/serverInfo": {"name": "forwarder", "version": "0"}}
 
 
@@ -49,7 +41,7 @@ class Upstream:
         self._ids = itertools.count(1)
 
     async def start(self) -> None:
-        self._stdin.write(json.dumps(_HANDSHAKE).encode() + b"\n")
+        self._stdin.write(json.dumps(initialize_body()).encode() + b"\n")
         json.loads(await self._stdout.readline())
         self._stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
 

@@ -33,7 +33,7 @@ from mcp import Client
 from bench import _report
 from bench.bench_gateway import calls_per_second, connect, percentile, stdio_upstream
 from tests.integration._balancer import balancing
-from tests.integration._gateway import admin_client
+from tests.integration._gateway import MCP_HEADERS, admin_client, initialize_body
 from tests.postgres import PostgresServer
 from tests.servers.launch import GatewayProcess, UpstreamProcess, child_env, write_config
 
@@ -48,7 +48,6 @@ SESSIONS: Final = 6
 IN_FLIGHT: Final = 12
 THROUGHPUT_CALLS: Final = 360
 THROUGHPUT_ROUNDS: Final = 3
-MCP_HEADERS: Final = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def start_replicas(store: str, workdir: Path) -> list[GatewayProcess]:
@@ -81,17 +80,7 @@ async def wait_all_alive(replicas: Sequence[GatewayProcess]) -> None:
 
 async def open_session(http: httpx2.AsyncClient, url: str) -> str:
     """A handshake-era session opened on the replica at `url`; its id."""
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "bench", "version": "0"},
-        },
-    }
-    reply = await http.post(url, json=initialize, headers=MCP_HEADERS)
+    reply = await http.post(url, json=initialize_body(), headers=MCP_HEADERS)
     reply.raise_for_status()
     session = reply.headers["mcp-session-id"]
     headers = {**MCP_HEADERS, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
