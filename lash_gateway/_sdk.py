@@ -56,6 +56,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.dispatcher import CallOptions
 
 __all__ = [
+    "admitting",
     "connection_of",
     "create_process",
     "executable_command",
@@ -64,7 +65,6 @@ __all__ = [
     "pipe_writer",
     "prefix_session_ids",
     "report_admissions",
-    "admitting",
     "send_raw_request",
     "stop_process",
 ]

@@ -66,10 +66,9 @@ class HttpEndpoint:
         self.sse: ASGIApp = self._legacy
         self.messages: ASGIApp = self._legacy.messages
         export.close_http_session = partial(close_http_session, self._manager)
-        self.listening = 0
-        """2026-07-28 `subscriptions/listen` streams open now (see `listen`)."""
         self._listens: dict[object, Callable[[], object]] = {}
-        """How to end each of them, by a key of its own (two listens in turn on one connection share its `abort`)."""
+        """How to end each 2026-07-28 listen stream open now (see `listen`), by a key of its own (two listens in turn on
+        one connection share its `abort`)."""
         self._none_open = anyio.Event()
         """Set while none is open (a new one once one opens)."""
         self._none_open.set()
@@ -98,16 +97,19 @@ class HttpEndpoint:
             # Reset, as its client would: the stream ends as on any disconnect (a cancel under another ASGI server).
             key = object()
             self._listens[key] = abort if abort is not None else stream.cancel
-            self.listening += 1
             if self._none_open.is_set():
                 self._none_open = anyio.Event()
             try:
                 await self.mcp(scope, receive, send)
             finally:
-                self.listening -= 1
                 del self._listens[key]
                 if not self._listens:
                     self._none_open.set()
+
+    @property
+    def listening(self) -> int:
+        """2026-07-28 `subscriptions/listen` streams open now."""
+        return len(self._listens)
 
     @property
     def max_sessions(self) -> int | None:
