@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -44,16 +45,21 @@ class Adoptions:
     def pending(self, session: str) -> bool:
         return session in self._pending
 
-    async def adopt(self, session: str, app: ASGIApp, scope: Scope) -> None:
-        """Open `session` again through `app` (an endpoint's MCP app) if it waits for that; concurrent requests of
-        the session wait for the one that opens it."""
+    async def adopt(self, session: str, app: ASGIApp, scope: Scope, is_open: Callable[[], bool]) -> None:
+        """Open `session` again through `app` (an endpoint's MCP app) if it waits for that and is not open here
+        (`is_open`). Concurrent requests of the session wait for the one that opens it: the SDK knows the session
+        from the start of its `initialize`, but refuses its requests until that is answered."""
         lock = self._opening.setdefault(session, anyio.Lock())
+        if lock.locked():
+            log.debug(
+                "a request of session %s waits while it is opened again here", session, extra={"session": session}
+            )
         try:
             async with lock:
                 opening = self._pending.get(session)
                 # Shielded and bounded: a client that leaves meanwhile must not leave the session half open.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(_REOPEN_TIMEOUT):
-                    if opening is not None and await _reopen(app, scope, session, opening):
+                    if opening is not None and not is_open() and await _reopen(app, scope, session, opening):
                         del self._pending[session]
         finally:
             if not lock.locked() and not lock.statistics().tasks_waiting:

@@ -78,8 +78,8 @@ class HttpEndpoint:
         for name, value in scope["headers"]:
             if name == _SESSION_HEADER:
                 session = value.decode("latin-1")
-                if adoptions.pending(session) and session not in http_transports(self._manager):
-                    await adoptions.adopt(session, app, scope)
+                if adoptions.pending(session):
+                    await adoptions.adopt(session, app, scope, partial(self.holds, session))
                 break
         await app(scope, receive, send)
 

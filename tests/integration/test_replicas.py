@@ -32,10 +32,13 @@ from tests.integration._balancer import Balancer, balancing
 from tests.integration._gateway import (
     GatewayClient,
     InProcessGateway,
+    RawSession,
     admin_client,
     connect,
     http_upstream,
     poll,
+    raw_session,
+    reply_to,
     run_gateway_in_process,
     text_of,
 )
@@ -414,6 +417,92 @@ async def test_a_session_whose_replica_stops_is_taken_over_and_goes_on(
         # A notification sent while the client's GET stream is being opened again on the new holder is lost (the
         # gateway keeps no event store): the client is only sure to see the change by listing.
         await attach_elsewhere(client, first.base_url, "extra", extra.url, hear=False)
+
+
+async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    """Two requests of a session whose replica stopped reach another replica at once. The first opens the session
+    again there; the second waits until it is open. (It used to find the session half open, and the SDK answered it
+    "Invalid request parameters".) The re-opening's `initialize` is held while the second arrives."""
+    servers = {"docs": http_upstream(upstream().url)}
+    stop, stopped = anyio.Event(), anyio.Event()
+
+    async def holding(*, task_status: anyio.abc.TaskStatus[InProcessGateway]) -> None:
+        try:
+            async with replica(database, key, servers) as served:
+                task_status.started(served)
+                await stop.wait()
+        finally:
+            stopped.set()
+
+    entered, release, waiting = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def hold_initialize(ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "initialize":
+            entered.set()
+            await release.wait()
+        return await call_next(ctx)
+
+    class Waiting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waits while it is opened again here" in record.getMessage():
+                waiting.set()
+
+    adopt_log, handler = logging.getLogger("lash_gateway.adopt"), Waiting(logging.DEBUG)
+    adopt_log.addHandler(handler)
+    level, adopt_log.level = adopt_log.level, logging.DEBUG
+    try:
+        async with AsyncExitStack() as stack:
+            taker = await stack.enter_async_context(replica(database, key, servers))
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            holder: InProcessGateway = await tg.start(holding)
+            session = await stack.enter_async_context(raw_session(holder.mcp_url))
+            stop.set()
+            with anyio.fail_after(WAIT):
+                await stopped.wait()
+            taker.gateway.export.server.middleware.append(hold_initialize)
+            there = RawSession(session.http, taker.mcp_url, session.headers)
+            answers: dict[int, dict[str, Any]] = {}
+            second_answered = anyio.Event()
+
+            async def call(request_id: int) -> None:
+                message = {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "method": "tools/call",
+                    "params": {"name": "docs__echo", "arguments": {"text": f"call {request_id}"}},
+                }
+                answers[request_id] = reply_to(await there.post(message), request_id)
+                if request_id == 3:
+                    second_answered.set()
+
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(call, 2)  # after the session's initialize, 1
+                    await entered.wait()  # the first is opening the session again
+                    calls.start_soon(call, 3)
+                    await _first_of(waiting, second_answered)
+                    release.set()
+            for request_id in (2, 3):
+                assert answers[request_id].get("result", {}).get("content") == [
+                    {"type": "text", "text": f"call {request_id}"}
+                ], answers[request_id]
+    finally:
+        adopt_log.removeHandler(handler)
+        adopt_log.level = level
+
+
+async def _first_of(*events: anyio.Event) -> None:
+    """Return once any of `events` is set (bound it with `anyio.fail_after`)."""
+    async with anyio.create_task_group() as tg:
+        for event in events:
+
+            async def wait(event: anyio.Event = event) -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wait)
 
 
 @asynccontextmanager
