@@ -139,7 +139,8 @@ class McpExport:
         """A session only to read the tool surface from (never called through)."""
         self._calls: set[anyio.CancelScope] = set()
         self._ended: str | None = None
-        self._bridges = Bridges(self.spawn, request_state_key)
+        self.bridges = Bridges(self.spawn, request_state_key)
+        """The 2026-07-28 calls that asked their client, held between its input-required rounds."""
         self.keepalive = Keepalive()
         """Comment lines for the fast path's answers that are silent for long (runs while the export is entered)."""
         self._no_calls: anyio.Event | None = None
@@ -208,7 +209,7 @@ class McpExport:
     def sign_rounds_with(self, key: bytes) -> None:
         """Sign and check the `requestState` of input-required rounds with `key` from now on: replicas read the one
         they share from their store once it is open, after the export was made."""
-        self._bridges.key = key
+        self.bridges.key = key
 
     async def __aenter__(self) -> Self:
         await self._notifier.__aenter__()
@@ -526,7 +527,7 @@ class McpExport:
             progress, relay_log = _reporters(current, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
 
-        return await self._bridges.serve(method, can_ask, params, bridged, ctx)
+        return await self.bridges.serve(method, can_ask, params, bridged, ctx)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams

@@ -13,15 +13,16 @@ gateway's own work for a call. This path runs the checks the SDK runs, in its or
 
 Then it calls the export's own handler for the method with a request context it builds, and shapes the result as
 the SDK's kernel does (cache hints, the protocol's result sieve, `resultType`, the `serverInfo` stamp), so both
-paths give the same answer. A `tools/call` whose client declares no kind of question (most of them) needs no request
-context: no question can come, so there is no bridge; it goes to the export's call in a lash session of its own
-(`McpExport.open_stateless`), its progress and log messages straight to its reply. A request that fails a check,
-a method not listed here, a handler someone replaced: all go to the SDK untouched, so protocol errors keep coming
-from one place.
+paths give the same answer. A `tools/call`, the request clients send most, needs no request context: it goes to
+the export's call in a lash session of its own (`McpExport.open_stateless`), its progress and log messages straight
+to its reply. Its client's questions (when it declares it takes some) go through the export's bridges, as on the
+handler path. A request that fails a check, a method not listed here, a handler someone replaced: all go to the SDK
+untouched, so protocol errors keep coming from one place.
 
-Progress and log messages ride the request's own stream (SSE from the first of them), input-required results
-come from the export's bridge, and closing the stream cancels the request: the gateway's server says so the moment
-the connection is lost (`CONNECTION_EXTENSION`); under another ASGI server a task waits for it, as in the SDK.
+Progress and log messages ride the request's own stream (SSE from the first of them; in a call with rounds, the
+stream of its latest round), input-required results come from the export's bridges, and closing the stream cancels
+the request: the gateway's server says so the moment the connection is lost (`CONNECTION_EXTENSION`); under another
+ASGI server a task waits for it, as in the SDK.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, cast
 
 import anyio
@@ -46,6 +48,7 @@ from mcp_types import (
     INTERNAL_ERROR,
     SERVER_INFO_META_KEY,
     CallToolRequestParams,
+    ClientCapabilities,
     LoggingLevel,
     LoggingMessageNotificationParams,
     ProgressToken,
@@ -58,8 +61,10 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from lash_core import NO_CALLER, Caller, CallerRequest, Session
+
 from ._asking import ASKABLE
-from ._bridge import ANSWER_NOW, AnsweredEarly
+from ._bridge import ANSWER_NOW, AnsweredEarly, AnswerNow
 from ._edge import CONNECTION_EXTENSION, TOKEN_ID
 from ._export import REFUSED, McpExport, refusal
 from ._levels import allows, level_of_meta
@@ -120,11 +125,12 @@ class ModernPath:
             return False
         meta = cast(RequestParams, typed).meta  # every request's params model is one
         reply = Reply(send, request_id, MODERN, self._export.keepalive)
-        if method == "tools/call" and _asks_nothing(route.client_capabilities, typed):
+        if method == "tools/call":
             hangup = _Hangup(scope, receive, self._export.spawn)
+            call = _Call(scope, request_id, version, cast(CallToolRequestParams, typed), route.client_capabilities)
             try:
                 with hangup.scope:
-                    await self._call(scope, request_id, version, cast(CallToolRequestParams, typed), meta, reply)
+                    await self._call(call, _Round(reply, meta), hangup)
             finally:
                 hangup.release()
                 reply.close()
@@ -143,11 +149,7 @@ class ModernPath:
         )
         hangup = _Hangup(scope, receive, self._export.spawn)
 
-        async def answer_now(result: dict[str, Any]) -> None:
-            hangup.release()  # answered: the call that goes on is its retry's to end
-            await self._respond(reply, method, version, result)
-
-        answering = ANSWER_NOW.set(answer_now)
+        answering = ANSWER_NOW.set(self._answer_now(reply, method, version, hangup))
         try:
             with hangup.scope:
                 try:
@@ -166,52 +168,66 @@ class ModernPath:
             await aclose_shielded(connection)  # the request's lash session, as the SDK closes its connection
         return True
 
-    async def _call(
-        self,
-        scope: Scope,
-        request_id: RequestId,
-        version: str,
-        params: CallToolRequestParams,
-        meta: Mapping[str, Any] | None,
-        reply: Reply,
-    ) -> None:
-        """A `tools/call` whose client takes no questions, answered as the export's handler answers it, without the
-        SDK's connection and request context (no question can come, so no bridge either)."""
-        token: ProgressToken | None = meta.get("progress_token") if meta else None
-        requested = level_of_meta(meta)
-
-        async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
-            assert token is not None  # reported only when asked for
-            await reply.progress(token, progress, total, message)
-
-        async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
-            if allows(requested, level):  # as the SDK's session sends a log notification
-                notice = LoggingMessageNotificationParams(level=cast(LoggingLevel, level), data=data, logger=logger)
-                await reply.notify(
-                    "notifications/message", notice.model_dump(by_alias=True, mode="json", exclude_none=True)
-                )
-
-        export, session = self._export, None
+    async def _call(self, call: _Call, first: _Round, hangup: _Hangup) -> None:
+        """A `tools/call`, answered as the export's handler answers it, without the SDK's connection and request
+        context. A client that takes questions gets them in input-required rounds (`Bridges`), as on the handler
+        path: the call runs in this task, the first round answers the request, and the call goes on for the retry."""
+        export, session, reply = self._export, None, first.reply
+        answering = ANSWER_NOW.set(self._answer_now(reply, "tools/call", call.version, hangup))
         try:
             session = await export.open_stateless()
-            result = await export.call(
-                session,
-                params.name,
-                params.arguments or {},
-                call_id=str(request_id),
-                progress=report if token is not None else None,
-                log=relay_log,
-                token_id=scope.get(TOKEN_ID),
-            )
-        except REFUSED as exc:
-            await _fail(reply, refusal(exc))
+            run = partial(self._run, call, session, first.token is not None)
+            can_ask = call.askable()
+            if can_ask is None:  # nothing can be asked, no round resumed: no bridge
+                result = await run(NO_CALLER, lambda: first)
+            else:
+                result = await export.bridges.serve("tools/call", can_ask, call.params, run, first)
+        except AnsweredEarly:
+            pass
         except Exception as exc:
             await _fail(reply, exc)
         else:
-            await self._respond(reply, "tools/call", version, for_era(version, result))
+            await self._respond(reply, "tools/call", call.version, result)
         finally:
+            ANSWER_NOW.reset(answering)
             if session is not None:  # after the answer, as the handler path's session closes with its connection
                 await export.close_stateless(session)
+
+    async def _run(
+        self, call: _Call, session: Session, wants_progress: bool, caller: Caller, current: Callable[[], _Round]
+    ) -> dict[str, Any]:
+        """The call itself, in wire form for its era; its progress and log messages go to its latest round."""
+
+        async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
+            await current().progress(progress, total, message)
+
+        async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
+            await current().log(level, data, logger)
+
+        params = call.params
+        try:
+            result = await self._export.call(
+                session,
+                params.name,
+                params.arguments or {},
+                call_id=str(call.request_id),
+                progress=report if wants_progress else None,
+                log=relay_log,
+                caller=caller,
+                token_id=call.scope.get(TOKEN_ID),
+            )
+        except REFUSED as exc:  # as the handler path raises it: a retry on either path may get it
+            raise refusal(exc) from None
+        return for_era(call.version, result)
+
+    def _answer_now(self, reply: Reply, method: str, version: str, hangup: _Hangup) -> AnswerNow:
+        """Answers the request at once (with a round) from the task of its call, which goes on for the retry."""
+
+        async def answer_now(result: dict[str, Any]) -> None:
+            hangup.release()  # answered: the call that goes on is its retry's to end
+            await self._respond(reply, method, version, result)
+
+        return answer_now
 
     async def _respond(self, reply: Reply, method: str, version: str, result: dict[str, Any]) -> None:
         try:
@@ -259,14 +275,6 @@ async def _fail(reply: Reply, exc: Exception) -> None:
     await reply.error(error.code, error.message, error.data)
 
 
-def _asks_nothing(capabilities: object, params: object) -> bool:
-    """Whether nothing can be asked of the request's client: its envelope declares no kind of question (however the
-    SDK would read the rest of it), and the request is no retry of an input-required round."""
-    if getattr(params, "request_state", None) is not None:
-        return False
-    return not isinstance(capabilities, dict) or all(capabilities.get(kind) is None for kind in ASKABLE)
-
-
 def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | None:
     """The request's envelope, if its routing headers (none repeated) agree with its body and its version is served."""
     routing: dict[str, str] = {}
@@ -278,6 +286,59 @@ def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | Non
             routing[key] = value.decode("latin-1")
     route = classify_inbound_request(message, headers=routing)
     return route if isinstance(route, InboundModernRoute) else None
+
+
+@dataclass(frozen=True, eq=False)
+class _Call:
+    """What the direct path needs of a `tools/call` request."""
+
+    scope: Scope
+    request_id: RequestId
+    version: str
+    params: CallToolRequestParams
+    capabilities: object
+    """The envelope's client capabilities, as sent."""
+
+    def askable(self) -> Callable[[CallerRequest], bool] | None:
+        """Which kinds of question its client takes, read as the SDK reads the envelope (a mis-shaped declaration is
+        none); None when none can be asked and the request resumes no round: then the call needs no bridge."""
+        capabilities = self.capabilities
+        kinds: frozenset[str] = frozenset()
+        if isinstance(capabilities, dict) and any(capabilities.get(kind) is not None for kind in ASKABLE):
+            try:
+                declared = ClientCapabilities.model_validate(capabilities, by_name=False)
+            except ValidationError:
+                pass
+            else:
+                kinds = frozenset(kind for kind in ASKABLE if getattr(declared, kind) is not None)
+        if not kinds and self.params.request_state is None:
+            return None
+        return kinds.__contains__
+
+
+@dataclass(eq=False)
+class _Round:
+    """One request of a call (a call that asked its client has one per round): where its progress and log messages
+    go, as the client asked in that request."""
+
+    reply: Reply
+    meta: Mapping[str, Any] | None
+    token: ProgressToken | None = field(init=False)
+    level: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.token = self.meta.get("progress_token") if self.meta else None
+        self.level = level_of_meta(self.meta)
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self.token is not None:  # as the SDK's session reports it: only to a request that asked
+            await self.reply.progress(self.token, progress, total, message)
+
+    async def log(self, level: str, data: Any, logger: str | None = None) -> None:
+        if allows(self.level, level):  # as the SDK's session sends a log notification
+            notice = LoggingMessageNotificationParams(level=cast(LoggingLevel, level), data=data, logger=logger)
+            params = notice.model_dump(by_alias=True, mode="json", exclude_none=True)
+            await self.reply.notify("notifications/message", params)
 
 
 @dataclass(eq=False)

@@ -148,7 +148,7 @@ SAME_ANSWERS: Final = {
 
 async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
-        # Which calls skip the export's handler: those whose client takes no questions.
+        # No call takes the export's handler, not even one whose client takes questions.
         handled: list[str] = []
         handler = served.gateway.export.answer
 
@@ -159,7 +159,7 @@ async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch:
         monkeypatch.setattr(served.gateway.export, "answer", spied)
         fast = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
         assert reached_sdk == []
-        assert handled == [f"{SERVER}__echo"]  # the call from a client that takes questions
+        assert handled == []
         to_sdk(served)
         sdk = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
         assert len(reached_sdk) == len(SAME_ANSWERS)
@@ -176,6 +176,72 @@ async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch:
     assert fast["tools/list"][2][0]["result"]["ttlMs"] == 0  # a cache hint: every list changes at runtime
     assert fast["read, a URI nobody serves"][2][0]["error"]["code"] == -32002
     assert fast["prompt, unknown"][0] == 400  # INVALID_PARAMS has an HTTP status of its own on this era
+
+
+def declaring(tool: str, arguments: Mapping[str, Any], *kinds: str, **meta: Any) -> Any:
+    """A call from a client that declares it takes the questions `kinds`."""
+    return call(tool, arguments, **{CLIENT_CAPABILITIES_META_KEY: {kind: {} for kind in kinds}}, **meta)
+
+
+ANSWERS: Final = {
+    "elicitation/create": {"action": "accept", "content": {"answer": "ann"}},
+    "roots/list": {"roots": [{"uri": "file:///work", "name": "work"}]},
+}
+ASKING: Final = {
+    "elicitation, declared": declaring("ask", {"message": "name?"}, "elicitation"),
+    "elicitation, only sampling declared": declaring("ask", {"message": "name?"}, "sampling"),
+    "roots, declared with the others": declaring("roots", {}, "roots", "sampling", "elicitation"),
+    "nothing asked, with progress": declaring("slow", {"seconds": 0.05, "steps": 1}, "roots", progressToken="p"),
+}
+
+
+async def rounds(http: httpx2.AsyncClient, url: str, sent: Any) -> list[Exchange]:
+    """A call and its retries, each answering the round before it (`ANSWERS`), until it is complete; each round's
+    `requestState` left out (it names the call, which differs between runs)."""
+    body, headers = sent
+    seen: list[Exchange] = []
+    for request_id in range(2, 6):
+        status, content_type, messages = await exchange(http, url, (body, headers))
+        result = messages[-1].get("result", {})
+        state = result.pop("requestState", None)
+        seen.append((status, content_type, messages))
+        if result.get("resultType") != "input_required":
+            return seen
+        responses = {key: ANSWERS[asked["method"]] for key, asked in result["inputRequests"].items()}
+        body = {**body, "id": request_id, "params": {**body["params"], "requestState": state}}
+        body["params"]["inputResponses"] = responses
+    raise AssertionError(f"no end to the rounds: {seen}")
+
+
+async def test_clients_that_take_questions_get_the_same_rounds_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Input-required rounds on the direct path: the same questions, the same results after the retries, what the
+    client did not declare refused as the SDK's path refuses it; and never through the export's handler."""
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        handled: list[str] = []
+        handler = served.gateway.export.answer
+
+        async def spied(ctx: Any, method: str, params: Any, run: Any) -> dict[str, Any]:
+            handled.append(params.name)
+            return await handler(ctx, method, params, run)
+
+        monkeypatch.setattr(served.gateway.export, "answer", spied)
+        fast = {label: await rounds(http, served.mcp_url, sent) for label, sent in ASKING.items()}
+        assert reached_sdk == [] and handled == []
+        to_sdk(served)
+        sdk = {label: await rounds(http, served.mcp_url, sent) for label, sent in ASKING.items()}
+        assert len(handled) == sum(len(seen) for seen in sdk.values())
+
+    for label in ASKING:
+        assert fast[label] == sdk[label], label
+    asked, answered = fast["elicitation, declared"]
+    assert asked[2][0]["result"]["inputRequests"]["q0"]["method"] == "elicitation/create"
+    assert answered[2][0]["result"]["content"] == [{"type": "text", "text": "accept: ann"}]
+    [refused] = fast["elicitation, only sampling declared"]
+    assert refused[2][0]["result"]["isError"], refused
+    assert fast["roots, declared with the others"][-1][2][0]["result"]["content"][0]["text"] == "file:///work"
+    [(_, content_type, messages)] = fast["nothing asked, with progress"]
+    assert content_type.startswith("text/event-stream")
+    assert [m.get("method") for m in messages] == ["notifications/progress", "notifications/progress", None]
 
 
 async def read_counter(http: httpx2.AsyncClient, url: str) -> str:

@@ -1,7 +1,8 @@
-"""The 2026-07-28 direct `tools/call` path (`_modern_path._asks_nothing`) is taken only for a client the SDK itself
-would find declares no kind of question: however its `_meta` capabilities are shaped, the gateway never answers
-without a bridge a call whose client the SDK would let an upstream ask. Checked against the installed SDK's own
-reading of the envelope (`Connection.from_envelope`), so an SDK upgrade that reads capabilities otherwise fails here.
+"""The 2026-07-28 direct `tools/call` path lets an upstream ask a client exactly the kinds of question the SDK itself
+would find it declares (`_modern_path._Call.askable`): however its `_meta` capabilities are shaped, the gateway asks
+no client what the SDK's path would not, and refuses no question the SDK's path would ask. Checked against the
+installed SDK's own reading of the envelope (`Connection.from_envelope`), so an SDK upgrade that reads capabilities
+otherwise fails here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from mcp.server.connection import Connection
 
 from lash_gateway.export._asking import ASKABLE
-from lash_gateway.export._modern_path import _asks_nothing
+from lash_gateway.export._modern_path import _Call
 
 MODERN: Final = "2026-07-28"
 ASKED: Final = {
@@ -38,17 +39,26 @@ capabilities = st.one_of(
 )
 
 
+def askable(raw: Any, params: types.CallToolRequestParams = PARAMS) -> Any:
+    return _Call({}, 1, MODERN, params, raw).askable()
+
+
 @given(capabilities)
-def test_a_call_skips_the_bridge_only_when_the_sdk_finds_no_question_declared(raw: Any) -> None:
-    if not _asks_nothing(raw, PARAMS):
-        return  # the handler path: the SDK's own reading decides there
+def test_a_call_may_ask_exactly_what_the_sdk_finds_declared(raw: Any) -> None:
     connection = Connection.from_envelope(MODERN, {"name": "client", "version": "1"}, raw)
-    assert not any(connection.check_capability(capability) for capability in ASKED.values()), raw
+    declared = {kind for kind, capability in ASKED.items() if connection.check_capability(capability)}
+    can_ask = askable(raw)
+    if can_ask is None:  # no bridge at all
+        assert not declared, raw
+    else:
+        assert {kind for kind in ASKABLE if can_ask(kind)} == declared, raw
 
 
-def test_a_declared_question_or_a_retry_takes_the_handler_path() -> None:
+def test_a_call_needs_no_bridge_unless_its_client_takes_questions_or_it_is_a_retry() -> None:
     for kind in ASKABLE:
-        assert not _asks_nothing({kind: {}}, PARAMS)
-    assert not _asks_nothing({}, types.CallToolRequestParams(name="echo", arguments={}, request_state="s"))
-    assert _asks_nothing({}, PARAMS)
-    assert _asks_nothing(None, PARAMS)
+        can_ask = askable({kind: {}})
+        assert can_ask is not None and can_ask(kind)
+    retry = askable({}, types.CallToolRequestParams(name="echo", arguments={}, request_state="s"))
+    assert retry is not None and not any(map(retry, ASKABLE))
+    assert askable({}) is None
+    assert askable(None) is None
