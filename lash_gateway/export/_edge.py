@@ -6,7 +6,8 @@
 - A body arrives whole within `body_timeout` seconds and `max_body` bytes (408, 413): a request whose
   `Content-Length` promises more than is sent holds nothing for longer than that.
 - A new session (an `initialize` POST without a session id, a `GET /sse`, a 2026-07-28 `subscriptions/listen`
-  stream, which a client holds open as a session's stream) past `max_sessions` gets 503.
+  stream, which a client holds open as a session's stream, a session taken over from a gone replica) past
+  `max_sessions` gets 503.
 
 Then the MCP paths (`/mcp`, `/sse`, `/messages/`, and a virtual server's under each) go straight to the router
 (`_router`), past Starlette's router and middleware (every tool call goes there, and those layers wrap each request
@@ -157,6 +158,7 @@ class Edge:
                     receive = _replaying(body, inner)
                 if await forwarder.serve(session, scope, body.get("body", b""), inner, send):
                     return
+                opens = forwarder.adopting(session)  # a session taken over opens here again: it counts as a new one
             elif scope["method"] == "POST":  # an initialize, if it succeeds
                 send = forwarder.remembering(body["body"] if body is not None else b"", send)
         # A listen the SDK serves says so in its Mcp-Method header: it refuses a header that is not the body's method.

@@ -210,6 +210,10 @@ class Forwarder:
         text = session.decode("latin-1")
         return self._holds(text) or self.adoptions.pending(text)
 
+    def adopting(self, session: bytes) -> bool:
+        """Whether `session`, taken over from a gone replica, is opened again here at its next request."""
+        return self.adoptions.pending(session.decode("latin-1"))
+
     async def _destination(self, session: str, ask_store: bool = False) -> tuple[str, str] | None:
         """The replica that holds `session` and its address, if another live one does; None: serve it here (taken
         over now, if its holder is gone).

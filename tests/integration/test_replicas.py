@@ -493,6 +493,52 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
         adopt_log.level = level
 
 
+async def test_a_session_taken_over_counts_against_the_takers_session_limit(
+    database: str, key: bytes, upstream: UpstreamFactory
+) -> None:
+    """A replica at `gateway.export.max_sessions` (here with a virtual server's session) refuses to open a gone
+    replica's session again (503, as it refuses a new one), and opens it once a place is free: a take-over cannot put
+    a replica past its limit. (Only the endpoint's own count was checked: the session was opened, a second one.)"""
+    servers = {"docs": http_upstream(upstream().url)}
+    stop, stopped = anyio.Event(), anyio.Event()
+
+    async def holding(*, task_status: anyio.abc.TaskStatus[InProcessGateway]) -> None:
+        try:
+            async with replica(database, key, servers) as served:
+                task_status.started(served)
+                await stop.wait()
+        finally:
+            stopped.set()
+
+    echo = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "docs__echo", "arguments": {"text": "x"}},
+    }
+    async with AsyncExitStack() as stack:
+        taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
+        async with admin(taker.base_url) as api:
+            team = {"servers": ["*"], "tokens": [VS_TOKEN]}
+            assert (await api.put("/admin/virtual-servers/team", json=team)).status_code == 201
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        holder: InProcessGateway = await tg.start(holding)
+        taken = await stack.enter_async_context(raw_session(holder.mcp_url))
+        stop.set()
+        with anyio.fail_after(WAIT):
+            await stopped.wait()
+        there = RawSession(taken.http, taker.mcp_url, taken.headers)
+        async with raw_session(taker.mcp_url, headers={"Authorization": f"Bearer {VS_TOKEN}"}):  # the one place
+            assert taker.gateway.open_sessions() == 1
+            refused = await there.post(echo)
+            assert refused.status_code == 503, refused.text
+            assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
+            assert taker.gateway.open_sessions() == 1
+        # The place is free: the session is taken over, under its own id.
+        assert reply_to(await there.post(echo), 2)["result"]["isError"] is False
+        assert taker.gateway.open_sessions() == 1
+
+
 async def _first_of(*events: anyio.Event) -> None:
     """Return once any of `events` is set (bound it with `anyio.fail_after`)."""
     async with anyio.create_task_group() as tg:
