@@ -66,6 +66,8 @@ class VirtualServers:
         self.http: EndpointMaker | None = None
         """Makes each virtual server's HTTP endpoint; None: the exports only (stdio). Set it before entering."""
         self._served: dict[str, VirtualServer] = {}
+        self._leaving: set[VirtualServer] = set()
+        """Removed, no longer routed to, but not stopped yet: their sessions still count (`open_sessions`)."""
         self._tokens: dict[str, tuple[VirtualServer, str]] = {}
         self._stack = AsyncExitStack()
         self._tg: TaskGroup | None = None
@@ -155,11 +157,15 @@ class VirtualServers:
         served = self._served.pop(name, None)
         if served is None:
             return False
-        self._index_tokens()
-        with anyio.move_on_after(END_CALLS_WAIT):
-            await served.export.end_calls(f"virtual server {name} was removed; the call was cancelled")
-        served.stop.set()
-        await served.stopped.wait()
+        self._leaving.add(served)  # until its sessions have ended, which may take `END_CALLS_WAIT` seconds and more
+        try:
+            self._index_tokens()
+            with anyio.move_on_after(END_CALLS_WAIT):
+                await served.export.end_calls(f"virtual server {name} was removed; the call was cancelled")
+            served.stop.set()
+            await served.stopped.wait()
+        finally:
+            self._leaving.discard(served)
         log.info("virtual server %s removed", name, extra={"virtual_server": name})
         return True
 
@@ -192,7 +198,9 @@ class VirtualServers:
         return [served.endpoint for served in self._served.values() if served.endpoint is not None]
 
     def open_sessions(self) -> int:
-        return sum(served.endpoint.open_sessions() for served in self._served.values() if served.endpoint is not None)
+        """Sessions of every virtual server, those being removed included: they hold their places until they end."""
+        every = (*self._served.values(), *self._leaving)
+        return sum(served.endpoint.open_sessions() for served in every if served.endpoint is not None)
 
     @property
     def connected_clients(self) -> int:

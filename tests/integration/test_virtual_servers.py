@@ -462,6 +462,39 @@ async def test_removing_a_virtual_server_ends_its_listen_streams(tmp_path: Path)
         assert again.status_code == 401, again.text  # its token is no virtual server's any more
 
 
+async def test_a_virtual_server_being_removed_holds_its_sessions_places_until_they_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removing a virtual server waits for its calls to end (up to `END_CALLS_WAIT` seconds, which is held open here).
+    Meanwhile its sessions are still open and count against `gateway.export.max_sessions`: a new session cannot take
+    their place until they have ended. (They used to stop counting the moment the removal began.)"""
+    async with gateway(tmp_path, export={"max_sessions": 1}) as served, httpx2.AsyncClient(timeout=WAIT) as http:
+        ops = served.gateway.virtual.get("ops")
+        assert ops is not None
+        ending, release = anyio.Event(), anyio.Event()
+        end_calls = ops.export.end_calls
+
+        async def held_end_calls(reason: str) -> None:
+            ending.set()
+            await release.wait()
+            await end_calls(reason)
+
+        monkeypatch.setattr(ops.export, "end_calls", held_end_calls)
+        url = f"{served.base_url}/mcp"
+        with anyio.fail_after(WAIT):
+            async with raw_session(url, headers=bearer(OPS_TOKEN)), admin(served.base_url) as api:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(api.delete, "/admin/virtual-servers/ops")
+                    await ending.wait()  # the removal began: ops is no longer served
+                    refused = await http.post(url, json=initialize_body(), headers=MCP_HEADERS)
+                    assert refused.status_code == 503, refused.text
+                    assert served.gateway.open_sessions() == 1
+                    release.set()
+            assert served.gateway.virtual.get("ops") is None and served.gateway.open_sessions() == 0
+            async with raw_session(url):  # its place is free
+                pass
+
+
 @pytest.mark.parametrize("mode", ["http-legacy", "http-auto"])
 async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it_hides(
     tmp_path: Path, mode: ClientMode
