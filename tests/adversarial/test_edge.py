@@ -227,6 +227,30 @@ async def test_sessions_past_the_limit_are_refused_with_503_and_counted(own_gate
     await canary_works(gateway)
 
 
+def _hidden(**changed: str | None) -> list[tuple[str, str]]:
+    """The listen headers with some changed (None: left out)."""
+    headers = {**LISTEN_HEADERS, **changed}
+    return [(name, value) for name, value in headers.items() if value is not None]
+
+
+HIDDEN_LISTENS: Final[dict[str, list[tuple[str, str]]]] = {
+    "another Mcp-Method": _hidden(**{"Mcp-Method": "tools/list"}),
+    "no Mcp-Method": _hidden(**{"Mcp-Method": None}),
+    "Mcp-Method in another case": _hidden(**{"Mcp-Method": "Subscriptions/Listen"}),
+    "Mcp-Method twice, the listen second": [
+        *_hidden(**{"Mcp-Method": "tools/list"}),
+        ("Mcp-Method", "subscriptions/listen"),
+    ],
+    "a handshake-era version": _hidden(**{"MCP-Protocol-Version": "2025-11-25"}),
+    "no MCP-Protocol-Version": _hidden(**{"MCP-Protocol-Version": None}),
+    "MCP-Protocol-Version twice, the 2026 one second": [
+        *_hidden(**{"MCP-Protocol-Version": "2025-11-25"}),
+        ("MCP-Protocol-Version", "2026-07-28"),
+    ],
+}
+"""Listens whose headers say they are something else: the edge does not count them, so they must not be served."""
+
+
 async def test_listen_streams_count_as_sessions(own_gateway: InProcessGateway) -> None:
     """A 2026-07-28 client holds its `subscriptions/listen` stream open as a handshake client holds its session: the
     streams count against `max_sessions`, one past it is refused with 503, and a closed one frees its place. A
@@ -245,9 +269,9 @@ async def test_listen_streams_count_as_sessions(own_gateway: InProcessGateway) -
             samples = await metrics(gateway.base_url)
             assert gauge(samples, "lash_gateway_sessions_open") == MAX_SESSIONS
         await wait_until(lambda: gateway.gateway.open_sessions() == 0)  # the clients closed their streams
-        for hidden in ({"Mcp-Method": "tools/list"}, {"MCP-Protocol-Version": "2025-11-25"}):
-            lying = await http.post(gateway.mcp_url, json=listen_body(), headers={**LISTEN_HEADERS, **hidden})
-            assert lying.status_code == 400, lying.text  # answered at once: no stream held
+        for label, headers in HIDDEN_LISTENS.items():
+            lying = await http.post(gateway.mcp_url, json=listen_body(), headers=headers)
+            assert lying.status_code == 400, (label, lying.text)  # answered at once: no stream held
         async with connect(gateway.base_url, "http-auto") as client:
             assert gateway.gateway.open_sessions() == 1
             assert [tool.name for tool in (await client.client.list_tools()).tools] == ["lash_gateway_status"]
