@@ -45,6 +45,11 @@ class Adoptions:
     def pending(self, session: str) -> bool:
         return session in self._pending
 
+    def opening(self, session: str) -> bool:
+        """Whether a request is opening `session` again now (the session's other requests wait for it)."""
+        lock = self._opening.get(session)
+        return lock is not None and lock.locked()
+
     async def adopt(self, session: str, app: ASGIApp, scope: Scope, is_open: Callable[[], bool]) -> None:
         """Open `session` again through `app` (an endpoint's MCP app) if it waits for that and is not open here
         (`is_open`). Concurrent requests of the session wait for the one that opens it: the SDK knows the session
@@ -57,9 +62,12 @@ class Adoptions:
         try:
             async with lock:
                 opening = self._pending.get(session)
+                if opening is not None and is_open():  # open here already (a re-opening that failed late)
+                    del self._pending[session]
+                    return
                 # Shielded and bounded: a client that leaves meanwhile must not leave the session half open.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(_REOPEN_TIMEOUT):
-                    if opening is not None and not is_open() and await _reopen(app, scope, session, opening):
+                    if opening is not None and await _reopen(app, scope, session, opening):
                         del self._pending[session]
         finally:
             if not lock.locked() and not lock.statistics().tasks_waiting:

@@ -149,6 +149,7 @@ class Edge:
             if not forwarder.holds(session):  # taken over from here: the replica that sent it asks the store again
                 await reply(send, 404, "Session not found", rpc=True, headers=[(NOT_HELD.encode(), b"1")])
                 return
+            opens = forwarder.adopting(session, scope["method"])  # as below: sent here to be taken over
         elif forwarder is not None and forwarded is None and route[0] == "mcp" and version not in _MODERN_VERSIONS:
             if session is not None:  # a 2026-07-28 request has none that counts: any replica answers it
                 if body is None:  # a GET's or DELETE's empty body, taken now: the forwarder listens past it
@@ -158,7 +159,7 @@ class Edge:
                     receive = _replaying(body, inner)
                 if await forwarder.serve(session, scope, body.get("body", b""), inner, send):
                     return
-                opens = forwarder.adopting(session)  # a session taken over opens here again: it counts as a new one
+                opens = forwarder.adopting(session, scope["method"])  # a session taken over counts as a new one
             elif scope["method"] == "POST":  # an initialize, if it succeeds
                 send = forwarder.remembering(body["body"] if body is not None else b"", send)
         # A listen the SDK serves says so in its Mcp-Method header: it refuses a header that is not the body's method.

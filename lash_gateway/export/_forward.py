@@ -210,9 +210,11 @@ class Forwarder:
         text = session.decode("latin-1")
         return self._holds(text) or self.adoptions.pending(text)
 
-    def adopting(self, session: bytes) -> bool:
-        """Whether `session`, taken over from a gone replica, is opened again here at its next request."""
-        return self.adoptions.pending(session.decode("latin-1"))
+    def adopting(self, session: bytes, method: str) -> bool:
+        """Whether a request (by its HTTP `method`) of `session`, taken over from a gone replica, opens the session
+        again here: not a DELETE (which ends it), nor a request that waits while another opens it."""
+        text = session.decode("latin-1")
+        return method != "DELETE" and self.adoptions.pending(text) and not self.adoptions.opening(text)
 
     async def _destination(self, session: str, ask_store: bool = False) -> tuple[str, str] | None:
         """The replica that holds `session` and its address, if another live one does; None: serve it here (taken

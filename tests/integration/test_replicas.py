@@ -424,7 +424,8 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
 ) -> None:
     """Two requests of a session whose replica stopped reach another replica at once. The first opens the session
     again there; the second waits until it is open. (It used to find the session half open, and the SDK answered it
-    "Invalid request parameters".) The re-opening's `initialize` is held while the second arrives."""
+    "Invalid request parameters".) The re-opening's `initialize` is held while the second arrives. The taker has room
+    for one session: the session's requests count as one new session, not one each."""
     servers = {"docs": http_upstream(upstream().url)}
     stop, stopped = anyio.Event(), anyio.Event()
 
@@ -454,7 +455,7 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
     level, adopt_log.level = adopt_log.level, logging.DEBUG
     try:
         async with AsyncExitStack() as stack:
-            taker = await stack.enter_async_context(replica(database, key, servers))
+            taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
             tg = await stack.enter_async_context(anyio.create_task_group())
             holder: InProcessGateway = await tg.start(holding)
             session = await stack.enter_async_context(raw_session(holder.mcp_url))
@@ -498,7 +499,8 @@ async def test_a_session_taken_over_counts_against_the_takers_session_limit(
 ) -> None:
     """A replica at `gateway.export.max_sessions` (here with a virtual server's session) refuses to open a gone
     replica's session again (503, as it refuses a new one), and opens it once a place is free: a take-over cannot put
-    a replica past its limit. (Only the endpoint's own count was checked: the session was opened, a second one.)"""
+    a replica past its limit, neither when the request comes straight nor when another replica hands it over. (Only
+    the endpoint's own count was checked: the session was opened, a second one.)"""
     servers = {"docs": http_upstream(upstream().url)}
     stop, stopped = anyio.Event(), anyio.Event()
 
@@ -518,6 +520,7 @@ async def test_a_session_taken_over_counts_against_the_takers_session_limit(
     }
     async with AsyncExitStack() as stack:
         taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
+        third = await stack.enter_async_context(replica(database, key, servers))
         async with admin(taker.base_url) as api:
             team = {"servers": ["*"], "tokens": [VS_TOKEN]}
             assert (await api.put("/admin/virtual-servers/team", json=team)).status_code == 201
@@ -533,6 +536,8 @@ async def test_a_session_taken_over_counts_against_the_takers_session_limit(
             refused = await there.post(echo)
             assert refused.status_code == 503, refused.text
             assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
+            handed_over = await RawSession(taken.http, third.mcp_url, taken.headers).post(echo)
+            assert handed_over.status_code == 503, handed_over.text  # the taker holds it: the third hands it over
             assert taker.gateway.open_sessions() == 1
         # The place is free: the session is taken over, under its own id.
         assert reply_to(await there.post(echo), 2)["result"]["isError"] is False
