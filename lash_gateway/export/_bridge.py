@@ -33,18 +33,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 import mcp_types as types
 from mcp import MCPError
 from pydantic import BaseModel
 
-from lash_core import Caller, CallerRequest
+from lash_core import Caller, CallerRequest, LogReporter, ProgressReporter
 
 from ._asking import DEFAULT_ASK_TIMEOUT
 
-__all__ = ["ANSWER_NOW", "BATCH_WINDOW", "AnswerNow", "AnsweredEarly", "Bridges"]
+__all__ = ["ANSWER_NOW", "BATCH_WINDOW", "AnswerNow", "AnsweredEarly", "Bridges", "Round", "reporters"]
 
 BATCH_WINDOW: Final = 0.02
 """Seconds a round waits, after its first question, for more questions to go out with it."""
@@ -59,9 +59,20 @@ AnswerNow = Callable[[dict[str, Any]], Awaitable[None]]
 ANSWER_NOW: Final[ContextVar[AnswerNow | None]] = ContextVar("lash_gateway.answer_now", default=None)
 """Set by a server path that can answer its request from any task (the fast path): calls then run in the request's
 own task, and the first question is answered through it."""
-Run = Callable[[Caller, Callable[[], Any]], Awaitable[dict[str, Any]]]
-"""Runs the call with the caller to ask and a function that gives the client's latest request (where progress and
-log messages go: each round is a request of its own); returns its wire-form result."""
+
+
+class Round(Protocol):
+    """The client's latest request of a call, on whichever path it came (each round is a request of its own, and a
+    retry may take another path than the request before it): where the call's progress and log messages go now."""
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None: ...
+
+    async def log(self, level: str, data: Any, logger: str | None = None) -> None: ...
+
+
+Run = Callable[[Caller, Callable[[], Round]], Awaitable[dict[str, Any]]]
+"""Runs the call with the caller to ask and a function that gives the client's latest request; returns its wire-form
+result."""
 
 
 @dataclass(eq=False)
@@ -80,7 +91,7 @@ class _Bridge:
     id: str
     ttl: float
     """Seconds the client gets to answer a question."""
-    context: Any
+    context: Round
     """The client's latest request of this call."""
     binding: Callable[[], str]
     """A digest of the request (method and params, but the rounds' own): a state resumes only its request. Made
@@ -165,7 +176,7 @@ class Bridges:
         capabilities: Callable[[CallerRequest], bool],
         params: types.RequestParams | Any,
         run: Run,
-        context: Any,
+        context: Round,
     ) -> dict[str, Any]:
         """Start a call (or resume the one its `requestState` names) and return what the client gets now: the
         call's result, or an input-required result with the questions asked meanwhile.
@@ -329,3 +340,16 @@ def _wire(response: Any) -> Mapping[str, Any]:
     if isinstance(response, BaseModel):
         return response.model_dump(by_alias=True, exclude_none=True, mode="json")
     return dict(response) if isinstance(response, Mapping) else {}
+
+
+def reporters(current: Callable[[], Round], wants_progress: bool) -> tuple[ProgressReporter | None, LogReporter]:
+    """A call's progress and log messages, sent to the client's latest request (`current()`); no progress unless the
+    request that began the call asked for it."""
+
+    async def progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+        await current().progress(progress, total, message)
+
+    async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
+        await current().log(level, data, logger)
+
+    return (progress if wants_progress else None), relay_log

@@ -48,7 +48,7 @@ from lash_core import (
 from .._naming import MAX_TOOL_NAME_LENGTH
 from .._sdk import connection_of
 from ._asking import ASKABLE, declared, request_caller
-from ._bridge import Bridges
+from ._bridge import Bridges, Round, reporters
 from ._catalog import Catalog, CatalogExport
 from ._edge import TOKEN_ID
 from ._levels import allows, level_of_request, set_level
@@ -520,14 +520,14 @@ class McpExport:
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (
             any(map(can_ask, ASKABLE)) or getattr(params, "request_state", None)
         ):  # asked on the request's stream, or never asked (then no bridge, no task: the request runs here)
-            progress, relay_log = _reporters(lambda: ctx, wants_progress)
+            progress, relay_log = reporters(lambda: _RequestRound(ctx), wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, request_caller(ctx)))
 
-        async def bridged(caller: Caller, current: Callable[[], ServerRequestContext[Any, Any]]) -> dict[str, Any]:
-            progress, relay_log = _reporters(current, wants_progress)
+        async def bridged(caller: Caller, current: Callable[[], Round]) -> dict[str, Any]:
+            progress, relay_log = reporters(current, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
 
-        return await self.bridges.serve(method, can_ask, params, bridged, ctx)
+        return await self.bridges.serve(method, can_ask, params, bridged, _RequestRound(ctx))
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -594,19 +594,17 @@ class _GatewayServer(Server[Any]):
         )
 
 
-def _reporters(
-    current: Callable[[], ServerRequestContext[Any, Any]], wants_progress: bool
-) -> tuple[ProgressReporter | None, LogReporter]:
-    """Where a request's progress and log messages go: the stream of the client's current request (a 2026-07-28
-    call that asked its client has one request per round)."""
+@dataclass(frozen=True, slots=True)
+class _RequestRound:
+    """A request the SDK serves, as a `Round`: its progress and log messages go on its own stream."""
 
-    async def progress(progress: float, total: float | None = None, message: str | None = None) -> None:
-        await current().session.report_progress(progress, total, message)
+    ctx: ServerRequestContext[Any, Any]
 
-    async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
-        await _relay_log(current(), level, data, logger)
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        await self.ctx.session.report_progress(progress, total, message)
 
-    return (progress if wants_progress else None), relay_log
+    async def log(self, level: str, data: Any, logger: str | None = None) -> None:
+        await _relay_log(self.ctx, level, data, logger)
 
 
 async def _relay_log(ctx: ServerRequestContext[Any, Any], level: str, data: Any, logger: str | None = None) -> None:

@@ -64,7 +64,7 @@ from starlette.types import Receive, Scope, Send
 from lash_core import NO_CALLER, Caller, CallerRequest, Session
 
 from ._asking import ASKABLE
-from ._bridge import ANSWER_NOW, AnsweredEarly, AnswerNow
+from ._bridge import ANSWER_NOW, AnsweredEarly, AnswerNow, Round, reporters
 from ._edge import CONNECTION_EXTENSION, TOKEN_ID
 from ._export import REFUSED, McpExport, refusal
 from ._levels import allows, level_of_meta
@@ -194,16 +194,10 @@ class ModernPath:
                 await export.close_stateless(session)
 
     async def _run(
-        self, call: _Call, session: Session, wants_progress: bool, caller: Caller, current: Callable[[], _Round]
+        self, call: _Call, session: Session, wants_progress: bool, caller: Caller, current: Callable[[], Round]
     ) -> dict[str, Any]:
         """The call itself, in wire form for its era; its progress and log messages go to its latest round."""
-
-        async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
-            await current().progress(progress, total, message)
-
-        async def relay_log(level: str, data: Any, logger: str | None = None) -> None:
-            await current().log(level, data, logger)
-
+        report, relay_log = reporters(current, wants_progress)
         params = call.params
         try:
             result = await self._export.call(
@@ -211,7 +205,7 @@ class ModernPath:
                 params.name,
                 params.arguments or {},
                 call_id=str(call.request_id),
-                progress=report if wants_progress else None,
+                progress=report,
                 log=relay_log,
                 caller=caller,
                 token_id=call.scope.get(TOKEN_ID),

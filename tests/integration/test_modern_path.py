@@ -118,6 +118,19 @@ def to_sdk(served: InProcessGateway) -> None:
     served.gateway.export.server.middleware.append(passing)
 
 
+def spy_on_handler(served: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the calls the export's own handler serves from now on (`McpExport.answer`), as they come."""
+    handled: list[str] = []
+    handler = served.gateway.export.answer
+
+    async def spied(ctx: Any, method: str, params: Any, run: Any) -> dict[str, Any]:
+        handled.append(params.name)
+        return await handler(ctx, method, params, run)
+
+    monkeypatch.setattr(served.gateway.export, "answer", spied)
+    return handled
+
+
 SILENT: Final = call("slow", {"seconds": 0.5, "steps": 1})
 """A call that sends nothing for half a second (no progress token: `slow` reports none)."""
 INFO_MESSAGE: Final = {"message": "m", "level": "info"}
@@ -149,14 +162,7 @@ SAME_ANSWERS: Final = {
 async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
         # No call takes the export's handler, not even one whose client takes questions.
-        handled: list[str] = []
-        handler = served.gateway.export.answer
-
-        async def spied(ctx: Any, method: str, params: Any, run: Any) -> dict[str, Any]:
-            handled.append(params.name)
-            return await handler(ctx, method, params, run)
-
-        monkeypatch.setattr(served.gateway.export, "answer", spied)
+        handled = spy_on_handler(served, monkeypatch)
         fast = {label: await exchange(http, served.mcp_url, sent) for label, sent in SAME_ANSWERS.items()}
         assert reached_sdk == []
         assert handled == []
@@ -217,14 +223,7 @@ async def test_clients_that_take_questions_get_the_same_rounds_without_the_sdk(m
     """Input-required rounds on the direct path: the same questions, the same results after the retries, what the
     client did not declare refused as the SDK's path refuses it; and never through the export's handler."""
     async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
-        handled: list[str] = []
-        handler = served.gateway.export.answer
-
-        async def spied(ctx: Any, method: str, params: Any, run: Any) -> dict[str, Any]:
-            handled.append(params.name)
-            return await handler(ctx, method, params, run)
-
-        monkeypatch.setattr(served.gateway.export, "answer", spied)
+        handled = spy_on_handler(served, monkeypatch)
         fast = {label: await rounds(http, served.mcp_url, sent) for label, sent in ASKING.items()}
         assert reached_sdk == [] and handled == []
         to_sdk(served)

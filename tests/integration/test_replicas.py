@@ -98,6 +98,37 @@ async def replica(
         yield served
 
 
+async def holding(
+    database: str,
+    key: bytes,
+    servers: dict[str, Any],
+    stop: anyio.Event,
+    stopped: anyio.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[InProcessGateway],
+) -> None:
+    """A replica (started for `tg.start`) that stops, leaving the cluster, once `stop` is set; `stopped` then."""
+    try:
+        async with replica(database, key, servers) as served:
+            task_status.started(served)
+            await stop.wait()
+    finally:
+        stopped.set()
+
+
+async def orphaned_session(stack: AsyncExitStack, database: str, key: bytes, servers: dict[str, Any]) -> RawSession:
+    """A session opened on a replica that then stops (it leaves the cluster): the next replica the session's requests
+    reach takes it over. The replica's task and the session live on `stack`."""
+    stop, stopped = anyio.Event(), anyio.Event()
+    tg = await stack.enter_async_context(anyio.create_task_group())
+    holder: InProcessGateway = await tg.start(partial(holding, database, key, servers, stop, stopped))
+    session = await stack.enter_async_context(raw_session(holder.mcp_url))
+    stop.set()
+    with anyio.fail_after(WAIT):
+        await stopped.wait()
+    return session
+
+
 def admin(base_url: str) -> AbstractAsyncContextManager[httpx2.AsyncClient]:
     return admin_client(base_url, ADMIN_TOKEN)
 
@@ -389,19 +420,11 @@ async def test_a_session_whose_replica_stops_is_taken_over_and_goes_on(
     servers = {"docs": http_upstream(docs.url)}
     stop, stopped = anyio.Event(), anyio.Event()
 
-    async def holding(*, task_status: anyio.abc.TaskStatus[InProcessGateway]) -> None:
-        try:
-            async with replica(database, key, servers) as served:
-                task_status.started(served)
-                await stop.wait()
-        finally:
-            stopped.set()
-
     async with AsyncExitStack() as stack:
         first = await stack.enter_async_context(replica(database, key, servers))
         second = await stack.enter_async_context(replica(database, key, servers))
         tg = await stack.enter_async_context(anyio.create_task_group())
-        holder: InProcessGateway = await tg.start(holding)
+        holder: InProcessGateway = await tg.start(partial(holding, database, key, servers, stop, stopped))
         # The balancer's first connection (the client's initialize) goes to the holder.
         balancer = await stack.enter_async_context(balancing([holder.base_url, first.base_url, second.base_url]))
         client = await stack.enter_async_context(connect(balancer.url, "http-legacy", fresh_connections=True))
@@ -427,15 +450,6 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
     "Invalid request parameters".) The re-opening's `initialize` is held while the second arrives. The taker has room
     for one session: the session's requests count as one new session, not one each."""
     servers = {"docs": http_upstream(upstream().url)}
-    stop, stopped = anyio.Event(), anyio.Event()
-
-    async def holding(*, task_status: anyio.abc.TaskStatus[InProcessGateway]) -> None:
-        try:
-            async with replica(database, key, servers) as served:
-                task_status.started(served)
-                await stop.wait()
-        finally:
-            stopped.set()
 
     entered, release, waiting = anyio.Event(), anyio.Event(), anyio.Event()
 
@@ -456,12 +470,7 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
     try:
         async with AsyncExitStack() as stack:
             taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            holder: InProcessGateway = await tg.start(holding)
-            session = await stack.enter_async_context(raw_session(holder.mcp_url))
-            stop.set()
-            with anyio.fail_after(WAIT):
-                await stopped.wait()
+            session = await orphaned_session(stack, database, key, servers)
             taker.gateway.export.server.middleware.append(hold_initialize)
             there = RawSession(session.http, taker.mcp_url, session.headers)
             answers: dict[int, dict[str, Any]] = {}
@@ -502,15 +511,6 @@ async def test_a_session_taken_over_counts_against_the_takers_session_limit(
     a replica past its limit, neither when the request comes straight nor when another replica hands it over. (Only
     the endpoint's own count was checked: the session was opened, a second one.)"""
     servers = {"docs": http_upstream(upstream().url)}
-    stop, stopped = anyio.Event(), anyio.Event()
-
-    async def holding(*, task_status: anyio.abc.TaskStatus[InProcessGateway]) -> None:
-        try:
-            async with replica(database, key, servers) as served:
-                task_status.started(served)
-                await stop.wait()
-        finally:
-            stopped.set()
 
     echo = {
         "jsonrpc": "2.0",
@@ -524,12 +524,7 @@ async def test_a_session_taken_over_counts_against_the_takers_session_limit(
         async with admin(taker.base_url) as api:
             team = {"servers": ["*"], "tokens": [VS_TOKEN]}
             assert (await api.put("/admin/virtual-servers/team", json=team)).status_code == 201
-        tg = await stack.enter_async_context(anyio.create_task_group())
-        holder: InProcessGateway = await tg.start(holding)
-        taken = await stack.enter_async_context(raw_session(holder.mcp_url))
-        stop.set()
-        with anyio.fail_after(WAIT):
-            await stopped.wait()
+        taken = await orphaned_session(stack, database, key, servers)
         there = RawSession(taken.http, taker.mcp_url, taken.headers)
         async with raw_session(taker.mcp_url, headers={"Authorization": f"Bearer {VS_TOKEN}"}):  # the one place
             assert taker.gateway.open_sessions() == 1

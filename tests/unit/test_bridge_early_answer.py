@@ -34,11 +34,17 @@ class Request:
         self.answers.append(result)
         self.answered.set()
 
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """As a `Round` (no call here reports progress)."""
+
+    async def log(self, level: str, data: Any, logger: str | None = None) -> None:
+        """As a `Round` (no call here logs)."""
+
     async def serve(self, bridges: Bridges, run: Callable[[Caller, Any], Awaitable[dict[str, Any]]]) -> Any:
         """What the request's handler ends with: the call's result, or AnsweredEarly."""
         token = ANSWER_NOW.set(self.answer_now)
         try:
-            return await bridges.serve("tools/call", lambda kind: True, {"name": "t"}, run, None)
+            return await bridges.serve("tools/call", lambda kind: True, {"name": "t"}, run, self)
         finally:
             ANSWER_NOW.reset(token)
 
