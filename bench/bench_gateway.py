@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
@@ -59,6 +60,8 @@ BIG_WARMUP: Final = 3
 BIG_CALLS: Final = 15
 CPU_CALLS: Final = 400
 RAW_CALLS: Final = 2000
+RAW_RATE_ROUNDS: Final = 3
+RAW_RATE_SECONDS: Final = 3.0
 LIST_SERVERS: Final = 50
 LIST_TOOLS_PER_SERVER: Final = 20
 LIST_WARMUP: Final = 5
@@ -565,12 +568,14 @@ async def modern_figures(
 async def floor_figures(gateway: GatewayProcess, upstream: UpstreamProcess, echo: str) -> list[Figure]:
     """The same 2026-07-28 echo call from a bare HTTP client to the direct server, to the gateway, and to an ideal
     forwarder (`_forwarder`: the least any Python gateway does), in turns: what the gateway adds, against what any
-    gateway on this machine would add."""
+    gateway on this machine would add; then the throughput of `IN_FLIGHT` bare clients at each."""
     print("measuring: 2026-07-28 calls from a bare client, and an ideal forwarder", flush=True)
     # In a worker thread: the bare client blocks, and the SDK clients' streams go on being read meanwhile.
-    took = await anyio.to_thread.run_sync(partial(bare_calls, [(upstream.url, "echo"), (gateway.mcp_url, echo)]))
+    took, rates = await anyio.to_thread.run_sync(partial(bare_calls, [(upstream.url, "echo"), (gateway.mcp_url, echo)]))
     direct, through, ideal = (statistics.median(side) for side in took)
-    return [
+    direct_rate, through_rate, ideal_rate = (statistics.median(side) for side in rates)
+    sides = (("ideal forwarder", ideal, ideal_rate), ("gateway", through, through_rate))
+    figures = [
         Figure(
             f"{MODERN}bare client: {who}, p50 (added {difference(p50 - direct)})",
             p50,
@@ -580,16 +585,60 @@ async def floor_figures(gateway: GatewayProcess, upstream: UpstreamProcess, echo
             "-",
             None,
         )
-        for who, p50 in (("ideal forwarder", ideal), ("gateway", through))
+        for who, p50, _ in sides
     ]
+    figures += [
+        Figure(
+            f"{MODERN}bare clients: {who}, throughput, {IN_FLIGHT} in flight",
+            rate,
+            direct_rate,
+            "direct server",
+            "/s",
+            "-",
+            None,
+        )
+        for who, _, rate in sides
+    ]
+    return figures
 
 
-def bare_calls(targets: Sequence[tuple[str, str]]) -> list[list[int]]:
-    """`RAW_CALLS` calls of each (url, tool name), then of the ideal forwarder, in turns (`raw_rounds`)."""
+def bare_calls(targets: Sequence[tuple[str, str]]) -> tuple[list[list[int]], list[list[float]]]:
+    """`RAW_CALLS` calls of each (url, tool name), then of the ideal forwarder, in turns (`raw_rounds`); then
+    `RAW_RATE_ROUNDS` rounds of `IN_FLIGHT` bare clients at each (`raw_rate`), which side goes first rotating."""
     with forwarder() as port, ExitStack() as stack:
-        sides = [stack.enter_context(closing(RawCaller(url, name))) for url, name in targets]
-        sides.append(stack.enter_context(closing(RawCaller(f"http://127.0.0.1:{port}/", "echo"))))
-        return raw_rounds(sides, RAW_CALLS)
+        every = [*targets, (f"http://127.0.0.1:{port}/", "echo")]
+        sides = [stack.enter_context(closing(RawCaller(url, name))) for url, name in every]
+        took = raw_rounds(sides, RAW_CALLS)
+        rates: list[list[float]] = [[] for _ in every]
+        for index in range(RAW_RATE_ROUNDS):
+            for turn in range(len(every)):
+                which = (index + turn) % len(every)
+                rates[which].append(raw_rate(*every[which]))
+        return took, rates
+
+
+def raw_rate(url: str, name: str) -> float:
+    """Calls per second of `IN_FLIGHT` bare clients, a connection and a thread each, calling for `RAW_RATE_SECONDS`
+    (the socket calls let go of the GIL: the threads wait on the server, not on each other)."""
+    with ExitStack() as stack:
+        callers = [stack.enter_context(closing(RawCaller(url, name))) for _ in range(IN_FLIGHT)]
+        for caller in callers:
+            caller.call()  # connected and warm
+        counts = [0] * IN_FLIGHT
+        start = time.perf_counter()
+        until = start + RAW_RATE_SECONDS
+
+        def calling(index: int) -> None:
+            while time.perf_counter() < until:
+                callers[index].call()
+                counts[index] += 1
+
+        threads = [threading.Thread(target=calling, args=(index,)) for index in range(IN_FLIGHT)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(counts) / (time.perf_counter() - start)
 
 
 @contextmanager
@@ -776,7 +825,8 @@ notes:
     sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
   bare client: the same 2026-07-28 tools/call bytes on one keep-alive socket per server, no SDK, {RAW_CALLS:,} calls
     each in turns; the ideal forwarder (bench/_forwarder.py) hands them to a stdio upstream of its own without any
-    check, session or plugin: the least any Python gateway adds on this machine.
+    check, session or plugin: the least any Python gateway adds on this machine. "bare clients": {IN_FLIGHT} of
+    them, a connection each, calling for {RAW_RATE_SECONDS:g} s; median of {RAW_RATE_ROUNDS} rounds in turns.
   virtual server: the echo tool renamed, with limits on the virtual server and its token (never reached), called
     by a client that presents the virtual server's token on the plain URL, against the plain endpoint: {VIRTUAL_CALLS}
     pairs of calls and {VIRTUAL_ROUNDS} throughput rounds, which side goes first alternating.
