@@ -243,6 +243,38 @@ async def test_clients_that_take_questions_get_the_same_rounds_without_the_sdk(m
     assert [m.get("method") for m in messages] == ["notifications/progress", "notifications/progress", None]
 
 
+@pytest.mark.parametrize("first", ["direct", "sdk"])
+async def test_a_retry_on_the_other_path_gets_its_calls_later_messages(
+    monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """A call begun on one path whose retry takes the other (a middleware added or removed between the rounds): the
+    upstream's log message after the client's answer reaches the retry's stream, and then its result."""
+    body, headers = declaring(
+        "ask", {"message": "name?", "then_log": True}, "elicitation", **{LOG_LEVEL_META_KEY: "info"}
+    )
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        middleware = served.gateway.export.server.middleware
+        if first == "sdk":
+            to_sdk(served)
+        _, _, [asked] = await exchange(http, served.mcp_url, (body, headers))
+        if first == "sdk":
+            middleware.pop()  # the retry takes the direct path
+        else:
+            to_sdk(served)
+        round_ = asked["result"]
+        [key] = round_["inputRequests"]
+        params = {
+            **body["params"],
+            "requestState": round_["requestState"],
+            "inputResponses": {key: ANSWERS["elicitation/create"]},
+        }
+        _, _, messages = await exchange(http, served.mcp_url, ({**body, "id": 2, "params": params}, headers))
+    assert reached_sdk == ["tools/call"], reached_sdk  # one of the two requests, as the test meant
+    assert [message.get("method") for message in messages] == ["notifications/message", None], messages
+    assert messages[0]["params"]["data"] == {"answer": "ann"}
+    assert messages[1]["result"]["content"] == [{"type": "text", "text": "accept: ann"}]
+
+
 async def read_counter(http: httpx2.AsyncClient, url: str) -> str:
     _, _, messages = await exchange(http, url, request("resources/read", {"uri": f"test://{SERVER}/counter"}))
     text: str = messages[0]["result"]["contents"][0]["text"]

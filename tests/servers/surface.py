@@ -72,7 +72,12 @@ class Surface:
         string = {"type": "string"}
         upstream.add_tool("bump", self._bump, "Add one to the counter resource.", _schema())
         upstream.add_tool("add_resource", self._add_resource, "List one more resource.", _schema({"name": string}))
-        upstream.add_tool("ask", self._ask, "Elicit an answer from the user.", _schema({"message": string}))
+        upstream.add_tool(
+            "ask",
+            self._ask,
+            "Elicit an answer from the user (with `then_log`, log it before answering).",
+            _schema({"message": string, "then_log": {"type": "boolean"}}),
+        )
         upstream.add_tool("sample", self._sample, "Ask the client's model.", _schema({"prompt": string}))
         upstream.add_tool("roots", self._roots, "The client's roots.", _schema())
         upstream.add_tool("roots_changes", self._roots_changes, "roots/list_changed received so far.", _schema())
@@ -212,6 +217,10 @@ class Surface:
         )
         result = await _ask_client(ctx, request, types.ElicitResult)
         answer = (result.content or {}).get("answer")
+        if args.get("then_log") and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            await ctx.session.send_log_message(
+                "info", {"answer": answer}, "upstream", related_request_id=ctx.request_id
+            )
         return types.CallToolResult(content=[types.TextContent(type="text", text=f"{result.action}: {answer}")])
 
     async def _sample(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
