@@ -325,7 +325,14 @@ class Gateway:
         settings = self.config.settings
         replication = self.replication
         forwarder = (
-            Forwarder(replication.id, replication.address, replication.store, self.spawn, self.holds_session)
+            Forwarder(
+                replication.id,
+                replication.address,
+                replication.store,
+                self.spawn,
+                self.holds_session,
+                settings.export.session_idle_timeout,
+            )
             if replication is not None
             else None
         )

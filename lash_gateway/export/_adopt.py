@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
@@ -32,18 +33,32 @@ _REOPEN_TIMEOUT: Final = 10.0
 
 
 class Adoptions:
-    """Sessions this replica has claimed and opens again at their next request (`adopt`)."""
+    """Sessions this replica has claimed and opens again at their next request (`adopt`), for `expire_after` seconds
+    (the sessions' idle timeout: a client that has not come back by then would have lost its session on the old
+    replica too, and its request gets "Session not found")."""
 
-    def __init__(self) -> None:
-        self._pending: dict[str, bytes] = {}
+    def __init__(self, expire_after: float) -> None:
+        self._expire_after = expire_after
+        self._pending: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        """Each session's initialize request and when its claim expires, oldest first."""
         self._opening: dict[str, anyio.Lock] = {}
 
     def expect(self, session: str, opening: bytes) -> None:
         """`session` is this replica's now: open it (with `opening`, its initialize request) when it is next used."""
-        self._pending[session] = opening
+        now = anyio.current_time()
+        while self._pending and next(iter(self._pending.values()))[1] <= now:
+            self._pending.popitem(last=False)  # claims nobody came back for: memory stays bounded
+        self._pending[session] = (opening, now + self._expire_after)
+        self._pending.move_to_end(session)
 
     def pending(self, session: str) -> bool:
-        return session in self._pending
+        entry = self._pending.get(session)
+        if entry is None:
+            return False
+        if entry[1] <= anyio.current_time():
+            del self._pending[session]
+            return False
+        return True
 
     def opening(self, session: str) -> bool:
         """Whether a request is opening `session` again now (the session's other requests wait for it)."""
@@ -61,7 +76,7 @@ class Adoptions:
             )
         try:
             async with lock:
-                opening = self._pending.get(session)
+                opening = self._pending[session][0] if self.pending(session) else None
                 if opening is not None and is_open():  # open here already (a re-opening that failed late)
                     del self._pending[session]
                     return

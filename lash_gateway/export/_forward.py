@@ -100,12 +100,14 @@ class Forwarder:
         directory: SessionDirectory,
         spawn: Callable[[Callable[[], Coroutine[Any, Any, object]]], None],
         holds: Callable[[str], bool],
+        session_idle_timeout: float,
     ) -> None:
         """`address(replica)` is where a live replica is reached (None: unknown, or silent too long); `spawn` runs
-        the store's writes that no answer waits for; `holds(session)` says whether this replica serves it now."""
+        the store's writes that no answer waits for; `holds(session)` says whether this replica serves it now; a
+        session taken over and not used within `session_idle_timeout` seconds is let go."""
         self.replica = replica
         self.prefix = replica + "-"
-        self.adoptions = Adoptions()
+        self.adoptions = Adoptions(session_idle_timeout)
         """Sessions this replica took over, opened again by the endpoint their next request reaches."""
         self._address = address
         self._directory = directory
