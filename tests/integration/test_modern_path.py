@@ -275,6 +275,26 @@ async def test_a_retry_on_the_other_path_gets_its_calls_later_messages(
     assert messages[1]["result"]["content"] == [{"type": "text", "text": "accept: ann"}]
 
 
+async def test_a_retry_sent_again_runs_the_call_again_with_the_answers_it_carries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retry whose call is no longer held (it ended with the first retry) runs the request again, and the answers
+    its state carries answer the same questions: the same result, with no new round."""
+    body, headers = declaring("ask", {"message": "name?"}, "elicitation")
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        handled = spy_on_handler(served, monkeypatch)
+        _, _, [asked] = await exchange(http, served.mcp_url, (body, headers))
+        round_ = asked["result"]
+        [key] = round_["inputRequests"]
+        answered = {"requestState": round_["requestState"], "inputResponses": {key: ANSWERS["elicitation/create"]}}
+        retry = {**body, "id": 2, "params": {**body["params"], **answered}}
+        results = [(await exchange(http, served.mcp_url, (retry, headers)))[2] for _ in range(2)]
+        assert served.gateway.export.bridges.held == 0
+    for [done] in results:
+        assert done["result"]["content"] == [{"type": "text", "text": "accept: ann"}], done
+    assert reached_sdk == [] and handled == []
+
+
 async def read_counter(http: httpx2.AsyncClient, url: str) -> str:
     _, _, messages = await exchange(http, url, request("resources/read", {"uri": f"test://{SERVER}/counter"}))
     text: str = messages[0]["result"]["contents"][0]["text"]
