@@ -83,7 +83,7 @@ class Adoptions:
                 # Shielded and bounded: a client that leaves meanwhile must not leave the session half open.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(_REOPEN_TIMEOUT):
                     if opening is not None and await _reopen(app, scope, session, opening):
-                        del self._pending[session]
+                        self._pending.pop(session, None)  # it may have expired meanwhile
         finally:
             if not lock.locked() and not lock.statistics().tasks_waiting:
                 self._opening.pop(session, None)
