@@ -517,17 +517,18 @@ class McpExport:
         retry checked to be the same request."""
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
         can_ask = declared(ctx)
+        here = _RequestRound(ctx)
         if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (
             any(map(can_ask, ASKABLE)) or getattr(params, "request_state", None)
         ):  # asked on the request's stream, or never asked (then no bridge, no task: the request runs here)
-            progress, relay_log = reporters(lambda: _RequestRound(ctx), wants_progress)
+            progress, relay_log = reporters(lambda: here, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, request_caller(ctx)))
 
         async def bridged(caller: Caller, current: Callable[[], Round]) -> dict[str, Any]:
             progress, relay_log = reporters(current, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
 
-        return await self.bridges.serve(method, can_ask, params, bridged, _RequestRound(ctx))
+        return await self.bridges.serve(method, can_ask, params, bridged, here)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
