@@ -127,6 +127,8 @@ class Gateway:
         self.ready = anyio.Event()
         self._stack = AsyncExitStack()
         self._endpoint: HttpEndpoint | None = None
+        self._forwarder: Forwarder | None = None
+        """Hands handshake-era sessions to the replica that holds them (replicas only; made with `http_app`)."""
         self._tasks: TaskGroup | None = None
 
     def _export(self, virtual_server: str | None, **view: Any) -> McpExport:
@@ -324,7 +326,7 @@ class Gateway:
         enters this gateway."""
         settings = self.config.settings
         replication = self.replication
-        forwarder = (
+        forwarder = self._forwarder = (
             Forwarder(
                 replication.id,
                 replication.address,
@@ -427,13 +429,17 @@ class Gateway:
         return any(endpoint.holds(session) for endpoint in self.virtual.endpoints())
 
     async def close_session(self, session: str) -> None:
-        """End the streamable-HTTP session `session`, wherever this gateway serves it."""
+        """End the streamable-HTTP session `session`, wherever this gateway serves it (or would open it again)."""
+        if self._forwarder is not None:
+            self._forwarder.adoptions.forget(session)
         for endpoint in self._endpoints():
             await endpoint.close_session(session)
 
     def held_sessions(self) -> list[str]:
-        """The streamable-HTTP sessions this gateway holds now (every endpoint's)."""
-        return [session for endpoint in self._endpoints() for session in endpoint.session_ids()]
+        """The streamable-HTTP sessions this gateway holds now (every endpoint's), and those it took over and opens
+        again at their next request: the store must not forget those either."""
+        held = [session for endpoint in self._endpoints() for session in endpoint.session_ids()]
+        return held + (self._forwarder.taken_over() if self._forwarder is not None else [])
 
     def open_sessions(self) -> int:
         """Downstream sessions open now: streamable-HTTP sessions, legacy SSE connections and 2026-07-28 listen streams

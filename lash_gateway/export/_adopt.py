@@ -46,8 +46,11 @@ class Adoptions:
     def expect(self, session: str, opening: bytes) -> None:
         """`session` is this replica's now: open it (with `opening`, its initialize request) when it is next used."""
         now = anyio.current_time()
-        while self._pending and next(iter(self._pending.values()))[1] <= now:
-            self._pending.popitem(last=False)  # claims nobody came back for: memory stays bounded
+        while self._pending:  # claims nobody came back for: memory stays bounded
+            oldest, (_, deadline) = next(iter(self._pending.items()))
+            if deadline > now or self.opening(oldest):
+                break
+            del self._pending[oldest]
         self._pending[session] = (opening, now + self._expire_after)
         self._pending.move_to_end(session)
 
@@ -55,10 +58,31 @@ class Adoptions:
         entry = self._pending.get(session)
         if entry is None:
             return False
-        if entry[1] <= anyio.current_time():
+        if entry[1] <= anyio.current_time() and not self.opening(session):  # one being opened is kept till then
             del self._pending[session]
             return False
         return True
+
+    def waiting(self) -> list[str]:
+        """The sessions claimed here that wait to be opened again (expired ones left out)."""
+        return [session for session in list(self._pending) if self.pending(session)]
+
+    def forget(self, session: str) -> None:
+        """`session` will not be opened here again (its client ended it, or another replica took it)."""
+        self._pending.pop(session, None)
+
+    async def settled(self, session: str) -> None:
+        """Return once no request is opening `session` again (at once if none is)."""
+        lock = self._opening.get(session)
+        if lock is not None and lock.locked():
+            log.debug(
+                "a request of session %s waits while it is opened again here", session, extra={"session": session}
+            )
+            try:
+                async with lock:
+                    pass
+            finally:
+                self._let_go(session, lock)
 
     def opening(self, session: str) -> bool:
         """Whether a request is opening `session` again now (the session's other requests wait for it)."""
@@ -70,7 +94,7 @@ class Adoptions:
         (`is_open`). Concurrent requests of the session wait for the one that opens it: the SDK knows the session
         from the start of its `initialize`, but refuses its requests until that is answered."""
         lock = self._opening.setdefault(session, anyio.Lock())
-        if lock.locked():
+        if lock.locked():  # another request that holds a place: the first opens it
             log.debug(
                 "a request of session %s waits while it is opened again here", session, extra={"session": session}
             )
@@ -85,8 +109,11 @@ class Adoptions:
                     if opening is not None and await _reopen(app, scope, session, opening):
                         self._pending.pop(session, None)  # it may have expired meanwhile
         finally:
-            if not lock.locked() and not lock.statistics().tasks_waiting:
-                self._opening.pop(session, None)
+            self._let_go(session, lock)
+
+    def _let_go(self, session: str, lock: anyio.Lock) -> None:
+        if not lock.locked() and not lock.statistics().tasks_waiting:  # the last request that held or awaited it
+            self._opening.pop(session, None)
 
 
 async def _reopen(app: ASGIApp, scope: Scope, session: str, opening: bytes) -> bool:

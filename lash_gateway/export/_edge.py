@@ -29,6 +29,9 @@ from .._hosts import HostRules
 from .._sdk import admitting
 
 FORWARDED: Final = b"x-lash-forwarded"
+HOLDS_PLACE: Final = "lash_gateway.holds_place"
+"""In a request's scope: it holds a place among `max_sessions`, for the session it opens (a session taken over from
+a gone replica is opened again only by such a request)."""
 """Set on a request one replica hands to another (`_forward`; its value: the replica that handed it on). Such a
 request is served where it arrives, never handed on again."""
 
@@ -157,7 +160,7 @@ class Edge:
                     if body["type"] != "http.request":
                         return  # the client went away
                     receive = _replaying(body, inner)
-                if await forwarder.serve(session, scope, body.get("body", b""), inner, send):
+                if await forwarder.serve(session, scope, body.get("body", b""), inner, send, self._full):
                     return
                 opens = forwarder.adopting(session, scope["method"])  # a session taken over counts as a new one
             elif scope["method"] == "POST":  # an initialize, if it succeeds
@@ -171,6 +174,7 @@ class Edge:
         if listen:
             await endpoint.listen(scope, receive, send)  # counted as it starts
         elif opens and route[0] == "mcp":
+            scope[HOLDS_PLACE] = True
             await self._open_session(route, endpoint, scope, receive, send)
         else:  # an SSE stream is counted as it starts
             await self._router.dispatch(route, endpoint, scope, receive, send)

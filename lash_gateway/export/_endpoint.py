@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._sdk import http_transports, prefix_session_ids, report_admissions
 from ._adopt import ADOPTED_ID, Adoptions
-from ._edge import CONNECTION_EXTENSION, reply
+from ._edge import CONNECTION_EXTENSION, HOLDS_PLACE, reply
 from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
@@ -78,8 +78,12 @@ class HttpEndpoint:
         for name, value in scope["headers"]:
             if name == _SESSION_HEADER:
                 session = value.decode("latin-1")
-                if adoptions.pending(session):
+                if adoptions.pending(session) and scope.get(HOLDS_PLACE):  # counted as a new session: it opens it
                     await adoptions.adopt(session, app, scope, partial(self.holds, session))
+                elif adoptions.pending(session):  # it waits while another opens it, and a DELETE ends the claim
+                    await adoptions.settled(session)
+                    if scope["method"] == "DELETE":
+                        adoptions.forget(session)
                 break
         await app(scope, receive, send)
 

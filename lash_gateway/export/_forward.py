@@ -75,8 +75,9 @@ class _Outcome(enum.Enum):
     """The replica does not hold the session (any more): nothing was sent to the client."""
 
 
-class _Unreachable(Exception):
-    """The holder of a session refuses this replica's connections, yet beats in the store."""
+class _NotNow(Exception):
+    """The request cannot be served now (503, retry): its session's holder refuses this replica's connections yet
+    beats in the store, or the holder is gone and this replica has no room to take the session over."""
 
 
 class SessionDirectory(Protocol):
@@ -163,15 +164,19 @@ class Forwarder:
                 extra={"session": session, "reason": str(exc)},
             )
 
-    async def serve(self, session: bytes, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
+    async def serve(
+        self, session: bytes, scope: Scope, body: bytes, receive: Receive, send: Send, full: Callable[[], bool]
+    ) -> bool:
         """Hand the request (its `body` read already) to the replica that holds `session`; False: it is (now) this
-        replica's to serve. `receive` is only listened to for the client's leaving: it must not hand out the body."""
+        replica's to serve. `receive` is only listened to for the client's leaving: it must not hand out the body.
+        A session whose holder is gone is claimed only while this replica is not `full()` (at its session limit):
+        else a replica with room may take it."""
         text = session.decode("latin-1")
         ask_store = False
         for _ in range(3):  # a holder that refuses the connection, or no longer holds the session: ask again
             try:
-                holder = await self._destination(text, ask_store)
-            except _Unreachable as exc:
+                holder = await self._destination(text, full, ask_store)
+            except _NotNow as exc:
                 await reply(send, 503, str(exc), rpc=True, headers=[(b"retry-after", b"1")])
                 return True
             if holder is None:
@@ -212,18 +217,25 @@ class Forwarder:
         text = session.decode("latin-1")
         return self._holds(text) or self.adoptions.pending(text)
 
+    def taken_over(self) -> list[str]:
+        """The sessions this replica claimed and opens again at their next request."""
+        return self.adoptions.waiting()
+
     def adopting(self, session: bytes, method: str) -> bool:
         """Whether a request (by its HTTP `method`) of `session`, taken over from a gone replica, opens the session
         again here: not a DELETE (which ends it), nor a request that waits while another opens it."""
         text = session.decode("latin-1")
         return method != "DELETE" and self.adoptions.pending(text) and not self.adoptions.opening(text)
 
-    async def _destination(self, session: str, ask_store: bool = False) -> tuple[str, str] | None:
+    async def _destination(
+        self, session: str, full: Callable[[], bool], ask_store: bool = False
+    ) -> tuple[str, str] | None:
         """The replica that holds `session` and its address, if another live one does; None: serve it here (taken
         over now, if its holder is gone).
 
         Raises:
-            _Unreachable: its holder refuses this replica's connections, yet goes on beating in the store.
+            _NotNow: its holder refuses this replica's connections, yet goes on beating in the store; or the holder
+                is gone and this replica is `full()`.
         """
         named, dash, _ = session.partition("-")
         if not dash:
@@ -243,6 +255,8 @@ class Forwarder:
                 if address is not None:
                     self._note_moved(session, holder)
                     return holder, address
+                if full():
+                    raise _NotNow("this replica is at its session limit (gateway.export.max_sessions); retry")
                 opening = await self._directory.claim_session(session, holder)
                 if opening is not None:
                     self._moved.pop(session, None)
@@ -258,7 +272,7 @@ class Forwarder:
                 if await self._directory.session_holder(session) != holder:
                     continue  # another replica claimed it first: ask again who
                 if anyio.current_time() >= deadline:
-                    raise _Unreachable(f"replica {holder}, which holds this session, cannot be reached; retry")
+                    raise _NotNow(f"replica {holder}, which holds this session, cannot be reached; retry")
                 # It refused us, but its heartbeat is fresh: taking the session now could leave it on two replicas.
                 # Nothing announces a heartbeat going stale, so the claim is tried again shortly.
                 await anyio.sleep(_CLAIM_RETRY)

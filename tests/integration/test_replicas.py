@@ -14,7 +14,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -28,6 +28,7 @@ import pytest
 from lash_gateway import StoreError, load_gateway_config
 from lash_gateway.admin._audit import AuditEntry, AuditQuery
 from lash_gateway.admin._postgres_store import MIGRATIONS, PostgresStore
+from lash_gateway.export import _adopt
 from tests.integration._balancer import Balancer, balancing
 from tests.integration._gateway import (
     GatewayClient,
@@ -52,6 +53,12 @@ VS_TOKEN: Final = "replicated-token-0123"
 PROPAGATION: Final = 1.0
 """The issue's bound: a change on one replica reaches every other within a second."""
 WAIT: Final = 15.0
+ECHO: Final = {
+    "jsonrpc": "2.0",
+    "id": 2,
+    "method": "tools/call",
+    "params": {"name": "docs__echo", "arguments": {"text": "x"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -459,15 +466,7 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
             await release.wait()
         return await call_next(ctx)
 
-    class Waiting(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "waits while it is opened again here" in record.getMessage():
-                waiting.set()
-
-    adopt_log, handler = logging.getLogger("lash_gateway.adopt"), Waiting(logging.DEBUG)
-    adopt_log.addHandler(handler)
-    level, adopt_log.level = adopt_log.level, logging.DEBUG
-    try:
+    with _heard("lash_gateway.adopt", "waits while it is opened again here", waiting):
         async with AsyncExitStack() as stack:
             taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
             session = await orphaned_session(stack, database, key, servers)
@@ -498,45 +497,105 @@ async def test_requests_that_race_the_take_over_of_their_session_wait_for_it(
                 assert answers[request_id].get("result", {}).get("content") == [
                     {"type": "text", "text": f"call {request_id}"}
                 ], answers[request_id]
-    finally:
-        adopt_log.removeHandler(handler)
-        adopt_log.level = level
 
 
 async def test_a_session_taken_over_counts_against_the_takers_session_limit(
     database: str, key: bytes, upstream: UpstreamFactory
 ) -> None:
-    """A replica at `gateway.export.max_sessions` (here with a virtual server's session) refuses to open a gone
-    replica's session again (503, as it refuses a new one), and opens it once a place is free: a take-over cannot put
-    a replica past its limit, neither when the request comes straight nor when another replica hands it over. (Only
-    the endpoint's own count was checked: the session was opened, a second one.)"""
+    """A replica at `gateway.export.max_sessions` (here with a virtual server's session) does not take a gone
+    replica's session over: 503, and the session is left to a replica with room. Once a place is free, it takes it.
+    (Only the endpoint's own count was checked: the session was opened there, a second one.)"""
     servers = {"docs": http_upstream(upstream().url)}
-
-    echo = {
-        "jsonrpc": "2.0",
-        "id": 2,
-        "method": "tools/call",
-        "params": {"name": "docs__echo", "arguments": {"text": "x"}},
-    }
     async with AsyncExitStack() as stack:
         taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
-        third = await stack.enter_async_context(replica(database, key, servers))
+        roomy = await stack.enter_async_context(replica(database, key, servers))
         async with admin(taker.base_url) as api:
             team = {"servers": ["*"], "tokens": [VS_TOKEN]}
             assert (await api.put("/admin/virtual-servers/team", json=team)).status_code == 201
-        taken = await orphaned_session(stack, database, key, servers)
-        there = RawSession(taken.http, taker.mcp_url, taken.headers)
+        first = await orphaned_session(stack, database, key, servers)
+        second = await orphaned_session(stack, database, key, servers)
         async with raw_session(taker.mcp_url, headers={"Authorization": f"Bearer {VS_TOKEN}"}):  # the one place
-            assert taker.gateway.open_sessions() == 1
-            refused = await there.post(echo)
-            assert refused.status_code == 503, refused.text
-            assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
-            handed_over = await RawSession(taken.http, third.mcp_url, taken.headers).post(echo)
-            assert handed_over.status_code == 503, handed_over.text  # the taker holds it: the third hands it over
-            assert taker.gateway.open_sessions() == 1
-        # The place is free: the session is taken over, under its own id.
-        assert reply_to(await there.post(echo), 2)["result"]["isError"] is False
+            for taken in (first, second):
+                refused = await RawSession(taken.http, taker.mcp_url, taken.headers).post(ECHO)
+                assert refused.status_code == 503, refused.text
+                assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
+            ids = {taken.headers["Mcp-Session-Id"] for taken in (first, second)}
+            assert taker.gateway.open_sessions() == 1 and not ids & set(taker.gateway.held_sessions())  # unclaimed
+            elsewhere = await RawSession(first.http, roomy.mcp_url, first.headers).post(ECHO)  # a replica with room
+            assert reply_to(elsewhere, 2)["result"]["isError"] is False
+            assert roomy.gateway.open_sessions() == 1
+        # A place is free on the taker: it takes the other session over, under its own id.
+        assert reply_to(await RawSession(second.http, taker.mcp_url, second.headers).post(ECHO), 2)["result"]
         assert taker.gateway.open_sessions() == 1
+
+
+async def test_a_session_whose_reopening_failed_is_kept_and_reopened_by_no_request_without_a_place(
+    database: str, key: bytes, upstream: UpstreamFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a taken-over session again fails once (as a virtual server's own limit or an error would make it):
+    the claim stays (the store keeps it too), and only a request counted as a new session opens it again. A request
+    that waited for the failed one, a 2026-07-28 request with the session's id, and a DELETE do not; the DELETE ends
+    the claim."""
+    reopen, reopened = _adopt._reopen, 0
+    first_in, first_go, waiting = anyio.Event(), anyio.Event(), anyio.Event()
+
+    async def failing_once(*args: Any) -> bool:
+        nonlocal reopened
+        reopened += 1
+        if reopened == 1:
+            first_in.set()
+            await first_go.wait()
+            return False
+        return await reopen(*args)
+
+    monkeypatch.setattr(_adopt, "_reopen", failing_once)
+    servers = {"docs": http_upstream(upstream().url)}
+    with _heard("lash_gateway.adopt", "waits while it is opened again here", waiting):
+        async with AsyncExitStack() as stack:
+            taker = await stack.enter_async_context(replica(database, key, servers))
+            taken = await orphaned_session(stack, database, key, servers)
+            there = RawSession(taken.http, taker.mcp_url, taken.headers)
+            session = taken.headers["Mcp-Session-Id"]
+            statuses: dict[int, int] = {}
+
+            async def call(request_id: int, headers: dict[str, str] | None = None) -> None:
+                statuses[request_id] = (await there.post({**ECHO, "id": request_id}, headers)).status_code
+
+            with anyio.fail_after(WAIT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(call, 2)
+                    await first_in.wait()
+                    tg.start_soon(call, 3)
+                    await waiting.wait()  # the second waits for the first
+                    first_go.set()
+            assert statuses == {2: 404, 3: 404} and reopened == 1  # the waiter did not open it with no place
+            replication = taker.gateway.replication
+            assert replication is not None and session in taker.gateway.held_sessions()
+            await replication.store.prune_sessions(taker.gateway.held_sessions(), 1800.0, grace=0.0)
+            assert await replication.store.session_holder(session) == replication.id  # the store keeps the claim
+            await call(4, {"MCP-Protocol-Version": "2026-07-28"})
+            assert reopened == 1
+            assert (await taken.http.delete(taker.mcp_url, headers=taken.headers)).status_code == 404
+            assert reopened == 1 and session not in taker.gateway.held_sessions()
+
+
+@contextmanager
+def _heard(logger: str, words: str, event: anyio.Event) -> Iterator[None]:
+    """Set `event` when `logger` logs (at DEBUG too) a line with `words` in it."""
+
+    class Hearing(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if words in record.getMessage():
+                event.set()
+
+    listened, handler = logging.getLogger(logger), Hearing(logging.DEBUG)
+    level, listened.level = listened.level, logging.DEBUG
+    listened.addHandler(handler)
+    try:
+        yield
+    finally:
+        listened.removeHandler(handler)
+        listened.level = level
 
 
 async def _first_of(*events: anyio.Event) -> None:
