@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -29,11 +30,11 @@ from .._hosts import HostRules
 from .._sdk import admitting
 
 FORWARDED: Final = b"x-lash-forwarded"
+"""Set on a request one replica hands to another (`_forward`; its value: the replica that handed it on). Such a
+request is served where it arrives, never handed on again."""
 HOLDS_PLACE: Final = "lash_gateway.holds_place"
 """In a request's scope: it holds a place among `max_sessions`, for the session it opens (a session taken over from
 a gone replica is opened again only by such a request)."""
-"""Set on a request one replica hands to another (`_forward`; its value: the replica that handed it on). Such a
-request is served where it arrives, never handed on again."""
 
 NOT_HELD: Final = "x-lash-not-held"
 """On a 404 from a replica that was handed a request of a session it does not hold (any more): the replica that
@@ -160,7 +161,10 @@ class Edge:
                     if body["type"] != "http.request":
                         return  # the client went away
                     receive = _replaying(body, inner)
-                if await forwarder.serve(session, scope, body.get("body", b""), inner, send, self._full):
+                # Taking a gone replica's session over needs a place, held from the claim on: never claimed here to
+                # be refused here (a DELETE, which only ends the claim, needs none).
+                place = self._place if scope["method"] != "DELETE" else _no_place_needed
+                if await forwarder.serve(session, scope, body.get("body", b""), inner, send, place):
                     return
                 opens = forwarder.adopting(session, scope["method"])  # a session taken over counts as a new one
             elif scope["method"] == "POST":  # an initialize, if it succeeds
@@ -206,6 +210,19 @@ class Edge:
 
     def _full(self) -> bool:
         return self._open_sessions() + self._opening >= self._max_sessions
+
+    @contextmanager
+    def _place(self) -> Iterator[bool]:
+        """A place among `max_sessions`, held while this lasts (False: there is none). Whoever holds it takes the next
+        one at once (`_open_session`), with no await between."""
+        if self._full():
+            yield False
+            return
+        self._opening += 1
+        try:
+            yield True
+        finally:
+            self._opening -= 1
 
     async def _refuse_session(self, send: Send) -> None:
         self._on_refused()
@@ -264,6 +281,12 @@ class Edge:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+
+@contextmanager
+def _no_place_needed() -> Iterator[bool]:
+    """As `Edge._place`, for a request that opens no session."""
+    yield True
 
 
 def _listens(method: str, version: bytes | None, rpc_method: bytes | None) -> bool:

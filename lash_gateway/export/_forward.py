@@ -23,7 +23,7 @@ import logging
 import socket
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from functools import partial
 from typing import Any, Final, Protocol
 
@@ -165,17 +165,23 @@ class Forwarder:
             )
 
     async def serve(
-        self, session: bytes, scope: Scope, body: bytes, receive: Receive, send: Send, full: Callable[[], bool]
+        self,
+        session: bytes,
+        scope: Scope,
+        body: bytes,
+        receive: Receive,
+        send: Send,
+        place: Callable[[], AbstractContextManager[bool]],
     ) -> bool:
         """Hand the request (its `body` read already) to the replica that holds `session`; False: it is (now) this
         replica's to serve. `receive` is only listened to for the client's leaving: it must not hand out the body.
-        A session whose holder is gone is claimed only while this replica is not `full()` (at its session limit):
-        else a replica with room may take it."""
+        A session whose holder is gone is claimed only with a `place()` here (among the sessions this replica may
+        hold), held until the claim is made: else a replica with room may take it."""
         text = session.decode("latin-1")
         ask_store = False
         for _ in range(3):  # a holder that refuses the connection, or no longer holds the session: ask again
             try:
-                holder = await self._destination(text, full, ask_store)
+                holder = await self._destination(text, place, ask_store)
             except _NotNow as exc:
                 await reply(send, 503, str(exc), rpc=True, headers=[(b"retry-after", b"1")])
                 return True
@@ -228,14 +234,14 @@ class Forwarder:
         return method != "DELETE" and self.adoptions.pending(text) and not self.adoptions.opening(text)
 
     async def _destination(
-        self, session: str, full: Callable[[], bool], ask_store: bool = False
+        self, session: str, place: Callable[[], AbstractContextManager[bool]], ask_store: bool = False
     ) -> tuple[str, str] | None:
         """The replica that holds `session` and its address, if another live one does; None: serve it here (taken
         over now, if its holder is gone).
 
         Raises:
             _NotNow: its holder refuses this replica's connections, yet goes on beating in the store; or the holder
-                is gone and this replica is `full()`.
+                is gone and this replica has no `place()` for it.
         """
         named, dash, _ = session.partition("-")
         if not dash:
@@ -255,9 +261,10 @@ class Forwarder:
                 if address is not None:
                     self._note_moved(session, holder)
                     return holder, address
-                if full():
-                    raise _NotNow("this replica is at its session limit (gateway.export.max_sessions); retry")
-                opening = await self._directory.claim_session(session, holder)
+                with place() as room:
+                    if not room:
+                        raise _NotNow("this replica is at its session limit (gateway.export.max_sessions); retry")
+                    opening = await self._directory.claim_session(session, holder)
                 if opening is not None:
                     self._moved.pop(session, None)
                     self.adoptions.expect(session, opening)

@@ -31,12 +31,14 @@ from lash_gateway.admin._postgres_store import MIGRATIONS, PostgresStore
 from lash_gateway.export import _adopt
 from tests.integration._balancer import Balancer, balancing
 from tests.integration._gateway import (
+    MCP_HEADERS,
     GatewayClient,
     InProcessGateway,
     RawSession,
     admin_client,
     connect,
     http_upstream,
+    initialize_body,
     poll,
     raw_session,
     reply_to,
@@ -527,6 +529,45 @@ async def test_a_session_taken_over_counts_against_the_takers_session_limit(
         # A place is free on the taker: it takes the other session over, under its own id.
         assert reply_to(await RawSession(second.http, taker.mcp_url, second.headers).post(ECHO), 2)["result"]
         assert taker.gateway.open_sessions() == 1
+
+
+async def test_the_place_a_session_taken_over_needs_is_held_from_its_claim_on(
+    database: str, key: bytes, upstream: UpstreamFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claiming a gone replica's session is a round trip to the store: a new session that comes meanwhile cannot take
+    the place the session needs (before, the claim was made and its request then refused, and the session stayed
+    claimed by a replica that could not serve it). A DELETE of a gone replica's session needs no place."""
+    servers = {"docs": http_upstream(upstream().url)}
+    claiming, go = anyio.Event(), anyio.Event()
+    claim = PostgresStore.claim_session
+
+    async def slow_claim(self: PostgresStore, session: str, holder: str) -> bytes | None:
+        claiming.set()
+        await go.wait()
+        return await claim(self, session, holder)
+
+    async with AsyncExitStack() as stack:
+        taker = await stack.enter_async_context(replica(database, key, servers, export={"max_sessions": 1}))
+        taken = await orphaned_session(stack, database, key, servers)
+        ended = await orphaned_session(stack, database, key, servers)
+        monkeypatch.setattr(PostgresStore, "claim_session", slow_claim)
+        answers: list[httpx2.Response] = []
+
+        async def call() -> None:
+            answers.append(await RawSession(taken.http, taker.mcp_url, taken.headers).post(ECHO))
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg, httpx2.AsyncClient(timeout=WAIT) as http:
+                tg.start_soon(call)
+                await claiming.wait()
+                newcomer = await http.post(taker.mcp_url, json=initialize_body(), headers=MCP_HEADERS)
+                assert newcomer.status_code == 503, newcomer.text
+                go.set()
+        assert reply_to(answers[0], 2)["result"]["isError"] is False
+        assert taker.gateway.open_sessions() == 1  # the session taken over
+        deleted = await ended.http.delete(taker.mcp_url, headers=ended.headers)  # at the limit, yet not refused
+        assert deleted.status_code == 404, deleted.text  # claimed and ended: the session is gone
+        assert ended.headers["Mcp-Session-Id"] not in taker.gateway.held_sessions()
 
 
 async def test_a_session_whose_reopening_failed_is_kept_and_reopened_by_no_request_without_a_place(
