@@ -439,7 +439,7 @@ class Gateway:
         """The streamable-HTTP sessions this gateway holds now (every endpoint's), and those it took over and opens
         again at their next request: the store must not forget those either."""
         held = [session for endpoint in self._endpoints() for session in endpoint.session_ids()]
-        return held + (self._forwarder.taken_over() if self._forwarder is not None else [])
+        return held + (self._forwarder.adoptions.waiting() if self._forwarder is not None else [])
 
     def open_sessions(self) -> int:
         """Downstream sessions open now: streamable-HTTP sessions, legacy SSE connections and 2026-07-28 listen streams

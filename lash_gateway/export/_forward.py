@@ -223,10 +223,6 @@ class Forwarder:
         text = session.decode("latin-1")
         return self._holds(text) or self.adoptions.pending(text)
 
-    def taken_over(self) -> list[str]:
-        """The sessions this replica claimed and opens again at their next request."""
-        return self.adoptions.waiting()
-
     def adopting(self, session: bytes, method: str) -> bool:
         """Whether a request (by its HTTP `method`) of `session`, taken over from a gone replica, opens the session
         again here: not a DELETE (which ends it), nor a request that waits while another opens it."""

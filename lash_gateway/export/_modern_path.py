@@ -173,7 +173,6 @@ class ModernPath:
         context. A client that takes questions gets them in input-required rounds (`Bridges`), as on the handler
         path: the call runs in this task, the first round answers the request, and the call goes on for the retry."""
         export, session, reply = self._export, None, first.reply
-        answering = ANSWER_NOW.set(self._answer_now(reply, "tools/call", call.version, hangup))
         try:
             session = await export.open_stateless()
             run = partial(self._run, call, session, first.token is not None)
@@ -181,7 +180,11 @@ class ModernPath:
             if can_ask is None:  # nothing can be asked, no round resumed: no bridge
                 result = await run(NO_CALLER, lambda: first)
             else:
-                result = await export.bridges.serve("tools/call", can_ask, call.params, run, first)
+                answering = ANSWER_NOW.set(self._answer_now(reply, "tools/call", call.version, hangup))
+                try:
+                    result = await export.bridges.serve("tools/call", can_ask, call.params, run, first)
+                finally:
+                    ANSWER_NOW.reset(answering)
         except AnsweredEarly:
             pass
         except Exception as exc:
@@ -189,7 +192,6 @@ class ModernPath:
         else:
             await self._respond(reply, "tools/call", call.version, result)
         finally:
-            ANSWER_NOW.reset(answering)
             if session is not None:  # after the answer, as the handler path's session closes with its connection
                 await export.close_stateless(session)
 
