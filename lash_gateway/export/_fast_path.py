@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 import pydantic_core
@@ -48,7 +48,7 @@ from ._edge import TOKEN_ID
 from ._export import REFUSED, McpExport, refusal
 from ._levels import allows, level_of_connection
 from ._modern_path import ModernPath
-from ._reply import HANDSHAKE, Reply, is_request_id
+from ._reply import HANDSHAKE, Reply, is_request_id, rate_limited_as_429
 
 log = logging.getLogger("lash_gateway.fast_path")
 
@@ -88,6 +88,8 @@ class FastPath:
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
         if not await self._answer(scope, first.get("body", b""), receive, send):
+            if _version_of(scope) in _MODERN_VERSIONS:  # its refusals as this path's, for the same answers on both
+                send = rate_limited_as_429(send)
             await self._sdk(scope, _replaying(first, receive), send)
 
     async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
@@ -230,6 +232,14 @@ def _parsed(body: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) and message.get("jsonrpc") == "2.0" else None
+
+
+def _version_of(scope: Scope) -> bytes | None:
+    """The first `MCP-Protocol-Version` header, as `_answer` reads it."""
+    for name, value in scope["headers"]:
+        if name == _VERSION_HEADER:
+            return cast(bytes, value)
+    return None
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:

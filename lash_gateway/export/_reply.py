@@ -17,11 +17,20 @@ import anyio
 import pydantic_core
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
 from mcp_types import ProgressToken, RequestId
-from starlette.types import Send
+from starlette.types import Message, Send
 
 from ._limits import RATE_LIMITED
 
-__all__ = ["HANDSHAKE", "KEEPALIVE", "MODERN", "Keepalive", "Reply", "ReplyShape", "is_request_id"]
+__all__ = [
+    "HANDSHAKE",
+    "KEEPALIVE",
+    "MODERN",
+    "Keepalive",
+    "Reply",
+    "ReplyShape",
+    "is_request_id",
+    "rate_limited_as_429",
+]
 
 log = logging.getLogger("lash_gateway.fast_path")
 
@@ -29,6 +38,8 @@ Headers = Sequence[tuple[bytes, bytes]]
 KEEPALIVE: Final = 15.0
 """Seconds an answer may stay silent (the SDK's interval)."""
 _COMMENT: Final = b": ping\r\n\r\n"
+_RATE_LIMITED_CODE: Final = b'"code":%d' % RATE_LIMITED
+"""How the SDK writes the code in a JSON error answer (compact separators): a cheap look before parsing one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +142,8 @@ class Reply:
         if data is not None:
             error["data"] = data
         status, extra = self._shape.error_statuses.get(code, 200), cast(Headers, ())
-        if code == RATE_LIMITED and isinstance(data, Mapping):  # the whole request is refused: say when to retry
-            status, extra = 429, ((b"retry-after", str(data.get("retryAfter", 1)).encode("latin-1")),)
+        if (limited := _rate_limited(code, data)) is not None:
+            status, extra = limited
         await self._finish({"jsonrpc": "2.0", "id": self._request_id, "error": error}, status, extra)
 
     async def _finish(self, message: Mapping[str, Any], status: int = 200, extra: Headers = ()) -> None:
@@ -186,3 +197,46 @@ def _event(message: Mapping[str, Any]) -> bytes:
 def is_request_id(value: object) -> TypeGuard[RequestId]:
     """A JSON-RPC request id: a string or an integer (never a bool, which JSON parsers give as an int's kin)."""
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _rate_limited(code: object, data: Any) -> tuple[int, Headers] | None:
+    """A request a limit refused is refused whole: 429, and when to retry (None: not such an error)."""
+    if code != RATE_LIMITED or not isinstance(data, Mapping):
+        return None
+    return 429, ((b"retry-after", str(data.get("retryAfter", 1)).encode("latin-1")),)
+
+
+def rate_limited_as_429(send: Send) -> Send:
+    """`send` for the SDK's answer to a 2026-07-28 request, turned into `Reply`'s when a limit refused the request:
+    the SDK gives a status only to the protocol's own error codes, so its 200 with a `RATE_LIMITED` error becomes
+    429 with `Retry-After`. Only a JSON answer's head is held for its body (they come together); a stream's has gone
+    out before its first event, and stays as it is, as `Reply`'s does."""
+    held: Message | None = None
+
+    async def sending(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start":
+            if message["status"] == 200 and (b"content-type", b"application/json") in message.get("headers", ()):
+                held = message
+                return
+        elif held is not None:
+            start, held = held, None
+            body = message.get("body", b"")
+            if not message.get("more_body", False) and _RATE_LIMITED_CODE in body:
+                start = _as_limited(start, body)
+            await send(start)
+        await send(message)
+
+    return sending
+
+
+def _as_limited(start: Message, body: bytes) -> Message:
+    try:
+        error = pydantic_core.from_json(body).get("error")
+    except (ValueError, AttributeError):
+        return start
+    limited = _rate_limited(error.get("code"), error.get("data")) if isinstance(error, dict) else None
+    if limited is None:
+        return start
+    status, extra = limited
+    return {**start, "status": status, "headers": [*start.get("headers", ()), *extra]}

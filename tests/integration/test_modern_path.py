@@ -34,6 +34,7 @@ from lash_core import PluginRegistrar, PluginSessionContext
 from lash_core.testing import CallbackPluginFactory, StaticToolProvider, simple_tool
 from lash_gateway import McpServerConfig
 from lash_gateway.export import _reply as reply_module
+from lash_gateway.export._limits import RATE_LIMITED, Limit, Limiter, Limits
 from tests.integration import _gateway as gateway_harness
 from tests.integration._gateway import (
     MCP_HEADERS,
@@ -293,6 +294,61 @@ async def test_a_retry_sent_again_runs_the_call_again_with_the_answers_it_carrie
     for [done] in results:
         assert done["result"]["content"] == [{"type": "text", "text": "accept: ann"}], done
     assert reached_sdk == [] and handled == []
+
+
+@pytest.mark.parametrize("path", ["direct", "sdk"])
+async def test_closing_a_retrys_stream_cancels_the_call_it_resumed(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """A retry that answered its call's round is the call's request from then on: closing its stream cancels the call
+    upstream, as closing the first request's stream would have before the round."""
+    arguments = {"message": "name?", "then_log": True, "then_sleep": 60}
+    body, headers = declaring("ask", arguments, "elicitation", **{LOG_LEVEL_META_KEY: "info"})
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        if path == "sdk":
+            to_sdk(served)
+        _, _, [asked] = await exchange(http, served.mcp_url, (body, headers))
+        round_ = asked["result"]
+        [key] = round_["inputRequests"]
+        answered = {"requestState": round_["requestState"], "inputResponses": {key: ANSWERS["elicitation/create"]}}
+        retry = {**body, "id": 2, "params": {**body["params"], **answered}}
+        with anyio.fail_after(WAIT):
+            async with http.stream("POST", served.mcp_url, json=retry, headers=headers) as reply:
+                async for line in reply.aiter_lines():
+                    if (message := sse_message(line)) is not None and message.get("method") == "notifications/message":
+                        break  # the upstream has the answer and sleeps on: hang up on the call
+
+            async def cancelled_upstream() -> bool | None:
+                _, _, messages = await exchange(http, served.mcp_url, call("cancel_log", {}))
+                return True if "ask" in messages[0]["result"]["structuredContent"]["cancelled"] else None
+
+            await poll(cancelled_upstream)
+    assert ("tools/call" in reached_sdk) == (path == "sdk"), reached_sdk
+
+
+async def test_a_call_over_a_limit_is_refused_alike_on_both_paths_when_its_client_takes_questions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A limit refuses a call whose client takes questions (so the call goes through the export's bridges): the same
+    HTTP 429, `Retry-After` and error on both paths, and the call admitted before it answered as usual."""
+    sent = declaring("echo", {"text": "hi"}, "elicitation")
+    async with gateway_with_spy(monkeypatch) as (served, reached_sdk), httpx2.AsyncClient(timeout=WAIT) as http:
+        export = served.gateway.export
+
+        async def twice() -> tuple[Exchange, tuple[int, str | None, Any]]:
+            export.limiter = Limiter(Limits(tools={f"{SERVER}__echo": Limit(calls_per_minute=1)}), "test")
+            admitted = await exchange(http, served.mcp_url, sent)
+            refused = await http.post(served.mcp_url, json=sent[0], headers=sent[1])
+            return admitted, (refused.status_code, refused.headers.get("retry-after"), refused.json())
+
+        fast = await twice()
+        assert reached_sdk == []
+        to_sdk(served)
+        sdk = await twice()
+        assert reached_sdk == ["tools/call"] * 2
+    assert fast == sdk
+    admitted, (status, retry_after, body) = fast
+    assert admitted[2][0]["result"]["structuredContent"] == {"text": "hi"}
+    assert status == 429 and retry_after == "60", (status, retry_after)
+    assert body["error"]["code"] == RATE_LIMITED and body["error"]["data"]["limit"] == "calls_per_minute"
 
 
 async def read_counter(http: httpx2.AsyncClient, url: str) -> str:

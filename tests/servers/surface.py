@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import mcp_types as types
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourcesListChanged, ResourceUpdated
@@ -75,8 +76,9 @@ class Surface:
         upstream.add_tool(
             "ask",
             self._ask,
-            "Elicit an answer from the user (with `then_log`, log it before answering).",
-            _schema({"message": string, "then_log": {"type": "boolean"}}),
+            "Elicit an answer from the user (with `then_log`, log it before answering; with `then_sleep`, sleep that"
+            " many seconds after logging it).",
+            _schema({"message": string, "then_log": {"type": "boolean"}, "then_sleep": {"type": "number"}}),
         )
         upstream.add_tool("sample", self._sample, "Ask the client's model.", _schema({"prompt": string}))
         upstream.add_tool("roots", self._roots, "The client's roots.", _schema())
@@ -221,6 +223,8 @@ class Surface:
             await ctx.session.send_log_message(
                 "info", {"answer": answer}, "upstream", related_request_id=ctx.request_id
             )
+        if args.get("then_sleep"):
+            await anyio.sleep(float(args["then_sleep"]))
         return types.CallToolResult(content=[types.TextContent(type="text", text=f"{result.action}: {answer}")])
 
     async def _sample(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
