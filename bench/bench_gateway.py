@@ -334,19 +334,27 @@ async def slowest_figure(gateway: Target, direct: Target) -> Figure:
     )
 
 
-async def throughput_figures(gateway: list[Target], direct: list[Target], label: str = "") -> list[Figure]:
+async def throughput_figures(
+    gateway: list[Target], direct: list[Target], label: str = "", pids: tuple[int, int, int] | None = None
+) -> list[Figure]:
+    """Calls per second with `IN_FLIGHT` outstanding, through the gateway and direct, on one session and on
+    `SESSIONS`. With `pids` (the gateway's, its upstream's, the direct server's), each layout also gets its ceiling
+    (`ceiling_figure`)."""
     figures = []
     for sessions in (1, SESSIONS):
         through: list[float] = []
         straight: list[float] = []
+        spent: tuple[list[Spent], list[Spent]] = ([], [])
         sides = [
-            ([t.client for t in gateway[:sessions]], gateway[0].echo, through),
-            ([t.client for t in direct[:sessions]], direct[0].echo, straight),
+            ([t.client for t in gateway[:sessions]], gateway[0].echo, through, (pids[:2] if pids else ()), spent[0]),
+            ([t.client for t in direct[:sessions]], direct[0].echo, straight, (pids[2:] if pids else ()), spent[1]),
         ]
         for _ in range(THROUGHPUT_ROUNDS):
-            for clients, name, results in sides:
+            for clients, name, results, servers, costs in sides:
                 await calls_per_second(clients, name, IN_FLIGHT, 4 * IN_FLIGHT)  # warm this layout's connections
+                before = Spent.now(servers)
                 results.append(await calls_per_second(clients, name, IN_FLIGHT, THROUGHPUT_CALLS))
+                costs.append(Spent.now(servers).since(before, THROUGHPUT_CALLS, results[-1]))
         value, baseline = statistics.median(through), statistics.median(straight)
         where = "1 session" if sessions == 1 else f"{sessions} sessions"
         figures.append(
@@ -360,7 +368,54 @@ async def throughput_figures(gateway: list[Target], direct: list[Target], label:
                 value / baseline >= THROUGHPUT_TARGET_RATIO,
             )
         )
+        if pids:
+            figures.append(
+                ceiling_figure(f"{label}throughput ceiling, {IN_FLIGHT} in flight on {where}", *spent, baseline)
+            )
     return figures
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """CPU time of this (the client's) process and of server processes: at one moment (`now`), or per call of a
+    throughput round, with the cores the round kept busy (`since`)."""
+
+    client: float
+    servers: tuple[float, ...]
+    busy: float = 0.0
+
+    @classmethod
+    def now(cls, servers: Sequence[int]) -> Spent:
+        return cls(cpu_ns(os.getpid()), tuple(cpu_ns(pid) for pid in servers))
+
+    def since(self, before: Spent, calls: int, rate: float) -> Spent:
+        client = (self.client - before.client) / calls
+        servers = tuple((now - then) / calls for now, then in zip(self.servers, before.servers, strict=True))
+        return Spent(client, servers, (client + sum(servers)) * rate / 1e9)
+
+
+def ceiling_figure(name: str, through: Sequence[Spent], straight: Sequence[Spent], direct_rate: float) -> Figure:
+    """The throughput of a gateway costing no CPU at all, from the same rounds: the client's process shares this
+    machine's cores with the servers, so such a gateway would spend the busiest side's cores on the client and the
+    stdio upstream alone (medians of the rounds). "room" is the CPU per call a gateway may spend and still match the
+    direct rate; below the direct rate, no gateway reaches 1.0x here."""
+    client, upstream = statistics.median(s.client for s in through), statistics.median(s.servers[1] for s in through)
+    own = statistics.median(s.servers[0] for s in through)
+    busy = max(statistics.median(s.busy for s in side) for side in (through, straight))
+    room = busy * 1e9 / direct_rate - client - upstream
+    costs = (
+        f"client {duration(client)} + upstream {duration(upstream)} per call; room {difference(room)},"
+        f" used {duration(own)}"
+    )
+    return Figure(
+        f"{name}, a gateway costing no CPU ({costs})",
+        busy * 1e9 / (client + upstream),
+        direct_rate,
+        "direct, same layout",
+        "/s",
+        "-",
+        None,
+    )
 
 
 async def big_result_figure(gateway: Target, direct: Target) -> Figure:
@@ -554,8 +609,8 @@ async def modern_figures(
         straight_asking = await stack.enter_async_context(connect(upstream.url, "auto", asks=True))
         print("measuring: 2026-07-28 clients", flush=True)
         figures = await latency_figures(gateways[0], directs[0], MODERN)
-        figures += await throughput_figures(gateways, directs, MODERN)
         pids = gateway.process.pid, upstream_pid, upstream.process.pid
+        figures += await throughput_figures(gateways, directs, MODERN, pids)
         figures.append(await cpu_figures(gateways[0], directs[0], *pids, MODERN))
         echo, big = gateways[0].echo, gateways[0].big
         asked = Target(asking, echo, big), Target(straight_asking, directs[0].echo, directs[0].big)
@@ -821,6 +876,9 @@ notes:
     "slowest of": {SLOWEST_CALLS:,} more, alternating too (a full garbage collection of either process shows there).
   throughput: {THROUGHPUT_CALLS} echo calls with {IN_FLIGHT} outstanding at all times, on 1 session or spread over
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
+  ceiling: from the CPU per call of each process in the 2026-07-28 throughput rounds (this client's too: it shares
+    the cores), what a gateway costing no CPU would reach on the cores the rounds kept busy; "room" is the CPU per
+    call a gateway may spend there and still match the direct server, "used" what this one spent.
   CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}
     sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
   bare client: the same 2026-07-28 tools/call bytes on one keep-alive socket per server, no SDK, {RAW_CALLS:,} calls
