@@ -354,7 +354,7 @@ async def throughput_figures(
                 await calls_per_second(clients, name, IN_FLIGHT, 4 * IN_FLIGHT)  # warm this layout's connections
                 before = Spent.now(servers)
                 results.append(await calls_per_second(clients, name, IN_FLIGHT, THROUGHPUT_CALLS))
-                costs.append(Spent.now(servers).since(before, THROUGHPUT_CALLS, results[-1]))
+                costs.append(Spent.now(servers).since(before, THROUGHPUT_CALLS // IN_FLIGHT * IN_FLIGHT, results[-1]))
         value, baseline = statistics.median(through), statistics.median(straight)
         where = "1 session" if sessions == 1 else f"{sessions} sessions"
         figures.append(
@@ -378,38 +378,45 @@ async def throughput_figures(
 @dataclass(frozen=True, slots=True)
 class Spent:
     """CPU time of this (the client's) process and of server processes: at one moment (`now`), or per call of a
-    throughput round, with the cores the round kept busy (`since`)."""
+    throughput round, with its rate and the cores it kept busy (`since`)."""
 
     client: float
     servers: tuple[float, ...]
+    rate: float = 0.0
     busy: float = 0.0
 
     @classmethod
     def now(cls, servers: Sequence[int]) -> Spent:
-        return cls(cpu_ns(os.getpid()), tuple(cpu_ns(pid) for pid in servers))
+        # This process's own to the ns: the client is the largest share. The servers' in clock ticks (`cpu_ns`).
+        return cls(time.process_time_ns(), tuple(cpu_ns(pid) for pid in servers))
 
     def since(self, before: Spent, calls: int, rate: float) -> Spent:
         client = (self.client - before.client) / calls
         servers = tuple((now - then) / calls for now, then in zip(self.servers, before.servers, strict=True))
-        return Spent(client, servers, (client + sum(servers)) * rate / 1e9)
+        return Spent(client, servers, rate, (client + sum(servers)) * rate / 1e9)
 
 
 def ceiling_figure(name: str, through: Sequence[Spent], straight: Sequence[Spent], direct_rate: float) -> Figure:
-    """The throughput of a gateway costing no CPU at all, from the same rounds: the client's process shares this
-    machine's cores with the servers, so such a gateway would spend the busiest side's cores on the client and the
-    stdio upstream alone (medians of the rounds). "room" is the CPU per call a gateway may spend and still match the
-    direct rate; below the direct rate, no gateway reaches 1.0x here."""
-    client, upstream = statistics.median(s.client for s in through), statistics.median(s.servers[1] for s in through)
-    own = statistics.median(s.servers[0] for s in through)
-    busy = max(statistics.median(s.busy for s in side) for side in (through, straight))
-    room = busy * 1e9 / direct_rate - client - upstream
+    """An estimate of the throughput of a gateway costing no CPU at all, from the same rounds: the client's process
+    shares this machine's cores with the servers, so such a gateway would spend the cores of the busier side of a
+    round on the client and the stdio upstream alone. "room" is the CPU per call a gateway may spend there and still
+    match the direct server's rate. Each is worked out per pair of rounds; the medians are shown."""
+    ceilings, rooms = [], []
+    for gateway_round, direct_round in zip(through, straight, strict=True):
+        cores = max(gateway_round.busy, direct_round.busy) * 1e9
+        without = gateway_round.client + gateway_round.servers[1]
+        ceilings.append(cores / without)
+        rooms.append(cores / direct_round.rate - without)
+    client = statistics.median(s.client for s in through)
+    upstream = statistics.median(s.servers[1] for s in through)
+    used = statistics.median(s.servers[0] for s in through)
     costs = (
-        f"client {duration(client)} + upstream {duration(upstream)} per call; room {difference(room)},"
-        f" used {duration(own)}"
+        f"client {duration(client)} + upstream {duration(upstream)} per call; room"
+        f" {difference(statistics.median(rooms))}, used {duration(used)}"
     )
     return Figure(
         f"{name}, a gateway costing no CPU ({costs})",
-        busy * 1e9 / (client + upstream),
+        statistics.median(ceilings),
         direct_rate,
         "direct, same layout",
         "/s",
@@ -876,9 +883,10 @@ notes:
     "slowest of": {SLOWEST_CALLS:,} more, alternating too (a full garbage collection of either process shows there).
   throughput: {THROUGHPUT_CALLS} echo calls with {IN_FLIGHT} outstanding at all times, on 1 session or spread over
     {SESSIONS} sessions ({IN_FLIGHT // SESSIONS} each); median of {THROUGHPUT_ROUNDS} alternating rounds.
-  ceiling: from the CPU per call of each process in the 2026-07-28 throughput rounds (this client's too: it shares
-    the cores), what a gateway costing no CPU would reach on the cores the rounds kept busy; "room" is the CPU per
-    call a gateway may spend there and still match the direct server, "used" what this one spent.
+  ceiling: an estimate, from the CPU per call of each process in the 2026-07-28 throughput rounds (this client's
+    too: it shares the cores; the servers' in {CLOCK_TICK_NS // 1_000_000} ms ticks): what a gateway costing no CPU
+    would reach on the cores the rounds kept busy; "room" is the CPU per call a gateway may spend there and still
+    match the direct server, "used" what this one spent. Medians over the pairs of rounds.
   CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}
     sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
   bare client: the same 2026-07-28 tools/call bytes on one keep-alive socket per server, no SDK, {RAW_CALLS:,} calls

@@ -200,10 +200,13 @@ def is_request_id(value: object) -> TypeGuard[RequestId]:
 
 
 def _rate_limited(code: object, data: Any) -> tuple[int, Headers] | None:
-    """A request a limit refused is refused whole: 429, and when to retry (None: not such an error)."""
+    """A request a limit refused is refused whole: 429, and when to retry (None: not such an error). A `retryAfter`
+    that is not a whole number of seconds (an error a user's handler made up) says 1."""
     if code != RATE_LIMITED or not isinstance(data, Mapping):
         return None
-    return 429, ((b"retry-after", str(data.get("retryAfter", 1)).encode("latin-1")),)
+    after = data.get("retryAfter")
+    seconds = after if isinstance(after, int) and not isinstance(after, bool) and after >= 0 else 1
+    return 429, ((b"retry-after", b"%d" % seconds),)
 
 
 def rate_limited_as_429(send: Send) -> Send:

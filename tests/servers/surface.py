@@ -77,7 +77,7 @@ class Surface:
             "ask",
             self._ask,
             "Elicit an answer from the user (with `then_log`, log it before answering; with `then_sleep`, sleep that"
-            " many seconds after logging it).",
+            " many seconds before answering).",
             _schema({"message": string, "then_log": {"type": "boolean"}, "then_sleep": {"type": "number"}}),
         )
         upstream.add_tool("sample", self._sample, "Ask the client's model.", _schema({"prompt": string}))
