@@ -72,6 +72,8 @@ class HttpEndpoint:
         self._none_open = anyio.Event()
         """Set while none is open (a new one once one opens)."""
         self._none_open.set()
+        self._ending = False
+        """The listen streams are being ended (the endpoint goes, or the gateway stops): a new one is refused."""
 
     async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
         """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
@@ -90,7 +92,10 @@ class HttpEndpoint:
     async def listen(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a 2026-07-28 `subscriptions/listen` request, counted as a session while its stream is open: a
         2026-07-28 client holds it open as a handshake client holds its session's stream. Past `max_sessions` of them,
-        503."""
+        503; and once the streams are being ended (`end_listens`), since a new one would miss their close."""
+        if self._ending:
+            await reply(send, 503, "this endpoint is closing; listen again in a moment", rpc=True)
+            return
         limit = self.max_sessions
         if limit is not None and self.listening >= limit:  # a virtual server's (the gateway's own is the edge's)
             message = f"this virtual server holds {limit} listen streams, its limit (its max_sessions)"
@@ -156,7 +161,8 @@ class HttpEndpoint:
         """End every listen stream of this endpoint: as the protocol closes one (`McpExport.end_listens`), and those
         still open after `LISTEN_END_GRACE` seconds as a lost connection ends one (a client that does not read; a
         stream that began so late it missed the close; one whose upstream unsubscribe is slow), and at once if this
-        is cancelled (a shutdown's deadline)."""
+        is cancelled (a shutdown's deadline). Listens that come from then on are refused."""
+        self._ending = True
         if not self._listens:
             return
         self.export.end_listens()

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message
 from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
 from lash_gateway.export._endpoint import LISTEN_END_GRACE
 from tests.integration._gateway import (
+    LISTEN_HEADERS,
     InProcessGateway,
     connect,
     initialize_body,
@@ -282,4 +283,21 @@ async def test_a_listen_stream_that_stops_reading_is_cut_when_the_gateway_stops(
                 assert served.gateway.open_sessions() == 1
                 with anyio.move_on_after(math.inf if deadline is None else deadline):
                     await served.gateway.end_calls()
+        assert served.gateway.open_sessions() == 0
+
+
+async def test_a_listen_that_comes_while_the_gateway_stops_is_refused_at_once() -> None:
+    """A listen that begins while the listen streams are being ended (a stalled one holds that up for
+    `LISTEN_END_GRACE` seconds) missed their close: it is refused at once with 503, never served and then cut."""
+    async with run_gateway_in_process() as served, httpx2.AsyncClient(timeout=WAIT) as http:
+        listening = anyio.Event()
+        with anyio.fail_after(WAIT + LISTEN_END_GRACE):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stalled_listener, served.app, served.base_url.removeprefix("http://"), listening)
+                await listening.wait()
+                tg.start_soon(served.gateway.end_calls)
+                await anyio.wait_all_tasks_blocked()  # the end has begun: it waits for the stalled stream
+                late = await http.post(served.mcp_url, json=listen_body(), headers=LISTEN_HEADERS)
+                assert late.status_code == 503, late.text
+                assert "closing" in late.json()["error"]["message"]
         assert served.gateway.open_sessions() == 0
