@@ -28,6 +28,7 @@ from mcp.server.subscriptions import (
     ResourcesListChanged,
     ResourceUpdated,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from lash_core import Caller, LogReporter, ProgressReporter
 
@@ -44,7 +45,7 @@ log = logging.getLogger("lash_gateway.export")
 PAGE_SIZE: Final = 500
 """Entries per page of `resources/list`, `resources/templates/list` and `prompts/list`."""
 RESOURCE_NOT_FOUND: Final = -32002
-"""The JSON-RPC error code MCP gives a read of a URI no server offers."""
+"""The JSON-RPC error code MCP gives a read of a URI no server offers, before 2026-07-28 (then `INVALID_PARAMS`)."""
 
 _SUBSCRIPTIONS: Final = "lash_gateway.subscriptions"
 """Where a connection's subscribed URIs live in its `state`."""
@@ -235,7 +236,7 @@ class CatalogExport:
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
         if not self.shows_uri(uri):
-            raise _error(UnknownResource(uri))
+            raise _error(UnknownResource(uri), ctx.protocol_version)
         client = await self._client_of(ctx)
 
         async def run(progress: ProgressReporter | None, relay_log: LogReporter, caller: Caller) -> dict[str, Any]:
@@ -244,7 +245,7 @@ class CatalogExport:
                     uri, progress=progress, log=relay_log, caller=caller, client=client
                 )
             except GatewayError as exc:
-                raise _error(exc) from None
+                raise _error(exc, ctx.protocol_version) from None
 
         return cast(types.ReadResourceResult, await self._answer(ctx, "resources/read", params, run))
 
@@ -263,7 +264,7 @@ class CatalogExport:
                     lash_name, params.arguments, progress=progress, log=relay_log, caller=caller, client=client
                 )
             except GatewayError as exc:
-                raise _error(exc) from None
+                raise _error(exc, ctx.protocol_version) from None
 
         return cast(types.GetPromptResult, await self._answer(ctx, "prompts/get", params, run))
 
@@ -277,13 +278,13 @@ class CatalogExport:
                 raise MCPError(types.INVALID_PARAMS, f"unknown prompt {ref.get('name')!r}")
             ref["name"] = lash_name
         elif ref.get("type") == "ref/resource" and not self._shows_template({"uriTemplate": ref.get("uri", "")}):
-            raise _error(UnknownResource(str(ref.get("uri"))))
+            raise _error(UnknownResource(str(ref.get("uri"))), ctx.protocol_version)
         argument = params.argument.model_dump(by_alias=True, exclude_none=True, mode="json")
         context = params.context.arguments if params.context is not None else None
         try:
             result = await self._catalog.complete(ref, argument, context, client=await self._client_of(ctx))
         except GatewayError as exc:
-            raise _error(exc) from None
+            raise _error(exc, ctx.protocol_version) from None
         return cast(types.CompleteResult, for_era(ctx.protocol_version, result))
 
     async def roots_changed(self, ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None) -> None:
@@ -300,7 +301,7 @@ class CatalogExport:
         connection = connection_of(ctx)
         uri = str(params.uri)
         if not self.shows_uri(uri):
-            raise _error(UnknownResource(uri))
+            raise _error(UnknownResource(uri), ctx.protocol_version)
         held: _Held | None = connection.state.get(_SUBSCRIPTIONS)
         if held is None:
             held = connection.state[_SUBSCRIPTIONS] = _Held()
@@ -315,7 +316,7 @@ class CatalogExport:
             try:
                 await self._catalog.subscribe(uri)
             except GatewayError as exc:
-                raise _error(exc) from None
+                raise _error(exc, ctx.protocol_version) from None
             held.uris.add(uri)
             self._subscribers.setdefault(uri, {})[id(connection)] = connection
         return types.EmptyResult()
@@ -430,12 +431,18 @@ def _plain_uri(uri: str) -> bool:
     return not any(segment in (".", "..") for segment in path.split("/"))
 
 
-def _error(exc: GatewayError) -> MCPError:
-    """A catalog failure as the client should see it: its code where the upstream gave one, the message always."""
+def _error(exc: GatewayError, version: str) -> MCPError:
+    """A catalog failure as a client of protocol `version` should see it: its code where the upstream gave one, the
+    message always. A resource that is not there is `RESOURCE_NOT_FOUND` to a handshake-era client and
+    `INVALID_PARAMS` to a 2026-07-28 one (SEP-2164), whether the gateway or an upstream of either era said so."""
     if isinstance(exc, UnknownResource):
-        return MCPError(RESOURCE_NOT_FOUND, str(exc), {"uri": exc.uri})
+        return MCPError(_not_found(version), str(exc), {"uri": exc.uri})
     if isinstance(exc, UnknownPrompt):
         return MCPError(types.INVALID_PARAMS, str(exc))
     if isinstance(exc, UpstreamCallError):
-        return MCPError(exc.code, str(exc))
+        return MCPError(_not_found(version) if exc.code == RESOURCE_NOT_FOUND else exc.code, str(exc))
     return MCPError(types.INTERNAL_ERROR, str(exc))
+
+
+def _not_found(version: str) -> int:
+    return types.INVALID_PARAMS if version in MODERN_PROTOCOL_VERSIONS else RESOURCE_NOT_FOUND

