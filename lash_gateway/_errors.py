@@ -184,4 +184,4 @@ class UpstreamCallError(UpstreamError):
     def __init__(self, server: str, tool: str, code: int, message: str, *, kind: str = "tool") -> None:
         """`kind` and `tool` name what failed: a tool, a resource (its URI), a prompt."""
         super().__init__(server, f"{kind} {tool!r} failed with MCP error {code}: {message}")
-        self.tool, self.code = tool, code
+        self.tool, self.code, self.kind = tool, code, kind

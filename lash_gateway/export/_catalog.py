@@ -23,7 +23,6 @@ from mcp.server import ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
-    ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
     ResourceUpdated,
@@ -46,6 +45,11 @@ PAGE_SIZE: Final = 500
 """Entries per page of `resources/list`, `resources/templates/list` and `prompts/list`."""
 RESOURCE_NOT_FOUND: Final = -32002
 """The JSON-RPC error code MCP gives a read of a URI no server offers, before 2026-07-28 (then `INVALID_PARAMS`)."""
+
+Listen = Callable[
+    [ServerRequestContext[Any, Any], types.SubscriptionsListenRequestParams], Awaitable[types.SubscriptionsListenResult]
+]
+"""The export's `subscriptions/listen` handler (the SDK's, refusing streams once its endpoint ends)."""
 
 _SUBSCRIPTIONS: Final = "lash_gateway.subscriptions"
 """Where a connection's subscribed URIs live in its `state`."""
@@ -137,7 +141,7 @@ class CatalogExport:
         name_limit: int,
         answer: Answer,
         client_of: Callable[[ServerRequestContext[Any, Any]], Awaitable[str | None]],
-        listens: ListenHandler,
+        listens: Listen,
         view: Callable[[], View | None] = lambda: None,
     ) -> None:
         """`client_of` names the client of a request (its session), for servers that give each its own connection.
@@ -373,7 +377,7 @@ class _TrackingListen:
     """`subscriptions/listen`, with the stream's resource URIs subscribed in the catalog while it lasts (the SDK's
     handler does not say which URIs its streams want)."""
 
-    def __init__(self, catalog: Catalog, listens: ListenHandler, shows: Callable[[str], bool]) -> None:
+    def __init__(self, catalog: Catalog, listens: Listen, shows: Callable[[str], bool]) -> None:
         self._catalog = catalog
         self._inner = listens
         self._shows = shows
@@ -434,13 +438,15 @@ def _plain_uri(uri: str) -> bool:
 def _error(exc: GatewayError, version: str) -> MCPError:
     """A catalog failure as a client of protocol `version` should see it: its code where the upstream gave one, the
     message always. A resource that is not there is `RESOURCE_NOT_FOUND` to a handshake-era client and
-    `INVALID_PARAMS` to a 2026-07-28 one (SEP-2164), whether the gateway or an upstream of either era said so."""
+    `INVALID_PARAMS` to a 2026-07-28 one (SEP-2164), when the gateway says so and when a handshake-era upstream's
+    read does (a 2026-07-28 upstream says `INVALID_PARAMS` itself)."""
     if isinstance(exc, UnknownResource):
         return MCPError(_not_found(version), str(exc), {"uri": exc.uri})
     if isinstance(exc, UnknownPrompt):
         return MCPError(types.INVALID_PARAMS, str(exc))
     if isinstance(exc, UpstreamCallError):
-        return MCPError(_not_found(version) if exc.code == RESOURCE_NOT_FOUND else exc.code, str(exc))
+        not_found = exc.kind == "resource" and exc.code == RESOURCE_NOT_FOUND
+        return MCPError(_not_found(version) if not_found else exc.code, str(exc))
     return MCPError(types.INTERNAL_ERROR, str(exc))
 
 

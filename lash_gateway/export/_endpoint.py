@@ -161,8 +161,10 @@ class HttpEndpoint:
         """End every listen stream of this endpoint: as the protocol closes one (`McpExport.end_listens`), and those
         still open after `LISTEN_END_GRACE` seconds as a lost connection ends one (a client that does not read; a
         stream that began so late it missed the close; one whose upstream unsubscribe is slow), and at once if this
-        is cancelled (a shutdown's deadline). Listens that come from then on are refused."""
+        is cancelled (a shutdown's deadline). Listens that come from then on are refused: here at once, and in the
+        export those that were on their way (subscribing to their resources) when this began."""
         self._ending = True
+        self.export.refuse_listens()
         if not self._listens:
             return
         self.export.end_listens()

@@ -146,11 +146,13 @@ class McpExport:
         self._no_calls: anyio.Event | None = None
         self._catalog: CatalogExport | None = None
         listen: Callable[..., Awaitable[types.SubscriptionsListenResult]]
-        listen = self._listens = ListenHandler(self._bus)
+        self._listens = ListenHandler(self._bus)
+        self._listens_refused = False
+        listen = self._listen
         handlers: dict[str, Any] = {}
         if catalog is not None:
             served = self._catalog = CatalogExport(
-                catalog, self._bus, name_limit, self.answer, self._client_of, self._listens, lambda: self._view
+                catalog, self._bus, name_limit, self.answer, self._client_of, self._listen, lambda: self._view
             )
             listen = served.listen
             handlers = {
@@ -229,6 +231,19 @@ class McpExport:
         """Close every 2026-07-28 listen stream as the protocol closes one: its last message is its result, so its
         client knows to listen again. A client that stopped reading never gets it (see `HttpEndpoint.end_listens`)."""
         self._listens.close()
+
+    def refuse_listens(self) -> None:
+        """From now on a listen stream is refused before it opens, with an error saying to listen again: its endpoint
+        is ending, and a stream that opened after `end_listens` would miss the close."""
+        self._listens_refused = True
+
+    async def _listen(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        # Nothing awaits between this check and the SDK's handler taking the stream in: one that passes is closed.
+        if self._listens_refused:
+            raise MCPError(types.INTERNAL_ERROR, "this endpoint is closing its listen streams; listen again")
+        return await self._listens(ctx, params)
 
     def spawn(self, func: Callable[..., Coroutine[Any, Any, object]], *args: object) -> None:
         """Run `func(*args)` in a task the export owns (cancelled at its exit), for work no request may wait for.

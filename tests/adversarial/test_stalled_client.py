@@ -301,3 +301,36 @@ async def test_a_listen_that_comes_while_the_gateway_stops_is_refused_at_once() 
                 assert late.status_code == 503, late.text
                 assert "closing" in late.json()["error"]["message"]
         assert served.gateway.open_sessions() == 0
+
+
+async def test_a_listen_still_subscribing_when_the_gateway_stops_is_answered_not_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A listen that came before the end began, but was still subscribing to its resources upstream then, would open
+    after the close went out: it is answered with an error saying to listen again, never served and then cut."""
+    async with run_gateway_in_process() as served, httpx2.AsyncClient(timeout=WAIT) as http:
+        subscribing, release = anyio.Event(), anyio.Event()
+
+        async def slow_subscribe(uri: str) -> None:
+            subscribing.set()
+            await release.wait()
+
+        monkeypatch.setattr(served.gateway.factory.pool, "subscribe", slow_subscribe)
+        body = listen_body()
+        body["params"]["notifications"]["resourceSubscriptions"] = ["test://watched"]
+        answers: list[httpx2.Response] = []
+
+        async def listen() -> None:
+            answers.append(await http.post(served.mcp_url, json=body, headers=LISTEN_HEADERS))
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listen)
+                await subscribing.wait()
+                tg.start_soon(served.gateway.end_calls)
+                await anyio.wait_all_tasks_blocked()  # the end has begun: it waits for the listen to end
+                release.set()
+        [late] = answers
+        assert late.status_code == 200, late.text
+        assert "closing its listen streams; listen again" in late.json()["error"]["message"]
+        assert served.gateway.open_sessions() == 0
