@@ -9,6 +9,7 @@ from ._budget import DEFAULT_MAX_TEXT_CHARS as DEFAULT_MAX_TEXT_CHARS
 from ._budget import ToolOutputBudget as ToolOutputBudget
 from ._budget import ToolOutputBudgetPluginFactory as ToolOutputBudgetPluginFactory
 from ._budget import apply_budget as apply_budget
+from ._caller import ASKED_AS as ASKED_AS
 from ._caller import NO_CALLER as NO_CALLER
 from ._caller import Caller as Caller
 from ._caller import CallerRequest as CallerRequest
@@ -55,6 +56,7 @@ from ._tools import ignore_log as ignore_log
 from ._tools import ignore_progress as ignore_progress
 
 __all__ = [
+    "ASKED_AS",
     "DEFAULT_MAX_TEXT_CHARS",
     "NO_CALLER",
     "ActionArgumentsError",

@@ -12,18 +12,24 @@ and lash_core still imports no MCP.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 from ._errors import PluginError
 from ._types import JsonObject
 
-__all__ = ["Caller", "CallerRequest", "CallerUnsupported", "NO_CALLER"]
+__all__ = ["ASKED_AS", "Caller", "CallerRequest", "CallerUnsupported", "NO_CALLER"]
 
 CallerRequest: TypeAlias = Literal["sampling", "elicitation", "roots"]
 """What a provider can ask its caller."""
 
 Handler: TypeAlias = Callable[[JsonObject], Awaitable[JsonObject]]
+
+ASKED_AS: Final[ContextVar[str | None]] = ContextVar("lash_core.asked_as", default=None)
+"""The name a question has where it came from, set by a provider around its `ask` when it has one (a 2026-07-28
+MCP server names each of its input requests): a caller that relays questions under names of its own (rounds to a
+2026-07-28 client) keeps it, so its client sees the name the server gave."""
 
 
 class CallerUnsupported(PluginError):

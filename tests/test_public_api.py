@@ -13,6 +13,7 @@ import pytest
 
 PUBLIC_API: dict[str, list[str]] = {
     "lash_core": [
+        "ASKED_AS",
         "DEFAULT_MAX_TEXT_CHARS",
         "NO_CALLER",
         "ActionArgumentsError",

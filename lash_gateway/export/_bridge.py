@@ -40,7 +40,7 @@ import mcp_types as types
 from mcp import MCPError
 from pydantic import BaseModel
 
-from lash_core import Caller, CallerRequest, LogReporter, ProgressReporter
+from lash_core import ASKED_AS, Caller, CallerRequest, LogReporter, ProgressReporter
 
 from ._asking import DEFAULT_ASK_TIMEOUT
 
@@ -116,7 +116,7 @@ class _Bridge:
         changed.set()
 
     async def ask(self, kind: CallerRequest, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        key = f"q{next(self.keys)}"
+        key = self._key(ASKED_AS.get())
         known = self.prefilled.pop(key, None)
         if known is not None and known[0] in (None, kind):  # asked again, as before: answered as before
             self.answers[key] = (kind, known[1])
@@ -136,6 +136,16 @@ class _Bridge:
                 types.REQUEST_TIMEOUT, f"lash-gateway: the client did not answer {question.kind} within {self.ttl:g}s"
             )
         return question.answer
+
+    def _key(self, named: str | None) -> str:
+        """A question's key in its round: the name its server gave it (a 2026-07-28 server's), unless this call
+        used that name already; else the next `qN` not in use. A call run again asks the same questions in the same
+        order, so it gives them the same keys, and the answers its state carries find them."""
+        if named is not None and named not in self.answers and named not in self.questions:
+            return named
+        while (key := f"q{next(self.keys)}") in self.answers or key in self.questions:
+            pass
+        return key
 
     def answer(self, responses: Mapping[str, Any]) -> None:
         """Take the client's answers; a question it left unanswered goes out again in the next round."""
@@ -198,8 +208,8 @@ class Bridges:
             bridge.answer(responses)
         else:  # a new call, or a retry this process does not hold: the request runs (again) here
             bridge = _Bridge(secrets.token_urlsafe(16), self._ttl, context, binding)
-            if state is not None:
-                bridge.prefilled = {**carried, **{key: (None, _wire(answer)) for key, answer in responses.items()}}
+            # What its state carries, and what the client sent: answers given ahead of the question are answers too.
+            bridge.prefilled = {**carried, **{key: (None, _wire(answer)) for key, answer in responses.items()}}
             answer_now = ANSWER_NOW.get()
             if answer_now is not None:
                 return await self._run_here(bridge, _caller(bridge, capabilities), run, answer_now)

@@ -32,7 +32,7 @@ from mcp import MCPError
 from mcp.client.context import ClientRequestContext
 from pydantic import BaseModel, ValidationError
 
-from lash_core import Caller, CallerRequest, CallerUnsupported
+from lash_core import ASKED_AS, Caller, CallerRequest, CallerUnsupported
 
 from .._errors import UpstreamCallError
 from ._describe import describe_error
@@ -161,6 +161,7 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     refusals: list[UpstreamCallError] = []
 
     async def ask(key: str, kind: CallerRequest, params: Mapping[str, Any]) -> None:
+        ASKED_AS.set(key)  # this question's task only: a caller that relays it in rounds keeps the server's name
         try:
             answers[key] = dict(await caller.ask(kind, params))
         except CallerUnsupported as exc:

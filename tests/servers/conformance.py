@@ -1,5 +1,8 @@
 """The MCP server the official conformance suite's server scenarios expect (npm `@modelcontextprotocol/conformance`,
-0.1.x), built on the SDK's `MCPServer`: the tools, resources, prompts and behaviours each scenario names.
+0.1.x, and the 2026-07-28 scenarios of 0.2.0), built on the SDK's `MCPServer`: the tools, resources, prompts and
+behaviours each scenario names. What asks the client asks in either era: in input-required rounds on 2026-07-28
+(the scenarios' keys and states), on the request's own stream before (all at once, as a round would carry them):
+behind the gateway it speaks the handshake era over stdio, and the gateway makes the rounds.
 
     python -m tests.servers.conformance --transport stdio|streamable_http [--port 0]
 
@@ -13,15 +16,17 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import anyio
 import mcp_types as types
 import uvicorn
+from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from tests.servers.upstream import HOST, PNG_BYTES, WAV_BYTES, _AnnouncingServer
 
@@ -188,6 +193,153 @@ async def test_elicitation_sep1330_enums(ctx: Context) -> str:
     return await _elicit(ctx, "Please pick your options", schema)
 
 
+# -- input-required rounds (2026-07-28 scenarios) -----------------------------------------------------------------
+
+InputRequest = types.ElicitRequest | types.CreateMessageRequest | types.ListRootsRequest
+_ANSWER_TYPES: Final[dict[type[Any], Any]] = {
+    types.ElicitRequest: types.ElicitResult,
+    types.CreateMessageRequest: types.CreateMessageResult,
+    types.ListRootsRequest: types.ListRootsResult,
+}
+
+
+def _modern(ctx: Context) -> bool:
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+async def _answers(
+    ctx: Context, asks: Mapping[str, InputRequest], state: str | None = None, *, refusable: bool = False
+) -> dict[str, Any] | types.InputRequiredResult:
+    """The client's answers to `asks` by key, or, on 2026-07-28 while one is missing, the round that asks them.
+    `refusable`: a question the client refuses (handshake era) is left out of the answers."""
+    if _modern(ctx):
+        responses = ctx.input_responses or {}
+        if all(key in responses for key in asks):
+            return {key: _wire(responses[key]) for key in asks}
+        return types.InputRequiredResult(input_requests=dict(asks), request_state=state)
+    answers: dict[str, Any] = {}
+
+    async def ask(key: str, request: InputRequest) -> None:
+        try:
+            answers[key] = _wire(await _ask(ctx, request, _ANSWER_TYPES[type(request)]))
+        except MCPError:
+            if not refusable:
+                raise
+
+    async with anyio.create_task_group() as tg:  # at once: the gateway puts questions asked together in one round
+        for key, request in asks.items():
+            tg.start_soon(ask, key, request)
+    return answers
+
+
+def _wire(answer: Any) -> dict[str, Any]:
+    if hasattr(answer, "model_dump"):
+        answer = answer.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dict(answer) if isinstance(answer, dict) else {}
+
+
+def _form(message: str, field: str, kind: str = "string") -> types.ElicitRequest:
+    schema = {"type": "object", "properties": {field: {"type": kind}}, "required": [field]}
+    return types.ElicitRequest(params=types.ElicitRequestFormParams(message=message, requested_schema=schema))
+
+
+def _sampling(text: str) -> types.CreateMessageRequest:
+    message = types.SamplingMessage(role="user", content=types.TextContent(type="text", text=text))
+    return types.CreateMessageRequest(params=types.CreateMessageRequestParams(messages=[message], max_tokens=50))
+
+
+def _accepted(answer: dict[str, Any], field: str) -> Any:
+    return (answer.get("content") or {}).get(field)
+
+
+@mcp.tool(description="Asks the user's name (input-required on 2026-07-28).")
+async def test_input_required_result_elicitation(ctx: Context) -> str | types.InputRequiredResult:
+    answers = await _answers(ctx, {"user_name": _form("What is your name?", "name")})
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return f"Hello, {_accepted(answers['user_name'], 'name')}!"
+
+
+@mcp.tool(description="Asks the client's model (input-required on 2026-07-28).")
+async def test_input_required_result_sampling(ctx: Context) -> str | types.InputRequiredResult:
+    answers = await _answers(ctx, {"capital": _sampling("What is the capital of France?")})
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return f"The model said: {answers['capital'].get('content', {}).get('text')}"
+
+
+@mcp.tool(description="Asks the client's roots (input-required on 2026-07-28).")
+async def test_input_required_result_list_roots(ctx: Context) -> str | types.InputRequiredResult:
+    answers = await _answers(ctx, {"client_roots": types.ListRootsRequest()})
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return "Roots: " + ", ".join(root.get("uri", "?") for root in answers["client_roots"].get("roots", []))
+
+
+@mcp.tool(description="Asks for a confirmation, with a requestState that must come back.")
+async def test_input_required_result_request_state(ctx: Context) -> str | types.InputRequiredResult:
+    return await _confirmed(ctx)
+
+
+@mcp.tool(description="As test_input_required_result_request_state: a tampered requestState is refused.")
+async def test_input_required_result_tampered_state(ctx: Context) -> str | types.InputRequiredResult:
+    return await _confirmed(ctx)
+
+
+async def _confirmed(ctx: Context) -> str | types.InputRequiredResult:
+    answers = await _answers(ctx, {"confirm": _form("Please confirm", "ok", "boolean")}, "awaiting-confirmation")
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    if _modern(ctx) and ctx.request_state != "awaiting-confirmation":  # the SDK unsealed it: only ours come back
+        raise MCPError(types.INVALID_PARAMS, "requestState is not the one this call sent")
+    return f"state-ok: confirmed {_accepted(answers['confirm'], 'ok')}"
+
+
+@mcp.tool(description="Asks an elicitation, a sampling and the roots in one round.")
+async def test_input_required_result_multiple_inputs(ctx: Context) -> str | types.InputRequiredResult:
+    asks: dict[str, InputRequest] = {
+        "user_name": _form("What is your name?", "name"),
+        "greeting": _sampling("Generate a greeting"),
+        "client_roots": types.ListRootsRequest(),
+    }
+    answers = await _answers(ctx, asks, "three-questions")
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return f"Got {len(answers)} answers, {_accepted(answers['user_name'], 'name')} among them"
+
+
+@mcp.tool(description="Two rounds: a name, then a colour, each with its own requestState.")
+async def test_input_required_result_multi_round(ctx: Context) -> str | types.InputRequiredResult:
+    step1 = {"step1": _form("Step 1: What is your name?", "name")}
+    step2 = {"step2": _form("Step 2: What is your favorite color?", "color")}
+    if not _modern(ctx):
+        name = await _answers(ctx, step1)
+        color = await _answers(ctx, step2)
+        assert not isinstance(name, types.InputRequiredResult) and not isinstance(color, types.InputRequiredResult)
+        return f"{_accepted(name['step1'], 'name')} likes {_accepted(color['step2'], 'color')}"
+    responses = ctx.input_responses or {}
+    if ctx.request_state == "round-2" and "step2" in responses:
+        return f"likes {_accepted(_wire(responses['step2']), 'color')}"
+    if ctx.request_state == "round-1" and "step1" in responses:
+        return types.InputRequiredResult(input_requests=dict(step2), request_state="round-2")
+    return types.InputRequiredResult(input_requests=dict(step1), request_state="round-1")
+
+
+@mcp.tool(description="Asks only what the client declared it takes (a sampling and an elicitation at most).")
+async def test_input_required_result_capabilities(ctx: Context) -> str | types.InputRequiredResult:
+    # A handshake-era client declared at its handshake, and its refusal is its answer: this era asks both.
+    declared = ctx.client_capabilities if _modern(ctx) else None
+    asks: dict[str, InputRequest] = {}
+    if declared is None or declared.sampling is not None:
+        asks["greeting"] = _sampling("Generate a greeting")
+    if declared is None or declared.elicitation is not None:
+        asks["user_name"] = _form("What is your name?", "name")
+    answers = await _answers(ctx, asks, refusable=True)
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return f"answered: {', '.join(answers)}"
+
+
 # -- resources -----------------------------------------------------------------------------------------------------
 
 
@@ -239,6 +391,15 @@ def test_prompt_with_image() -> list[dict[str, Any]]:
         {"role": "user", "content": {"type": "image", "data": PNG, "mimeType": "image/png"}},
         {"role": "user", "content": {"type": "text", "text": "Please analyze the image above."}},
     ]
+
+
+@mcp.prompt(description="Asks for the context it uses (input-required on 2026-07-28).")
+async def test_input_required_result_prompt(ctx: Context) -> list[dict[str, Any]] | types.InputRequiredResult:
+    answers = await _answers(ctx, {"user_context": _form("What context should the prompt use?", "context")})
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    text = f"Use this context: {_accepted(answers['user_context'], 'context')}"
+    return [{"role": "user", "content": {"type": "text", "text": text}}]
 
 
 async def complete(ref: Any, argument: Any, context: Any) -> types.Completion:
