@@ -9,7 +9,8 @@ Client side (`upstream`):
   schema the SDK rejects would hide all of a server's tools, and `call_tool()` re-lists the tools after a
   success to check structured output. The gateway forwards results as they are, so it stamps a request the
   way the session does (`_stamp`: protocol headers and the 2026-07-28 envelope) and sends it through the
-  session's dispatcher (`_dispatcher.send_raw_request`), the same path without validation.
+  session's dispatcher (`_dispatcher.send_raw_request`), the same path without validation. The envelope's client
+  capabilities are then narrowed to what the request's own client takes (the stamp writes the connection's).
 - `executable_command`, `create_process`, `stop_process`: the stdio client's process helpers (the child in
   its own process group or job object; close stdin, wait, then kill the tree). The gateway's own stdio
   transport reads the child's output itself, for speed, and starts and stops it exactly as the SDK does.
@@ -54,6 +55,7 @@ from mcp.server.connection import Connection
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.dispatcher import CallOptions
+from mcp_types import CLIENT_CAPABILITIES_META_KEY
 
 __all__ = [
     "admitting",
@@ -71,15 +73,26 @@ __all__ = [
 
 
 async def send_raw_request(
-    session: ClientSession, method: str, params: Mapping[str, Any], opts: CallOptions
+    session: ClientSession,
+    method: str,
+    params: Mapping[str, Any],
+    opts: CallOptions,
+    declares: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """Send one request as `ClientSession.send_request` would, and return its raw result, unvalidated.
+    """Send one request as `ClientSession.send_request` would, and return its raw result, unvalidated. `declares`
+    keeps the client capabilities the 2026-07-28 per-request envelope says this request's client has (the stamp puts
+    in the connection's, declared for every client at once).
 
     Raises:
         mcp.MCPError: an error response, or `CONNECTION_CLOSED` when the transport went away.
     """
     data: dict[str, Any] = {"method": method, "params": dict(params)}
     session._stamp(data, opts)  # protocol headers, and the 2026-07-28 per-request envelope
+    meta = data["params"].get("_meta")
+    if declares is not None and isinstance(meta, dict):
+        declared = meta.get(CLIENT_CAPABILITIES_META_KEY)
+        if isinstance(declared, dict):  # the stamp's dict is the connection's: a new one, not an edit
+            meta[CLIENT_CAPABILITIES_META_KEY] = {name: value for name, value in declared.items() if declares(name)}
     return await session._dispatcher.send_raw_request(method, data["params"], opts)
 
 

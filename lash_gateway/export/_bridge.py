@@ -46,6 +46,8 @@ from ._asking import DEFAULT_ASK_TIMEOUT
 
 __all__ = ["ANSWER_NOW", "BATCH_WINDOW", "AnswerNow", "AnsweredEarly", "Bridges", "Round", "reporters"]
 
+MAX_NAME: Final = 256
+"""Characters of a server's name for its question the rounds keep (a longer one goes out as `qN`)."""
 BATCH_WINDOW: Final = 0.02
 """Seconds a round waits, after its first question, for more questions to go out with it."""
 
@@ -98,6 +100,9 @@ class _Bridge:
     when a state is signed: most calls never ask."""
     prefilled: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
     """Answers a retry brought for questions this run has not asked yet (it runs the request again)."""
+    ahead: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Answers a first request brought before any round, by the names its server gives its questions: taken only for
+    a question of that name (a `qN` is a position, and a blind answer must not go to whatever comes first)."""
     answers: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
     """Every answer so far, by question key: what the next state carries."""
     questions: dict[str, _Question] = field(default_factory=dict)
@@ -116,8 +121,11 @@ class _Bridge:
         changed.set()
 
     async def ask(self, kind: CallerRequest, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        key = self._key(ASKED_AS.get())
+        named = ASKED_AS.get()
+        key = self._key(named)
         known = self.prefilled.pop(key, None)
+        if known is None and key == named and key in self.ahead:
+            known = (kind, self.ahead.pop(key))
         if known is not None and known[0] in (None, kind):  # asked again, as before: answered as before
             self.answers[key] = (kind, known[1])
             return known[1]
@@ -141,7 +149,7 @@ class _Bridge:
         """A question's key in its round: the name its server gave it (a 2026-07-28 server's), unless this call
         used that name already; else the next `qN` not in use. A call run again asks the same questions in the same
         order, so it gives them the same keys, and the answers its state carries find them."""
-        if named is not None and named not in self.answers and named not in self.questions:
+        if named is not None and len(named) <= MAX_NAME and named not in self.answers and named not in self.questions:
             return named
         while (key := f"q{next(self.keys)}") in self.answers or key in self.questions:
             pass
@@ -208,8 +216,11 @@ class Bridges:
             bridge.answer(responses)
         else:  # a new call, or a retry this process does not hold: the request runs (again) here
             bridge = _Bridge(secrets.token_urlsafe(16), self._ttl, context, binding)
-            # What its state carries, and what the client sent: answers given ahead of the question are answers too.
-            bridge.prefilled = {**carried, **{key: (None, _wire(answer)) for key, answer in responses.items()}}
+            answers = {key: _wire(answer) for key, answer in responses.items()}
+            if state is not None:  # answers to a round the client saw, and those its state carries
+                bridge.prefilled = {**carried, **{key: (None, answer) for key, answer in answers.items()}}
+            else:  # answers given ahead of any round
+                bridge.ahead = answers
             answer_now = ANSWER_NOW.get()
             if answer_now is not None:
                 return await self._run_here(bridge, _caller(bridge, capabilities), run, answer_now)

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 import mcp_types as types
@@ -37,7 +37,7 @@ from lash_core import ASKED_AS, Caller, CallerRequest, CallerUnsupported
 from .._errors import UpstreamCallError
 from ._describe import describe_error
 
-__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "paused"]
+__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "declared_by", "paused"]
 
 MAX_INPUT_ROUNDS: Final = 10
 """Input-required rounds one request may take before the gateway gives up on the server."""
@@ -59,6 +59,8 @@ _METHODS: Final[Mapping[str, CallerRequest]] = {
     "elicitation/create": "elicitation",
     "roots/list": "roots",
 }
+_ASKABLE: Final[frozenset[str]] = frozenset(_METHODS.values())
+"""The client capabilities that say a client takes a kind of question (named as the kinds are)."""
 
 
 class Asks:
@@ -161,13 +163,15 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     refusals: list[UpstreamCallError] = []
 
     async def ask(key: str, kind: CallerRequest, params: Mapping[str, Any]) -> None:
-        ASKED_AS.set(key)  # this question's task only: a caller that relays it in rounds keeps the server's name
+        named = ASKED_AS.set(key)  # a caller that relays it in rounds of its own keeps the server's name
         try:
             answers[key] = dict(await caller.ask(kind, params))
         except CallerUnsupported as exc:
             refusals.append(UpstreamCallError(server, "input request", types.INVALID_REQUEST, str(exc)))
         except MCPError as exc:
             refusals.append(UpstreamCallError(server, "input request", exc.code, exc.message))
+        finally:
+            ASKED_AS.reset(named)
 
     async with anyio.create_task_group() as tg:
         for key, (kind, params) in asked.items():
@@ -175,6 +179,12 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     if refusals:
         raise refusals[0]
     return answers
+
+
+def declared_by(caller: Caller, capability: str) -> bool:
+    """Whether to tell a 2026-07-28 server the client has `capability`: one of the questions its caller takes, or
+    none of the askable kinds (what else the connection declares stands)."""
+    return capability not in _ASKABLE or caller.supports(cast(CallerRequest, capability))
 
 
 _PAUSED: dict[anyio.CancelScope, tuple[int, float]] = {}

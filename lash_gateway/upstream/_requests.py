@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import anyio
@@ -23,7 +24,7 @@ from lash_core import Caller, LogReporter, ProgressReporter
 
 from .._config import ServerConfig
 from .._errors import CallTimeout, ServerDetached, UpstreamCallError, UpstreamError, UpstreamUnavailable
-from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, paused
+from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, declared_by, paused
 from ._in_flight import CallsInFlight
 from ._relay import CallRelay
 from ._stdio import StdioLane
@@ -98,7 +99,7 @@ class Requests:
             try:
                 retry = body
                 for _ in range(MAX_INPUT_ROUNDS):
-                    raw = await self._once(live, method, retry, label, relay, progress)
+                    raw = await self._once(live, method, retry, label, relay, progress, caller)
                     if raw.get("resultType") != "input_required":
                         return _cleaned(raw)
                     # A 2026-07-28 server asks in its result; the answers go back with the retry, from this task.
@@ -131,6 +132,7 @@ class Requests:
         label: str,
         relay: CallRelay,
         progress: ProgressReporter | None,
+        caller: Caller,
     ) -> dict[str, Any]:
         error: UpstreamError | None = None
         raw: dict[str, Any] = {}
@@ -143,7 +145,9 @@ class Requests:
             with self._calls.taking_logs(relay):  # until answered: no later message is this call's
                 try:
                     on_progress = relay.report_progress if progress is not None else None
-                    raw = await send_raw(live.client.session, method, body, on_progress=on_progress)
+                    # A 2026-07-28 server hears what this call's client takes (it asks for nothing else).
+                    declares = partial(declared_by, caller)
+                    raw = await send_raw(live.client.session, method, body, on_progress=on_progress, declares=declares)
                 except MCPError as exc:
                     error = self._error(live, method, label, exc)
             await relay.settled()  # what came before the answer goes first, within the time limit

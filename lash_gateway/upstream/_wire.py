@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp import ClientSession
@@ -41,8 +41,10 @@ async def send_raw(
     params: Mapping[str, Any] | None,
     *,
     on_progress: ProgressReporter | None = None,
+    declares: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """Send one request the way `ClientSession.send_request` does, without result validation.
+    """Send one request the way `ClientSession.send_request` does, without result validation; `declares` names the
+    client capabilities a 2026-07-28 server hears this request's client has.
 
     Raises:
         mcp.MCPError: an error response, or `CONNECTION_CLOSED` when the transport went away.
@@ -50,7 +52,7 @@ async def send_raw(
     opts: CallOptions = {}
     if on_progress is not None:
         opts["on_progress"] = on_progress
-    return await send_raw_request(session, method, params or {}, opts)
+    return await send_raw_request(session, method, params or {}, opts, declares)
 
 
 def strip_sdk_meta(meta: Any) -> dict[str, Any] | None:

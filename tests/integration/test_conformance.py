@@ -3,8 +3,8 @@ gateway: a transparent gateway scores what its upstream scores alone, check for 
 
 The upstream is `tests.servers.conformance`, the server the scenarios describe. The scenarios call bare names
 (`test_simple_text`), so the gateway attaches it with `prefix: false`. Each run goes twice, against the upstream
-served directly over streamable HTTP and against the gateway's `/mcp`, and the same checks must fail or warn through
-the gateway as alone; both scores are printed (`pytest -s`).
+served directly over streamable HTTP and against the gateway's `/mcp`: every check must end the same through the
+gateway as alone, but those a run lists with the reason; both scores are printed (`pytest -s`).
 
 The runs:
 - the stable release's active scenarios (handshake-era clients), the upstream behind the gateway over stdio;
@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import httpx2
 import pytest
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 
 from lash_gateway import GatewayConfig, McpServerConfig
-from tests.integration._gateway import run_gateway_in_process, wait_servers_connected
+from tests.integration._gateway import MCP_HEADERS, run_gateway_in_process, sse_messages, wait_servers_connected
 from tests.servers.launch import PROJECT_ROOT, UpstreamProcess
 from tests.servers.node import CONFORMANCE, CONFORMANCE_2026, NODE, installed
 
@@ -44,12 +46,9 @@ pytestmark = pytest.mark.anyio
 SUITE_TIMEOUT: Final = 120.0
 _STAMP: Final = re.compile(r"-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 """The time a result directory's name ends with (`server-<scenario>-2026-12-03T22-36-54-892Z`)."""
-_VERDICTS: Final = frozenset({"FAILURE", "WARNING"})
-"""What a check that is not kept ends with: failed, or passed with a warning (a SHOULD not kept). A check that
-passes alone and is only noted (`INFO`) through the gateway is kept: the gateway answers `tools/list` with plain JSON
-where the upstream streams it, which the multiple-streams scenario notes instead of checking the stream."""
 Score = dict[str, Counter[tuple[str, str]]]
-"""Scenario -> its checks not kept, as (check id, status) pairs."""
+"""Scenario -> its checks, as (check id, how it ended) pairs."""
+_RUNNING: Final = re.compile(r"^Running .*\((\d+) scenarios\)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,15 @@ _STDIO: Final = {
 }
 _MODERN: Final = ("--requirements", "2026-07-28")
 RUNS: Final = {
-    "handshake": Run(CONFORMANCE, ("--suite", "active"), _STDIO),
+    "handshake": Run(
+        CONFORMANCE,
+        ("--suite", "active"),
+        _STDIO,
+        {
+            "server-sse-streams-functional": "the gateway answers tools/list with plain JSON where the upstream "
+            "streams it: the scenario notes that (INFO) rather than checking the stream"
+        },
+    ),
     "2026-07-28": Run(CONFORMANCE_2026, _MODERN, {"mode": "auto"}),
     "2026-07-28, upstream on the handshake era": Run(
         CONFORMANCE_2026,
@@ -79,6 +86,7 @@ RUNS: Final = {
         {
             "sep-2322-elicitation-incomplete": "a handshake-era server names no question: the gateway calls them q0, "
             "q1..., and the scenario looks for the name the server would have given",
+            "sep-2322-elicitation-complete": "the scenario's retry never runs once the check above failed",
             "sep-2322-ignore-unexpected-params": "answers sent ahead of any round, under the names the server would "
             "have given, name nothing a handshake-era server asks",
         },
@@ -97,10 +105,13 @@ def run_suite(run: Run, url: str, out: Path) -> tuple[Score, str]:
         check=False,
     )
     score: Score = {}
-    for checks in out.glob("server-*/checks.json"):
-        scenario = _STAMP.sub("", checks.parent.name.removeprefix("server-"))
-        ended = json.loads(checks.read_text())
-        score[scenario] = Counter((check["id"], check["status"]) for check in ended if check["status"] in _VERDICTS)
+    for directory in out.glob("server-*"):
+        scenario = _STAMP.sub("", directory.name.removeprefix("server-"))
+        checks = directory / "checks.json"
+        assert checks.exists(), f"scenario {scenario} ended without its checks: {done.stdout[-2000:]}"
+        score[scenario] = Counter((check["id"], check["status"]) for check in json.loads(checks.read_text()))
+    running = _RUNNING.search(done.stdout)
+    assert running is not None and len(score) == int(running[1]), f"scenarios run: {sorted(score)}, {done.stdout[:500]}"
     summary = next((line for line in done.stdout.splitlines() if line.startswith("Total:")), done.stdout[-2000:])
     return score, summary
 
@@ -143,3 +154,38 @@ async def test_the_gateway_scores_what_its_upstream_scores_alone(name: str) -> N
 
 def _kept(checks: Counter[tuple[str, str]], run: Run) -> Counter[tuple[str, str]]:
     return Counter({(check, status): n for (check, status), n in checks.items() if check not in run.may_differ})
+
+
+async def test_a_2026_upstream_hears_what_the_client_declared_and_asks_nothing_else() -> None:
+    """A 2026-07-28 server behind the gateway asks only what the request's client takes: the gateway tells it the
+    client's own capabilities, not the ones its connection declared for every client. A client that takes sampling
+    alone gets a round with the sampling question, and its retry completes (the server would have asked for an
+    elicitation too, which the client could not answer, and the call would have failed)."""
+    meta = {
+        PROTOCOL_VERSION_META_KEY: "2026-07-28",
+        CLIENT_INFO_META_KEY: {"name": "raw", "version": "0"},
+        CLIENT_CAPABILITIES_META_KEY: {"sampling": {}},
+    }
+    name = "test_input_required_result_capabilities"
+    headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name}
+    params: dict[str, Any] = {"name": name, "arguments": {}, "_meta": meta}
+    with UpstreamProcess("streamable_http", module="tests.servers.conformance") as behind:
+        upstream = McpServerConfig.parse({"url": behind.url, "mode": "auto", "prefix": False})
+        async with (
+            run_gateway_in_process(GatewayConfig(servers={"conformance": upstream})) as served,
+            httpx2.AsyncClient(timeout=30) as http,
+        ):
+            await wait_servers_connected(served.base_url, ["conformance"])
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+            [asked] = sse_messages(await http.post(served.mcp_url, json=body, headers=headers))
+            round_ = asked["result"]
+            assert round_["resultType"] == "input_required", round_
+            assert {key: q["method"] for key, q in round_["inputRequests"].items()} == {
+                "greeting": "sampling/createMessage"
+            }
+            sampled = {"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}
+            retry = {**params, "inputResponses": {"greeting": sampled}, "requestState": round_["requestState"]}
+            [done] = sse_messages(
+                await http.post(served.mcp_url, json={**body, "id": 2, "params": retry}, headers=headers)
+            )
+    assert done["result"]["content"] == [{"type": "text", "text": "answered: greeting"}], done

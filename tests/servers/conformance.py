@@ -2,7 +2,7 @@
 0.1.x, and the 2026-07-28 scenarios of 0.2.0), built on the SDK's `MCPServer`: the tools, resources, prompts and
 behaviours each scenario names. What asks the client asks in either era: in input-required rounds on 2026-07-28
 (the scenarios' keys and states), on the request's own stream before (all at once, as a round would carry them):
-behind the gateway it speaks the handshake era over stdio, and the gateway makes the rounds.
+behind a gateway that speaks the handshake era to it, the gateway makes the rounds.
 
     python -m tests.servers.conformance --transport stdio|streamable_http [--port 0]
 
@@ -317,11 +317,12 @@ async def test_input_required_result_multi_round(ctx: Context) -> str | types.In
         color = await _answers(ctx, step2)
         assert not isinstance(name, types.InputRequiredResult) and not isinstance(color, types.InputRequiredResult)
         return f"{_accepted(name['step1'], 'name')} likes {_accepted(color['step2'], 'color')}"
-    responses = ctx.input_responses or {}
-    if ctx.request_state == "round-2" and "step2" in responses:
-        return f"likes {_accepted(_wire(responses['step2']), 'color')}"
-    if ctx.request_state == "round-1" and "step1" in responses:
-        return types.InputRequiredResult(input_requests=dict(step2), request_state="round-2")
+    responses, state = ctx.input_responses or {}, ctx.request_state or ""
+    if state.startswith("round-2:") and "step2" in responses:  # the SDK seals the state: the name is the one given
+        return f"{state.removeprefix('round-2:')} likes {_accepted(_wire(responses['step2']), 'color')}"
+    if state == "round-1" and "step1" in responses:
+        name = _accepted(_wire(responses["step1"]), "name")
+        return types.InputRequiredResult(input_requests=dict(step2), request_state=f"round-2:{name}")
     return types.InputRequiredResult(input_requests=dict(step1), request_state="round-1")
 
 
