@@ -102,7 +102,8 @@ class _Bridge:
     """Answers a retry brought for questions this run has not asked yet (it runs the request again)."""
     ahead: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     """Answers a first request brought before any round, by the names its server gives its questions: taken only for
-    a question of that name (a `qN` is a position, and a blind answer must not go to whatever comes first)."""
+    a question of that name asked before the first round (a `qN` is a position, and a blind answer must not go to
+    whatever comes first)."""
     answers: dict[str, tuple[CallerRequest | None, Mapping[str, Any]]] = field(default_factory=dict)
     """Every answer so far, by question key: what the next state carries."""
     questions: dict[str, _Question] = field(default_factory=dict)
@@ -207,8 +208,9 @@ class Bridges:
         responses: Mapping[str, Any] = getattr(params, "input_responses", None) or {}
         held = None
         carried: dict[str, tuple[CallerRequest | None, Any]] = {}
+        asked: dict[str, CallerRequest] = {}
         if state is not None:
-            bridge_id, carried = self._verified(state, binding())
+            bridge_id, carried, asked = self._verified(state, binding())
             held = self._held.get(bridge_id)
         if held is not None:
             bridge = held
@@ -217,8 +219,9 @@ class Bridges:
         else:  # a new call, or a retry this process does not hold: the request runs (again) here
             bridge = _Bridge(secrets.token_urlsafe(16), self._ttl, context, binding)
             answers = {key: _wire(answer) for key, answer in responses.items()}
-            if state is not None:  # answers to a round the client saw, and those its state carries
-                bridge.prefilled = {**carried, **{key: (None, answer) for key, answer in answers.items()}}
+            if state is not None:  # those its state carries, and the answers to the round it names (as if held)
+                round_ = {key: (asked[key], answer) for key, answer in answers.items() if key in asked}
+                bridge.prefilled = {**carried, **round_}
             else:  # answers given ahead of any round
                 bridge.ahead = answers
             answer_now = ANSWER_NOW.get()
@@ -292,25 +295,33 @@ class Bridges:
         return self._round(bridge)
 
     def _round(self, bridge: _Bridge) -> dict[str, Any]:
-        """An input-required result with the questions not sent yet."""
+        """An input-required result with the questions not sent yet. Answers sent ahead are for the questions asked
+        before the first round: a server would have seen them on the first request only."""
         requests: dict[str, Any] = {}
+        sent: dict[str, CallerRequest] = {}
         for key, question in bridge.unsent().items():
             question.sent = True
+            sent[key] = question.kind
             requests[key] = {"method": _METHODS[question.kind], "params": dict(question.params)}
-        return {"resultType": "input_required", "inputRequests": requests, "requestState": self._sign(bridge)}
+        bridge.ahead = {}
+        return {"resultType": "input_required", "inputRequests": requests, "requestState": self._sign(bridge, sent)}
 
-    def _sign(self, bridge: _Bridge) -> str:
+    def _sign(self, bridge: _Bridge, sent: Mapping[str, CallerRequest]) -> str:
+        """The call, its answers so far, and the questions of the round going out with this state (a retry that runs
+        the call again takes answers for those only, each for a question of its kind)."""
         answers = {key: [kind, answer] for key, (kind, answer) in bridge.answers.items()}
-        payload = _b64(json.dumps({"b": bridge.id, "a": answers}, separators=(",", ":")).encode())
+        payload = _b64(json.dumps({"b": bridge.id, "a": answers, "q": sent}, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload, bridge.binding())}"
 
     def _mac(self, payload: str, binding: str) -> str:
         return _b64(hmac.new(self.key, f"{payload}.{binding}".encode(), hashlib.sha256).digest())
 
-    def _verified(self, state: str, binding: str) -> tuple[str, dict[str, tuple[CallerRequest | None, Any]]]:
-        """The call id and answers a retry's state carries, if the state is one this gateway's key signed for this
-        very request (method and params alike: a state cannot resume another call, nor this one with other
-        arguments).
+    def _verified(
+        self, state: str, binding: str
+    ) -> tuple[str, dict[str, tuple[CallerRequest | None, Any]], dict[str, CallerRequest]]:
+        """The call id, the answers and the questions of the round a retry's state carries, if the state is one this
+        gateway's key signed for this very request (method and params alike: a state cannot resume another call, nor
+        this one with other arguments).
 
         Raises:
             MCPError: it is not.
@@ -324,7 +335,7 @@ class Bridges:
             )
         decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         answers = {key: (kind, answer) for key, (kind, answer) in decoded["a"].items()}
-        return str(decoded["b"]), answers
+        return str(decoded["b"]), answers, dict(decoded.get("q", {}))
 
 
 class AnsweredEarly(Exception):

@@ -163,7 +163,7 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     refusals: list[UpstreamCallError] = []
 
     async def ask(key: str, kind: CallerRequest, params: Mapping[str, Any]) -> None:
-        named = ASKED_AS.set(key)  # a caller that relays it in rounds of its own keeps the server's name
+        token = ASKED_AS.set(key)  # a caller that relays it in rounds of its own keeps the server's name
         try:
             answers[key] = dict(await caller.ask(kind, params))
         except CallerUnsupported as exc:
@@ -171,7 +171,7 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
         except MCPError as exc:
             refusals.append(UpstreamCallError(server, "input request", exc.code, exc.message))
         finally:
-            ASKED_AS.reset(named)
+            ASKED_AS.reset(token)
 
     async with anyio.create_task_group() as tg:
         for key, (kind, params) in asked.items():

@@ -102,3 +102,44 @@ async def test_answers_sent_ahead_answer_only_questions_of_their_name() -> None:
         round_ = await serve(held, params, named_then_unnamed)
     assert seen == ["user_name"]
     assert list(round_["inputRequests"]) == ["q0"]
+
+
+async def test_a_call_run_again_takes_answers_only_for_the_round_its_state_names() -> None:
+    """A retry that runs the call again elsewhere brings answers for the round its state names, each for a question
+    of the kind that round asked; an answer under another key (a question the client never saw) answers nothing."""
+    asked_later: list[str] = []
+
+    async def unnamed_twice(caller: Caller, current: Any) -> dict[str, Any]:
+        await caller.ask("elicitation", QUESTION)
+        asked_later.append(str(await caller.ask("sampling", {"messages": [], "maxTokens": 1})))
+        return {"content": []}
+
+    params = types.CallToolRequestParams(name="t", arguments={})
+    async with bridges() as here:
+        first = await serve(here, params, unnamed_twice)
+        assert list(first["inputRequests"]) == ["q0"]
+        key = here.key
+    blind = {"role": "assistant", "content": {"type": "text", "text": "blind"}, "model": "m"}
+    async with bridges(key) as elsewhere:
+        second = await serve(elsewhere, retry(params, first, q0=ACCEPT, q1=blind), unnamed_twice)
+    assert list(second["inputRequests"]) == ["q1"]  # asked, not answered with what the client sent unasked
+    assert second["inputRequests"]["q1"]["method"] == "sampling/createMessage"
+    assert asked_later == []
+
+
+async def test_answers_sent_ahead_do_not_outlive_the_first_round() -> None:
+    """A server would have seen answers sent ahead on the first request only: a question of that name asked after
+    the first round is asked."""
+
+    async def one_then_another(caller: Caller, current: Any) -> dict[str, Any]:
+        await answer_input_requests("up", caller, {"first": ELICIT})
+        await answer_input_requests("up", caller, {"second": ELICIT})
+        return {"content": []}
+
+    ahead = {"second": ACCEPT}
+    params = types.CallToolRequestParams.model_validate({"name": "t", "arguments": {}, "inputResponses": ahead})
+    async with bridges() as held:
+        first = await serve(held, params, one_then_another)
+        assert list(first["inputRequests"]) == ["first"]
+        second = await serve(held, retry(params, first, first=ACCEPT), one_then_another)
+    assert list(second["inputRequests"]) == ["second"]
