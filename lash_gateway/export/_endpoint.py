@@ -72,8 +72,6 @@ class HttpEndpoint:
         self._none_open = anyio.Event()
         """Set while none is open (a new one once one opens)."""
         self._none_open.set()
-        self._ending = False
-        """The listen streams are being ended (the endpoint goes, or the gateway stops): a new one is refused."""
 
     async def _adopting(self, app: ASGIApp, adoptions: Adoptions, scope: Scope, receive: Receive, send: Send) -> None:
         """`app`, after opening again a session taken over from a gone replica, if this request is its first here."""
@@ -93,7 +91,7 @@ class HttpEndpoint:
         """Serve a 2026-07-28 `subscriptions/listen` request, counted as a session while its stream is open: a
         2026-07-28 client holds it open as a handshake client holds its session's stream. Past `max_sessions` of them,
         503; and once the streams are being ended (`end_listens`), since a new one would miss their close."""
-        if self._ending:
+        if self.export.listens_refused:  # its streams are being ended (`end_listens`): refused before the SDK
             await reply(send, 503, "this endpoint is closing; listen again in a moment", rpc=True)
             return
         limit = self.max_sessions
@@ -163,7 +161,6 @@ class HttpEndpoint:
         stream that began so late it missed the close; one whose upstream unsubscribe is slow), and at once if this
         is cancelled (a shutdown's deadline). Listens that come from then on are refused: here at once, and in the
         export those that were on their way (subscribing to their resources) when this began."""
-        self._ending = True
         self.export.refuse_listens()
         if not self._listens:
             return

@@ -147,7 +147,8 @@ class McpExport:
         self._catalog: CatalogExport | None = None
         listen: Callable[..., Awaitable[types.SubscriptionsListenResult]]
         self._listens = ListenHandler(self._bus)
-        self._listens_refused = False
+        self.listens_refused = False
+        """Set by `refuse_listens`: a listen stream is refused before it opens."""
         listen = self._listen
         handlers: dict[str, Any] = {}
         if catalog is not None:
@@ -235,13 +236,13 @@ class McpExport:
     def refuse_listens(self) -> None:
         """From now on a listen stream is refused before it opens, with an error saying to listen again: its endpoint
         is ending, and a stream that opened after `end_listens` would miss the close."""
-        self._listens_refused = True
+        self.listens_refused = True
 
     async def _listen(
         self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
         # Nothing awaits between this check and the SDK's handler taking the stream in: one that passes is closed.
-        if self._listens_refused:
+        if self.listens_refused:
             raise MCPError(types.INTERNAL_ERROR, "this endpoint is closing its listen streams; listen again")
         return await self._listens(ctx, params)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import anyio
 import pydantic_core
@@ -87,18 +87,21 @@ class FastPath:
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
         first = await receive()
-        if not await self._answer(scope, first.get("body", b""), receive, send):
-            if _version_of(scope) in _MODERN_VERSIONS:  # its refusals as this path's, for the same answers on both
-                send = rate_limited_as_429(send)
-            await self._sdk(scope, _replaying(first, receive), send)
-
-    async def _answer(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
-        """Answer the POST if it is ours to answer; False hands it to the SDK, unanswered."""
-        if self._export.has_user_middleware:
-            return False  # a user's middleware sees every message, and only the SDK's path runs it
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)  # the first of repeated headers, as Starlette (and so the SDK) reads them
+        if not await self._answer(scope, headers, first.get("body", b""), receive, send):
+            if headers.get(_VERSION_HEADER) in _MODERN_VERSIONS:  # its refusals as this path's: the same answers
+                send = rate_limited_as_429(send)
+            await self._sdk(scope, _replaying(first, receive), send)
+
+    async def _answer(
+        self, scope: Scope, headers: Mapping[bytes, bytes], body: bytes, receive: Receive, send: Send
+    ) -> bool:
+        """Answer the POST if it is ours to answer; False hands it to the SDK, unanswered. `headers`: the first of
+        each."""
+        if self._export.has_user_middleware:
+            return False  # a user's middleware sees every message, and only the SDK's path runs it
         version = headers.get(_VERSION_HEADER)
         if version in _MODERN_VERSIONS:
             message = _parsed(body)
@@ -232,14 +235,6 @@ def _parsed(body: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) and message.get("jsonrpc") == "2.0" else None
-
-
-def _version_of(scope: Scope) -> bytes | None:
-    """The first `MCP-Protocol-Version` header, as `_answer` reads it."""
-    for name, value in scope["headers"]:
-        if name == _VERSION_HEADER:
-            return cast(bytes, value)
-    return None
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:
