@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
@@ -65,6 +65,8 @@ _READ: Final = frozenset(
 )
 """The headers the edge reads."""
 _PASSED_KEPT: Final = 64
+_RETRY_AFTER: Final = b"1"
+"""Seconds a 503 tells its client to wait before trying again."""
 """(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
 CONNECTION_EXTENSION: Final = "lash_gateway.connection"
 """An ASGI scope extension of the gateway's own server (`_serving`), in `scope["extensions"][CONNECTION_EXTENSION]`:
@@ -199,6 +201,8 @@ class Edge:
         async def answering(message: Message) -> None:
             if message["type"] == "http.response.start":
                 release()
+                if message["status"] == 503:  # the SDK's refusal (a virtual server's `max_sessions`) says it too
+                    message = {**message, "headers": _retry_later(message.get("headers", ()))}
             await send(message)
 
         self._opening += 1
@@ -323,7 +327,18 @@ async def reply(
     )
     body = json.dumps(payload).encode()
     fields = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    if status == 503:
+        fields = _retry_later(fields)
     if close:
         fields.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": body})
+
+
+def _retry_later(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A 503's headers with `Retry-After` (unless they have one): each of the gateway's is brief (no room for a session
+    or a stream until one ends, a replica or an endpoint on its way), and a client told nothing may retry at once."""
+    fields = list(headers)
+    if not any(name.lower() == b"retry-after" for name, _ in fields):
+        fields.append((b"retry-after", _RETRY_AFTER))
+    return fields

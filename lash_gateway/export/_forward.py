@@ -183,7 +183,7 @@ class Forwarder:
             try:
                 holder = await self._destination(text, place, ask_store)
             except _NotNow as exc:
-                await reply(send, 503, str(exc), rpc=True, headers=[(b"retry-after", b"1")])
+                await reply(send, 503, str(exc), rpc=True)
                 return True
             if holder is None:
                 return False

@@ -299,7 +299,7 @@ async def test_a_listen_that_comes_while_the_gateway_stops_is_refused_at_once() 
                 await anyio.wait_all_tasks_blocked()  # the end has begun: it waits for the stalled stream
                 late = await http.post(served.mcp_url, json=listen_body(), headers=LISTEN_HEADERS)
                 assert late.status_code == 503, late.text
-                assert "closing" in late.json()["error"]["message"]
+                assert "closing" in late.json()["error"]["message"] and late.headers["retry-after"] == "1"
         assert served.gateway.open_sessions() == 0
 
 

@@ -567,6 +567,7 @@ async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) 
         async with raw_session(url, headers=bearer(OPS_TOKEN)), httpx2.AsyncClient(timeout=WAIT) as http:
             refused = await http.post(url, json=initialize_body(), headers={**MCP_HEADERS, **bearer(OPS_TOKEN)})
             assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "1"  # the SDK's refusal, told when to try again as the gateway's
             async with http.stream("GET", f"{served.base_url}/sse/ops", headers=bearer(OPS_TOKEN)) as first:
                 assert first.status_code == 200  # its own count: one SSE connection besides the session
                 second = await http.get(f"{served.base_url}/sse/ops", headers=bearer(OPS_TOKEN))
@@ -578,6 +579,7 @@ async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) 
                 refused = await http.post(url, json=listen_body(), headers=listen)
                 assert refused.status_code == 503, refused.text
                 assert "1 listen streams, its limit (its max_sessions)" in refused.json()["error"]["message"]
+                assert refused.headers["retry-after"] == "1"
                 async with connect(served.base_url, "http-auto", headers=bearer(GATEWAY_TOKEN)):
                     pass  # the plain endpoint's clients still listen
         async with admin(served.base_url) as http:
