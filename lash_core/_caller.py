@@ -11,9 +11,9 @@ and lash_core still imports no MCP.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
 from ._errors import PluginError
@@ -48,6 +48,11 @@ class Caller:
     on_sampling: Handler | None = None
     on_elicitation: Handler | None = None
     on_roots: Handler | None = None
+    declared: Mapping[CallerRequest, JsonObject] = field(default_factory=dict, compare=False, hash=False)
+    """What the caller said it takes of the kinds it answers, in MCP's capability shapes (`{"form": {}}` for an
+    elicitation of forms, not URLs): for a provider that tells a server of its own who it asks (an MCP server of
+    2026-07-28 hears it with each request). A kind it answers and does not describe here gets the provider's
+    default."""
 
     def supports(self, request: CallerRequest) -> bool:
         return self._handler(request) is not None

@@ -77,11 +77,12 @@ async def send_raw_request(
     method: str,
     params: Mapping[str, Any],
     opts: CallOptions,
-    declares: Callable[[str], bool] | None = None,
+    declares: Callable[[str, Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Send one request as `ClientSession.send_request` would, and return its raw result, unvalidated. `declares`
-    keeps the client capabilities the 2026-07-28 per-request envelope says this request's client has (the stamp puts
-    in the connection's, declared for every client at once).
+    says what the 2026-07-28 per-request envelope tells of this request's client, capability by capability
+    (`declares(name, the connection's value)`, None to leave it out): the stamp puts in the connection's, declared for
+    every client at once.
 
     Raises:
         mcp.MCPError: an error response, or `CONNECTION_CLOSED` when the transport went away.
@@ -92,7 +93,8 @@ async def send_raw_request(
     if declares is not None and isinstance(meta, dict):
         declared = meta.get(CLIENT_CAPABILITIES_META_KEY)
         if isinstance(declared, dict):  # the stamp's dict is the connection's: a new one, not an edit
-            meta[CLIENT_CAPABILITIES_META_KEY] = {name: value for name, value in declared.items() if declares(name)}
+            told = {name: declares(name, value) for name, value in declared.items()}
+            meta[CLIENT_CAPABILITIES_META_KEY] = {name: value for name, value in told.items() if value is not None}
     return await session._dispatcher.send_raw_request(method, data["params"], opts)
 
 

@@ -24,7 +24,17 @@ from pydantic import BaseModel, ValidationError
 
 from lash_core import NO_CALLER, Caller, CallerRequest
 
-__all__ = ["ASKABLE", "DEFAULT_ASK_TIMEOUT", "connection_caller", "declared", "request_caller"]
+from .._sdk import connection_of
+
+__all__ = [
+    "ASKABLE",
+    "DEFAULT_ASK_TIMEOUT",
+    "Declared",
+    "connection_caller",
+    "declared",
+    "declared_kinds",
+    "request_caller",
+]
 
 DEFAULT_ASK_TIMEOUT: Final = 300.0
 """Seconds a client gets to answer one question (a person may be answering a form)."""
@@ -32,14 +42,10 @@ DEFAULT_ASK_TIMEOUT: Final = 300.0
 _CALLER_KEY: Final = "lash_gateway.caller"
 """Where a connection's `Caller` lives in its `state`."""
 _Send = Callable[[types.ServerRequest, type[BaseModel]], Awaitable[BaseModel]]
+Declared = Mapping[CallerRequest, dict[str, Any]]
+"""The kinds of question a client declared it takes, each with what it declared of it (`{"form": {}}`), in wire form."""
 
-_CAPABILITIES: Final[tuple[tuple[CallerRequest, types.ClientCapabilities], ...]] = (
-    ("sampling", types.ClientCapabilities(sampling=types.SamplingCapability())),
-    ("elicitation", types.ClientCapabilities(elicitation=types.ElicitationCapability())),
-    ("roots", types.ClientCapabilities(roots=types.RootsCapability())),
-)
-_BY_KIND: Final = dict(_CAPABILITIES)
-ASKABLE: Final[tuple[CallerRequest, ...]] = tuple(_BY_KIND)
+ASKABLE: Final[tuple[CallerRequest, ...]] = ("sampling", "elicitation", "roots")
 """Every kind of question a client may declare it takes."""
 
 
@@ -53,7 +59,7 @@ def request_caller(ctx: ServerRequestContext[Any, Any], timeout: float = DEFAULT
     async def send(request: types.ServerRequest, result_type: type[BaseModel]) -> BaseModel:
         return await session.send_request(request, result_type, request_read_timeout_seconds=timeout, metadata=metadata)
 
-    return _caller(send, session.check_client_capability)
+    return _caller(send, declared(ctx))
 
 
 def connection_caller(connection: Connection, timeout: float = DEFAULT_ASK_TIMEOUT) -> Caller:
@@ -68,21 +74,35 @@ def connection_caller(connection: Connection, timeout: float = DEFAULT_ASK_TIMEO
     async def send(request: types.ServerRequest, result_type: type[BaseModel]) -> BaseModel:
         return await connection.send_request(request, result_type=result_type, opts={"timeout": timeout})
 
-    caller = connection.state[_CALLER_KEY] = _caller(send, connection.check_capability)
+    caller = connection.state[_CALLER_KEY] = _caller(send, declared_kinds(connection.client_capabilities))
     return caller
 
 
-def declared(ctx: ServerRequestContext[Any, Any]) -> Callable[[CallerRequest], bool]:
-    """Whether the client of `ctx` declared it takes a kind of question (on 2026-07-28: in the request itself)."""
-    return lambda kind: ctx.session.check_client_capability(_BY_KIND[kind])
+def declared(ctx: ServerRequestContext[Any, Any]) -> Declared:
+    """The kinds of question the client of `ctx` declared it takes (on 2026-07-28: in the request itself)."""
+    return declared_kinds(connection_of(ctx).client_capabilities)
 
 
-def _caller(send: _Send, check: Callable[[types.ClientCapabilities], bool]) -> Caller:
-    handlers = {name: partial(_ask, send, name) for name, capability in _CAPABILITIES if check(capability)}
+def declared_kinds(capabilities: types.ClientCapabilities | None) -> Declared:
+    """The kinds of question `capabilities` say a client takes, each with what they say of it, in wire form."""
+    if capabilities is None:
+        return {}
+    return {
+        kind: value.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for kind in ASKABLE
+        if (value := getattr(capabilities, kind)) is not None
+    }
+
+
+def _caller(send: _Send, kinds: Declared) -> Caller:
+    handlers = {kind: partial(_ask, send, kind) for kind in kinds}
     if not handlers:
         return NO_CALLER
     return Caller(
-        on_sampling=handlers.get("sampling"), on_elicitation=handlers.get("elicitation"), on_roots=handlers.get("roots")
+        on_sampling=handlers.get("sampling"),
+        on_elicitation=handlers.get("elicitation"),
+        on_roots=handlers.get("roots"),
+        declared=kinds,
     )
 
 

@@ -42,7 +42,7 @@ from pydantic import BaseModel
 
 from lash_core import ASKED_AS, Caller, CallerRequest, LogReporter, ProgressReporter
 
-from ._asking import DEFAULT_ASK_TIMEOUT
+from ._asking import DEFAULT_ASK_TIMEOUT, Declared
 
 __all__ = ["ANSWER_NOW", "BATCH_WINDOW", "AnswerNow", "AnsweredEarly", "Bridges", "Round", "reporters"]
 
@@ -192,13 +192,14 @@ class Bridges:
     async def serve(
         self,
         method: str,
-        capabilities: Callable[[CallerRequest], bool],
+        declared: Declared,
         params: types.RequestParams | Any,
         run: Run,
         context: Round,
     ) -> dict[str, Any]:
         """Start a call (or resume the one its `requestState` names) and return what the client gets now: the
-        call's result, or an input-required result with the questions asked meanwhile.
+        call's result, or an input-required result with the questions asked meanwhile. `declared`: what the client
+        takes (the kinds of question it declared in the request that starts the call).
 
         Raises:
             MCPError: a state that was tampered with, or that belongs to another request.
@@ -226,9 +227,9 @@ class Bridges:
                 bridge.ahead = answers
             answer_now = ANSWER_NOW.get()
             if answer_now is not None:
-                return await self._run_here(bridge, _caller(bridge, capabilities), run, answer_now)
+                return await self._run_here(bridge, _caller(bridge, declared), run, answer_now)
             self._held[bridge.id] = bridge
-            self._spawn(self._run, bridge, _caller(bridge, capabilities), run)
+            self._spawn(self._run, bridge, _caller(bridge, declared), run)
         try:
             return await self._outcome(bridge)
         except anyio.get_cancelled_exc_class():
@@ -342,9 +343,9 @@ class AnsweredEarly(Exception):
     """The request was answered already (with an input-required round, through `ANSWER_NOW`): send nothing more."""
 
 
-def _caller(bridge: _Bridge, capabilities: Callable[[CallerRequest], bool]) -> Caller:
+def _caller(bridge: _Bridge, declared: Declared) -> Caller:
     def handler(kind: CallerRequest) -> Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]] | None:
-        if not capabilities(kind):
+        if kind not in declared:
             return None
 
         async def ask(params: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -352,7 +353,12 @@ def _caller(bridge: _Bridge, capabilities: Callable[[CallerRequest], bool]) -> C
 
         return ask
 
-    return Caller(on_sampling=handler("sampling"), on_elicitation=handler("elicitation"), on_roots=handler("roots"))
+    return Caller(
+        on_sampling=handler("sampling"),
+        on_elicitation=handler("elicitation"),
+        on_roots=handler("roots"),
+        declared=declared,
+    )
 
 
 def _binding(method: str, params: Any) -> str:

@@ -47,7 +47,7 @@ from lash_core import (
 
 from .._naming import MAX_TOOL_NAME_LENGTH
 from .._sdk import connection_of
-from ._asking import ASKABLE, declared, request_caller
+from ._asking import declared, request_caller
 from ._bridge import Bridges, Round, reporters
 from ._catalog import Catalog, CatalogExport
 from ._edge import TOKEN_ID
@@ -532,11 +532,11 @@ class McpExport:
         asked on the request's own stream; a 2026-07-28 client through input-required rounds (`_bridge`), each
         retry checked to be the same request."""
         wants_progress = (ctx.meta or {}).get("progress_token") is not None
-        can_ask = declared(ctx)
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        kinds = declared(ctx) if modern else {}
         here = _RequestRound(ctx)
-        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS or not (
-            any(map(can_ask, ASKABLE)) or getattr(params, "request_state", None)
-        ):  # asked on the request's stream, or never asked (then no bridge, no task: the request runs here)
+        if not kinds and not (modern and getattr(params, "request_state", None)):
+            # asked on the request's stream, or never asked (then no bridge, no task: the request runs here)
             progress, relay_log = reporters(lambda: here, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, request_caller(ctx)))
 
@@ -544,7 +544,7 @@ class McpExport:
             progress, relay_log = reporters(current, wants_progress)
             return for_era(ctx.protocol_version, await run(progress, relay_log, caller))
 
-        return await self.bridges.serve(method, can_ask, params, bridged, here)
+        return await self.bridges.serve(method, kinds, params, bridged, here)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams

@@ -61,9 +61,9 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from lash_core import NO_CALLER, Caller, CallerRequest, Session
+from lash_core import NO_CALLER, Caller, Session
 
-from ._asking import ASKABLE
+from ._asking import ASKABLE, Declared, declared_kinds
 from ._bridge import ANSWER_NOW, AnsweredEarly, AnswerNow, Round, reporters
 from ._edge import CONNECTION_EXTENSION, TOKEN_ID
 from ._export import REFUSED, McpExport, refusal
@@ -295,21 +295,20 @@ class _Call:
     capabilities: object
     """The envelope's client capabilities, as sent."""
 
-    def askable(self) -> Callable[[CallerRequest], bool] | None:
-        """Which kinds of question its client takes, read as the SDK reads the envelope (a mis-shaped declaration is
-        none); None when none can be asked and the request resumes no round: then the call needs no bridge."""
+    def askable(self) -> Declared | None:
+        """Which kinds of question its client takes, with what it declared of each, read as the SDK reads the envelope
+        (a mis-shaped declaration is none); None when none can be asked and the request resumes no round: then the
+        call needs no bridge."""
         capabilities = self.capabilities
-        kinds: frozenset[str] = frozenset()
+        kinds: Declared = {}
         if isinstance(capabilities, dict) and any(capabilities.get(kind) is not None for kind in ASKABLE):
             try:
-                declared = ClientCapabilities.model_validate(capabilities, by_name=False)
+                kinds = declared_kinds(ClientCapabilities.model_validate(capabilities, by_name=False))
             except ValidationError:
                 pass
-            else:
-                kinds = frozenset(kind for kind in ASKABLE if getattr(declared, kind) is not None)
         if not kinds and self.params.request_state is None:
             return None
-        return kinds.__contains__
+        return kinds
 
 
 @dataclass(eq=False)

@@ -37,7 +37,7 @@ from lash_core import ASKED_AS, Caller, CallerRequest, CallerUnsupported
 from .._errors import UpstreamCallError
 from ._describe import describe_error
 
-__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "declared_by", "paused"]
+__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "declared_as", "paused"]
 
 MAX_INPUT_ROUNDS: Final = 10
 """Input-required rounds one request may take before the gateway gives up on the server."""
@@ -181,10 +181,14 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     return answers
 
 
-def declared_by(caller: Caller, capability: str) -> bool:
-    """Whether to tell a 2026-07-28 server the client has `capability`: one of the questions its caller takes, or
-    none of the askable kinds (what else the connection declares stands)."""
-    return capability not in _ASKABLE or caller.supports(cast(CallerRequest, capability))
+def declared_as(caller: Caller, capability: str, connection: Any) -> Any:
+    """What to tell a 2026-07-28 server of the client's `capability`, which the connection declares as `connection`
+    for every client: for a kind of question, what the caller declared of it, when it takes that kind (None: it does
+    not, and the server hears nothing of it); anything else as the connection declares it."""
+    if capability not in _ASKABLE:
+        return connection
+    kind = cast(CallerRequest, capability)
+    return caller.declared.get(kind, connection) if caller.supports(kind) else None
 
 
 _PAUSED: dict[anyio.CancelScope, tuple[int, float]] = {}

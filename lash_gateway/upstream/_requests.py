@@ -24,7 +24,7 @@ from lash_core import Caller, LogReporter, ProgressReporter
 
 from .._config import ServerConfig
 from .._errors import CallTimeout, ServerDetached, UpstreamCallError, UpstreamError, UpstreamUnavailable
-from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, declared_by, paused
+from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, declared_as, paused
 from ._in_flight import CallsInFlight
 from ._relay import CallRelay
 from ._stdio import StdioLane
@@ -146,7 +146,7 @@ class Requests:
                 try:
                     on_progress = relay.report_progress if progress is not None else None
                     # A 2026-07-28 server hears what this call's client takes (it asks for nothing else).
-                    declares = partial(declared_by, caller)
+                    declares = partial(declared_as, caller)
                     raw = await send_raw(live.client.session, method, body, on_progress=on_progress, declares=declares)
                 except MCPError as exc:
                     error = self._error(live, method, label, exc)

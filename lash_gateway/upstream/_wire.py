@@ -41,10 +41,10 @@ async def send_raw(
     params: Mapping[str, Any] | None,
     *,
     on_progress: ProgressReporter | None = None,
-    declares: Callable[[str], bool] | None = None,
+    declares: Callable[[str, Any], Any] | None = None,
 ) -> dict[str, Any]:
-    """Send one request the way `ClientSession.send_request` does, without result validation; `declares` names the
-    client capabilities a 2026-07-28 server hears this request's client has.
+    """Send one request the way `ClientSession.send_request` does, without result validation; `declares` says what a
+    2026-07-28 server hears of this request's client's capabilities (see `_sdk.send_raw_request`).
 
     Raises:
         mcp.MCPError: an error response, or `CONNECTION_CLOSED` when the transport went away.

@@ -25,8 +25,8 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Mapping
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -166,19 +166,10 @@ def _statuses(score: Score, check: str) -> set[str]:
     return {status for checks in score.values() for (name, status) in checks if name == check}
 
 
-async def test_a_2026_upstream_hears_what_the_client_declared_and_asks_nothing_else() -> None:
-    """A 2026-07-28 server behind the gateway asks only what the request's client takes: the gateway tells it the
-    client's own capabilities, not the ones its connection declared for every client. A client that takes sampling
-    alone gets a round with the sampling question, and its retry completes (the server would have asked for an
-    elicitation too, which the client could not answer, and the call would have failed)."""
-    meta = {
-        PROTOCOL_VERSION_META_KEY: "2026-07-28",
-        CLIENT_INFO_META_KEY: {"name": "raw", "version": "0"},
-        CLIENT_CAPABILITIES_META_KEY: {"sampling": {}},
-    }
-    name = "test_input_required_result_capabilities"
-    headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name}
-    params: dict[str, Any] = {"name": name, "arguments": {}, "_meta": meta}
+@asynccontextmanager
+async def behind_gateway_on_2026() -> AsyncIterator[tuple[str, httpx2.AsyncClient]]:
+    """The conformance server on 2026-07-28 (streamable HTTP, `mode: auto`) behind a gateway: its MCP URL, and a
+    client."""
     with UpstreamProcess("streamable_http", module="tests.servers.conformance") as behind:
         upstream = McpServerConfig.parse({"url": behind.url, "mode": "auto", "prefix": False})
         async with (
@@ -186,16 +177,58 @@ async def test_a_2026_upstream_hears_what_the_client_declared_and_asks_nothing_e
             httpx2.AsyncClient(timeout=30) as http,
         ):
             await wait_servers_connected(served.base_url, ["conformance"])
-            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
-            [asked] = sse_messages(await http.post(served.mcp_url, json=body, headers=headers))
-            round_ = asked["result"]
-            assert round_["resultType"] == "input_required", round_
-            assert {key: q["method"] for key, q in round_["inputRequests"].items()} == {
-                "greeting": "sampling/createMessage"
-            }
-            sampled = {"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}
-            retry = {**params, "inputResponses": {"greeting": sampled}, "requestState": round_["requestState"]}
-            [done] = sse_messages(
-                await http.post(served.mcp_url, json={**body, "id": 2, "params": retry}, headers=headers)
-            )
+            yield served.mcp_url, http
+
+
+def call_2026(name: str, declared: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The params and headers of a 2026-07-28 `tools/call` of `name` from a client that declared `declared`."""
+    meta = {
+        PROTOCOL_VERSION_META_KEY: "2026-07-28",
+        CLIENT_INFO_META_KEY: {"name": "raw", "version": "0"},
+        CLIENT_CAPABILITIES_META_KEY: dict(declared),
+    }
+    headers = {**MCP_HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name}
+    return {"name": name, "arguments": {}, "_meta": meta}, headers
+
+
+async def test_a_2026_upstream_hears_what_the_client_declared_and_asks_nothing_else() -> None:
+    """A 2026-07-28 server behind the gateway asks only what the request's client takes: the gateway tells it the
+    client's own capabilities, not the ones its connection declared for every client. A client that takes sampling
+    alone gets a round with the sampling question, and its retry completes (the server would have asked for an
+    elicitation too, which the client could not answer, and the call would have failed)."""
+    params, headers = call_2026("test_input_required_result_capabilities", {"sampling": {}})
+    async with behind_gateway_on_2026() as (url, http):
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+        [asked] = sse_messages(await http.post(url, json=body, headers=headers))
+        round_ = asked["result"]
+        assert round_["resultType"] == "input_required", round_
+        asked_for = {key: question["method"] for key, question in round_["inputRequests"].items()}
+        assert asked_for == {"greeting": "sampling/createMessage"}
+        sampled = {"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}
+        retry = {**params, "inputResponses": {"greeting": sampled}, "requestState": round_["requestState"]}
+        [done] = sse_messages(await http.post(url, json={**body, "id": 2, "params": retry}, headers=headers))
     assert done["result"]["content"] == [{"type": "text", "text": "answered: greeting"}], done
+
+
+ASKABLE_KINDS: Final = ("sampling", "elicitation", "roots")
+DECLARATIONS: Final[list[dict[str, Any]]] = [
+    {"elicitation": {"form": {}}},
+    {"elicitation": {}, "sampling": {"tools": {}}},
+    {"elicitation": {"url": {}}, "roots": {}},
+    {},
+]
+"""What 2026-07-28 clients declare of each kind of question: forms only (the gateway's own connection declares URLs
+too), sampling with tools (it declares none), and so on."""
+
+
+async def test_a_2026_upstream_hears_each_kind_of_question_as_the_client_declared_it() -> None:
+    """A 2026-07-28 server behind the gateway hears, for each kind of question, what the request's client declared of
+    it, not what the gateway's connection declares for every client: a client of forms only is never asked to open a
+    URL, and a client whose model takes tools gets sampling with tools. The rest of the envelope is the connection's."""
+    async with behind_gateway_on_2026() as (url, http):
+        for index, declared in enumerate(DECLARATIONS):
+            params, headers = call_2026("client_capabilities", declared)
+            body = {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": params}
+            [answer] = sse_messages(await http.post(url, json=body, headers=headers))
+            heard = json.loads(answer["result"]["content"][0]["text"]) or {}
+            assert {kind: heard[kind] for kind in ASKABLE_KINDS if kind in heard} == declared, (declared, heard)

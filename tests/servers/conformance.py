@@ -341,6 +341,12 @@ async def test_input_required_result_capabilities(ctx: Context) -> str | types.I
     return f"answered: {', '.join(answers)}"
 
 
+@mcp.tool(description="The client capabilities this request declared (2026-07-28: in its envelope), as JSON.")
+async def client_capabilities(ctx: Context) -> str:
+    declared = ctx.client_capabilities
+    return json.dumps(declared.model_dump(by_alias=True, exclude_none=True, mode="json") if declared else None)
+
+
 # -- resources -----------------------------------------------------------------------------------------------------
 
 

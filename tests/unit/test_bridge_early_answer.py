@@ -14,7 +14,11 @@ import anyio
 import pytest
 
 from lash_core import Caller
+from lash_gateway.export._asking import Declared
 from lash_gateway.export._bridge import ANSWER_NOW, BATCH_WINDOW, AnsweredEarly, Bridges
+
+EVERY_KIND: Final[Declared] = {"sampling": {}, "elicitation": {}, "roots": {}}
+"""A client that takes every kind of question, declared as plainly as can be."""
 
 pytestmark = pytest.mark.anyio
 
@@ -44,7 +48,7 @@ class Request:
         """What the request's handler ends with: the call's result, or AnsweredEarly."""
         token = ANSWER_NOW.set(self.answer_now)
         try:
-            return await bridges.serve("tools/call", lambda kind: True, {"name": "t"}, run, self)
+            return await bridges.serve("tools/call", EVERY_KIND, {"name": "t"}, run, self)
         finally:
             ANSWER_NOW.reset(token)
 

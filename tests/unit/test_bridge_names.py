@@ -17,8 +17,12 @@ import mcp_types as types
 import pytest
 
 from lash_core import Caller
+from lash_gateway.export._asking import Declared
 from lash_gateway.export._bridge import MAX_NAME, Bridges
 from lash_gateway.upstream._asks import answer_input_requests
+
+EVERY_KIND: Final[Declared] = {"sampling": {}, "elicitation": {}, "roots": {}}
+"""A client that takes every kind of question, declared as plainly as can be."""
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +52,7 @@ async def bridges(key: bytes | None = None) -> AsyncIterator[Bridges]:
 
 async def serve(bridges: Bridges, params: types.CallToolRequestParams, run: Any) -> dict[str, Any]:
     with anyio.fail_after(TTL):
-        return await bridges.serve("tools/call", lambda kind: True, params, run, Round())
+        return await bridges.serve("tools/call", EVERY_KIND, params, run, Round())
 
 
 def retry(params: types.CallToolRequestParams, round_: Mapping[str, Any], **answers: Any) -> Any:
