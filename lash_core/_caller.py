@@ -48,7 +48,7 @@ class Caller:
     on_sampling: Handler | None = None
     on_elicitation: Handler | None = None
     on_roots: Handler | None = None
-    declared: Mapping[CallerRequest, JsonObject] = field(default_factory=dict, compare=False, hash=False)
+    declared: Mapping[CallerRequest, JsonObject] = field(default_factory=dict, hash=False)
     """What the caller said it takes of the kinds it answers, in MCP's capability shapes (`{"form": {}}` for an
     elicitation of forms, not URLs): for a provider that tells a server of its own who it asks (an MCP server of
     2026-07-28 hears it with each request). A kind it answers and does not describe here gets the provider's

@@ -10,7 +10,8 @@ Client side (`upstream`):
   success to check structured output. The gateway forwards results as they are, so it stamps a request the
   way the session does (`_stamp`: protocol headers and the 2026-07-28 envelope) and sends it through the
   session's dispatcher (`_dispatcher.send_raw_request`), the same path without validation. The envelope's client
-  capabilities are then narrowed to what the request's own client takes (the stamp writes the connection's).
+  capabilities then say what the request's own client declared of each kind of question (the stamp writes the
+  connection's).
 - `executable_command`, `create_process`, `stop_process`: the stdio client's process helpers (the child in
   its own process group or job object; close stdin, wait, then kill the tree). The gateway's own stdio
   transport reads the child's output itself, for speed, and starts and stops it exactly as the SDK does.

@@ -22,7 +22,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
-from lash_core import NO_CALLER, Caller, CallerRequest
+from lash_core import NO_CALLER, Caller, CallerRequest, CallerUnsupported
 
 from .._sdk import connection_of
 
@@ -30,6 +30,7 @@ __all__ = [
     "ASKABLE",
     "DEFAULT_ASK_TIMEOUT",
     "Declared",
+    "caller_of",
     "connection_caller",
     "declared",
     "declared_kinds",
@@ -43,6 +44,8 @@ _CALLER_KEY: Final = "lash_gateway.caller"
 """Where a connection's `Caller` lives in its `state`."""
 _Send = Callable[[types.ServerRequest, type[BaseModel]], Awaitable[BaseModel]]
 Declared = Mapping[CallerRequest, dict[str, Any]]
+Ask = Callable[[CallerRequest, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+"""Sends a client one question (its kind, its params) and returns the client's answer."""
 """The kinds of question a client declared it takes, each with what it declared of it (`{"form": {}}`), in wire form."""
 
 ASKABLE: Final[tuple[CallerRequest, ...]] = ("sampling", "elicitation", "roots")
@@ -94,16 +97,52 @@ def declared_kinds(capabilities: types.ClientCapabilities | None) -> Declared:
     }
 
 
-def _caller(send: _Send, kinds: Declared) -> Caller:
-    handlers = {kind: partial(_ask, send, kind) for kind in kinds}
-    if not handlers:
+def caller_of(
+    kinds: Declared, ask: Callable[[CallerRequest, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+) -> Caller:
+    """The caller that asks a client what it declared (`kinds`) with `ask(kind, params)`, and refuses the rest: a
+    kind it did not declare, and what it did not declare of a kind (a URL to open, tools to sample with), which a
+    server must not send it (one that heard the gateway's own capabilities may)."""
+    if not kinds:
         return NO_CALLER
+
+    def handler(kind: CallerRequest) -> Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]] | None:
+        declared = kinds.get(kind)
+        if declared is None:
+            return None
+
+        async def asking(params: Mapping[str, Any]) -> Mapping[str, Any]:
+            missing = undeclared(kind, params, declared)
+            if missing is not None:
+                raise CallerUnsupported(kind, f"the client does not take {missing} (it did not declare it)")
+            return await ask(kind, params)
+
+        return asking
+
     return Caller(
-        on_sampling=handlers.get("sampling"),
-        on_elicitation=handlers.get("elicitation"),
-        on_roots=handlers.get("roots"),
+        on_sampling=handler("sampling"),
+        on_elicitation=handler("elicitation"),
+        on_roots=handler("roots"),
         declared=kinds,
     )
+
+
+def undeclared(kind: CallerRequest, params: Mapping[str, Any], declared: Mapping[str, Any]) -> str | None:
+    """What a question of `kind` asks of its client beyond what the client `declared` of that kind, or None."""
+    if kind == "elicitation":
+        mode = params.get("mode", "form")
+        modes = {name for name in ("form", "url") if name in declared} or {"form"}  # `{}` is forms, as before modes
+        return None if mode in modes else f"elicitation in {mode!r} mode"
+    if kind == "sampling":
+        if (params.get("tools") or params.get("toolChoice")) and "tools" not in declared:
+            return "sampling with tools"
+        if params.get("includeContext", "none") != "none" and "context" not in declared:
+            return "sampling that includes context"
+    return None
+
+
+def _caller(send: _Send, kinds: Declared) -> Caller:
+    return caller_of(kinds, partial(_ask, send))
 
 
 async def _ask(send: _Send, kind: str, params: Mapping[str, Any]) -> Mapping[str, Any]:

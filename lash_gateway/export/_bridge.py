@@ -42,7 +42,7 @@ from pydantic import BaseModel
 
 from lash_core import ASKED_AS, Caller, CallerRequest, LogReporter, ProgressReporter
 
-from ._asking import DEFAULT_ASK_TIMEOUT, Declared
+from ._asking import DEFAULT_ASK_TIMEOUT, Declared, caller_of
 
 __all__ = ["ANSWER_NOW", "BATCH_WINDOW", "AnswerNow", "AnsweredEarly", "Bridges", "Round", "reporters"]
 
@@ -344,21 +344,7 @@ class AnsweredEarly(Exception):
 
 
 def _caller(bridge: _Bridge, declared: Declared) -> Caller:
-    def handler(kind: CallerRequest) -> Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]] | None:
-        if kind not in declared:
-            return None
-
-        async def ask(params: Mapping[str, Any]) -> Mapping[str, Any]:
-            return await bridge.ask(kind, params)
-
-        return ask
-
-    return Caller(
-        on_sampling=handler("sampling"),
-        on_elicitation=handler("elicitation"),
-        on_roots=handler("roots"),
-        declared=declared,
-    )
+    return caller_of(declared, bridge.ask)
 
 
 def _binding(method: str, params: Any) -> str:

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._forward import Forwarder
     from ._router import Route, Router
 
-__all__ = ["CONNECTION_EXTENSION", "TOKEN_ID", "Edge", "reply"]
+__all__ = ["CONNECTION_EXTENSION", "RETRY_BRIEF", "RETRY_WHEN_FULL", "TOKEN_ID", "Edge", "reply"]
 
 log = logging.getLogger("lash_gateway.edge")
 
@@ -65,9 +65,12 @@ _READ: Final = frozenset(
 )
 """The headers the edge reads."""
 _PASSED_KEPT: Final = 64
-_RETRY_AFTER: Final = b"1"
-"""Seconds a 503 tells its client to wait before trying again."""
 """(Host, Origin) pairs remembered as passing; clients send the same pair on every request."""
+RETRY_BRIEF: Final = 1
+"""Seconds a 503 for a passing state (an endpoint closing, a session's replica on its way) asks its client to wait."""
+RETRY_WHEN_FULL: Final = 5
+"""Seconds a 503 for want of room (a limit on sessions or streams) asks its client to wait: a place frees only as a
+session or a stream ends, and every refusal is logged."""
 CONNECTION_EXTENSION: Final = "lash_gateway.connection"
 """An ASGI scope extension of the gateway's own server (`_serving`), in `scope["extensions"][CONNECTION_EXTENSION]`:
 `abort()` resets the connection without flushing what is buffered for it, `buffered()` says how many bytes wait in
@@ -183,6 +186,8 @@ class Edge:
             scope[HOLDS_PLACE] = True
             await self._open_session(route, endpoint, scope, receive, send)
         else:  # an SSE stream is counted as it starts
+            if session is None and route[0] == "mcp" and version not in _MODERN_VERSIONS:
+                send = _when_full(send)  # a GET or DELETE without a session: the SDK's manager may refuse it one
             await self._router.dispatch(route, endpoint, scope, receive, send)
 
     async def _open_session(
@@ -198,12 +203,12 @@ class Edge:
                 held = False
                 self._opening -= 1
 
+        refusable = _when_full(send)
+
         async def answering(message: Message) -> None:
             if message["type"] == "http.response.start":
                 release()
-                if message["status"] == 503:  # the SDK's refusal (a virtual server's `max_sessions`) says it too
-                    message = {**message, "headers": _retry_later(message.get("headers", ()))}
-            await send(message)
+            await refusable(message)
 
         self._opening += 1
         try:
@@ -242,6 +247,7 @@ class Edge:
             f"the gateway has {self._max_sessions} open sessions, its limit (gateway.export.max_sessions); "
             "try again when idle sessions have expired",
             rpc=True,
+            retry_after=RETRY_WHEN_FULL,
         )
 
     def _opens_session(self, route: Route | None, method: str, session: bytes | None, version: bytes | None) -> bool:
@@ -320,25 +326,38 @@ async def reply(
     rpc: bool = False,
     close: bool = False,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    retry_after: int = RETRY_BRIEF,
 ) -> None:
-    """A JSON error answer; `rpc`: shaped as a JSON-RPC error, for MCP clients; `close`: the connection ends."""
+    """A JSON error answer; `rpc`: shaped as a JSON-RPC error, for MCP clients; `close`: the connection ends;
+    `retry_after`: the seconds a 503 asks its client to wait before it tries again."""
     payload = (
         {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}} if rpc else {"error": message}
     )
     body = json.dumps(payload).encode()
     fields = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     if status == 503:
-        fields = _retry_later(fields)
+        fields = _retry_later(fields, retry_after)
     if close:
         fields.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": body})
 
 
-def _retry_later(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """A 503's headers with `Retry-After` (unless they have one): each of the gateway's is brief (no room for a session
-    or a stream until one ends, a replica or an endpoint on its way), and a client told nothing may retry at once."""
+def _retry_later(headers: Iterable[tuple[bytes, bytes]], seconds: int) -> list[tuple[bytes, bytes]]:
+    """A 503's headers with `Retry-After` (unless they have one): a client told nothing may retry at once."""
     fields = list(headers)
     if not any(name.lower() == b"retry-after" for name, _ in fields):
-        fields.append((b"retry-after", _RETRY_AFTER))
+        fields.append((b"retry-after", b"%d" % seconds))
     return fields
+
+
+def _when_full(send: Send) -> Send:
+    """`send` for a request the SDK's session manager may refuse a session (503, past a virtual server's
+    `max_sessions`): its refusal says when to retry, as the gateway's own do."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 503:
+            message = {**message, "headers": _retry_later(message.get("headers", ()), RETRY_WHEN_FULL)}
+        await send(message)
+
+    return sending

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._sdk import http_transports, prefix_session_ids, report_admissions
 from ._adopt import ADOPTED_ID, Adoptions
-from ._edge import CONNECTION_EXTENSION, HOLDS_PLACE, reply
+from ._edge import CONNECTION_EXTENSION, HOLDS_PLACE, RETRY_WHEN_FULL, reply
 from ._export import McpExport
 from ._fast_path import FastPath, close_http_session, open_http_sessions
 from ._legacy_sse import LegacySse
@@ -97,7 +97,7 @@ class HttpEndpoint:
         limit = self.max_sessions
         if limit is not None and self.listening >= limit:  # a virtual server's (the gateway's own is the edge's)
             message = f"this virtual server holds {limit} listen streams, its limit (its max_sessions)"
-            await reply(send, 503, message, rpc=True)
+            await reply(send, 503, message, rpc=True, retry_after=RETRY_WHEN_FULL)
             return
         abort = scope.get("extensions", {}).get(CONNECTION_EXTENSION, {}).get("abort")
         with anyio.CancelScope() as stream:

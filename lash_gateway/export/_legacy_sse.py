@@ -17,7 +17,7 @@ import anyio
 from mcp.server.sse import SseServerTransport
 from starlette.types import Message, Receive, Scope, Send
 
-from ._edge import CONNECTION_EXTENSION, reply
+from ._edge import CONNECTION_EXTENSION, RETRY_WHEN_FULL, reply
 from ._export import McpExport
 from ._notify import ClientLink, linked
 
@@ -67,7 +67,8 @@ class LegacySse:
             await send(message)
 
         if self.max_open is not None and self.open >= self.max_open:
-            await reply(send, 503, f"this endpoint holds {self.max_open} SSE connections, its limit", rpc=True)
+            full = f"this endpoint holds {self.max_open} SSE connections, its limit"
+            await reply(send, 503, full, rpc=True, retry_after=RETRY_WHEN_FULL)
             return
         self.open += 1
         try:

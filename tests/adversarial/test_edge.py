@@ -22,6 +22,7 @@ import pytest
 
 from lash_gateway import GatewayConfig, GatewaySettings
 from lash_gateway.admin._serving import MAX_HEAD_BYTES
+from lash_gateway.export._edge import RETRY_WHEN_FULL
 from tests.integration._gateway import (
     LISTEN_HEADERS,
     MCP_HEADERS,
@@ -214,10 +215,10 @@ async def test_sessions_past_the_limit_are_refused_with_503_and_counted(own_gate
         refused = await http.post(gateway.mcp_url, json=initialize_body(), headers=MCP_HEADERS)
         assert refused.status_code == 503, refused.text
         assert "gateway.export.max_sessions" in refused.json()["error"]["message"]
-        assert refused.headers["retry-after"] == "1"  # a 503 says when to try again
+        assert refused.headers["retry-after"] == str(RETRY_WHEN_FULL)  # a 503 says when to try again
         async with http.stream("GET", gateway.sse_url) as sse:
             assert sse.status_code == 503
-            assert sse.headers["retry-after"] == "1"
+            assert sse.headers["retry-after"] == str(RETRY_WHEN_FULL)
         samples = await metrics(gateway.base_url)
         assert gauge(samples, "lash_gateway_sessions_open") == MAX_SESSIONS
         assert gauge(samples, "lash_gateway_sessions_refused_total") == 2

@@ -21,6 +21,7 @@ import pytest
 from starlette.types import ASGIApp, Message
 
 from lash_gateway import GatewayConfig, GatewaySettings, McpServerConfig, StdioServerConfig
+from lash_gateway.export._edge import RETRY_BRIEF
 from lash_gateway.export._endpoint import LISTEN_END_GRACE
 from tests.integration._gateway import (
     LISTEN_HEADERS,
@@ -299,7 +300,7 @@ async def test_a_listen_that_comes_while_the_gateway_stops_is_refused_at_once() 
                 await anyio.wait_all_tasks_blocked()  # the end has begun: it waits for the stalled stream
                 late = await http.post(served.mcp_url, json=listen_body(), headers=LISTEN_HEADERS)
                 assert late.status_code == 503, late.text
-                assert "closing" in late.json()["error"]["message"] and late.headers["retry-after"] == "1"
+                assert "closing" in late.json()["error"]["message"] and late.headers["retry-after"] == str(RETRY_BRIEF)
         assert served.gateway.open_sessions() == 0
 
 

@@ -191,15 +191,31 @@ def declaring(tool: str, arguments: Mapping[str, Any], *kinds: str, **meta: Any)
     return call(tool, arguments, **{CLIENT_CAPABILITIES_META_KEY: {kind: {} for kind in kinds}}, **meta)
 
 
+def declared_as(tool: str, arguments: Mapping[str, Any], capabilities: Mapping[str, Any]) -> Any:
+    """A call from a client that declares `capabilities` as they are."""
+    return call(tool, arguments, **{CLIENT_CAPABILITIES_META_KEY: dict(capabilities)})
+
+
 ANSWERS: Final = {
     "elicitation/create": {"action": "accept", "content": {"answer": "ann"}},
     "roots/list": {"roots": [{"uri": "file:///work", "name": "work"}]},
+    "sampling/createMessage": {"role": "assistant", "content": {"type": "text", "text": "hello"}, "model": "m"},
 }
 ASKING: Final = {
     "elicitation, declared": declaring("ask", {"message": "name?"}, "elicitation"),
     "elicitation, only sampling declared": declaring("ask", {"message": "name?"}, "sampling"),
     "roots, declared with the others": declaring("roots", {}, "roots", "sampling", "elicitation"),
     "nothing asked, with progress": declaring("slow", {"seconds": 0.05, "steps": 1}, "roots", progressToken="p"),
+    "a URL to open, URLs declared": declared_as(
+        "ask", {"message": "open?", "mode": "url"}, {"elicitation": {"url": {}}}
+    ),
+    "a URL to open, forms declared": declared_as("ask", {"message": "open?", "mode": "url"}, {"elicitation": {}}),
+    "sampling with tools, declared": declared_as(
+        "sample", {"prompt": "hi", "tools": True}, {"sampling": {"tools": {}}}
+    ),
+    "sampling with tools, plain sampling declared": declared_as(
+        "sample", {"prompt": "hi", "tools": True}, {"sampling": {}}
+    ),
 }
 
 
@@ -239,6 +255,18 @@ async def test_clients_that_take_questions_get_the_same_rounds_without_the_sdk(m
     assert answered[2][0]["result"]["content"] == [{"type": "text", "text": "accept: ann"}]
     [refused] = fast["elicitation, only sampling declared"]
     assert refused[2][0]["result"]["isError"], refused
+    # A client is asked only what it declared of a kind, too: no URL for a client of forms, no tools for one whose
+    # sampling takes none; the upstream hears why.
+    allowed = {"a URL to open, URLs declared": "accept: ann", "sampling with tools, declared": "hello"}
+    for label, answer in allowed.items():
+        assert fast[label][-1][2][0]["result"]["content"][0]["text"] == answer, fast[label]
+    undeclared = {
+        "a URL to open, forms declared": "'url' mode",
+        "sampling with tools, plain sampling declared": "tools",
+    }
+    for label, missing in undeclared.items():
+        [(status, _, [refusal])] = fast[label]
+        assert refusal["result"]["isError"] and missing in refusal["result"]["content"][0]["text"], refusal
     assert fast["roots, declared with the others"][-1][2][0]["result"]["content"][0]["text"] == "file:///work"
     [(_, content_type, messages)] = fast["nothing asked, with progress"]
     assert content_type.startswith("text/event-stream")

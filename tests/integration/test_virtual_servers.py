@@ -23,6 +23,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOC
 
 from lash_gateway import StateStore, load_gateway_config
 from lash_gateway.export._catalog import RESOURCE_NOT_FOUND
+from lash_gateway.export._edge import RETRY_WHEN_FULL
 from lash_gateway.export._limits import RATE_LIMITED
 from tests.integration._gateway import (
     CLIENT_MODES,
@@ -567,7 +568,9 @@ async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) 
         async with raw_session(url, headers=bearer(OPS_TOKEN)), httpx2.AsyncClient(timeout=WAIT) as http:
             refused = await http.post(url, json=initialize_body(), headers={**MCP_HEADERS, **bearer(OPS_TOKEN)})
             assert refused.status_code == 503, refused.text
-            assert refused.headers["retry-after"] == "1"  # the SDK's refusal, told when to try again as the gateway's
+            assert refused.headers["retry-after"] == str(RETRY_WHEN_FULL)  # the SDK's refusal, as the gateway's say
+            stream = await http.get(url, headers={**bearer(OPS_TOKEN), "Accept": "text/event-stream"})
+            assert stream.status_code == 503 and stream.headers["retry-after"] == str(RETRY_WHEN_FULL), stream.text
             async with http.stream("GET", f"{served.base_url}/sse/ops", headers=bearer(OPS_TOKEN)) as first:
                 assert first.status_code == 200  # its own count: one SSE connection besides the session
                 second = await http.get(f"{served.base_url}/sse/ops", headers=bearer(OPS_TOKEN))
@@ -579,7 +582,7 @@ async def test_a_virtual_server_holds_its_own_share_of_sessions(tmp_path: Path) 
                 refused = await http.post(url, json=listen_body(), headers=listen)
                 assert refused.status_code == 503, refused.text
                 assert "1 listen streams, its limit (its max_sessions)" in refused.json()["error"]["message"]
-                assert refused.headers["retry-after"] == "1"
+                assert refused.headers["retry-after"] == str(RETRY_WHEN_FULL)
                 async with connect(served.base_url, "http-auto", headers=bearer(GATEWAY_TOKEN)):
                     pass  # the plain endpoint's clients still listen
         async with admin(served.base_url) as http:

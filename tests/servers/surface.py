@@ -15,8 +15,9 @@ items of the kind given in the context.
 Tools: ``bump()``; ``roots_changes()`` (how many ``notifications/roots/list_changed`` arrived);
 ``subscribers(uri)`` (how many connections subscribed to ``uri``); ``add_resource(name)``
 (lists ``test://added/<name>`` and announces the list change);
-``ask(message)`` (elicits ``{"answer": string}`` and answers ``"<action>: <answer>"``); ``sample(prompt)``
-(asks for a completion and answers with its text); ``roots()`` (answers the client's root URIs, one per line).
+``ask(message, mode?)`` (elicits ``{"answer": string}``, or with ``mode: "url"`` sends the user to ``OPEN_URL``,
+and answers ``"<action>: <answer>"``); ``sample(prompt, tools?)`` (asks for a completion, offering a tool when
+``tools`` is true, and answers with its text); ``roots()`` (answers the client's root URIs, one per line).
 Questions ride the request's own stream (``related_request_id``), as the SDK's ``MCPServer`` does; to a
 2026-07-28 client they go as an input-required result (one question per round, keyed by its method).
 """
@@ -43,6 +44,8 @@ KINDS: Final = {"fruit": ("apple", "pear"), "veg": ("leek", "kale")}
 BIG_TEMPLATE: Final = "test://big/{size}"
 ITEMS_TEMPLATE: Final = "items://{kind}/{id}"
 ELICIT_SCHEMA: Final = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+OPEN_URL: Final = "https://example.invalid/consent"
+"""Where ``ask(mode="url")`` sends its user."""
 
 
 class Surface:
@@ -76,11 +79,23 @@ class Surface:
         upstream.add_tool(
             "ask",
             self._ask,
-            "Elicit an answer from the user (with `then_log`, log it before answering; with `then_sleep`, sleep that"
-            " many seconds before answering).",
-            _schema({"message": string, "then_log": {"type": "boolean"}, "then_sleep": {"type": "number"}}),
+            "Elicit an answer from the user (with `mode: url`, send the user to a URL; with `then_log`, log it before"
+            " answering; with `then_sleep`, sleep that many seconds before answering).",
+            _schema(
+                {
+                    "message": string,
+                    "mode": {"enum": ["form", "url"]},
+                    "then_log": {"type": "boolean"},
+                    "then_sleep": {"type": "number"},
+                }
+            ),
         )
-        upstream.add_tool("sample", self._sample, "Ask the client's model.", _schema({"prompt": string}))
+        upstream.add_tool(
+            "sample",
+            self._sample,
+            "Ask the client's model (with `tools`, offering it a tool).",
+            _schema({"prompt": string, "tools": {"type": "boolean"}}),
+        )
         upstream.add_tool("roots", self._roots, "The client's roots.", _schema())
         upstream.add_tool("roots_changes", self._roots_changes, "roots/list_changed received so far.", _schema())
         upstream.add_tool(
@@ -214,9 +229,13 @@ class Surface:
         return types.CallToolResult(content=[types.TextContent(type="text", text="added")])
 
     async def _ask(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
-        request = types.ElicitRequest(
-            params=types.ElicitRequestFormParams(message=str(args.get("message", "?")), requested_schema=ELICIT_SCHEMA)
+        message = str(args.get("message", "?"))
+        params: types.ElicitRequestFormParams | types.ElicitRequestURLParams = types.ElicitRequestFormParams(
+            message=message, requested_schema=ELICIT_SCHEMA
         )
+        if args.get("mode") == "url":
+            params = types.ElicitRequestURLParams(message=message, url=OPEN_URL, elicitation_id="open-1")
+        request = types.ElicitRequest(params=params)
         result = await _ask_client(ctx, request, types.ElicitResult)
         answer = (result.content or {}).get("answer")
         if args.get("then_log") and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
@@ -231,7 +250,9 @@ class Surface:
         message = types.SamplingMessage(
             role="user", content=types.TextContent(type="text", text=str(args.get("prompt")))
         )
-        request = types.CreateMessageRequest(params=types.CreateMessageRequestParams(messages=[message], max_tokens=50))
+        tools = [types.Tool(name="lookup", input_schema={"type": "object"})] if args.get("tools") else None
+        params = types.CreateMessageRequestParams(messages=[message], max_tokens=50, tools=tools)
+        request = types.CreateMessageRequest(params=params)
         result = await _ask_client(ctx, request, types.CreateMessageResult)
         text = result.content.text if isinstance(result.content, types.TextContent) else repr(result.content)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
