@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from lash_core import NO_CALLER, Caller, CallerRequest, CallerUnsupported
 
+from .._declared import undeclared
 from .._sdk import connection_of
 
 __all__ = [
@@ -44,9 +45,9 @@ _CALLER_KEY: Final = "lash_gateway.caller"
 """Where a connection's `Caller` lives in its `state`."""
 _Send = Callable[[types.ServerRequest, type[BaseModel]], Awaitable[BaseModel]]
 Declared = Mapping[CallerRequest, dict[str, Any]]
+"""The kinds of question a client declared it takes, each with what it declared of it (`{"form": {}}`), in wire form."""
 Ask = Callable[[CallerRequest, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 """Sends a client one question (its kind, its params) and returns the client's answer."""
-"""The kinds of question a client declared it takes, each with what it declared of it (`{"form": {}}`), in wire form."""
 
 ASKABLE: Final[tuple[CallerRequest, ...]] = ("sampling", "elicitation", "roots")
 """Every kind of question a client may declare it takes."""
@@ -97,9 +98,7 @@ def declared_kinds(capabilities: types.ClientCapabilities | None) -> Declared:
     }
 
 
-def caller_of(
-    kinds: Declared, ask: Callable[[CallerRequest, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
-) -> Caller:
+def caller_of(kinds: Declared, ask: Ask) -> Caller:
     """The caller that asks a client what it declared (`kinds`) with `ask(kind, params)`, and refuses the rest: a
     kind it did not declare, and what it did not declare of a kind (a URL to open, tools to sample with), which a
     server must not send it (one that heard the gateway's own capabilities may)."""
@@ -112,9 +111,9 @@ def caller_of(
             return None
 
         async def asking(params: Mapping[str, Any]) -> Mapping[str, Any]:
-            missing = undeclared(kind, params, declared)
-            if missing is not None:
-                raise CallerUnsupported(kind, f"the client does not take {missing} (it did not declare it)")
+            refused = undeclared(kind, params, declared)
+            if refused is not None:
+                raise CallerUnsupported(kind, refused)
             return await ask(kind, params)
 
         return asking
@@ -125,20 +124,6 @@ def caller_of(
         on_roots=handler("roots"),
         declared=kinds,
     )
-
-
-def undeclared(kind: CallerRequest, params: Mapping[str, Any], declared: Mapping[str, Any]) -> str | None:
-    """What a question of `kind` asks of its client beyond what the client `declared` of that kind, or None."""
-    if kind == "elicitation":
-        mode = params.get("mode", "form")
-        modes = {name for name in ("form", "url") if name in declared} or {"form"}  # `{}` is forms, as before modes
-        return None if mode in modes else f"elicitation in {mode!r} mode"
-    if kind == "sampling":
-        if (params.get("tools") or params.get("toolChoice")) and "tools" not in declared:
-            return "sampling with tools"
-        if params.get("includeContext", "none") != "none" and "context" not in declared:
-            return "sampling that includes context"
-    return None
 
 
 def _caller(send: _Send, kinds: Declared) -> Caller:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from lash_core import ASKED_AS, Caller, CallerRequest, CallerUnsupported
 
+from .._declared import unwelcome
 from .._errors import UpstreamCallError
 from ._describe import describe_error
 
@@ -159,6 +160,9 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
             raise UpstreamCallError(server, "input request", types.INVALID_PARAMS, f"unknown input request {method!r}")
         params = request.get("params")
         asked[key] = (kind, params if isinstance(params, Mapping) else {})
+    for kind, params in asked.values():  # a round the caller refuses in part is refused before anyone is asked
+        if (refused := unwelcome(caller, kind, params)) is not None:
+            raise UpstreamCallError(server, "input request", types.INVALID_REQUEST, refused)
     answers: dict[str, Any] = {}
     refusals: list[UpstreamCallError] = []
 
