@@ -212,6 +212,8 @@ class ToolFailure:
     code: str
     """Stable and machine-readable, e.g. `unknown_tool`, `upstream_timeout`."""
     message: str
+    data: JsonValue = field(default=None, hash=False)
+    """What the failure carries for a host that passes it on (the error data of an MCP server's refusal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,10 +247,12 @@ class ToolResult:
         failure_class: FailureClass = FailureClass.TOOL_ERROR,
         code: str = "tool_error",
         content: Sequence[ContentPart] | None = None,
+        data: JsonValue = None,
     ) -> ToolResult:
-        """A failure; its content defaults to the message as text, so a model reads why."""
+        """A failure; its content defaults to the message as text, so a model reads why. `data`: see
+        `ToolFailure.data`."""
         parts = tuple(content) if content is not None else (TextPart(message),)
-        return cls(parts, None, ToolFailure(failure_class, code, message), None, None)
+        return cls(parts, None, ToolFailure(failure_class, code, message, data), None, None)
 
     @classmethod
     def from_parts(

@@ -11,8 +11,11 @@ from typing import Any, Final
 
 from lash_core import Caller, CallerRequest, CallerUnsupported
 
-__all__ = ["undeclared", "unwelcome"]
+__all__ = ["MISSING_CAPABILITY", "undeclared", "unwelcome"]
 
+MISSING_CAPABILITY: Final = "missing_client_capability"
+"""The `ToolFailure.code` of a call its server refused because the client lacks a capability the call needs (MCP's
+-32021, its data in `ToolFailure.data`): the export answers the client with that error, as the server did."""
 _MODES: Final = ("form", "url")
 
 

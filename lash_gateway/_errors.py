@@ -13,7 +13,7 @@ GatewayError
     ├── UpstreamUnavailable          transport gone or could not connect; the pool is reconnecting
     │   └── ServerDetached           the call ended because the server was detached or the pool closed
     ├── CallTimeout(TimeoutError)    .tool, .timeout; the connection is still usable
-    ├── UpstreamCallError            .tool, .code; the upstream answered the call with a JSON-RPC error
+    ├── UpstreamCallError            .tool, .code, .data; the upstream answered the call with a JSON-RPC error
     └── UpstreamProtocolError        upstream answered nonsense; the connection is still usable
 
 Messages name servers, fields, tools and the figures exceeded. They never contain header or env
@@ -23,6 +23,7 @@ values (only their names), so any of these errors can be logged or returned to a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "CallTimeout",
@@ -181,7 +182,9 @@ class UpstreamCallError(UpstreamError):
     """The upstream answered a call with a JSON-RPC error (unknown tool, invalid params, a crash in
     its handler); the connection stays usable."""
 
-    def __init__(self, server: str, tool: str, code: int, message: str, *, kind: str = "tool") -> None:
-        """`kind` and `tool` name what failed: a tool, a resource (its URI), a prompt."""
+    def __init__(
+        self, server: str, tool: str, code: int, message: str, *, kind: str = "tool", data: Any = None
+    ) -> None:
+        """`kind` and `tool` name what failed: a tool, a resource (its URI), a prompt; `data` is the error's."""
         super().__init__(server, f"{kind} {tool!r} failed with MCP error {code}: {message}")
-        self.tool, self.code, self.kind = tool, code, kind
+        self.tool, self.code, self.kind, self.data = tool, code, kind, data

@@ -34,6 +34,7 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from lash_core import (
     NO_CALLER,
@@ -45,6 +46,7 @@ from lash_core import (
     ToolResult,
 )
 
+from .._declared import MISSING_CAPABILITY
 from .._naming import MAX_TOOL_NAME_LENGTH
 from .._sdk import connection_of
 from ._asking import declared, request_caller
@@ -406,6 +408,7 @@ class McpExport:
         Raises:
             CallsEnded: `end_calls()` ended this call, or was called before it began.
             LimitExceeded: the limiter refused the call.
+            ClientLacks: the call's server refused it: its client lacks a capability the call needs.
         """
         started, clock = time.time(), time.perf_counter()
         surface = self._surface_of(session)
@@ -449,6 +452,8 @@ class McpExport:
             if result is None:
                 raise CallsEnded(self._ended or "the call was ended")
             outcome = "ok" if result.failure_class is None else str(result.failure_class)
+            if result.failure is not None and result.failure.code == MISSING_CAPABILITY:
+                raise ClientLacks(result.failure.message, result.failure.data)
             wire = result_to_wire(result)
             return wire
         finally:
@@ -582,15 +587,33 @@ class CallsEnded(Exception):
     """The gateway ended the call (`McpExport.end_calls`); `str()` says why, for the client."""
 
 
-REFUSED: Final = (CallsEnded, LimitExceeded)
-"""What `McpExport.call` raises for a call the gateway refused (`refusal` is its answer)."""
+class ClientLacks(Exception):
+    """A call its server refused because the client lacks a capability the call needs (MCP's -32021): the client
+    hears it as the server said it, with what the call requires (`data`, when the server said it well-formed)."""
+
+    def __init__(self, message: str, data: Any) -> None:
+        super().__init__(message)
+        try:
+            required = types.MissingRequiredClientCapabilityErrorData.model_validate(data, by_name=False)
+        except ValidationError:
+            self.data: dict[str, Any] | None = None
+        else:
+            self.data = required.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def refusal(exc: CallsEnded | LimitExceeded) -> MCPError:
-    """The answer to a call the gateway refused, the same on every path: `RATE_LIMITED` with when to retry (an HTTP
-    429 where the whole request is refused), or an internal error saying why the calls ended."""
+REFUSED: Final = (CallsEnded, LimitExceeded, ClientLacks)
+"""What `McpExport.call` raises for a call the gateway refused, or its server refused as the client's protocol
+defines (`refusal` is its answer)."""
+
+
+def refusal(exc: CallsEnded | LimitExceeded | ClientLacks) -> MCPError:
+    """The answer to a call refused, the same on every path: `RATE_LIMITED` with when to retry (an HTTP 429 where the
+    whole request is refused), the server's missing-capability error as it gave it (HTTP 400 on 2026-07-28), or an
+    internal error saying why the calls ended."""
     if isinstance(exc, LimitExceeded):
         return MCPError(RATE_LIMITED, str(exc), exc.data)
+    if isinstance(exc, ClientLacks):
+        return MCPError(types.MISSING_REQUIRED_CLIENT_CAPABILITY, str(exc), exc.data)
     return MCPError(CALLS_ENDED, str(exc))
 
 

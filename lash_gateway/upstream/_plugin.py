@@ -30,6 +30,7 @@ from lash_core import (
 )
 
 from .._config import McpServerConfig
+from .._declared import MISSING_CAPABILITY
 from .._errors import (
     CallTimeout,
     GatewayError,
@@ -77,6 +78,10 @@ class McpToolProvider(ToolProvider):
         except UpstreamUnavailable as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.UNAVAILABLE, code="upstream_unavailable")
         except UpstreamCallError as exc:
+            if exc.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY:
+                return ToolResult.err(
+                    str(exc), failure_class=FailureClass.INVALID_INPUT, code=MISSING_CAPABILITY, data=exc.data
+                )
             failure_class = FailureClass.INVALID_INPUT if exc.code == types.INVALID_PARAMS else FailureClass.TOOL_ERROR
             return ToolResult.err(str(exc), failure_class=failure_class, code="upstream_error")
         except GatewayError as exc:

@@ -167,7 +167,9 @@ class Requests:
             return UpstreamUnavailable(
                 self._name, f"the server no longer knows this session ({exc.message}); reconnecting"
             )
-        return UpstreamCallError(self._name, label, exc.code, exc.message, kind=_KINDS.get(method, method))
+        return UpstreamCallError(
+            self._name, label, exc.code, exc.message, kind=_KINDS.get(method, method), data=exc.data
+        )
 
 
 def _cleaned(raw: dict[str, Any]) -> dict[str, Any]:

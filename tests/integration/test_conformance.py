@@ -34,10 +34,24 @@ from typing import Any, Final
 import anyio
 import httpx2
 import pytest
-from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
+from mcp import MCPError
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    PROTOCOL_VERSION_META_KEY,
+)
 
 from lash_gateway import GatewayConfig, McpServerConfig
-from tests.integration._gateway import MCP_HEADERS, run_gateway_in_process, sse_messages, wait_servers_connected
+from tests.integration._gateway import (
+    MCP_HEADERS,
+    ClientMode,
+    InProcessGateway,
+    connect,
+    run_gateway_in_process,
+    sse_messages,
+    wait_servers_connected,
+)
 from tests.servers.launch import PROJECT_ROOT, UpstreamProcess
 from tests.servers.node import CONFORMANCE, CONFORMANCE_2026, NODE, installed
 
@@ -98,6 +112,15 @@ RUNS: Final = {
                 "WARNING",
                 "answers sent ahead of any round, under the names the server would have given, name nothing a"
                 " handshake-era server asks",
+            ),
+            "sep-2575-server-rejects-undeclared-capability": (
+                "FAILURE",
+                "a handshake-era server hears the gateway's capabilities (sampling among them), so it asks rather than"
+                " answer -32021; the gateway refuses the question the client did not declare, and the tool fails",
+            ),
+            "sep-2575-missing-capability-http-400": (
+                "FAILURE",
+                "the same call: with no -32021 there is no 400 to check",
             ),
         },
     ),
@@ -167,9 +190,8 @@ def _statuses(score: Score, check: str) -> set[str]:
 
 
 @asynccontextmanager
-async def behind_gateway_on_2026() -> AsyncIterator[tuple[str, httpx2.AsyncClient]]:
-    """The conformance server on 2026-07-28 (streamable HTTP, `mode: auto`) behind a gateway: its MCP URL, and a
-    client."""
+async def behind_gateway_on_2026() -> AsyncIterator[tuple[InProcessGateway, httpx2.AsyncClient]]:
+    """The conformance server on 2026-07-28 (streamable HTTP, `mode: auto`) behind a gateway, and an HTTP client."""
     with UpstreamProcess("streamable_http", module="tests.servers.conformance") as behind:
         upstream = McpServerConfig.parse({"url": behind.url, "mode": "auto", "prefix": False})
         async with (
@@ -177,7 +199,7 @@ async def behind_gateway_on_2026() -> AsyncIterator[tuple[str, httpx2.AsyncClien
             httpx2.AsyncClient(timeout=30) as http,
         ):
             await wait_servers_connected(served.base_url, ["conformance"])
-            yield served.mcp_url, http
+            yield served, http
 
 
 def call_2026(name: str, declared: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -197,7 +219,8 @@ async def test_a_2026_upstream_hears_what_the_client_declared_and_asks_nothing_e
     alone gets a round with the sampling question, and its retry completes (the server would have asked for an
     elicitation too, which the client could not answer, and the call would have failed)."""
     params, headers = call_2026("test_input_required_result_capabilities", {"sampling": {}})
-    async with behind_gateway_on_2026() as (url, http):
+    async with behind_gateway_on_2026() as (served, http):
+        url = served.mcp_url
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
         [asked] = sse_messages(await http.post(url, json=body, headers=headers))
         round_ = asked["result"]
@@ -225,10 +248,23 @@ async def test_a_2026_upstream_hears_each_kind_of_question_as_the_client_declare
     """A 2026-07-28 server behind the gateway hears, for each kind of question, what the request's client declared of
     it, not what the gateway's connection declares for every client: a client of forms only is never asked to open a
     URL, and a client whose model takes tools gets sampling with tools. The rest of the envelope is the connection's."""
-    async with behind_gateway_on_2026() as (url, http):
+    async with behind_gateway_on_2026() as (served, http):
+        url = served.mcp_url
         for index, declared in enumerate(DECLARATIONS):
             params, headers = call_2026("client_capabilities", declared)
             body = {"jsonrpc": "2.0", "id": index, "method": "tools/call", "params": params}
             [answer] = sse_messages(await http.post(url, json=body, headers=headers))
             heard = json.loads(answer["result"]["content"][0]["text"]) or {}
             assert {kind: heard[kind] for kind in ASKABLE_KINDS if kind in heard} == declared, (declared, heard)
+
+
+@pytest.mark.parametrize("mode", ["http-legacy", "sse-legacy"])
+async def test_a_handshake_client_hears_the_2026_upstreams_missing_capability_error(mode: ClientMode) -> None:
+    """A 2026-07-28 server that needs a capability the client did not declare refuses the call with -32021 and what
+    it requires; the gateway answers its client so, whichever path serves it (the fast path over streamable HTTP,
+    the SDK's over legacy SSE), rather than as a failed tool the client could not tell from any other."""
+    async with behind_gateway_on_2026() as (served, _), connect(served.base_url, mode) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.client.call_tool("test_missing_capability", {})
+    assert refused.value.code == MISSING_REQUIRED_CLIENT_CAPABILITY, refused.value
+    assert refused.value.data == {"requiredCapabilities": {"sampling": {}}}, refused.value.data

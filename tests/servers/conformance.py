@@ -341,6 +341,24 @@ async def test_input_required_result_capabilities(ctx: Context) -> str | types.I
     return f"answered: {', '.join(answers)}"
 
 
+@mcp.tool(description="Needs the client's model: refused with -32021 to a 2026-07-28 client that did not declare it.")
+async def test_missing_capability(ctx: Context) -> str | types.InputRequiredResult:
+    declared = ctx.client_capabilities
+    if _modern(ctx) and (declared is None or declared.sampling is None):
+        data = types.MissingRequiredClientCapabilityErrorData(
+            required_capabilities=types.ClientCapabilities(sampling=types.SamplingCapability())
+        )
+        raise MCPError(
+            types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+            "this tool needs sampling",
+            data.model_dump(by_alias=True, exclude_none=True, mode="json"),
+        )
+    answers = await _answers(ctx, {"greeting": _sampling("Generate a greeting")})
+    if isinstance(answers, types.InputRequiredResult):
+        return answers
+    return "sampled"
+
+
 @mcp.tool(description="The client capabilities this request declared (2026-07-28: in its envelope), as JSON.")
 async def client_capabilities(ctx: Context) -> str:
     declared = ctx.client_capabilities
