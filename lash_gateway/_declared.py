@@ -14,8 +14,10 @@ from lash_core import Caller, CallerRequest, CallerUnsupported
 __all__ = ["MISSING_CAPABILITY", "undeclared", "unwelcome"]
 
 MISSING_CAPABILITY: Final = "missing_client_capability"
-"""The `ToolFailure.code` of a call its server refused because the client lacks a capability the call needs (MCP's
--32021, its data in `ToolFailure.data`): the export answers the client with that error, as the server did."""
+"""The `ToolFailure.code` of a call refused because the request's client lacks a capability the call needs (MCP's
+-32021, its data in `ToolFailure.data`): the export answers the client with that error. The pool gives it to a
+2026-07-28 server's refusal that names only kinds of question (which that server heard as the client declared
+them); any provider's failure with this code is answered so."""
 _MODES: Final = ("form", "url")
 
 

@@ -13,7 +13,7 @@ GatewayError
     ├── UpstreamUnavailable          transport gone or could not connect; the pool is reconnecting
     │   └── ServerDetached           the call ended because the server was detached or the pool closed
     ├── CallTimeout(TimeoutError)    .tool, .timeout; the connection is still usable
-    ├── UpstreamCallError            .tool, .code, .data; the upstream answered the call with a JSON-RPC error
+    ├── UpstreamCallError            .tool, .code, .data, .client_lacks; the upstream answered with a JSON-RPC error
     └── UpstreamProtocolError        upstream answered nonsense; the connection is still usable
 
 Messages name servers, fields, tools and the figures exceeded. They never contain header or env
@@ -183,8 +183,19 @@ class UpstreamCallError(UpstreamError):
     its handler); the connection stays usable."""
 
     def __init__(
-        self, server: str, tool: str, code: int, message: str, *, kind: str = "tool", data: Any = None
+        self,
+        server: str,
+        tool: str,
+        code: int,
+        message: str,
+        *,
+        kind: str = "tool",
+        data: Any = None,
+        client_lacks: bool = False,
     ) -> None:
-        """`kind` and `tool` name what failed: a tool, a resource (its URI), a prompt; `data` is the error's."""
+        """`kind` and `tool` name what failed: a tool, a resource (its URI), a prompt; `data` is the error's;
+        `client_lacks`: the server refused for a capability the request's own client did not declare (not one the
+        gateway's connection lacks), so the client is the one to hear it."""
         super().__init__(server, f"{kind} {tool!r} failed with MCP error {code}: {message}")
         self.tool, self.code, self.kind, self.data = tool, code, kind, data
+        self.client_lacks = client_lacks

@@ -24,6 +24,7 @@ from typing import Any, Final, Self, cast
 
 import anyio
 import mcp_types as types
+import pydantic_core
 from mcp import MCPError
 from mcp.server import NotificationOptions, Server, ServerRequestContext
 from mcp.server.caching import CacheHint
@@ -34,7 +35,6 @@ from mcp.server.subscriptions import (
     ToolsListChanged,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
 
 from lash_core import (
     NO_CALLER,
@@ -587,18 +587,24 @@ class CallsEnded(Exception):
     """The gateway ended the call (`McpExport.end_calls`); `str()` says why, for the client."""
 
 
+MAX_ERROR_DATA: Final = 64 * 1024
+"""Bytes of a server's missing-capability error data passed on to its client (past it, the error goes without)."""
+
+
 class ClientLacks(Exception):
     """A call its server refused because the client lacks a capability the call needs (MCP's -32021): the client
     hears it as the server said it, with what the call requires (`data`, when the server said it well-formed)."""
 
     def __init__(self, message: str, data: Any) -> None:
         super().__init__(message)
+        self.data: dict[str, Any] | None = None
         try:
             required = types.MissingRequiredClientCapabilityErrorData.model_validate(data, by_name=False)
-        except ValidationError:
-            self.data: dict[str, Any] | None = None
-        else:
-            self.data = required.model_dump(by_alias=True, exclude_none=True, mode="json")
+            shown = required.model_dump(by_alias=True, exclude_none=True, mode="json")
+        except ValueError:  # malformed, or not JSON (a plugin's): the error goes without it
+            return
+        if len(pydantic_core.to_json(shown)) <= MAX_ERROR_DATA:  # what a server may make the gateway send
+            self.data = shown
 
 
 REFUSED: Final = (CallsEnded, LimitExceeded, ClientLacks)

@@ -38,7 +38,7 @@ from .._declared import unwelcome
 from .._errors import UpstreamCallError
 from ._describe import describe_error
 
-__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "declared_as", "paused"]
+__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "declared_as", "lacks_what_it_declared", "paused"]
 
 MAX_INPUT_ROUNDS: Final = 10
 """Input-required rounds one request may take before the gateway gives up on the server."""
@@ -218,3 +218,11 @@ def paused(scope: anyio.CancelScope) -> Iterator[None]:
 
 def _wire(params: BaseModel) -> dict[str, Any]:
     return params.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def lacks_what_it_declared(data: Any) -> bool:
+    """Whether a 2026-07-28 server's missing-capability error (-32021, its `data`) is about the request's client:
+    it names only kinds of question, which the server heard as that client declared them (`declared_as`). Anything
+    else it judged by what the gateway's connection declares, which the client cannot change."""
+    required = data.get("requiredCapabilities") if isinstance(data, Mapping) else None
+    return isinstance(required, Mapping) and bool(required) and required.keys() <= _ASKABLE

@@ -78,10 +78,8 @@ class McpToolProvider(ToolProvider):
         except UpstreamUnavailable as exc:
             return ToolResult.err(str(exc), failure_class=FailureClass.UNAVAILABLE, code="upstream_unavailable")
         except UpstreamCallError as exc:
-            if exc.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY:
-                return ToolResult.err(
-                    str(exc), failure_class=FailureClass.INVALID_INPUT, code=MISSING_CAPABILITY, data=exc.data
-                )
+            if exc.client_lacks:
+                return ToolResult.err(str(exc), code=MISSING_CAPABILITY, data=exc.data)
             failure_class = FailureClass.INVALID_INPUT if exc.code == types.INVALID_PARAMS else FailureClass.TOOL_ERROR
             return ToolResult.err(str(exc), failure_class=failure_class, code="upstream_error")
         except GatewayError as exc:

@@ -24,7 +24,7 @@ from lash_core import Caller, LogReporter, ProgressReporter
 
 from .._config import ServerConfig
 from .._errors import CallTimeout, ServerDetached, UpstreamCallError, UpstreamError, UpstreamUnavailable
-from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, declared_as, paused
+from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, declared_as, lacks_what_it_declared, paused
 from ._in_flight import CallsInFlight
 from ._relay import CallRelay
 from ._stdio import StdioLane
@@ -167,8 +167,14 @@ class Requests:
             return UpstreamUnavailable(
                 self._name, f"the server no longer knows this session ({exc.message}); reconnecting"
             )
+        client_lacks = (
+            exc.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+            and live.client.protocol_version in MODERN_PROTOCOL_VERSIONS  # it heard the client's own (a handshake
+            and lacks_what_it_declared(exc.data)  # server, the gateway's connection's)
+        )
+        kind = _KINDS.get(method, method)
         return UpstreamCallError(
-            self._name, label, exc.code, exc.message, kind=_KINDS.get(method, method), data=exc.data
+            self._name, label, exc.code, exc.message, kind=kind, data=exc.data, client_lacks=client_lacks
         )
 
 

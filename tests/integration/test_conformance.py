@@ -268,3 +268,39 @@ async def test_a_handshake_client_hears_the_2026_upstreams_missing_capability_er
             await client.client.call_tool("test_missing_capability", {})
     assert refused.value.code == MISSING_REQUIRED_CLIENT_CAPABILITY, refused.value
     assert refused.value.data == {"requiredCapabilities": {"sampling": {}}}, refused.value.data
+
+
+REFUSALS: Final[list[tuple[str, str, bool]]] = [
+    ("auto", "sampling", True),  # it heard the client's own: the client lacks it
+    ("auto", "extensions", False),  # the gateway's connection's: the client cannot change that
+    ("legacy", "sampling", False),  # a handshake-era server heard the gateway's capabilities only
+]
+
+
+async def test_only_a_refusal_about_the_client_reaches_it_as_missing_capability() -> None:
+    """A server's -32021 reaches the client as that error only when the server judged what the client itself declared:
+    a 2026-07-28 server naming kinds of question (it hears them as the client declared them). Naming what only the
+    gateway's connection declares (extensions), or coming from a handshake-era server (which heard the gateway's
+    capabilities alone), it stays a failed tool: telling the client to declare what it may have declared would leave
+    it nothing to do."""
+    params, headers = call_2026("refuses_for", {"sampling": {}})
+    with UpstreamProcess("streamable_http", module="tests.servers.conformance") as behind:
+        servers: dict[str, Mapping[str, Any]] = {"auto": {"url": behind.url, "mode": "auto"}, "legacy": _STDIO}
+        for era, capability, lacks in REFUSALS:
+            upstream = McpServerConfig.parse({**servers[era], "prefix": False})
+            async with (
+                run_gateway_in_process(GatewayConfig(servers={"conformance": upstream})) as served,
+                httpx2.AsyncClient(timeout=30) as http,
+            ):
+                await wait_servers_connected(served.base_url, ["conformance"])
+                sent = {**params, "arguments": {"capability": capability}}
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": sent}
+                answer = await http.post(served.mcp_url, json=body, headers=headers)
+                [message] = sse_messages(answer)
+                if lacks:
+                    assert answer.status_code == 400, (era, capability, message)
+                    assert message["error"]["code"] == MISSING_REQUIRED_CLIENT_CAPABILITY, (era, capability, message)
+                    assert message["error"]["data"] == {"requiredCapabilities": {capability: {}}}
+                else:
+                    assert answer.status_code == 200, (era, capability, message)
+                    assert message["result"]["isError"] and "-32021" in message["result"]["content"][0]["text"]

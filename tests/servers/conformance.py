@@ -359,6 +359,12 @@ async def test_missing_capability(ctx: Context) -> str | types.InputRequiredResu
     return "sampled"
 
 
+@mcp.tool(description="Always refuses with -32021, naming `capability` as required, whatever the client declared.")
+async def refuses_for(capability: str) -> str:
+    data: dict[str, Any] = {"requiredCapabilities": {capability: {}}}
+    raise MCPError(types.MISSING_REQUIRED_CLIENT_CAPABILITY, f"this tool needs {capability}", data)
+
+
 @mcp.tool(description="The client capabilities this request declared (2026-07-28: in its envelope), as JSON.")
 async def client_capabilities(ctx: Context) -> str:
     declared = ctx.client_capabilities

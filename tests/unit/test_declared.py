@@ -14,6 +14,7 @@ from lash_core import CallerRequest
 from lash_gateway import UpstreamCallError
 from lash_gateway._declared import undeclared
 from lash_gateway.export._asking import caller_of
+from lash_gateway.export._export import MAX_ERROR_DATA, ClientLacks
 from lash_gateway.upstream._asks import answer_input_requests
 
 pytestmark = pytest.mark.anyio
@@ -74,3 +75,15 @@ async def test_a_round_with_one_question_its_client_does_not_take_asks_nothing()
         "name": {"action": "accept", "content": {}}
     }
     assert asked == [("elicitation", FORM)]
+
+
+def test_a_missing_capability_error_carries_what_is_required_only_when_well_formed_and_bounded() -> None:
+    """What the client hears of a server's -32021 (`ClientLacks`): its `requiredCapabilities` as the protocol shapes
+    them; malformed, not JSON (a plugin's), or past `MAX_ERROR_DATA`, the error goes without them."""
+    required: dict[str, Any] = {"requiredCapabilities": {"sampling": {"tools": {}}}}
+    assert ClientLacks("needs sampling", required).data == required
+    assert ClientLacks("m", {"required_capabilities": {"sampling": {}}}).data is None  # not the wire's name
+    assert ClientLacks("m", {"requiredCapabilities": ["sampling"]}).data is None
+    assert ClientLacks("m", {"requiredCapabilities": {"experimental": {"x": {"v": object()}}}}).data is None
+    huge = {"requiredCapabilities": {"experimental": {"x": {"v": "y" * MAX_ERROR_DATA}}}}
+    assert ClientLacks("m", huge).data is None
