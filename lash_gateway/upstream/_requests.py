@@ -167,10 +167,11 @@ class Requests:
             return UpstreamUnavailable(
                 self._name, f"the server no longer knows this session ({exc.message}); reconnecting"
             )
+        # A 2026-07-28 server heard the client's own capabilities; a handshake-era one, the gateway's connection's.
         client_lacks = (
             exc.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
-            and live.client.protocol_version in MODERN_PROTOCOL_VERSIONS  # it heard the client's own (a handshake
-            and lacks_what_it_declared(exc.data)  # server, the gateway's connection's)
+            and live.client.protocol_version in MODERN_PROTOCOL_VERSIONS
+            and lacks_what_it_declared(exc.data)
         )
         kind = _KINDS.get(method, method)
         return UpstreamCallError(
