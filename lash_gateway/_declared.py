@@ -1,17 +1,24 @@
-"""What a client declared it takes of a kind of question, held against a question of that kind: a server must not
-send a client a URL to open unless it declared URLs, nor tools to sample with unless its sampling takes tools. One
-rule for both sides: the export's callers refuse such a question (`export._asking.caller_of`), and a 2026-07-28
-upstream's round is refused whole before any of its questions is asked (`upstream._asks.answer_input_requests`).
+"""What a client declared it takes of each kind of question, the rules both sides follow:
+
+- a question is held against it: a server must not send a client a URL to open unless it declared URLs, nor tools to
+  sample with unless its sampling takes tools. The export's callers refuse such a question
+  (`export._asking.caller_of`), and a 2026-07-28 upstream's round is refused whole before any of its questions is
+  asked (`upstream._asks.answer_input_requests`);
+- a 2026-07-28 upstream hears it with each request (`declared_as`), and its missing-capability error is the client's
+  to hear only when it names what the client declared (`lacks_what_it_declared`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from lash_core import Caller, CallerRequest, CallerUnsupported
 
-__all__ = ["MISSING_CAPABILITY", "undeclared", "unwelcome"]
+__all__ = ["ASKABLE", "MISSING_CAPABILITY", "declared_as", "lacks_what_it_declared", "undeclared", "unwelcome"]
+
+ASKABLE: Final[tuple[CallerRequest, ...]] = get_args(CallerRequest)
+"""Every kind of question a client may declare it takes (each named as its client capability is)."""
 
 MISSING_CAPABILITY: Final = "missing_client_capability"
 """The `ToolFailure.code` of a call refused because the request's client lacks a capability the call needs (MCP's
@@ -36,6 +43,23 @@ def unwelcome(caller: Caller, kind: CallerRequest, params: Mapping[str, Any]) ->
         return str(CallerUnsupported(kind))
     declared = caller.declared.get(kind)
     return undeclared(kind, params, declared) if declared is not None else None
+
+
+def declared_as(caller: Caller, capability: str, connection: Any) -> Any:
+    """What to tell a 2026-07-28 server of the client's `capability`, which the connection declares as `connection`
+    for every client: for a kind of question, what the caller declared of it, when it takes that kind (None: it does
+    not, and the server hears nothing of it); anything else as the connection declares it."""
+    if capability not in ASKABLE:
+        return connection
+    return caller.declared.get(capability, connection) if caller.supports(capability) else None
+
+
+def lacks_what_it_declared(data: Any) -> bool:
+    """Whether a 2026-07-28 server's missing-capability error (-32021, its `data`) is about the request's client:
+    it names only kinds of question, which the server heard as that client declared them (`declared_as`). Anything
+    else it judged by what the gateway's connection declares, which the client cannot change."""
+    required = data.get("requiredCapabilities") if isinstance(data, Mapping) else None
+    return isinstance(required, Mapping) and bool(required) and required.keys() <= set(ASKABLE)
 
 
 def _beyond(kind: CallerRequest, params: Mapping[str, Any], declared: Mapping[str, Any]) -> str | None:

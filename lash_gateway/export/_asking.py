@@ -24,11 +24,10 @@ from pydantic import BaseModel, ValidationError
 
 from lash_core import NO_CALLER, Caller, CallerRequest, CallerUnsupported
 
-from .._declared import undeclared
+from .._declared import ASKABLE, undeclared
 from .._sdk import connection_of
 
 __all__ = [
-    "ASKABLE",
     "DEFAULT_ASK_TIMEOUT",
     "Declared",
     "caller_of",
@@ -48,9 +47,6 @@ Declared = Mapping[CallerRequest, dict[str, Any]]
 """The kinds of question a client declared it takes, each with what it declared of it (`{"form": {}}`), in wire form."""
 Ask = Callable[[CallerRequest, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 """Sends a client one question (its kind, its params) and returns the client's answer."""
-
-ASKABLE: Final[tuple[CallerRequest, ...]] = ("sampling", "elicitation", "roots")
-"""Every kind of question a client may declare it takes."""
 
 
 def request_caller(ctx: ServerRequestContext[Any, Any], timeout: float = DEFAULT_ASK_TIMEOUT) -> Caller:

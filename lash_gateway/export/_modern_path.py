@@ -63,7 +63,8 @@ from starlette.types import Receive, Scope, Send
 
 from lash_core import NO_CALLER, Caller, Session
 
-from ._asking import ASKABLE, Declared, declared_kinds
+from .._declared import ASKABLE
+from ._asking import Declared, declared_kinds
 from ._bridge import ANSWER_NOW, AnsweredEarly, AnswerNow, Round, reporters
 from ._edge import CONNECTION_EXTENSION, TOKEN_ID
 from ._export import REFUSED, McpExport, refusal

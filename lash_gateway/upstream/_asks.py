@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import anyio
 import mcp_types as types
@@ -38,7 +38,7 @@ from .._declared import unwelcome
 from .._errors import UpstreamCallError
 from ._describe import describe_error
 
-__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "declared_as", "lacks_what_it_declared", "paused"]
+__all__ = ["MAX_INPUT_ROUNDS", "Asks", "answer_input_requests", "paused"]
 
 MAX_INPUT_ROUNDS: Final = 10
 """Input-required rounds one request may take before the gateway gives up on the server."""
@@ -60,8 +60,6 @@ _METHODS: Final[Mapping[str, CallerRequest]] = {
     "elicitation/create": "elicitation",
     "roots/list": "roots",
 }
-_ASKABLE: Final[frozenset[str]] = frozenset(_METHODS.values())
-"""The client capabilities that say a client takes a kind of question (named as the kinds are)."""
 
 
 class Asks:
@@ -185,16 +183,6 @@ async def answer_input_requests(server: str, caller: Caller, requests: Mapping[s
     return answers
 
 
-def declared_as(caller: Caller, capability: str, connection: Any) -> Any:
-    """What to tell a 2026-07-28 server of the client's `capability`, which the connection declares as `connection`
-    for every client: for a kind of question, what the caller declared of it, when it takes that kind (None: it does
-    not, and the server hears nothing of it); anything else as the connection declares it."""
-    if capability not in _ASKABLE:
-        return connection
-    kind = cast(CallerRequest, capability)
-    return caller.declared.get(kind, connection) if caller.supports(kind) else None
-
-
 _PAUSED: dict[anyio.CancelScope, tuple[int, float]] = {}
 """Scopes whose clock is stopped -> (how many pauses hold it, the time they had left)."""
 
@@ -218,11 +206,3 @@ def paused(scope: anyio.CancelScope) -> Iterator[None]:
 
 def _wire(params: BaseModel) -> dict[str, Any]:
     return params.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-def lacks_what_it_declared(data: Any) -> bool:
-    """Whether a 2026-07-28 server's missing-capability error (-32021, its `data`) is about the request's client:
-    it names only kinds of question, which the server heard as that client declared them (`declared_as`). Anything
-    else it judged by what the gateway's connection declares, which the client cannot change."""
-    required = data.get("requiredCapabilities") if isinstance(data, Mapping) else None
-    return isinstance(required, Mapping) and bool(required) and required.keys() <= _ASKABLE

@@ -23,8 +23,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from lash_core import Caller, LogReporter, ProgressReporter
 
 from .._config import ServerConfig
+from .._declared import declared_as, lacks_what_it_declared
 from .._errors import CallTimeout, ServerDetached, UpstreamCallError, UpstreamError, UpstreamUnavailable
-from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, declared_as, lacks_what_it_declared, paused
+from ._asks import MAX_INPUT_ROUNDS, Asks, answer_input_requests, paused
 from ._in_flight import CallsInFlight
 from ._relay import CallRelay
 from ._stdio import StdioLane

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mcp.server.connection import Connection
 
-from lash_gateway.export._asking import ASKABLE
+from lash_gateway._declared import ASKABLE
 from lash_gateway.export._modern_path import _Call
 
 MODERN: Final = "2026-07-28"
