@@ -3,9 +3,10 @@ benchmark measures it beside the gateway, so the gateway's latency can be read a
 machine would add.
 
 It is an HTTP server on the gateway's event loop and parser (uvloop, httptools), without uvicorn's ASGI layer, that
-hands each POSTed call's name and arguments to one stdio upstream over its pipe and answers with the upstream's
-result, stamped as a 2026-07-28 result. Nothing else: no checks of any kind, no sessions, no plugins, no views, no
-limits, no audit, no error answers (a call it cannot forward closes its client's connection).
+hands each POSTed request's method and params to one stdio upstream over its pipe and answers with the upstream's
+result, stamped as a 2026-07-28 result; a `server/discover` it answers itself, so an SDK client in `mode="auto"`
+can use it as it uses a 2026-07-28 server. Nothing else: no checks of any kind, no sessions, no plugins, no views,
+no limits, no audit, no error answers (a request it cannot forward closes its client's connection).
 
 `python -m bench._forwarder <upstream command...>` prints its port on a line of its own, then serves on 127.0.0.1
 until its stdin ends (its parent closed it, or is gone), and stops its upstream then.
@@ -29,6 +30,14 @@ import uvloop
 from tests.integration._gateway import initialize_body
 
 _STAMP = {"io.modelcontextprotocol/serverInfo": {"name": "forwarder", "version": "0"}}
+_DISCOVERED = {
+    "supportedVersions": ["2026-07-28"],
+    "capabilities": {"tools": {}},
+    "serverInfo": {"name": "forwarder", "version": "0"},
+    "cacheScope": "private",
+    "ttlMs": 0,
+}
+"""Its own answer to `server/discover`: a 2026-07-28 server with tools."""
 
 
 class Upstream:
@@ -54,22 +63,19 @@ class Upstream:
                 future.set_result(message)
         raise RuntimeError("the upstream ended")
 
-    async def call(self, name: str, arguments: Any) -> dict[str, Any]:
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The upstream's result for `method` with `params` (their 2026-07-28 `_meta` envelope left out)."""
         request_id = next(self._ids)
         future = self._pending[request_id] = asyncio.get_running_loop().create_future()
-        request = {
-            "jsonrpc": "2.0",
-            "id": request_id,
-            "method": "tools/call",
-            "params": {"name": name, "arguments": arguments},
-        }
+        params = {key: value for key, value in params.items() if key != "_meta"}
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         self._stdin.write(json.dumps(request).encode() + b"\n")
         result: dict[str, Any] = (await future)["result"]
         return result
 
 
 class Http(asyncio.Protocol):
-    """One client connection: each request's body is a `tools/call`, answered when the upstream answers."""
+    """One client connection: each request is answered when the upstream answers it (`server/discover` at once)."""
 
     def __init__(self, upstream: Upstream) -> None:
         self._upstream = upstream
@@ -91,8 +97,12 @@ class Http(asyncio.Protocol):
 
     async def _answer(self, request: dict[str, Any]) -> None:
         try:
-            params = request["params"]
-            result = await self._upstream.call(params["name"], params.get("arguments"))
+            if request["method"] == "server/discover":
+                result = dict(_DISCOVERED)
+            else:
+                result = await self._upstream.request(request["method"], request.get("params") or {})
+                if request["method"].endswith("/list"):  # this era's lists carry cache hints
+                    result |= {"cacheScope": "private", "ttlMs": 0}
         except Exception:
             self._transport.close()
             raise

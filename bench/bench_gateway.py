@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -53,8 +53,10 @@ SLOWEST_CALLS: Final = 4000
 """Sequential calls whose slowest is shown: enough for a full garbage collection of the process to fall among them."""
 IN_FLIGHT: Final = 16
 SESSIONS: Final = 4
-THROUGHPUT_CALLS: Final = 320
-THROUGHPUT_ROUNDS: Final = 3
+THROUGHPUT_CALLS: Final = 640
+THROUGHPUT_ROUNDS: Final = 5
+"""Rounds of a second or so each: with 3 of half a second, an ideal forwarder's ratio to the same direct server ranged
+0.89-1.15x between runs on 4 sessions (2026-12-04), which no target can be read against."""
 BIG_BYTES: Final = 1_048_576
 BIG_WARMUP: Final = 3
 BIG_CALLS: Final = 15
@@ -623,8 +625,27 @@ async def modern_figures(
         asked = Target(asking, echo, big), Target(straight_asking, directs[0].echo, directs[0].big)
         figures += (await latency_figures(*asked, f"{MODERN}declaring elicitation: "))[:1]
         figures.append(await era_figure(gateways[0], handshake))
+        figures += await forwarder_figures(directs)
         figures += await floor_figures(gateway, upstream, echo)
         return figures
+
+
+async def forwarder_figures(directs: list[Target]) -> list[Figure]:
+    """The 2026-07-28 latency and throughput figures of the ideal forwarder (`_forwarder`: no checks, no sessions)
+    reached by the same SDK clients, against the same direct server: the least any Python gateway adds in this
+    layout, where the clients, the servers and the gateway share the machine's cores. Informational: the targets
+    are the gateway's."""
+    print("measuring: 2026-07-28 clients through an ideal forwarder", flush=True)
+    with forwarder() as port:
+        async with AsyncExitStack() as stack:
+            ideal = []
+            for _ in range(SESSIONS):
+                client = await stack.enter_async_context(connect(f"http://127.0.0.1:{port}/", "auto"))
+                ideal.append(Target(client, "echo", "big"))
+            label = f"{MODERN}ideal forwarder: "
+            figures = (await latency_figures(ideal[0], directs[0], label))[:1]
+            figures += await throughput_figures(ideal, directs, label)
+    return [replace(figure, target="-", passed=None) for figure in figures]
 
 
 async def floor_figures(gateway: GatewayProcess, upstream: UpstreamProcess, echo: str) -> list[Figure]:
@@ -889,6 +910,8 @@ notes:
     match the direct server, "used" what this one spent. Medians over the pairs of rounds.
   CPU: utime+stime (/proc, {CLOCK_TICK_NS // 1_000_000} ms ticks) of the gateway process alone over {CPU_CALLS}
     sequential calls (its stdio upstream's in the name), against the direct HTTP server process over as many calls.
+  ideal forwarder: the same 2026-07-28 SDK clients reaching bench/_forwarder.py (below) instead of the gateway, its
+    latency and throughput against the same direct server: what a gateway doing nothing but forwarding gets here.
   bare client: the same 2026-07-28 tools/call bytes on one keep-alive socket per server, no SDK, {RAW_CALLS:,} calls
     each in turns; the ideal forwarder (bench/_forwarder.py) hands them to a stdio upstream of its own without any
     check, session or plugin: the least any Python gateway adds on this machine. "bare clients": {IN_FLIGHT} of
