@@ -9,6 +9,7 @@ tool: the SDK checks results strictly and would answer an internal error.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from lash_core import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart,
 from .._naming import export_names
 from .._schema import SanitizedTool, sanitize_tool
 
-__all__ = ["Surface", "error_result", "export_surface", "for_era", "result_to_wire"]
+__all__ = ["Surface", "error_result", "export_surface", "for_era", "is_plain_call_result", "result_to_wire"]
 
 log = logging.getLogger("lash_gateway.export")
 
@@ -131,3 +132,45 @@ def for_era(protocol_version: str | None, result: dict[str, Any]) -> dict[str, A
     if protocol_version in MODERN_PROTOCOL_VERSIONS:
         result["resultType"] = "complete"
     return result
+
+
+_PLAIN_CALL_KEYS = frozenset({"content", "isError", "structuredContent", "resultType"})
+_PLAIN_TEXT_KEYS = frozenset({"type", "text"})
+_JSON_SCALARS = (str, int, bool, type(None))
+_PLAIN_DEPTH = 32
+"""Levels of nesting in `structuredContent` this check walks; a deeper value goes to the sieve."""
+
+
+def is_plain_call_result(result: Mapping[str, Any]) -> bool:
+    """Whether a 2026-07-28 `tools/call` result is one the protocol's result sieve (`serialize_server_result`) gives
+    back unchanged, so sending it as it is sends what the SDK would: text content only, `isError` a boolean, and
+    `structuredContent` plain JSON (finite numbers, string keys). Most results are; the rest go through the sieve.
+    tests/unit/test_export_wire.py holds the sieve to this, for every result this accepts."""
+    if result.get("resultType") != "complete" or not result.keys() <= _PLAIN_CALL_KEYS:
+        return False
+    content, is_error = result.get("content"), result.get("isError", False)
+    if type(content) is not list or type(is_error) is not bool:
+        return False
+    for item in content:
+        if type(item) is not dict or item.keys() != _PLAIN_TEXT_KEYS:
+            return False
+        if item["type"] != "text" or type(item["text"]) is not str:
+            return False
+    return "structuredContent" not in result or (
+        result["structuredContent"] is not None and _plain_json(result["structuredContent"], _PLAIN_DEPTH)
+    )
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth == 0:
+        return False
+    if kind is list:
+        return all(_plain_json(item, depth - 1) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _plain_json(item, depth - 1) for key, item in value.items())
+    return False

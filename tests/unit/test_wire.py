@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mcp_types import methods
 
 from lash_core import FailureClass, ImagePart, ResourcePart, TextPart
-from lash_gateway.export._wire import result_to_wire
+from lash_gateway.export._wire import is_plain_call_result, result_to_wire
 from lash_gateway.upstream._wire import result_from_wire
 
 SLOPPY: dict[str, Any] = {
@@ -52,3 +54,79 @@ def test_an_upstream_tool_error_is_a_failure_result_carrying_its_text() -> None:
     assert result.code == "upstream_tool_error"
     assert result.message == "disk full"
     assert result_to_wire(result)["isError"] is True
+
+
+MODERN = "2026-07-28"
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+_plain = st.fixed_dictionaries(
+    {
+        "content": st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}), max_size=3),
+        "resultType": st.just("complete"),
+    },
+    optional={"isError": st.booleans(), "structuredContent": st.dictionaries(st.text(max_size=5), _json, max_size=3)},
+)
+_TWISTS: list[tuple[str, Any]] = [
+    ("isError", None),
+    ("isError", "no"),
+    ("structuredContent", None),
+    ("structuredContent", {"n": float("nan")}),
+    ("structuredContent", {"n": float("inf")}),
+    ("structuredContent", {"n": (1, 2)}),
+    ("structuredContent", {1: "an int key"}),
+    ("structuredContent", {"n": b"bytes"}),
+    ("_meta", {"trace": "t"}),
+    ("bogus", 1),
+    ("resultType", "input_required"),
+    ("content", [{"type": "text", "text": "x", "annotations": {"priority": 0.5, "bogus": 1}}]),
+    ("content", [{"type": "text", "text": 7}]),
+    ("content", [{"type": "image", "data": "aGk=", "mimeType": "image/png"}]),
+    ("content", ["bare"]),
+    ("content", None),
+]
+
+
+@st.composite
+def _results(draw: st.DrawFn) -> dict[str, Any]:
+    """A plain call result, or one with one thing about it that is not (`_TWISTS`)."""
+    result = draw(_plain)
+    twist = draw(st.sampled_from([None, *_TWISTS]))
+    if twist is not None:
+        result[twist[0]] = twist[1]
+    return result
+
+
+@given(_results())
+def test_a_call_result_sent_without_the_sieve_is_what_the_sieve_would_send(result: dict[str, Any]) -> None:
+    """The 2026-07-28 fast path skips the protocol's result sieve for plain results: for every one it skips, the
+    sieve (run here, of the installed SDK) gives back the same result."""
+    if is_plain_call_result(result):
+        assert methods.serialize_server_result("tools/call", MODERN, result) == result
+
+
+@pytest.mark.parametrize(
+    ("result", "plain"),
+    [
+        ({"content": [{"type": "text", "text": "hi"}], "isError": False, "resultType": "complete"}, True),
+        ({"content": [], "structuredContent": {"n": [1, 2.5, None]}, "resultType": "complete"}, True),
+        ({"content": [{"type": "text", "text": "", "annotations": {"priority": 1}}], "resultType": "complete"}, False),
+        ({"content": [{"type": "image", "data": "aGk=", "mimeType": "image/png"}], "resultType": "complete"}, False),
+        ({"content": [], "structuredContent": {"n": float("nan")}, "resultType": "complete"}, False),
+        ({"content": [], "structuredContent": None, "resultType": "complete"}, False),
+        ({"content": [], "_meta": {"trace": "t"}, "resultType": "complete"}, False),
+        ({"content": [], "isError": None, "resultType": "complete"}, False),
+        ({"content": [], "resultType": "input_required"}, False),
+    ],
+)
+def test_only_plain_call_results_skip_the_sieve(result: dict[str, Any], plain: bool) -> None:
+    assert is_plain_call_result(result) is plain
+
+
+def test_structured_content_nested_past_the_walked_depth_goes_through_the_sieve() -> None:
+    deep: Any = "leaf"
+    for _ in range(40):
+        deep = [deep]
+    assert not is_plain_call_result({"content": [], "structuredContent": deep, "resultType": "complete"})
