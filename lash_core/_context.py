@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+def new_id() -> str:
+    """A new session, call or turn id: 32 random hex characters, as a uuid4's hex, without building a `UUID` (a
+    fifth of the cost; a stateless host builds a session per request)."""
+    return os.urandom(16).hex()
 
 
 class SessionKind(StrEnum):

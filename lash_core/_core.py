@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._caller import NO_CALLER, Caller
-from ._context import PluginSessionContext, SessionKind
+from ._context import PluginSessionContext, SessionKind, new_id
 from ._plugin import PluginFactory, SessionPlugin
 from ._registrar import PluginRegistrar
 from ._session import Session, SessionSnapshot, SurfaceCache
@@ -41,7 +40,7 @@ class LashCore:
         answers providers' questions during its calls (sampling, elicitation, roots; see `Caller`); `stateless`
         says it serves one request only (see `PluginSessionContext.stateless`)."""
         if snapshot is None:
-            context = PluginSessionContext(uuid.uuid4().hex, SessionKind.ROOT, stateless=stateless)
+            context = PluginSessionContext(new_id(), SessionKind.ROOT, stateless=stateless)
             return self.session_for(context, caller=caller)
         context = PluginSessionContext(snapshot.session_id, snapshot.kind, snapshot.parent_id)
         return self.session_for(context, snapshot, caller=caller)

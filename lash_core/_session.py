@@ -8,7 +8,6 @@ caller's own task propagates.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import anyio
 from pydantic import ValidationError
 
 from ._caller import NO_CALLER, Caller
-from ._context import PluginSessionContext, SessionKind
+from ._context import PluginSessionContext, SessionKind, new_id
 from ._errors import ActionArgumentsError, PluginUsageError, ToolConflictError, UnknownActionError
 from ._registrar import ActionSpec, Owned, Registrations, TurnContext, stored_categories
 from ._tools import (
@@ -205,7 +204,7 @@ class Session:
         default the session's."""
         context = ToolCallContext(
             self.id,
-            call_id or uuid.uuid4().hex,
+            call_id or new_id(),
             progress or ignore_progress,
             cancellation or Cancellation(),
             log or ignore_log,
@@ -338,7 +337,7 @@ class Session:
             raise PluginUsageError(f"unknown session kind {kind!r}; one of {choices}") from None
         if kind is SessionKind.ROOT:
             raise PluginUsageError("a child session cannot be a root session; use core.session() for a new root")
-        return self._core.session_for(PluginSessionContext(uuid.uuid4().hex, kind, self.id), caller=self.caller)
+        return self._core.session_for(PluginSessionContext(new_id(), kind, self.id), caller=self.caller)
 
     def snapshot(self) -> SessionSnapshot:
         states = {pid: state for pid, plugin in self._plugins if (state := plugin.snapshot()) is not None}
@@ -373,7 +372,7 @@ class Session:
 
     async def start_turn(self) -> TurnContext:
         """Begin a model turn: fires `turn().on_start` hooks and returns the turn for `end_turn`."""
-        turn = TurnContext(self.id, uuid.uuid4().hex, self._turns)
+        turn = TurnContext(self.id, new_id(), self._turns)
         self._turns += 1
         for hook in self._reg.turn_start:
             await hook.item(turn)
