@@ -16,7 +16,7 @@ from typing import Any, Final, TypeGuard, cast
 import anyio
 import pydantic_core
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS
-from mcp_types import ProgressToken, RequestId
+from mcp_types import INTERNAL_ERROR, ProgressToken, RequestId
 from starlette.types import Message, Send
 
 from ._limits import RATE_LIMITED
@@ -38,6 +38,8 @@ Headers = Sequence[tuple[bytes, bytes]]
 KEEPALIVE: Final = 15.0
 """Seconds an answer may stay silent (the SDK's interval)."""
 _COMMENT: Final = b": ping\r\n\r\n"
+INVALID_RESULT: Final = "Handler returned an invalid result"
+"""The SDK's message for a result it cannot send (its check refused it)."""
 _RATE_LIMITED_CODE: Final = b'"code":%d' % RATE_LIMITED
 """How the SDK writes the code in a JSON error answer (compact separators): a cheap look before parsing one."""
 
@@ -88,7 +90,7 @@ class Reply:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        await self._stream(_event(message))
+        await self._stream(_event(pydantic_core.to_json(message)))
 
     async def progress(
         self, token: ProgressToken, progress: float, total: float | None = None, message: str | None = None
@@ -135,7 +137,15 @@ class Reply:
             self.last_sent = time.monotonic()
 
     async def result(self, result: Mapping[str, Any]) -> None:
-        await self._finish({"jsonrpc": "2.0", "id": self._request_id, "result": result})
+        """The answer. A result that is no JSON (a string with a lone surrogate, from a plugin) is answered as the
+        SDK answers a result its check refuses: an internal error, the details in the log only."""
+        try:
+            encoded = pydantic_core.to_json({"jsonrpc": "2.0", "id": self._request_id, "result": result})
+        except ValueError as exc:
+            log.error("a result could not be sent as JSON: %s", exc, extra={"reason": str(exc)})
+            await self.error(INTERNAL_ERROR, INVALID_RESULT)
+            return
+        await self._finish(encoded)
 
     async def error(self, code: int, message: str, data: Any = None) -> None:
         error: dict[str, Any] = {"code": code, "message": message}
@@ -144,23 +154,24 @@ class Reply:
         status, extra = self._shape.error_statuses.get(code, 200), cast(Headers, ())
         if (limited := _rate_limited(code, data)) is not None:
             status, extra = limited
-        await self._finish({"jsonrpc": "2.0", "id": self._request_id, "error": error}, status, extra)
+        encoded = pydantic_core.to_json({"jsonrpc": "2.0", "id": self._request_id, "error": error})
+        await self._finish(encoded, status, extra)
 
-    async def _finish(self, message: Mapping[str, Any], status: int = 200, extra: Headers = ()) -> None:
+    async def _finish(self, encoded: bytes, status: int = 200, extra: Headers = ()) -> None:
+        """Send the JSON-RPC message `encoded`, as the whole answer or as the stream's last event."""
         if self.done:
             return
         self.close()  # before any await: notifications and comments that begin after this are dropped
         if self._lock is None:
-            body = pydantic_core.to_json(message)
-            length = (b"content-length", str(len(body)).encode("latin-1"))
+            length = (b"content-length", str(len(encoded)).encode("latin-1"))
             await self._start(status, b"application/json", [length, *extra])
-            await self._send({"type": "http.response.body", "body": body})
+            await self._send({"type": "http.response.body", "body": encoded})
             return
         async with self._lock:  # after the notifications that began before the result
             if not self._streaming:  # the stream's first send never went out (it was cancelled)
                 await self._start(200, b"text/event-stream", self._shape.sse_headers)
                 self._streaming = True
-            await self._send({"type": "http.response.body", "body": _event(message)})
+            await self._send({"type": "http.response.body", "body": _event(encoded)})
 
     async def _start(self, status: int, content_type: bytes, extra: Headers) -> None:
         headers = [(b"content-type", content_type), *self._headers, *extra]
@@ -190,8 +201,8 @@ class Keepalive:
                     tg.start_soon(reply.ping)
 
 
-def _event(message: Mapping[str, Any]) -> bytes:
-    return b"event: message\r\ndata: " + pydantic_core.to_json(message) + b"\r\n\r\n"
+def _event(encoded: bytes) -> bytes:
+    return b"event: message\r\ndata: " + encoded + b"\r\n\r\n"
 
 
 def is_request_id(value: object) -> TypeGuard[RequestId]:

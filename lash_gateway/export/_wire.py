@@ -137,15 +137,15 @@ def for_era(protocol_version: str | None, result: dict[str, Any]) -> dict[str, A
 _PLAIN_CALL_KEYS = frozenset({"content", "isError", "structuredContent", "resultType"})
 _PLAIN_TEXT_KEYS = frozenset({"type", "text"})
 _JSON_SCALARS = (str, int, bool, type(None))
-_PLAIN_DEPTH = 32
-"""Levels of nesting in `structuredContent` this check walks; a deeper value goes to the sieve."""
+_PLAIN_NODES = 64
+"""Values of `structuredContent` this check looks at; a larger one goes to the sieve, which is faster at that size."""
 
 
 def is_plain_call_result(result: Mapping[str, Any]) -> bool:
     """Whether a 2026-07-28 `tools/call` result is one the protocol's result sieve (`serialize_server_result`) gives
-    back unchanged, so sending it as it is sends what the SDK would: text content only, `isError` a boolean, and
-    `structuredContent` plain JSON (finite numbers, string keys). Most results are; the rest go through the sieve.
-    tests/unit/test_export_wire.py holds the sieve to this, for every result this accepts."""
+    back unchanged, so sending it as it is sends what the SDK would: text content only, `isError` a boolean, and a
+    small `structuredContent` of plain JSON (finite numbers, ASCII keys). Most results are; the rest go through the
+    sieve. tests/unit/test_wire.py holds the installed SDK's sieve to this, for every result this accepts."""
     if result.get("resultType") != "complete" or not result.keys() <= _PLAIN_CALL_KEYS:
         return False
     content, is_error = result.get("content"), result.get("isError", False)
@@ -157,20 +157,28 @@ def is_plain_call_result(result: Mapping[str, Any]) -> bool:
         if item["type"] != "text" or type(item["text"]) is not str:
             return False
     return "structuredContent" not in result or (
-        result["structuredContent"] is not None and _plain_json(result["structuredContent"], _PLAIN_DEPTH)
+        result["structuredContent"] is not None and _plain_json(result["structuredContent"])
     )
 
 
-def _plain_json(value: Any, depth: int) -> bool:
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if depth == 0:
-        return False
-    if kind is list:
-        return all(_plain_json(item, depth - 1) for item in value)
-    if kind is dict:
-        return all(type(key) is str and _plain_json(item, depth - 1) for key, item in value.items())
-    return False
+def _plain_json(value: Any) -> bool:
+    """Whether `value` is plain JSON of at most `_PLAIN_NODES` values (walked without recursion)."""
+    waiting, left = [value], _PLAIN_NODES
+    while waiting:
+        left -= 1
+        if left < 0:
+            return False
+        value = waiting.pop()
+        kind = type(value)
+        if kind is list:
+            waiting.extend(value)
+        elif kind is dict:
+            if not all(type(key) is str and key.isascii() for key in value):  # the sieve fails on a lone surrogate
+                return False
+            waiting.extend(value.values())
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind not in _JSON_SCALARS:
+            return False
+    return True

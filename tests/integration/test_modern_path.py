@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -30,15 +31,16 @@ from mcp_types import (
 )
 from starlette.types import ASGIApp
 
-from lash_core import PluginRegistrar, PluginSessionContext
+from lash_core import PluginRegistrar, PluginSessionContext, ToolCall, ToolResult
 from lash_core.testing import CallbackPluginFactory, StaticToolProvider, simple_tool
-from lash_gateway import McpServerConfig
+from lash_gateway import McpServerConfig, StateStore
 from lash_gateway.export import _reply as reply_module
 from lash_gateway.export._limits import RATE_LIMITED, Limit, Limiter, Limits
 from tests.integration import _gateway as gateway_harness
 from tests.integration._gateway import (
     MCP_HEADERS,
     InProcessGateway,
+    admin_client,
     connect,
     connected_gateway,
     poll,
@@ -540,3 +542,53 @@ async def test_a_plugins_close_hook_runs_after_the_answer_and_cannot_spoil_it(ca
             release.set()
             await failing.wait()  # the hook's task logs its failure before it next yields, so before this resumes
         assert "the close hook broke" in caplog.text
+
+
+def answering(value: Any, name: str = "answer") -> CallbackPluginFactory:
+    """A plugin with one tool, `name`, whose result is `ToolResult.ok(value)`."""
+
+    async def answer(call: ToolCall) -> ToolResult:
+        return ToolResult.ok(value)
+
+    provider = StaticToolProvider([simple_tool(name)], answer, name=name)
+    return CallbackPluginFactory(name, lambda reg, ctx: reg.tools().provider(provider))
+
+
+async def test_a_result_that_is_no_json_is_answered_with_an_error_not_a_broken_connection() -> None:
+    """A lone surrogate (a plugin's: no upstream's JSON can carry one) has no UTF-8 form. In a key the protocol's sieve
+    refuses it, on both paths alike; in a value the SDK's path sends it escaped, and the fast path answers an internal
+    error (it broke the connection with HTTP 500 before)."""
+    async with (
+        run_gateway_in_process(
+            plugins=[answering({"\ud800": 1}, "key"), answering({"v": "\ud800"}, "value")]
+        ) as served,
+        httpx2.AsyncClient(timeout=WAIT) as http,
+    ):
+        with anyio.fail_after(WAIT):
+            in_key = await exchange(http, served.mcp_url, request("tools/call", {"name": "key"}))
+            in_value = await exchange(http, served.mcp_url, request("tools/call", {"name": "value"}))
+            to_sdk(served)
+            sdk_in_key = await exchange(http, served.mcp_url, request("tools/call", {"name": "key"}))
+    assert in_key == sdk_in_key
+    assert in_key[:2] == in_value[:2] == (200, "application/json")
+    assert in_key[2][0]["error"]["code"] == in_value[2][0]["error"]["code"] == types.INTERNAL_ERROR
+
+
+async def test_the_audit_log_records_a_calls_result_alike_on_both_paths(tmp_path: Path) -> None:
+    """The answer's own stamps are not the call's result: the record of a call is the same whichever path served it
+    (the fast path once stamped the very result the audit log measures later)."""
+    store = StateStore(tmp_path / "state.sqlite3")
+    async with (
+        run_gateway_in_process(store=store, admin_token="admin", plugins=[answering({"n": 1})]) as served,
+        httpx2.AsyncClient(timeout=WAIT) as http,
+        admin_client(served.base_url, "admin", WAIT) as admin,
+    ):
+        sent = request("tools/call", {"name": "answer"})
+        with anyio.fail_after(WAIT):
+            await exchange(http, served.mcp_url, sent)
+            to_sdk(served)
+            await exchange(http, served.mcp_url, sent)
+            reply = await admin.get("/admin/audit")
+    fast, sdk = reversed(reply.json()["records"])  # newest first
+    assert fast["tool"] == sdk["tool"] == "answer"
+    assert fast["result_bytes"] == sdk["result_bytes"] > 0
