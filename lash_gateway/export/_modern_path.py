@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any, Final, cast
 
 import anyio
+import pydantic_core
 from mcp import MCPError
 from mcp.server import ServerRequestContext
 from mcp.server.connection import Connection
@@ -72,7 +73,7 @@ from ._levels import allows, level_of_meta
 from ._reply import INVALID_RESULT, MODERN, Reply, is_request_id
 from ._wire import for_era, is_plain_call_result
 
-__all__ = ["HOT_METHODS", "ModernPath"]
+__all__ = ["HOT_METHODS", "Declarations", "ModernPath"]
 
 log = logging.getLogger("lash_gateway.fast_path")
 
@@ -89,6 +90,7 @@ HOT_METHODS: Final = frozenset(
 )
 _ROUTING_HEADERS: Final = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 _TRANSPORT: Final = TransportContext(kind="streamable-http", can_send_request=False)
+_DECLARATIONS_KEPT: Final = 64
 
 
 class ModernPath:
@@ -101,6 +103,7 @@ class ModernPath:
         self._stamp = export.server.server_info_stamp
         """The `serverInfo` stamp of every result: made once (the SDK copies it per result; ours are written out at
         once, never kept)."""
+        self._declared = Declarations()
 
     async def answer(
         self, scope: Scope, message: Mapping[str, Any], receive: Receive, send: Send, passed: bool
@@ -177,7 +180,7 @@ class ModernPath:
         try:
             session = await export.open_stateless()
             run = partial(self._run, call, session, first.token is not None)
-            can_ask = call.askable()
+            can_ask = call.askable(self._declared)
             if can_ask is None:  # nothing can be asked, no round resumed: no bridge
                 result = await run(NO_CALLER, lambda: first)
             else:
@@ -288,6 +291,32 @@ def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | Non
     return route if isinstance(route, InboundModernRoute) else None
 
 
+class Declarations:
+    """The kinds of question an envelope's client capabilities (as sent) declare, with what they say of each, read as
+    the SDK reads the envelope (a mis-shaped declaration is none). A client sends the same capabilities with every
+    request: a few readings are kept, by their JSON (the `Declared` values are shared; nothing changes them)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[bytes, Declared] = {}
+
+    def __call__(self, capabilities: object) -> Declared:
+        if not isinstance(capabilities, dict) or all(capabilities.get(kind) is None for kind in ASKABLE):
+            return {}
+        try:
+            key = pydantic_core.to_json(capabilities)
+        except ValueError:  # no JSON (a lone surrogate): read, not kept
+            key = None
+        kinds = self._kept.get(key) if key is not None else None
+        if kinds is None:
+            try:
+                kinds = declared_kinds(ClientCapabilities.model_validate(capabilities, by_name=False))
+            except ValidationError:
+                kinds = {}
+            if key is not None and len(self._kept) < _DECLARATIONS_KEPT:
+                self._kept[key] = kinds
+        return kinds
+
+
 @dataclass(frozen=True, eq=False)
 class _Call:
     """What the direct path needs of a `tools/call` request."""
@@ -299,17 +328,10 @@ class _Call:
     capabilities: object
     """The envelope's client capabilities, as sent."""
 
-    def askable(self) -> Declared | None:
-        """Which kinds of question its client takes, with what it declared of each, read as the SDK reads the envelope
-        (a mis-shaped declaration is none); None when none can be asked and the request resumes no round: then the
-        call needs no bridge."""
-        capabilities = self.capabilities
-        kinds: Declared = {}
-        if isinstance(capabilities, dict) and any(capabilities.get(kind) is not None for kind in ASKABLE):
-            try:
-                kinds = declared_kinds(ClientCapabilities.model_validate(capabilities, by_name=False))
-            except ValidationError:
-                pass
+    def askable(self, declared: Callable[[object], Declared]) -> Declared | None:
+        """Which kinds of question its client takes, with what it declared of each (`declared`, of the envelope's
+        capabilities); None when none can be asked and the request resumes no round: then the call needs no bridge."""
+        kinds = declared(self.capabilities)
         if not kinds and self.params.request_state is None:
             return None
         return kinds

@@ -1,8 +1,9 @@
 """The 2026-07-28 direct `tools/call` path lets an upstream ask a client exactly the kinds of question the SDK itself
-would find it declares, each as the SDK reads its declaration (`_modern_path._Call.askable`): however its `_meta`
-capabilities are shaped, the gateway asks no client what the SDK's path would not, refuses no question the SDK's path
-would ask, and tells a 2026-07-28 upstream of each kind what the SDK read. Checked against the installed SDK's own
-reading of the envelope (`Connection.from_envelope`), so an SDK upgrade that reads capabilities otherwise fails here.
+would find it declares, each as the SDK reads its declaration (`_modern_path._Call.askable`, `Declarations`, whose
+kept readings are checked too): however its `_meta` capabilities are shaped, the gateway asks no client what the
+SDK's path would not, refuses no question the SDK's path would ask, and tells a 2026-07-28 upstream of each kind what
+the SDK read. Checked against the installed SDK's own reading of the envelope (`Connection.from_envelope`), so an SDK
+upgrade that reads capabilities otherwise fails here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from mcp.server.connection import Connection
 
 from lash_gateway._declared import ASKABLE
-from lash_gateway.export._modern_path import _Call
+from lash_gateway.export._modern_path import Declarations, _Call
 
 MODERN: Final = "2026-07-28"
 ASKED: Final = {
@@ -39,8 +40,15 @@ capabilities = st.one_of(
 )
 
 
+KEPT: Final = Declarations()
+"""Shared by every example: a reading kept from one must be right for the next that sends the same."""
+
+
 def askable(raw: Any, params: types.CallToolRequestParams = PARAMS) -> Any:
-    return _Call({}, 1, MODERN, params, raw).askable()
+    first = _Call({}, 1, MODERN, params, raw).askable(KEPT)
+    again = _Call({}, 2, MODERN, params, raw).askable(KEPT)
+    assert again == first and _Call({}, 3, MODERN, params, raw).askable(Declarations()) == first, raw
+    return first
 
 
 @given(capabilities)
