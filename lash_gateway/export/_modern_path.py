@@ -28,6 +28,7 @@ ASGI server a task waits for it, as in the SDK.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -91,6 +92,7 @@ HOT_METHODS: Final = frozenset(
 _ROUTING_HEADERS: Final = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 _TRANSPORT: Final = TransportContext(kind="streamable-http", can_send_request=False)
 _DECLARATIONS_KEPT: Final = 64
+_DECLARATION_KEPT_BYTES: Final = 1024
 
 
 class ModernPath:
@@ -294,26 +296,30 @@ def _route(scope: Scope, message: Mapping[str, Any]) -> InboundModernRoute | Non
 class Declarations:
     """The kinds of question an envelope's client capabilities (as sent) declare, with what they say of each, read as
     the SDK reads the envelope (a mis-shaped declaration is none). A client sends the same capabilities with every
-    request: a few readings are kept, by their JSON (the `Declared` values are shared; nothing changes them)."""
+    request: the latest few readings are kept, by their JSON (those of a small size only: a client decides it), and
+    each request gets a fresh copy of its reading (a caller's `declared` is handed to plugins)."""
 
     def __init__(self) -> None:
-        self._kept: dict[bytes, Declared] = {}
+        self._kept: OrderedDict[bytes, bytes] = OrderedDict()
 
     def __call__(self, capabilities: object) -> Declared:
         if not isinstance(capabilities, dict) or all(capabilities.get(kind) is None for kind in ASKABLE):
             return {}
         try:
-            key = pydantic_core.to_json(capabilities)
+            key: bytes | None = pydantic_core.to_json(capabilities)
         except ValueError:  # no JSON (a lone surrogate): read, not kept
             key = None
-        kinds = self._kept.get(key) if key is not None else None
-        if kinds is None:
-            try:
-                kinds = declared_kinds(ClientCapabilities.model_validate(capabilities, by_name=False))
-            except ValidationError:
-                kinds = {}
-            if key is not None and len(self._kept) < _DECLARATIONS_KEPT:
-                self._kept[key] = kinds
+        if key is not None and (reading := self._kept.get(key)) is not None:
+            self._kept.move_to_end(key)
+            return cast(Declared, pydantic_core.from_json(reading))
+        try:
+            kinds = declared_kinds(ClientCapabilities.model_validate(capabilities, by_name=False))
+        except ValidationError:
+            kinds = {}
+        if key is not None and len(key) <= _DECLARATION_KEPT_BYTES:
+            self._kept[key] = pydantic_core.to_json(kinds)
+            if len(self._kept) > _DECLARATIONS_KEPT:
+                self._kept.popitem(last=False)
         return kinds
 
 

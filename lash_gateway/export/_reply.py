@@ -7,6 +7,7 @@ sends them all (`Keepalive`): nothing per request.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -90,7 +91,7 @@ class Reply:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             message["params"] = params
-        await self._stream(_event(pydantic_core.to_json(message)))
+        await self._stream(_event(_encoded(message)))
 
     async def progress(
         self, token: ProgressToken, progress: float, total: float | None = None, message: str | None = None
@@ -137,11 +138,13 @@ class Reply:
             self.last_sent = time.monotonic()
 
     async def result(self, result: Mapping[str, Any]) -> None:
-        """The answer. A result that is no JSON (a string with a lone surrogate, from a plugin) is answered as the
-        SDK answers a result its check refuses: an internal error, the details in the log only."""
+        """The answer. One that cannot be sent as JSON at all is answered as the SDK answers a result its check
+        refuses: an internal error, the details in the log only."""
+        if self.done:
+            return
         try:
-            encoded = pydantic_core.to_json({"jsonrpc": "2.0", "id": self._request_id, "result": result})
-        except ValueError as exc:
+            encoded = _encoded({"jsonrpc": "2.0", "id": self._request_id, "result": result})
+        except (TypeError, ValueError) as exc:
             log.error("a result could not be sent as JSON: %s", exc, extra={"reason": str(exc)})
             await self.error(INTERNAL_ERROR, INVALID_RESULT)
             return
@@ -154,7 +157,7 @@ class Reply:
         status, extra = self._shape.error_statuses.get(code, 200), cast(Headers, ())
         if (limited := _rate_limited(code, data)) is not None:
             status, extra = limited
-        encoded = pydantic_core.to_json({"jsonrpc": "2.0", "id": self._request_id, "error": error})
+        encoded = _encoded({"jsonrpc": "2.0", "id": self._request_id, "error": error})
         await self._finish(encoded, status, extra)
 
     async def _finish(self, encoded: bytes, status: int = 200, extra: Headers = ()) -> None:
@@ -199,6 +202,19 @@ class Keepalive:
                 now = time.monotonic()
                 for reply in [reply for reply in self._replies if reply.due(now)]:
                     tg.start_soon(reply.ping)
+
+
+def _encoded(message: Mapping[str, Any]) -> bytes:
+    """`message` as JSON. A string with a lone surrogate (a plugin's: no upstream's JSON can carry one) has no UTF-8
+    form, and goes out escaped, as the SDK's own encoder (`json.dumps`) sends it.
+
+    Raises:
+        TypeError, ValueError: it is no JSON even so.
+    """
+    try:
+        return pydantic_core.to_json(message)
+    except ValueError:
+        return json.dumps(message, separators=(",", ":")).encode()
 
 
 def _event(encoded: bytes) -> bytes:

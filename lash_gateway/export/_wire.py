@@ -170,12 +170,15 @@ def _plain_json(value: Any) -> bool:
             return False
         value = waiting.pop()
         kind = type(value)
-        if kind is list:
-            waiting.extend(value)
-        elif kind is dict:
-            if not all(type(key) is str and key.isascii() for key in value):  # the sieve fails on a lone surrogate
+        if kind is list or kind is dict:
+            if len(value) > left:
                 return False
-            waiting.extend(value.values())
+            if kind is list:
+                waiting.extend(value)
+            elif all(type(key) is str and key.isascii() for key in value):  # the sieve fails on a lone surrogate
+                waiting.extend(value.values())
+            else:
+                return False
         elif kind is float:
             if not math.isfinite(value):
                 return False

@@ -72,3 +72,13 @@ def test_a_call_needs_no_bridge_unless_its_client_takes_questions_or_it_is_a_ret
     assert retry == {}  # a bridge, with nothing to ask
     assert askable({}) is None
     assert askable(None) is None
+
+
+def test_a_kept_reading_is_only_ever_the_same_declarations() -> None:
+    """A reading is kept by the whole declaration, not by its kinds alone, and each request gets a copy of its own."""
+    kept = Declarations()
+    assert kept({"elicitation": {}}) == {"elicitation": {}}
+    assert kept({"elicitation": {}, "experimental": "not an object"}) == {}  # mis-shaped: the SDK reads nothing
+    first = kept({"elicitation": {}})
+    first["elicitation"]["url"] = {}  # a plugin that changes its caller's `declared`
+    assert kept({"elicitation": {}}) == {"elicitation": {}}
