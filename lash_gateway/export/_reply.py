@@ -24,6 +24,7 @@ from ._limits import RATE_LIMITED
 
 __all__ = [
     "HANDSHAKE",
+    "INVALID_RESULT",
     "KEEPALIVE",
     "MODERN",
     "Keepalive",

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -134,10 +134,10 @@ def for_era(protocol_version: str | None, result: dict[str, Any]) -> dict[str, A
     return result
 
 
-_PLAIN_CALL_KEYS = frozenset({"content", "isError", "structuredContent", "resultType"})
-_PLAIN_TEXT_KEYS = frozenset({"type", "text"})
-_JSON_SCALARS = (str, int, bool, type(None))
-_PLAIN_NODES = 64
+_PLAIN_CALL_KEYS: Final = frozenset({"content", "isError", "structuredContent", "resultType"})
+_PLAIN_TEXT_KEYS: Final = frozenset({"type", "text"})
+_JSON_SCALARS: Final = (str, int, bool, type(None))
+_PLAIN_NODES: Final = 64
 """Values of `structuredContent` this check looks at; a larger one goes to the sieve, which is faster at that size."""
 
 
