@@ -29,11 +29,12 @@ import uvloop
 
 from tests.integration._gateway import initialize_body
 
-_STAMP = {"io.modelcontextprotocol/serverInfo": {"name": "forwarder", "version": "0"}}
+_INFO = {"name": "forwarder", "version": "0"}
+_STAMP = {"io.modelcontextprotocol/serverInfo": _INFO}
 _DISCOVERED = {
     "supportedVersions": ["2026-07-28"],
     "capabilities": {"tools": {}},
-    "serverInfo": {"name": "forwarder", "version": "0"},
+    "serverInfo": _INFO,
     "cacheScope": "private",
     "ttlMs": 0,
 }
