@@ -82,3 +82,16 @@ def test_a_kept_reading_is_only_ever_the_same_declarations() -> None:
     first = kept({"elicitation": {}})
     first["elicitation"]["url"] = {}  # a plugin that changes its caller's `declared`
     assert kept({"elicitation": {}}) == {"elicitation": {}}
+
+
+def test_what_a_client_declares_keeps_no_more_than_a_few_small_readings() -> None:
+    """A client decides what it sends as capabilities: a hostile one that sends a large declaration, or a new one with
+    every request, grows nothing past the bound, and every reading stays right."""
+    kept = Declarations()
+    large = {"elicitation": {}, "experimental": {"padding": {"x": "y" * 4096}}}
+    assert kept(large) == {"elicitation": {}}
+    assert kept._kept == {}  # larger than a reading worth keeping
+    for n in range(100):
+        assert kept({"sampling": {}, "experimental": {"n": {"v": n}}}) == {"sampling": {}}
+    assert len(kept._kept) == 64
+    assert kept({"sampling": {}, "experimental": {"n": {"v": 0}}}) == {"sampling": {}}  # evicted: read again
