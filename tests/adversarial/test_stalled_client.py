@@ -297,7 +297,7 @@ async def test_a_listen_that_comes_while_the_gateway_stops_is_refused_at_once() 
                 tg.start_soon(stalled_listener, served.app, served.base_url.removeprefix("http://"), listening)
                 await listening.wait()
                 tg.start_soon(served.gateway.end_calls)
-                await anyio.wait_all_tasks_blocked()  # the end has begun: it waits for the stalled stream
+                await wait_until(lambda: served.gateway.export.listens_refused, WAIT)  # the end has begun
                 late = await http.post(served.mcp_url, json=listen_body(), headers=LISTEN_HEADERS)
                 assert late.status_code == 503, late.text
                 assert "closing" in late.json()["error"]["message"] and late.headers["retry-after"] == str(RETRY_BRIEF)
@@ -329,7 +329,7 @@ async def test_a_listen_still_subscribing_when_the_gateway_stops_is_answered_not
                 tg.start_soon(listen)
                 await subscribing.wait()
                 tg.start_soon(served.gateway.end_calls)
-                await anyio.wait_all_tasks_blocked()  # the end has begun: it waits for the listen to end
+                await wait_until(lambda: served.gateway.export.listens_refused, WAIT)  # the end has begun
                 release.set()
         [late] = answers
         assert late.status_code == 200, late.text
