@@ -316,8 +316,9 @@ class McpExport:
         result = await call_next(ctx)
         if ctx.method == "initialize":
             connection = connection_of(ctx)
-            # Registered before the initialize answer goes out, so the client's next request finds it.
-            if connection.session_id:
+            # Registered before the initialize answer goes out, so the client's next request finds it; once, as a
+            # client may repeat its handshake on the session.
+            if connection.session_id and connection.session_id not in self._http_connections:
                 self._http_connections[connection.session_id] = connection
                 connection.exit_stack.callback(self._http_connections.pop, connection.session_id, None)
         elif ctx.method == "notifications/initialized":

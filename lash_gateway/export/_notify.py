@@ -92,8 +92,11 @@ class Notifier:
 
     def add(self, connection: Connection) -> None:
         """Notify `connection` from now until it closes; its link is the one its handshake ran under (`linked`),
-        or for a streamable-HTTP session, the end of that session."""
+        or for a streamable-HTTP session, the end of that session. Again for the same connection (a client that
+        repeats `notifications/initialized`): nothing."""
         key = id(connection)
+        if key in self._connections:
+            return
         self._connections[key] = connection
         connection.exit_stack.callback(self._connections.pop, key, None)
         link = _LINK.get()
