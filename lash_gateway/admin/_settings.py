@@ -75,6 +75,13 @@ class AdminSettings(BaseModel):
     by their exact name."""
     deny_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: [ip_network(n) for n in DEFAULT_DENY_NETWORKS])
 
+    @field_validator("token")
+    @classmethod
+    def _check_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value():
+            raise ValueError("is empty: leave it out to have one generated, or give one")
+        return token
+
     @field_validator("stdio_allow")
     @classmethod
     def _check_commands(cls, patterns: list[str]) -> list[str]:
@@ -129,6 +136,14 @@ class GatewaySettings(BaseModel):
     """Named views of the catalog, each with its own tokens, limits and mode, served at `/mcp/<name>`,
     `/sse/<name>`, and on `/mcp` to a client that presents one of its tokens (see the README)."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
+
+    @field_validator("auth_token")
+    @classmethod
+    def _check_auth_token(cls, token: SecretStr | None) -> SecretStr | None:
+        # An empty token would read as none: no authentication, and no warning that there is none.
+        if token is not None and not token.get_secret_value():
+            raise ValueError("is empty: leave it out to serve without a token, or give one")
+        return token
 
     @field_validator("virtual_servers")
     @classmethod

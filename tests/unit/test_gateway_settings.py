@@ -34,6 +34,16 @@ def test_a_config_without_a_gateway_section_gets_the_defaults() -> None:
             id="idle-timeout-text",
         ),
         pytest.param({"exprot": {}}, "field 'gateway.exprot': Extra inputs are not permitted", id="unknown-key"),
+        pytest.param(  # an unset variable in a templated config must not switch authentication off
+            {"auth_token": ""},
+            "field 'gateway.auth_token': Value error, is empty: leave it out to serve without a token, or give one",
+            id="auth-token-empty",
+        ),
+        pytest.param(
+            {"admin": {"token": ""}},
+            "field 'gateway.admin.token': Value error, is empty: leave it out to have one generated, or give one",
+            id="admin-token-empty",
+        ),
     ],
 )
 def test_a_bad_gateway_value_names_its_field(section: dict[str, Any], message: str) -> None:
