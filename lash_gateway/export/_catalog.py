@@ -220,6 +220,12 @@ class CatalogExport:
         uri_template = str(template.get("uriTemplate", ""))
         return view is None or view.shows("template", uri_template, self._catalog.server_of("template", uri_template))
 
+    def _shows_ref(self, uri: str) -> bool:
+        """Whether a completion's resource ref is shown: a template as listed, or else a URI, as a read of it is."""
+        if self._catalog.server_of("template", uri) is not None:
+            return self._shows_template({"uriTemplate": uri})
+        return self.shows_uri(uri)
+
     def _shown_of(
         self, kind: str, items: tuple[Mapping[str, Any], ...], shown: Callable[[Mapping[str, Any]], bool]
     ) -> tuple[Mapping[str, Any], ...]:
@@ -281,7 +287,7 @@ class CatalogExport:
             if lash_name is None:
                 raise MCPError(types.INVALID_PARAMS, f"unknown prompt {ref.get('name')!r}")
             ref["name"] = lash_name
-        elif ref.get("type") == "ref/resource" and not self._shows_template({"uriTemplate": ref.get("uri", "")}):
+        elif ref.get("type") == "ref/resource" and not self._shows_ref(str(ref.get("uri", ""))):
             raise _error(UnknownResource(str(ref.get("uri"))), ctx.protocol_version)
         argument = params.argument.model_dump(by_alias=True, exclude_none=True, mode="json")
         context = params.context.arguments if params.context is not None else None

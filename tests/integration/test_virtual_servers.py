@@ -502,7 +502,7 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
 ) -> None:
     views = {
         "reader": {
-            "servers": ["docs"],
+            "servers": ["*"],  # every server: what it hides, its globs alone must hide
             "resources": {
                 "allow": ["test://static/*", "items://*", "test://big/*"],
                 "deny": ["*blob*", "items://secret/*", "test://big/{size}"],
@@ -542,6 +542,12 @@ async def test_a_view_filters_prompts_resources_and_templates_and_serves_none_it
                 big = types.ResourceTemplateReference(type="ref/resource", uri="test://big/{size}")
                 with pytest.raises(MCPError):
                     await client.complete(big, {"name": "size", "value": "1"})
+                for hidden in hidden_uris:  # a resource ref may name a URI: completed as it would be read, or not
+                    ref = types.ResourceTemplateReference(type="ref/resource", uri=hidden)
+                    with pytest.raises(MCPError):
+                        await client.complete(ref, {"name": "kind", "value": ""})
+                shown = types.ResourceTemplateReference(type="ref/resource", uri="items://fruit/7")
+                assert (await client.complete(shown, {"name": "kind", "value": "f"})).completion.values == ["fruit"]
                 greet = types.PromptReference(type="ref/prompt", name="docs__greet")
                 assert (await client.complete(greet, {"name": "name", "value": "b"})).completion.values == ["bob"]
 
