@@ -11,7 +11,12 @@ names) with a suffix `_` + 6 hex digits of the sha256 of the original name:
   first: "get_file" keeps `get_file` and "Get-File" gets the suffix, whatever order the upstream lists
   them in.
 - whole names: a normalised server name may contain `__` ("a__b" + tool "c" meets "a" + tool
-  "b__c"); the server attached first keeps the name.
+  "b__c"); the server with the longer part keeps the name, as it spells more of it (between parts
+  of one length, the server attached first), so that a server's tools cannot take the names of a
+  server whose name extends its own.
+- names held: a pool passes the names it gave before (`held`), and each tool still listed keeps
+  its own. A tool an upstream adds later never takes a name a client already knows for another
+  tool; it gets the suffix instead.
 
 A server whose part is empty (`prefix: false`) names its tools `mcp__<tool>`: by their own names once exported,
 colliding with other names like any tool. Exported names drop the `mcp__` prefix (an MCP client adds its own)
@@ -151,26 +156,37 @@ def claim_server_part(server: str, taken: Iterable[str]) -> str:
     return _claim(normalize(server), server, set(taken))
 
 
-def assign_tool_names(servers: Mapping[str, Sequence[str]], server_parts: Mapping[str, str] | None = None) -> ToolNames:
+def assign_tool_names(
+    servers: Mapping[str, Sequence[str]],
+    server_parts: Mapping[str, str] | None = None,
+    held: Mapping[ToolRef, str] | None = None,
+) -> ToolNames:
     """Lash names for the tools of every server, unique across all of them.
 
     `servers` maps each server name to its tools' upstream names; its iteration order is the attach
-    order. A tool listed twice by one server gets one name. The rules are in the module docstring.
+    order. A tool listed twice by one server gets one name. `held`: the names given before (the last
+    result's `by_ref`), which the tools still listed keep. The rules are in the module docstring.
     """
     if server_parts is None:
         server_parts = assign_server_parts(servers)
-    taken: set[str] = set()
-    tools: dict[str, ToolRef] = {}
-    for server, tool_names in servers.items():
-        unique = list(dict.fromkeys(tool_names))
-        # Claim in sorted order, canonical names first, so the upstream's listing order changes nothing.
-        claimed: dict[str, str] = {}
-        for tool in sorted(unique, key=lambda tool: (normalize(tool) != tool, tool)):
-            part = server_parts[server]
-            base = f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
-            claimed[tool] = _claim(base, tool, taken)
+    listed = {server: list(dict.fromkeys(tool_names)) for server, tool_names in servers.items()}
+    claimed: dict[ToolRef, str] = {}
+    for server, unique in listed.items():
         for tool in unique:
-            tools[claimed[tool]] = ToolRef(server, tool)
+            name = held.get(ToolRef(server, tool)) if held is not None else None
+            if name is not None:
+                claimed[ToolRef(server, tool)] = name
+    taken = set(claimed.values())
+    for server in sorted(listed, key=lambda server: -len(server_parts[server])):  # stable: attach order next
+        part = server_parts[server]
+        # Claim in sorted order, canonical names first, so the upstream's listing order changes nothing.
+        for tool in sorted(listed[server], key=lambda tool: (normalize(tool) != tool, tool)):
+            if ToolRef(server, tool) not in claimed:
+                base = f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
+                claimed[ToolRef(server, tool)] = _claim(base, tool, taken)
+    tools = {
+        claimed[ToolRef(server, tool)]: ToolRef(server, tool) for server, unique in listed.items() for tool in unique
+    }
     by_ref = {ref: name for name, ref in tools.items()}
     return ToolNames(MappingProxyType(tools), MappingProxyType(by_ref), MappingProxyType(server_parts))
 

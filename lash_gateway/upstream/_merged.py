@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .._naming import assign_tool_names
+from .._naming import ToolRef, assign_tool_names
 from .._uri_template import matches
 from ._catalog import Catalog
 
@@ -54,8 +54,11 @@ class MergedCatalog:
         return next((server for listed, server in self.template_routes if listed == template), None)
 
 
-def merge(catalogs: Mapping[str, Catalog], parts: Mapping[str, str]) -> MergedCatalog:
-    """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names."""
+def merge(
+    catalogs: Mapping[str, Catalog], parts: Mapping[str, str], before: MergedCatalog | None = None
+) -> MergedCatalog:
+    """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names; each prompt
+    still listed keeps the name it had in `before`, the catalog this one replaces."""
     resources: list[Mapping[str, Any]] = []
     uri_routes: dict[str, str] = {}
     templates: list[Mapping[str, Any]] = []
@@ -85,6 +88,7 @@ def merge(catalogs: Mapping[str, Catalog], parts: Mapping[str, str]) -> MergedCa
     names = assign_tool_names(
         {server: [p["name"] for p in catalog.prompts] for server, catalog in catalogs.items()},
         {server: parts[server] for server in catalogs},
+        {ToolRef(*route): name for name, route in before.prompt_routes.items()} if before is not None else None,
     )
     by_server = {server: {p["name"]: p for p in catalog.prompts} for server, catalog in catalogs.items()}
     prompts = [{**by_server[ref.server][ref.tool], "name": name} for name, ref in names.tools.items()]

@@ -24,7 +24,7 @@ from lash_core import NO_CALLER, Caller, LogReporter, ProgressReporter, ToolDefi
 
 from .._config import HttpServerConfig, McpServerConfig, ServerConfig
 from .._errors import ServerNotAttached, UnknownPrompt, UnknownResource, UnknownTool, UpstreamUnavailable
-from .._naming import assign_tool_names, claim_server_part, validate_server_name
+from .._naming import ToolRef, assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
 from ._catalog import CatalogKind
 from ._merged import MergedCatalog, merge
@@ -52,6 +52,8 @@ class McpConnectionPool:
     def __init__(self) -> None:
         self._servers: dict[str, Upstream] = {}
         self._routes: Mapping[str, tuple[Upstream, str]] = MappingProxyType({})
+        self._tool_names: Mapping[ToolRef, str] = MappingProxyType({})
+        """The name each tool was given, which it keeps while listed (`assign_tool_names`' `held`)."""
         self._definitions: tuple[ToolDefinition, ...] = ()
         self._generation = 0
         self._changed = anyio.Event()
@@ -504,7 +506,9 @@ class McpConnectionPool:
         attached = [name for name in self._parts if name in self._servers]
         old = self._catalog
         new = self._catalog = merge(
-            {name: self._servers[name].catalog for name in attached}, {name: self._parts[name] for name in attached}
+            {name: self._servers[name].catalog for name in attached},
+            {name: self._parts[name] for name in attached},
+            old,
         )
         for name in attached:
             self._servers[name].conflicts = new.conflicts.get(name, ())
@@ -521,7 +525,9 @@ class McpConnectionPool:
         names = assign_tool_names(
             {name: [t.name for t in self._servers[name].tools] for name in attached},
             {name: self._parts[name] for name in attached},
+            self._tool_names,
         )
+        self._tool_names = names.by_ref
         routes: dict[str, tuple[Upstream, str]] = {}
         definitions: list[ToolDefinition] = []
         by_server = {name: {t.name: t for t in u.tools} for name, u in self._servers.items()}

@@ -114,6 +114,23 @@ async def test_attaching_another_server_renames_no_existing_tool() -> None:
         assert echoed.text() == "third"
 
 
+async def test_a_tool_an_upstream_adds_never_takes_a_name_another_server_holds() -> None:
+    """Server `a` adds a tool `b__echo`, whose name spells `mcp__a__b__echo`, the name of `a__b`'s `echo`: the
+    newcomer gets the suffix, and a client calling `mcp__a__b__echo` still reaches `a__b`, never `a` (which would
+    be handed arguments meant for another server)."""
+    async with McpPluginFactory() as factory:
+        pool = factory.pool
+        await attach(pool, "a", "hostile")
+        await attach(pool, "a__b", "victim")
+        await add_upstream_tool(pool, "mcp__a__add_tool", "b__echo")
+
+        assert pool.route("mcp__a__b__echo") == ("a__b", "echo")
+        assert pool.route(f"mcp__a__{suffixed('b__echo', 'b__echo')}") == ("a", "b__echo")
+        with anyio.fail_after(WAIT):
+            echoed = await pool.call_tool("mcp__a__b__echo", {"text": "for a__b"})
+        assert echoed.text() == "for a__b"
+
+
 async def test_detaching_a_server_renames_no_other_servers_tool() -> None:
     """A client holding `mcp__my_docs_<hash>__echo` must not silently reach another server, nor lose
     the tool, because the server that held the plain name went away."""

@@ -18,6 +18,8 @@ from lash_gateway._naming import (
     is_valid_tool_name,
     normalize,
 )
+from lash_gateway.upstream._catalog import Catalog
+from lash_gateway.upstream._merged import merge
 
 
 def sha(text: str) -> str:
@@ -91,11 +93,30 @@ def test_tools_keep_the_upstream_listing_order() -> None:
     assert list(names.tools) == ["mcp__a__zeta", "mcp__a__alpha", "mcp__b__mid"]
 
 
-def test_names_that_meet_across_the_separator_do_not_collide() -> None:
-    # "a__b" + "c" and "a" + "b__c" both spell mcp__a__b__c.
-    names = assign_tool_names({"a__b": ["c"], "a": ["b__c"]})
+@pytest.mark.parametrize("servers", [{"a__b": ["c"], "a": ["b__c"]}, {"a": ["b__c"], "a__b": ["c"]}])
+def test_names_that_meet_across_the_separator_go_to_the_longer_part(servers: dict[str, list[str]]) -> None:
+    # "a__b" + "c" and "a" + "b__c" both spell mcp__a__b__c: it is a__b's, whichever came first.
+    names = assign_tool_names(servers)
     assert names.name_of("a__b", "c") == "mcp__a__b__c"
     assert names.name_of("a", "b__c") == f"mcp__a__b__c_{sha('b__c')[:6]}"
+
+
+def test_a_tool_keeps_the_name_it_holds_when_a_later_one_would_claim_it() -> None:
+    before = assign_tool_names({"a": ["b__c"], "fs": ["Get-File"]})
+    assert before.name_of("a", "b__c") == "mcp__a__b__c" and before.name_of("fs", "Get-File") == "mcp__fs__get_file"
+    after = assign_tool_names({"a": ["b__c"], "fs": ["get_file", "Get-File"], "a__b": ["c"]}, held=before.by_ref)
+    assert after.name_of("a", "b__c") == "mcp__a__b__c"
+    assert after.name_of("fs", "Get-File") == "mcp__fs__get_file"
+    assert after.name_of("a__b", "c") == f"mcp__a__b__c_{sha('c')[:6]}"
+    assert after.name_of("fs", "get_file") == f"mcp__fs__get_file_{sha('get_file')[:6]}"
+
+
+def test_a_prompt_keeps_the_name_it_holds_in_the_catalog_it_replaces() -> None:
+    parts = {"a": "a", "a__b": "a__b"}
+    before = merge({"a": Catalog(prompts=({"name": "b__greet"},))}, parts)
+    catalogs = {"a": Catalog(prompts=({"name": "b__greet"},)), "a__b": Catalog(prompts=({"name": "greet"},))}
+    assert merge(catalogs, parts).prompt_routes["mcp__a__b__greet"] == ("a__b", "greet")
+    assert merge(catalogs, parts, before).prompt_routes["mcp__a__b__greet"] == ("a", "b__greet")
 
 
 def test_a_name_that_already_carries_the_suffix_still_gets_a_unique_name() -> None:
