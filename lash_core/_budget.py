@@ -1,7 +1,8 @@
 """The tool output budget: keeps oversized tool outputs from flooding a model's context.
 
-Text is cut at the budget with a note saying what was cut; binary parts over their budget are
-replaced by a note; structured content (for programs, not the model) and failures pass untouched.
+Text is cut at the budget with a note saying what was cut; a resource link's text counts too, and a
+link that does not fit whole is left out (half a URI points elsewhere); binary parts over their budget
+are replaced by a note; structured content (for programs, not the model) and failures pass untouched.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, replace
 from ._context import PluginSessionContext
 from ._plugin import PluginFactory, SessionPlugin
 from ._registrar import PluginRegistrar
-from ._tools import AudioPart, ContentPart, ImagePart, ResourcePart, TextPart, ToolCall, ToolResult
+from ._tools import AudioPart, ContentPart, ImagePart, ResourceLinkPart, ResourcePart, TextPart, ToolCall, ToolResult
 
 DEFAULT_MAX_TEXT_CHARS = 100_000
 """About 25k tokens, the order of what MCP clients allow one tool output by default."""
@@ -20,7 +21,8 @@ DEFAULT_MAX_TEXT_CHARS = 100_000
 @dataclass(frozen=True, slots=True)
 class ToolOutputBudget:
     max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS
-    """Characters of text (text parts and text resources together) a result may carry; None: no limit."""
+    """Characters of text (text parts, text resources and resource links together) a result may carry; None: no
+    limit."""
     max_binary_bytes: int | None = None
     """Decoded bytes one image, audio or blob part may carry; None: no limit."""
 
@@ -50,6 +52,17 @@ def apply_budget(result: ToolResult, budget: ToolOutputBudget) -> ToolResult:
                 continue
             if remaining is not None:
                 remaining -= len(text)
+            parts.append(part)
+            continue
+        if isinstance(part, ResourceLinkPart):
+            chars = len(part.uri) + len(part.name) + len(part.description or "")
+            total_text += chars
+            if remaining is not None and chars > remaining:
+                cut_text += chars
+                remaining = 0
+                continue
+            if remaining is not None:
+                remaining -= chars
             parts.append(part)
             continue
         size = _binary_size(part)

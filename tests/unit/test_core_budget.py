@@ -70,6 +70,20 @@ def test_text_resources_count_against_the_text_budget_and_keep_their_fields() ->
     assert "kept 6 of 12 characters, cut 6" in budgeted.text()
 
 
+def test_resource_links_count_against_the_text_budget_and_one_that_does_not_fit_is_left_out() -> None:
+    """A link's name and description are text the model reads: an upstream must not pass 10 MB through them."""
+    short = ResourceLinkPart("file:///a", "a", description="first")  # 9 + 1 + 5 characters
+    huge = ResourceLinkPart("file:///b", "N" * 5_000, description="D" * 5_000)
+    result = ToolResult.from_parts([TextPart("t" * 4), short, huge, TextPart("after")])
+
+    budgeted = apply_budget(result, ToolOutputBudget(max_text_chars=100))
+
+    assert budgeted.content[:2] == (TextPart("t" * 4), short)
+    assert budgeted.content[2:] == (
+        TextPart("[output truncated: kept 19 of 10,033 characters, cut 10,014; the budget is 100 characters]"),
+    )
+
+
 def test_a_zero_text_budget_keeps_only_the_note() -> None:
     budgeted = apply_budget(ToolResult.ok("hello"), ToolOutputBudget(max_text_chars=0))
 
