@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["REDACTED", "config_secrets", "redact", "redact_urls", "redacted_args", "redacted_url", "remember_secrets"]
 
@@ -20,6 +20,10 @@ REDACTED: Final = "***"
 
 # Words that mark a command-line flag as carrying a secret (`--api-key X`, `--token=X`).
 _SECRET_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "auth", "credential")
+_HEADER_FLAGS: Final = frozenset(("--header", "--headers", "-H"))
+"""Flags whose value is an HTTP header line (`--header "Authorization: Bearer X"`, as mcp-remote takes a token):
+the header's name is shown, its value hidden."""
+_HEADER_LINE: Final = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*:")
 _URL_IN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 """Up to the next whitespace: quotes and backticks are legal in userinfo and query values."""
 _MIN_SECRET_LENGTH: Final = 4
@@ -33,17 +37,18 @@ def remember_secrets(values: Iterable[str]) -> None:
     _known.update(value for value in values if len(value) >= _MIN_SECRET_LENGTH)
 
 
-def config_secrets(url: str | None = None, values: Iterable[str] = ()) -> list[str]:
-    """The secret parts of a server config: `values` (header or env values), and the userinfo and query values
-    of `url`."""
+def config_secrets(url: str | None = None, values: Iterable[str] = (), args: Sequence[str] = ()) -> list[str]:
+    """The secret parts of a server config: `values` (header or env values), the userinfo and query values of
+    `url`, and what `redacted_args` hides of `args`."""
     found = list(values)
+    found += [secret for _, secret in _args_split(args) if secret]
     if url is not None:
         try:
             parts = urlsplit(url)
         except ValueError:
             return found
         found += [part for part in (parts.username, parts.password) if part]
-        found += [value for _, value in parse_qsl(parts.query, keep_blank_values=True) if value]
+        found += [secret for _, secret in _query_split(parts.query) if secret]
     return found
 
 
@@ -64,12 +69,22 @@ def redacted_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(key, REDACTED if value else "") for key, value in pairs], safe="*")
+    query = "&".join(shown for shown, _ in _query_split(parts.query))
     fragment = REDACTED if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _query_split(query: str) -> list[tuple[str, str | None]]:
+    """Each `&`-separated part of `query` as shown (`key=***`; a part without `=` is all value: `***`), and the
+    secret it hides, decoded as the server reads it (None: none)."""
+    split: list[tuple[str, str | None]] = []
+    for part in query.split("&") if query else ():
+        key, equals, value = part.partition("=")
+        if equals:
+            split.append((f"{key}={REDACTED}" if value else part, unquote_plus(value) or None))
+        else:
+            split.append((REDACTED if part else part, unquote_plus(part) or None))
+    return split
 
 
 def redact_urls(text: str) -> str:
@@ -80,25 +95,40 @@ def redact_urls(text: str) -> str:
 
 
 def redacted_args(args: Sequence[str]) -> list[str]:
-    """Command-line arguments with the values of secret-looking flags (`--api-key X`, `--token=X`) and the
-    credentials of URL-shaped arguments replaced by `***`."""
-    shown: list[str] = []
-    hide_next = False
+    """Command-line arguments with the values of secret-looking flags (`--api-key X`, `--token=X`) and of header
+    flags (`--header "Authorization: Bearer X"`: `Authorization: ***`), and the credentials of URL-shaped
+    arguments, replaced by `***`."""
+    return [shown for shown, _ in _args_split(args)]
+
+
+def _args_split(args: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Each argument as shown, and the secret it hides (None: none)."""
+    split: list[tuple[str, str | None]] = []
+    flag: str | None = None  # a secret flag whose value is the next argument
     for arg in args:
-        if hide_next:
-            shown.append(REDACTED)
-            hide_next = False
-        elif arg.startswith("-") and _is_secret_flag(arg.partition("=")[0]):
+        if flag is not None:
+            split.append(_flag_value(flag, arg))
+            flag = None
+        elif arg.startswith("-") and _is_secret_flag(name := arg.partition("=")[0]):
             if "=" in arg:
-                shown.append(f"{arg.partition('=')[0]}={REDACTED}")
+                shown, secret = _flag_value(name, arg.partition("=")[2])
+                split.append((f"{name}={shown}", secret))
             else:
-                shown.append(arg)
-                hide_next = True
+                split.append((arg, None))
+                flag = name
         elif "://" in arg:
-            shown.append(redact_urls(arg))
+            split.append((redact_urls(arg), None))
         else:
-            shown.append(arg)
-    return shown
+            split.append((arg, None))
+    return split
+
+
+def _flag_value(flag: str, value: str) -> tuple[str, str]:
+    """A secret flag's value as shown, and the secret: a header line keeps its name."""
+    header = _HEADER_LINE.match(value) if flag in _HEADER_FLAGS else None
+    if header is None:
+        return REDACTED, value
+    return f"{header.group(1)}: {REDACTED}", value[header.end() :].strip()
 
 
 def _redacted_match(match: re.Match[str]) -> str:
@@ -110,4 +140,4 @@ def _redacted_match(match: re.Match[str]) -> str:
 
 def _is_secret_flag(flag: str) -> bool:
     lowered = flag.lower()
-    return any(word in lowered for word in _SECRET_FLAG_WORDS)
+    return flag in _HEADER_FLAGS or any(word in lowered for word in _SECRET_FLAG_WORDS)

@@ -35,9 +35,10 @@ def redacted(config: ServerConfig) -> dict[str, object]:
 
 
 def secret_values(config: ServerConfig) -> list[str]:
-    """The secret values of `config` (env or header values, URL credentials and query values), for `redact`."""
+    """The secret values of `config` (env or header values, URL credentials and query values, secret-looking
+    arguments), for `redact`."""
     if isinstance(config, StdioServerConfig):
-        return config_secrets(values=[value.get_secret_value() for value in config.env.values()])
+        return config_secrets(values=[value.get_secret_value() for value in config.env.values()], args=config.args)
     values = [value.get_secret_value() for value in config.headers.values()]
     if config.oauth is not None:
         values += [

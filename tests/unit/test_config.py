@@ -20,7 +20,7 @@ from lash_gateway._config import (
 )
 from lash_gateway._errors import ConfigError, GatewayError
 from lash_gateway._naming import validate_server_name
-from lash_gateway._secrets import redacted
+from lash_gateway._secrets import redacted, secret_values
 from lash_gateway._tool_filter import ToolFilter
 
 SECRET = "sk-live-Do-Not-Print-7f3a"
@@ -309,6 +309,39 @@ def test_redacted_view_masks_values_and_keeps_names() -> None:
         "tools": {"allow": [], "deny": []},
         "mode": "legacy",
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (  # mcp-remote's documented way to pass a token, the usual bridge to remote servers
+            ["mcp-remote", "https://h/sse", "--header", f"Authorization: Bearer {SECRET}"],
+            ["mcp-remote", "https://h/sse", "--header", "Authorization: ***"],
+        ),
+        (["-H", f"X-Api-Key:{SECRET}"], ["-H", "X-Api-Key: ***"]),
+        ([f"--header=Authorization: Bearer {SECRET}"], ["--header=Authorization: ***"]),
+        ([f"--headers={SECRET}"], ["--headers=***"]),  # not a header line: all of it
+    ],
+)
+def test_header_arguments_show_the_header_name_and_hide_its_value(args: list[str], shown: list[str]) -> None:
+    config = McpServerConfig.stdio("npx", args)
+    assert redacted(config)["args"] == shown
+    assert SECRET not in repr(config)
+    assert SECRET in " ".join(secret_values(config))  # and it is scrubbed from log lines by value
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"https://h/mcp?{SECRET}", "https://h/mcp?***"),  # a key-only part is the value
+        (f"https://h/mcp?v=2&{SECRET}&k=", "https://h/mcp?v=***&***&k="),
+    ],
+)
+def test_a_query_part_without_a_value_is_hidden_and_the_url_kept_as_it_was(url: str, shown: str) -> None:
+    config = McpServerConfig.streamable_http(url)
+    assert redacted(config)["url"] == shown
+    assert SECRET not in repr(config)
+    assert SECRET in secret_values(config)
 
 
 # --- server names ---
