@@ -14,7 +14,10 @@ Client side (`upstream`):
   connection's).
 - `executable_command`, `create_process`, `stop_process`: the stdio client's process helpers (the child in
   its own process group or job object; close stdin, wait, then kill the tree). The gateway's own stdio
-  transport reads the child's output itself, for speed, and starts and stops it exactly as the SDK does.
+  transport reads the child's output itself, for speed, and starts and stops it as the SDK does.
+- `terminate_process_group`: the helper with which `stop_process` kills the tree on POSIX (SIGTERM to the child's
+  process group, SIGKILL after a timeout). `stop_process` kills the tree only when the child outstays its grace; the
+  gateway also kills what the child leaves of its group once it has exited.
 - `pipe_writer`: the asyncio `StreamWriter` under the child's stdin (anyio's `StreamWriterWrapper._stream`). anyio's
   `send()` yields to the event loop after every write, even when the pipe takes it at once: a loop turn and two
   cancel-scope checks per call, on every call's path. The lane writes to the pipe itself and waits only when the
@@ -51,6 +54,7 @@ from mcp import ClientSession
 from mcp.client.stdio import _create_platform_compatible_process as create_process
 from mcp.client.stdio import _get_executable_command as executable_command
 from mcp.client.stdio import _stop_server_process as stop_process
+from mcp.os.posix.utilities import terminate_posix_process_tree as terminate_process_group
 from mcp.server import ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.streamable_http import StreamableHTTPServerTransport
@@ -70,6 +74,7 @@ __all__ = [
     "report_admissions",
     "send_raw_request",
     "stop_process",
+    "terminate_process_group",
 ]
 
 

@@ -13,13 +13,16 @@ ping, requests from the server). Lines are split without rescanning what was alr
 16 MiB result costs one pass.
 
 The child is spawned and stopped with the SDK's own helpers (its own process group or job object;
-close stdin, wait, then kill the tree), private names reached through `_sdk`.
+close stdin, wait, then kill the tree), private names reached through `_sdk`. Once the child has exited, what is
+left of its process group (the processes it started) gets SIGTERM, then SIGKILL: the SDK kills the tree only
+when the child outstays its grace, and a server that exits on EOF, as it should, would leave them running.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,14 +32,14 @@ import anyio
 import anyio.lowlevel
 import mcp_types as types
 import pydantic_core
-from anyio.abc import ByteSendStream
+from anyio.abc import ByteSendStream, Process
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import MCPError
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 
 from .._config import StdioServerConfig
-from .._sdk import create_process, executable_command, pipe_writer, stop_process
+from .._sdk import create_process, executable_command, pipe_writer, stop_process, terminate_process_group
 from ._relay import CallRelay
 
 log = logging.getLogger("lash_gateway.stdio")
@@ -45,6 +48,8 @@ _WRITER_FLUSH_TIMEOUT: Final = 0.5
 """Seconds the SDK's queued messages get to reach the child before its stdin closes."""
 _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 """Seconds a cancelled call waits to tell the server (a child that stopped reading must not hang it)."""
+_GROUP_KILL_GRACE: Final = 2.0
+"""Seconds the processes a stopped server left behind get between SIGTERM and SIGKILL (the SDK's figure for its own)."""
 _LOG_LEVELS: Final = frozenset(get_args(types.LoggingLevel))
 
 
@@ -199,11 +204,12 @@ def _outcome(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, MCPErro
 @asynccontextmanager
 async def open_stdio(
     config: StdioServerConfig,
+    server: str,
 ) -> AsyncIterator[
     tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObjectSendStream[SessionMessage], StdioLane]
 ]:
-    """Spawn the server and yield the SDK session's stream pair and the lane; leaving the context
-    stops the child (and its process tree) and fails calls still waiting.
+    """Spawn the server (named `server` in the log) and yield the SDK session's stream pair and the lane; leaving
+    the context stops the child and every process left in its group, and fails calls still waiting.
 
     Raises:
         OSError: the command could not be started.
@@ -282,6 +288,31 @@ async def open_stdio(
                 with anyio.move_on_after(_WRITER_FLUSH_TIMEOUT):
                     await writer_done.wait()
                 await stop_process(process)
+                await _stop_process_group(process, server)
                 for stream in (read, write, to_session, from_session):
                     await stream.aclose()
             tg.cancel_scope.cancel()
+
+
+async def _stop_process_group(process: object, server: str) -> None:
+    """Once the child has exited (or been killed), SIGTERM what is left of its process group, and SIGKILL what is left
+    of that after `_GROUP_KILL_GRACE`; return once the group is gone. A connection torn down after a crash comes here
+    too."""
+    if sys.platform == "win32" or not isinstance(process, Process):
+        return  # on Windows, `stop_process` closed the child's job object, which ends every process in it
+    pgid = process.pid  # `create_process` starts the child in a session of its own: its pid names its group
+    if pgid == os.getpgrp():
+        return  # never the gateway's own group (only a change to how the child is started could get here)
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return  # the group went with the child: the usual case
+    except PermissionError:
+        pass  # some member is not ours to signal, or a zombie: the SDK's helper waits and escalates all the same
+    log.info(
+        "upstream %s: processes its server started outlived it; terminating them (process group %d)",
+        server,
+        pgid,
+        extra={"server": server, "pgid": pgid},
+    )
+    await terminate_process_group(process, _GROUP_KILL_GRACE)

@@ -38,12 +38,12 @@ class Pipe:
 
 @asynccontextmanager
 async def open_transport(
-    config: ServerConfig, guard: NetworkGuard | None = None, auth: httpx2.Auth | None = None
+    config: ServerConfig, server: str, guard: NetworkGuard | None = None, auth: httpx2.Auth | None = None
 ) -> AsyncIterator[Pipe]:
-    """The pipe for `config`; leaving the context closes it and reaps any child. HTTP connections pass `guard`, and
-    `auth` (OAuth) signs their requests."""
+    """The pipe for `config` (of the server named `server`); leaving the context closes it and reaps any child and
+    the processes it started. HTTP connections pass `guard`, and `auth` (OAuth) signs their requests."""
     if isinstance(config, StdioServerConfig):
-        async with open_stdio(config) as (read, write, lane):
+        async with open_stdio(config, server) as (read, write, lane):
             yield Pipe(read, write, lane)
         return
     async with AsyncExitStack() as stack:

@@ -179,7 +179,7 @@ class Upstream:
             # an operator's approval is not counted against its startup deadline (see `UpstreamAuth`).
             connecting = Connecting(startup)
             CONNECTING.set(connecting)
-            async with open_transport(self.config, self.guard, self.auth) as pipe:
+            async with open_transport(self.config, self.name, self.guard, self.auth) as pipe:
                 client = Client(
                     opened(WatchedReadStream(pipe.read, lost.set), pipe.write),
                     mode=self.config.mode,

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import anyio
 import mcp.client.stdio as sdk_stdio
+import mcp.os.posix.utilities as sdk_posix
 import mcp_types as types
 import pytest
 from mcp import Client, ClientSession
@@ -49,6 +50,17 @@ def test_the_stdio_process_helpers_are_there(name: str, parameters: list[str], u
         f"the parameters of mcp.client.stdio.{name}", user
     )
     assert getattr(_sdk, user) is helper
+
+
+def test_the_process_group_killer_is_there() -> None:
+    """`stop_process` kills the tree with it; the gateway kills what a child that exited left of its group with it."""
+    helper = getattr(sdk_posix, "terminate_posix_process_tree", None)
+    where = "mcp.os.posix.utilities.terminate_posix_process_tree"
+    assert helper is not None and inspect.iscoroutinefunction(helper), moved(where, "terminate_process_group")
+    assert list(inspect.signature(helper).parameters) == ["process", "timeout_seconds"], moved(
+        f"the parameters of {where}", "terminate_process_group"
+    )
+    assert _sdk.terminate_process_group is helper
 
 
 def test_a_client_session_stamps_and_dispatches_raw_requests() -> None:

@@ -1,0 +1,105 @@
+"""Stopping a stdio server stops the processes it started too.
+
+Regressions:
+- A server that exits once its stdin closes, as a well-behaved one does, left its own children running after a
+  detach, a shutdown or a crash: the gateway signalled the child's process group only when the child itself
+  outstayed its grace. The servers here start as `bash -c "<grandchild> & exec <server>"`, the grandchild named by a
+  marker unique to the test (it inherits no environment marker, so the session's leak check would miss it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import uuid
+from collections.abc import Iterator
+from typing import Final, Literal
+
+import anyio
+import pytest
+
+from lash_gateway import McpPluginFactory, McpServerConfig, UpstreamUnavailable
+from tests.integration._helpers import (
+    ATTACH_TIMEOUT,
+    stdio_server_pids,
+    wait_until,
+)
+from tests.servers.launch import PROJECT_ROOT, stdio_command
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("collect_garbage")]
+
+WAIT: Final = 10.0
+"""Bound on a detach or a shutdown (the calls' grace and the child's stop are a few seconds at worst)."""
+
+
+def marked_pids(marker: str) -> set[int]:
+    """Pids of the live processes whose argv[0] is `marker` (an exited one has no command line left)."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as cmdline:
+                argv0 = cmdline.read().split(b"\0", 1)[0]
+        except OSError:  # gone since the listing
+            continue
+        if argv0 == marker.encode():
+            found.add(int(name))
+    return found
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A name for the grandchildren a test starts; any still running at teardown (the test failed) are killed."""
+    name = f"lash-grandchild-{uuid.uuid4().hex[:12]}"
+    yield name
+    for pid in marked_pids(name):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def with_grandchild(marker: str) -> McpServerConfig:
+    """The test server, started by a shell that first starts a long `sleep` named `marker` in the background."""
+    command, args = stdio_command()
+    server = shlex.join([command, *args])
+    script = f"exec -a {marker} sleep 300 </dev/null >/dev/null 2>&1 & exec {server}"
+    return McpServerConfig.stdio("/bin/bash", ["-c", script], cwd=str(PROJECT_ROOT), call_timeout=30)
+
+
+async def attach_with_grandchild(factory: McpPluginFactory, name: str, marker: str) -> int:
+    """Attach the server as `name`; return its grandchild's pid, checked to be in the server's own process group."""
+    before = stdio_server_pids()
+    with anyio.fail_after(ATTACH_TIMEOUT):
+        await factory.attach_server(name, with_grandchild(marker))
+    await wait_until(lambda: len(marked_pids(marker)) == 1)  # the shell may still be starting it
+    (grandchild,) = marked_pids(marker)
+    (child,) = stdio_server_pids() - before
+    # The premise: the child leads a group of its own, which stopping it may signal without touching the gateway.
+    assert os.getpgid(child) == child != os.getpgrp()
+    assert os.getpgid(grandchild) == child
+    return grandchild
+
+
+@pytest.mark.parametrize("stop", ["detach", "shutdown"])
+async def test_stopping_a_stdio_server_stops_the_processes_it_started(
+    stop: Literal["detach", "shutdown"], marker: str
+) -> None:
+    with anyio.fail_after(ATTACH_TIMEOUT + WAIT):
+        async with McpPluginFactory() as factory:
+            await attach_with_grandchild(factory, "gc", marker)
+            if stop == "detach":
+                await factory.detach_server("gc")
+                assert marked_pids(marker) == set()  # before detach returned
+    assert marked_pids(marker) == set()  # before the factory's exit returned
+
+
+async def test_a_crashed_stdio_servers_processes_are_stopped_with_its_connection(marker: str) -> None:
+    async with McpPluginFactory() as factory:
+        grandchild = await attach_with_grandchild(factory, "gc", marker)
+        with anyio.fail_after(WAIT), pytest.raises(UpstreamUnavailable):
+            await factory.pool.call_tool("mcp__gc__crash", {})
+        await wait_until(lambda: grandchild not in marked_pids(marker), timeout=WAIT)
+    # The pool connected again meanwhile (a new shell, a new grandchild); shutting it down stopped those.
+    assert marked_pids(marker) == set()
