@@ -183,7 +183,8 @@ class McpConnectionPool:
 
     async def detach(self, name: str, *, revoke: bool = False) -> None:
         """Remove a server: its tools disappear, in-flight calls end with `ServerDetached`, its
-        connection closes and any child process is reaped before this returns. With `revoke`, an OAuth server's
+        connection closes and any child process is reaped before this returns (a cancelled caller gets its
+        cancellation once they are, and no revocation). With `revoke`, an OAuth server's
         tokens are then revoked at its authorization server (best effort, within `REVOKE_TIMEOUT` seconds).
 
         Raises:
@@ -196,8 +197,10 @@ class McpConnectionPool:
         self._rebuild()
         self._rebuild_catalog()
         self._per_client.close_server(name)
-        await upstream.stop(f"server {name!r} was detached while the call was in flight")
-        log.info("server %s detached", name, extra={"server": name})
+        try:
+            await upstream.stop(f"server {name!r} was detached while the call was in flight")
+        finally:
+            log.info("server %s detached", name, extra={"server": name})  # also when the caller was cancelled
         if revoke and upstream.auth is not None:
             transport = guarded_transport(upstream.guard) if upstream.guard is not None else None
             with anyio.move_on_after(REVOKE_TIMEOUT):

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import mcp_types as types
 from anyio.abc import TaskStatus
 from mcp import Client
@@ -440,10 +441,16 @@ class Upstream:
 
     async def stop(self, reason: str) -> None:
         """End in-flight calls with `ServerDetached(reason)` (each cancelled upstream before the connection closes),
-        close the connection and reap any child."""
-        await self._calls.end(reason, CANCEL_GRACE, self._flush)
-        self._scope.cancel()
-        await self._stopped.wait()
+        close the connection and reap any child. Once begun, a stop finishes even when its caller is cancelled, and
+        the cancellation is raised after it."""
+        # The pool let go of this server before stopping it: a stop cut short would leave it connected, its child
+        # running, and nothing to reach them by. Each wait is bounded: the calls by `CANCEL_GRACE`, the supervisor's
+        # unwinding (its scope cancelled) by the transport's own bounded stop.
+        with anyio.CancelScope(shield=True):
+            await self._calls.end(reason, CANCEL_GRACE, self._flush)
+            self._scope.cancel()
+            await self._stopped.wait()
+        await anyio.lowlevel.checkpoint_if_cancelled()
 
     async def _flush(self) -> None:
         """Return once the messages sent so far went out. The HTTP transports post notifications one at a time,

@@ -1,10 +1,13 @@
-"""Stopping a stdio server stops the processes it started too.
+"""Stopping a stdio server stops the processes it started too, and a stop that has begun finishes even when its
+caller is cancelled.
 
 Regressions:
 - A server that exits once its stdin closes, as a well-behaved one does, left its own children running after a
   detach, a shutdown or a crash: the gateway signalled the child's process group only when the child itself
   outstayed its grace. The servers here start as `bash -c "<grandchild> & exec <server>"`, the grandchild named by a
   marker unique to the test (it inherits no environment marker, so the session's leak check would miss it).
+- A detach or a replace cancelled while its calls were being ended left the server connected and its child
+  running, with nothing in the pool to reach them by.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from typing import Final, Literal
 import anyio
 import pytest
 
+from lash_core import ToolResult
 from lash_gateway import McpPluginFactory, McpServerConfig, UpstreamUnavailable
 from tests.integration._helpers import (
     ATTACH_TIMEOUT,
+    call_in_background,
+    session_of,
     stdio_server_pids,
     wait_until,
 )
@@ -103,3 +109,47 @@ async def test_a_crashed_stdio_servers_processes_are_stopped_with_its_connection
         await wait_until(lambda: grandchild not in marked_pids(marker), timeout=WAIT)
     # The pool connected again meanwhile (a new shell, a new grandchild); shutting it down stopped those.
     assert marked_pids(marker) == set()
+
+
+@pytest.mark.parametrize("change", ["detach", "replace"])
+async def test_a_cancelled_detach_or_replace_still_stops_the_old_server_and_reaps_its_child(
+    change: Literal["detach", "replace"],
+) -> None:
+    command, args = stdio_command()
+    config = McpServerConfig.stdio(command, args, cwd=str(PROJECT_ROOT), call_timeout=30)
+    unrelated = stdio_server_pids()
+    async with McpPluginFactory() as factory:
+        pool = factory.pool
+        with anyio.fail_after(ATTACH_TIMEOUT):
+            await pool.attach("up", config)
+        (old,) = stdio_server_pids() - unrelated
+        session = session_of(factory)
+        results: list[ToolResult] = []
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call_in_background, session, "mcp__up__wait_for_release", {"key": "k"}, results)
+                await wait_until(lambda: pool.status("up").calls_in_flight == 1)
+                with anyio.CancelScope() as caller:
+                    if change == "detach":
+                        caller.cancel()  # the caller gave up at once (say, a timeout around an admin request)
+                        await pool.detach("up")
+                    else:
+
+                        def give_up() -> bool:
+                            # Asked right before the swap: the caller gives up while the old server is being stopped.
+                            caller.cancel()
+                            return True
+
+                        await pool.attach("up", config, wanted=give_up)
+                assert caller.cancelled_caught  # the cancellation reached the caller, once the stop was done
+                # Gone before the cancelled call returned: no child, not even a zombie.
+                assert old not in stdio_server_pids()
+        (result,) = results
+        assert result.code == "server_detached", result
+        if change == "detach":
+            assert pool.server_statuses() == []
+        else:
+            (status,) = pool.server_statuses()
+            assert status.connected
+            (new,) = stdio_server_pids() - unrelated
+            assert new != old
