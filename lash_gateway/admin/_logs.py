@@ -49,7 +49,21 @@ class _JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(line, default=str, ensure_ascii=False))
+        # Each string before encoding: JSON escapes quotes and backslashes, and an escaped secret is not found.
+        return json.dumps(_redacted(line), ensure_ascii=False)
+
+
+def _redacted(value: Any) -> Any:
+    """`value` (a line's fields) with `redact` applied to every string in it; what JSON lacks, as text."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(key)): _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
 
 
 def configure_logging(level: int, log_format: LogFormat = "text") -> None:
