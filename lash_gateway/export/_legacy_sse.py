@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from typing import Final
-from urllib.parse import parse_qs
+from uuid import UUID
 
 import anyio
 from mcp.server.sse import SseServerTransport
+from starlette.datastructures import QueryParams
 from starlette.types import Message, Receive, Scope, Send
 
 from ._edge import CONNECTION_EXTENSION, RETRY_WHEN_FULL, reply
@@ -85,13 +86,22 @@ class LegacySse:
             await link.close()
 
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ids = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_id", [])
-        link = self._links.get(ids[0]) if ids else None
+        link = self._links.get(_session_of(scope))
         if link is None:
             await self._transport.handle_post_message(scope, receive, send)
             return
         with linked(link):
             await self._transport.handle_post_message(scope, receive, send)
+
+
+def _session_of(scope: Scope) -> str:
+    """The session a message is for, read as the SDK reads it (the last `session_id`, as a UUID in any case), so
+    the link is always the connection's the SDK hands the message to; "" if there is none."""
+    value = QueryParams(scope.get("query_string", b"")).get("session_id")
+    try:
+        return UUID(hex=value).hex if value else ""
+    except ValueError:
+        return ""  # the SDK answers it 400
 
 
 def _until(dropped: anyio.Event, receive: Receive) -> Receive:

@@ -72,11 +72,22 @@ def send_queue(local_port: int, remote_port: int) -> int:
     return 0
 
 
-class StalledSseClient:
-    """A legacy-SSE client that initializes, asks for a huge result and never reads its stream again."""
+SPELLINGS: Final = {
+    "as-given": lambda endpoint: endpoint,
+    "upper-case": lambda endpoint: endpoint.upper().replace("/MESSAGES/?SESSION_ID=", "/messages/?session_id="),
+    "repeated": lambda endpoint: endpoint.replace("session_id=", "session_id=nonsense&session_id="),
+}
+"""Ways a client may spell its session in the message URL that the SDK takes alike (it reads the last value, as a
+UUID): the gateway must know the connection by each."""
 
-    def __init__(self, served: InProcessGateway) -> None:
+
+class StalledSseClient:
+    """A legacy-SSE client that initializes, asks for a huge result and never reads its stream again; it posts to
+    its endpoint as `spelling` has it."""
+
+    def __init__(self, served: InProcessGateway, spelling: str = "as-given") -> None:
         self._served = served
+        self._spell = SPELLINGS[spelling]
 
     @asynccontextmanager
     async def stalled(self) -> AsyncIterator[AsyncIterator[str]]:
@@ -85,7 +96,7 @@ class StalledSseClient:
             async with http.stream("GET", self._served.sse_url) as stream:
                 lines = stream.aiter_lines()
                 endpoint = await _data_of(lines, "endpoint")
-                post = self._served.base_url + endpoint
+                post = self._served.base_url + self._spell(endpoint)
 
                 async def send(message: dict[str, object]) -> None:
                     assert (await http.post(post, json=message)).status_code == 202
@@ -130,10 +141,13 @@ async def test_a_stalled_client_holds_up_no_other_clients_list_changed() -> None
                 assert f"more{CHANGES - 1}__echo" in await healthy.tool_names()
 
 
-async def test_a_client_that_takes_no_notification_in_time_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+async def test_a_client_that_takes_no_notification_in_time_is_dropped(
+    caplog: pytest.LogCaptureFixture, spelling: str
+) -> None:
     async with gateway_with(notify_timeout=0.5) as served:
         async with connect(served.base_url, "http-legacy") as healthy:
-            async with StalledSseClient(served).stalled() as stalled:
+            async with StalledSseClient(served, spelling).stalled() as stalled:
                 for index in range(CHANGES):
                     seen = healthy.tools_changed
                     with anyio.fail_after(WAIT):
