@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -63,6 +63,11 @@ HEALTH_INTERVAL = 30.0
 """Seconds between pings of an idle legacy-era connection."""
 CANCEL_GRACE = 2.0
 """Seconds a stopping server's calls get to send their cancellation upstream before the connection closes."""
+UPSTREAM_LOG_LINES_PER_SECOND: Final = 20
+"""Log messages of a server that no caller takes and that reach the gateway's log in a second; past it, the rest of
+that second's are left out, with one warning: a server must not fill the gateway's log (or its disk)."""
+MAX_LOGGED_DATA: Final = 2_000
+"""Characters of a server's log message data the gateway's log line shows; the rest are counted."""
 
 _ALL_KINDS: frozenset[CatalogKind] = frozenset({"resources", "prompts"})
 
@@ -122,6 +127,8 @@ class Upstream:
         self._attempts = 0
         self._reconnect_requested = False
         self._transport_errors = 0
+        self._log_second = -1
+        self._logged_this_second = 0
         self._last_unexpected: str | None = None
         self._connected_since: float | None = None
         self._state: State = "connecting"
@@ -285,14 +292,31 @@ class Upstream:
 
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
         """Upstream log messages go to the callers in flight that take logs; with none, to the gateway's log."""
-        if not await self._calls.deliver_log(params):
-            log.info(
-                "upstream %s: log message (%s): %s",
-                self.name,
-                params.level,
-                params.data,
-                extra={"server": self.name, "upstream_level": params.level, "data": params.data},
-            )
+        if await self._calls.deliver_log(params):
+            return
+        second = int(anyio.current_time())
+        if second != self._log_second:
+            self._log_second, self._logged_this_second = second, 0
+        self._logged_this_second += 1
+        if self._logged_this_second > UPSTREAM_LOG_LINES_PER_SECOND:
+            if self._logged_this_second == UPSTREAM_LOG_LINES_PER_SECOND + 1:
+                log.warning(
+                    "upstream %s: over %d log messages in a second; the rest of this second's are left out",
+                    self.name,
+                    UPSTREAM_LOG_LINES_PER_SECOND,
+                    extra={"server": self.name},
+                )
+            return
+        data = str(params.data)
+        if len(data) > MAX_LOGGED_DATA:
+            data = f"{data[:MAX_LOGGED_DATA]}... ({len(data) - MAX_LOGGED_DATA:,} more characters)"
+        log.info(
+            "upstream %s: log message (%s): %s",
+            self.name,
+            params.level,
+            data,
+            extra={"server": self.name, "upstream_level": params.level, "data": data},
+        )
 
     async def _refresh_on_request(self, client: Client) -> None:
         while True:

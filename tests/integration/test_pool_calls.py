@@ -30,6 +30,7 @@ from lash_core import (
 )
 from lash_gateway import CallTimeout, McpConnectionPool, UpstreamCallError
 from lash_gateway.upstream._relay import MAX_QUEUED
+from lash_gateway.upstream._upstream import MAX_LOGGED_DATA, UPSTREAM_LOG_LINES_PER_SECOND
 from tests.integration._helpers import ATTACHED_SERVER, TRANSPORTS, attached, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BLOB_BYTES, PNG_BYTES, WAV_BYTES, big_text
@@ -316,6 +317,23 @@ async def test_a_caller_that_stops_taking_log_messages_still_gets_its_call_timeo
             await factory.pool.call_tool(tool("log"), {"message": "m1"}, log=stalled, call_timeout=0.5)
         assert stalled.reached.is_set()
         assert factory.pool.status(SERVER).calls_in_flight == 0
+
+
+async def test_an_upstream_that_floods_the_gateways_log_is_cut_short(
+    upstream: UpstreamFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Log messages no caller takes go to the gateway's log: at most `UPSTREAM_LOG_LINES_PER_SECOND` a second, with
+    one warning for each second it floods, and each at most `MAX_LOGGED_DATA` characters of data."""
+    caplog.set_level(logging.INFO, logger="lash_gateway.upstream")
+    async with attached("stdio", upstream) as factory:
+        with anyio.fail_after(WAIT):
+            flood = {"message": "x" * (MAX_LOGGED_DATA * 5), "times": 1_000}
+            assert (await factory.pool.call_tool(tool("log"), flood)).text().startswith("logged x")
+    written = [record for record in caplog.records if "log message (info)" in record.getMessage()]
+    warned = [record for record in caplog.records if "this second's are left out" in record.getMessage()]
+    assert 1 <= len(written) <= 1_000 // 4 and len(warned) >= 1
+    assert len(written) <= (len(warned) + 1) * UPSTREAM_LOG_LINES_PER_SECOND
+    assert all(len(record.getMessage()) < MAX_LOGGED_DATA + 200 for record in written)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -23,8 +23,8 @@ Tools (input errors come back as ``is_error`` results, never as JSON-RPC errors)
 - ``content_kinds()``: text, image (``PNG_BYTES``), audio (``WAV_BYTES``), embedded text and blob resources,
   a resource link, and structured content.
 - ``big(size_bytes)``: one text content equal to ``big_text(size_bytes)``.
-- ``log(message, level="info")``: sends ``{"message": message}`` as a log message (logger ``upstream``) to the
-  caller, then answers ``logged <message>``.
+- ``log(message, level="info", times=1)``: sends ``{"message": message}`` as a log message (logger ``upstream``)
+  to the caller, ``times`` times, then answers ``logged <message>``.
 - ``fail(message)``: ``CallToolResult(is_error=True)`` with ``message`` as its text.
 - ``add_tool(name)`` / ``remove_tool(name)``: change the tool list and announce it to every connected client
   (``notifications/tools/list_changed`` on legacy connections, the listen bus for 2026-07-28 clients). An added
@@ -360,9 +360,12 @@ class Upstream:
         self.add_tool(
             "log",
             self._log,
-            "Send a log message (notifications/message) to the caller, then answer; with `fail`, answer with a "
-            "JSON-RPC error instead.",
-            _schema({"message": string, "level": string, "fail": {"type": "boolean"}}, ["message"]),
+            "Send a log message (notifications/message) to the caller, `times` times (once by default), then answer; "
+            "with `fail`, answer with a JSON-RPC error instead.",
+            _schema(
+                {"message": string, "level": string, "fail": {"type": "boolean"}, "times": {"type": "integer"}},
+                ["message"],
+            ),
         )
         self.add_tool(
             "add_tool", self._add_tool, "Add a tool and announce the change.", _schema({"name": string}, ["name"])
@@ -542,7 +545,10 @@ class Upstream:
     async def _log(self, ctx: ServerCtx, args: Mapping[str, Any]) -> types.CallToolResult:
         message = _arg_str(args, "message")
         level = cast(types.LoggingLevel, args.get("level", "info"))
-        await ctx.session.send_log_message(level, {"message": message}, "upstream", related_request_id=ctx.request_id)
+        for _ in range(int(args.get("times", 1))):
+            await ctx.session.send_log_message(
+                level, {"message": message}, "upstream", related_request_id=ctx.request_id
+            )
         if args.get("fail"):
             raise RuntimeError(f"failed after logging {message}")  # the SDK answers with a JSON-RPC error
         return types.CallToolResult(content=[_text(f"logged {message}")])
