@@ -37,6 +37,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx2.ConnectError):
         reason = f": {exc}" if str(exc) else ""  # the socket's reason, or the deny-list's (never the URL)
         return f"cannot connect to {_without_secrets(exc.request.url)}{reason}"
+    if isinstance(exc, httpx2.SSEError):  # the stream's own words (an event over the size limit, a wrong type)
+        return f"bad SSE stream: {exc}"
     if isinstance(exc, httpx2.HTTPError):
         return f"{type(exc).__name__}: HTTP transport error"
     if isinstance(exc, MCPError):

@@ -161,7 +161,9 @@ class Requests:
             return ServerDetached(self._name, self._calls.stop_reason)
         if exc.code == types.CONNECTION_CLOSED:
             live.lost.set()
-            return UpstreamUnavailable(self._name, f"connection lost during {method} {label!r}; reconnecting")
+            # The SDK's HTTP client says why a response stream failed (an event over the size limit).
+            why = "" if exc.message == "Connection closed" else f" ({exc.message})"
+            return UpstreamUnavailable(self._name, f"connection lost during {method} {label!r}{why}; reconnecting")
         if exc.code == types.INVALID_REQUEST and exc.message in ("Session not found", "Session terminated"):
             # An HTTP server that restarted forgot our session: the request never ran.
             live.lost.set()

@@ -1,7 +1,8 @@
 """The legacy HTTP+SSE client transport (2024-11-05): one GET stream for what the server sends, one POST per
 message to the endpoint the stream announces (which must be on the stream's origin).
 
-Written here rather than taken from `mcp.client.sse` because the SDK's version caps one event at 1 MiB.
+Written here rather than taken from `mcp.client.sse` because the SDK's version caps one event at 1 MiB; here the cap
+is `MAX_MESSAGE_BYTES`, and an event over it drops the connection.
 Messages are posted one at a time, in order: a `notifications/cancelled` must not overtake the request it
 cancels. The server answers each POST with 202 at once; results come back on the stream.
 """
@@ -21,6 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 
 from .._redact import redacted_url
+from ._limits import MAX_MESSAGE_BYTES
 
 __all__ = ["sse_client"]
 
@@ -37,7 +39,7 @@ async def sse_client(
     """The stream pair of a legacy HTTP+SSE connection to `url` (its SSE stream), over `http`."""
     async with http.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
         response.raise_for_status()
-        events = httpx2.EventSource(response, max_event_size=None)
+        events = httpx2.EventSource(response, max_event_size=MAX_MESSAGE_BYTES)
         read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
         write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](16)
 

@@ -10,7 +10,8 @@ those calls' own tasks, in the order they arrived: a log line a tool wrote befor
 the caller before the result, and a caller that reads slowly holds up nobody else. Every other
 message is validated and handed to the SDK session as before (handshake, tools/list, list_changed,
 ping, requests from the server). Lines are split without rescanning what was already scanned, so a
-16 MiB result costs one pass.
+16 MiB result costs one pass. A line longer than `MAX_MESSAGE_BYTES` drops the connection (`StdioLane.dropped`
+says why): the gateway holds no more of one message than that.
 
 The child is spawned and stopped with the SDK's own helpers (its own process group or job object;
 close stdin, wait, then kill the tree), private names reached through `_sdk`. Once the child has exited, what is
@@ -40,6 +41,7 @@ from mcp.shared.message import SessionMessage
 
 from .._config import StdioServerConfig
 from .._sdk import create_process, executable_command, pipe_writer, stop_process, terminate_process_group
+from ._limits import MAX_MESSAGE_BYTES, MAX_MESSAGE_MIB
 from ._relay import CallRelay
 
 log = logging.getLogger("lash_gateway.stdio")
@@ -82,6 +84,8 @@ class StdioLane:
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
         self._closed = False
+        self.dropped: str | None = None
+        """Why the gateway dropped the connection itself (the server broke a limit); None if it did not."""
 
     async def request(self, method: str, params: Mapping[str, Any], relay: CallRelay) -> dict[str, Any]:
         """Send one request and wait for its answer; its progress and log messages go through `relay`, delivered
@@ -250,6 +254,8 @@ async def open_stdio(
                 scan_from = len(buffer)
                 buffer += chunk
                 while (end := buffer.find(b"\n", scan_from)) != -1:
+                    if end > MAX_MESSAGE_BYTES:
+                        break
                     line = bytes(buffer[:end])
                     del buffer[: end + 1]
                     scan_from = 0
@@ -258,6 +264,10 @@ async def open_stdio(
                             await deliver(line)
                         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                             session_open = False  # the session is gone: keep draining so the child can exit
+                if len(buffer) > MAX_MESSAGE_BYTES:
+                    # Ending the read ends the session: the supervisor reconnects, as after a crash.
+                    lane.dropped = f"sent a message over {MAX_MESSAGE_MIB} MiB without a newline"
+                    return
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass  # shutdown closed the pipe under the read
         finally:

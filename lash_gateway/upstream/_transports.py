@@ -1,9 +1,10 @@
 """Open the byte pipe to one upstream: stdio child, streamable HTTP, or legacy HTTP+SSE.
 
 Each opener is an async context manager yielding a `Pipe` (the SDK's stream pair, plus the call
-lane on stdio) and owning everything it started (child process, HTTP client). Events have no size
-limit: a 16 MiB tool result is a normal thing to forward, and the SDK's HTTP clients would drop
-anything over 1 MiB.
+lane on stdio) and owning everything it started (child process, HTTP client). One message may take
+`MAX_MESSAGE_BYTES` on every transport: a 16 MiB tool result is a normal thing to forward (the SDK's
+HTTP clients would drop anything over 1 MiB), and an upstream that sends no end of one must not take the
+gateway's memory with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.message import SessionMessage
 
 from .._config import HttpServerConfig, ServerConfig, StdioServerConfig
+from ._limits import MAX_MESSAGE_BYTES
 from ._network import NetworkGuard, guarded_transport
 from ._sse_client import sse_client
 from ._stdio import StdioLane, open_stdio
@@ -34,6 +36,11 @@ class Pipe:
     read: ReadStream
     write: WriteStream
     lane: StdioLane | None = None
+
+    @property
+    def dropped(self) -> str | None:
+        """Why the transport dropped the connection itself (the server broke a limit); None if it did not."""
+        return self.lane.dropped if self.lane is not None else None
 
 
 @asynccontextmanager
@@ -51,7 +58,7 @@ async def open_transport(
         if config.transport == "streamable_http":
             # Typed by the SDK with its private stream protocols; they are anyio memory streams.
             streams = await stack.enter_async_context(
-                streamable_http_client(config.url, http_client=http, max_sse_event_size=None)
+                streamable_http_client(config.url, http_client=http, max_sse_event_size=MAX_MESSAGE_BYTES)
             )
             read, write = cast(tuple[ReadStream, WriteStream], streams)
         else:

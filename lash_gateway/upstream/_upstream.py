@@ -50,7 +50,7 @@ from ._stdio import StdioLane
 from ._streams import WatchedReadStream, opened
 from ._subscriptions import ResourceSubscriptions, drain
 from ._tool_list import list_tools
-from ._transports import open_transport
+from ._transports import Pipe, open_transport
 from ._wire import result_from_wire
 
 log = logging.getLogger("lash_gateway.upstream")
@@ -187,7 +187,7 @@ class Upstream:
             # an operator's approval is not counted against its startup deadline (see `UpstreamAuth`).
             connecting = Connecting(startup)
             CONNECTING.set(connecting)
-            async with open_transport(self.config, self.name, self.guard, self.auth) as pipe:
+            async with open_transport(self.config, self.name, self.guard, self.auth) as pipe, self._dropped_by(pipe):
                 client = Client(
                     opened(WatchedReadStream(pipe.read, lost.set), pipe.write),
                     mode=self.config.mode,
@@ -244,6 +244,17 @@ class Upstream:
             raise UpstreamUnavailable(
                 self.name, f"no complete handshake and tools/list within {self.config.startup_timeout:g}s"
             )
+
+    @asynccontextmanager
+    async def _dropped_by(self, pipe: Pipe) -> AsyncIterator[None]:
+        """A connection the transport dropped itself (the server broke a limit) fails with the transport's reason,
+        whichever way its end showed (lost read stream, a request failing)."""
+        try:
+            yield
+        except Exception as exc:
+            if pipe.dropped is None:
+                raise
+            raise UpstreamUnavailable(self.name, pipe.dropped) from exc
 
     async def _serve(self) -> None:
         """Run while connected: refresh tools on list_changed, ping while idle; return when lost."""

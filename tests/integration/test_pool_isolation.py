@@ -2,11 +2,14 @@
 
 A tool with an unusable schema is skipped (and reported) while the server's other tools work; an upstream whose
 tools/list hangs fails its own attach at the startup timeout while a healthy server works alongside; garbage on a
-stdio server's stdout is shrugged off; an upstream that crashes mid-call leaves concurrent calls on another server be.
+stdio server's stdout is shrugged off; an upstream that crashes mid-call leaves concurrent calls on another server be;
+an HTTP upstream's message over the message limit fails its call and the server reconnects, while another server
+answers.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 import anyio
@@ -14,6 +17,7 @@ import pytest
 
 from lash_core import FailureClass, ToolResult
 from lash_gateway import McpPluginFactory, McpServerConfig, UpstreamUnavailable
+from lash_gateway.upstream._limits import MAX_MESSAGE_BYTES
 from tests.integration._helpers import TRANSPORTS, call_in_background, server_config, session_of, wait_until
 from tests.servers.launch import UpstreamFactory
 from tests.servers.upstream import BAD_SCHEMA_TOOL, TOOL_NAMES
@@ -147,3 +151,32 @@ async def test_upstream_crashing_mid_call_leaves_concurrent_calls_on_another_ser
         assert released.structured == {"key": "k", "in_flight": 2}
         good = pool.status("good")
         assert good.connected and good.connected_since == good_since and good.reconnect_attempts == 0
+
+
+@pytest.mark.parametrize("transport", ["streamable_http", "sse"])
+async def test_an_http_message_over_the_limit_fails_its_call_and_the_server_reconnects(
+    transport: str, upstream: UpstreamFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the SDK's HTTP clients were told to take SSE events of any size, so an upstream could make the
+    gateway hold as much of one message as it sent."""
+    caplog.set_level(logging.WARNING, logger="lash_gateway.upstream")
+    async with McpPluginFactory() as factory:
+        pool = factory.pool
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(factory.attach_server, "good", server_config("stdio", upstream, startup_timeout=15))
+                tg.start_soon(factory.attach_server, "big", server_config(transport, upstream, startup_timeout=15))
+        session = session_of(factory)
+        since = pool.status("big").connected_since
+        with anyio.fail_after(WAIT):
+            result = await session.call_tool("mcp__big__big", {"size_bytes": MAX_MESSAGE_BYTES + 1})
+        assert result.failure_class is FailureClass.UNAVAILABLE, result.failure
+        assert (result.message or "").startswith("big: ")
+        await wait_until(lambda: pool.status("big").connected and pool.status("big").connected_since != since, WAIT)
+        # Streamable HTTP fails the call saying why; legacy SSE loses its stream, and the supervisor says why.
+        limit = f"exceeded the {MAX_MESSAGE_BYTES} byte limit"
+        assert limit in (result.message or "") or limit in caplog.text
+        with anyio.fail_after(WAIT):
+            for name in ("big", "good"):
+                echoed = await session.call_tool(f"mcp__{name}__echo", {"text": "fine"})
+                assert echoed.structured == {"text": "fine"}

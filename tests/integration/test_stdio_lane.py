@@ -6,11 +6,12 @@ with no result and no error, an error or a result that is not an object, noise a
 call with a clear error (or with the answer, where one came) and leave the connection usable; a log message the
 server wrote before its answer must reach the caller before the call returns, a caller that stops taking log
 messages must hold up no other call, and a server that stops reading its stdin must hold a call no longer than its
-timeout.
+timeout. A server that writes a line over the message limit is dropped and reconnected while other servers answer.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,8 +21,10 @@ from typing import Any, Final
 import anyio
 import pytest
 
-from lash_gateway import CallTimeout, McpConnectionPool, McpServerConfig, UpstreamCallError
+from lash_gateway import CallTimeout, McpConnectionPool, McpServerConfig, UpstreamCallError, UpstreamUnavailable
+from lash_gateway.upstream._limits import MAX_MESSAGE_BYTES
 from lash_gateway.upstream._stdio import StdioLane
+from tests.integration._helpers import wait_until
 from tests.servers.launch import PROJECT_ROOT
 from tests.servers.liar import REFUSE_CODE, REFUSE_MESSAGE
 
@@ -36,20 +39,23 @@ def tool(name: str) -> str:
     return f"mcp__{SERVER}__{name}"
 
 
+def liar_config() -> McpServerConfig:
+    return McpServerConfig.stdio(sys.executable, ["-m", "tests.servers.liar"], cwd=str(PROJECT_ROOT))
+
+
 @asynccontextmanager
 async def liar() -> AsyncIterator[McpConnectionPool]:
-    config = McpServerConfig.stdio(sys.executable, ["-m", "tests.servers.liar"], cwd=str(PROJECT_ROOT))
     async with McpConnectionPool() as pool:
         with anyio.fail_after(WAIT):
-            await pool.attach(SERVER, config)
+            await pool.attach(SERVER, liar_config())
         yield pool
 
 
-async def still_answers(pool: McpConnectionPool) -> None:
+async def still_answers(pool: McpConnectionPool, server: str = SERVER) -> None:
     with anyio.fail_after(WAIT):
-        result = await pool.call_tool(tool("noise_then_answer"), {})
+        result = await pool.call_tool(f"mcp__{server}__noise_then_answer", {})
     assert result.text() == "answered"
-    assert pool.status(SERVER).connected
+    assert pool.status(server).connected
 
 
 @pytest.mark.parametrize(
@@ -148,3 +154,32 @@ async def test_a_call_cancelled_before_its_request_is_written_sends_nothing() ->
         with anyio.fail_after(WAIT):
             received = b"".join([chunk async for chunk in process.stdout])
     assert received == b"sent\n"
+
+
+async def dropped_and_back(
+    pool: McpConnectionPool, caplog: pytest.LogCaptureFixture, since: float | None, reason: str
+) -> None:
+    """The liar's connection was dropped with `reason` in the log, it is connected again, and both servers answer."""
+    await wait_until(lambda: pool.status(SERVER).connected and pool.status(SERVER).connected_since != since, WAIT)
+    # The supervisor logs why before it reconnects.
+    (record,) = [r for r in caplog.records if r.name == "lash_gateway.upstream" and reason in r.getMessage()]
+    assert record.getMessage().startswith(f"upstream {SERVER}: ")
+    assert record.levelno == logging.WARNING
+    await still_answers(pool)
+    await still_answers(pool, "other")
+
+
+async def test_a_line_over_the_message_limit_drops_the_connection_and_the_server_reconnects(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: the line buffer had no cap, so a server writing without a newline grew the gateway's memory
+    without limit while it still showed as connected."""
+    caplog.set_level(logging.WARNING, logger="lash_gateway.upstream")
+    async with liar() as pool:
+        with anyio.fail_after(WAIT):
+            await pool.attach("other", liar_config())
+        since = pool.status(SERVER).connected_since
+        with anyio.fail_after(WAIT), pytest.raises(UpstreamUnavailable) as caught:
+            await pool.call_tool(tool("unterminated"), {"size": MAX_MESSAGE_BYTES + 1024 * 1024}, call_timeout=WAIT)
+        assert caught.value.server == SERVER
+        await dropped_and_back(pool, caplog, since, "sent a message over 64 MiB without a newline")

@@ -14,11 +14,15 @@ JSON-RPC itself. `python -m tests.servers.liar`. It answers `initialize` (echoin
 - ``bad_log_then_answer``: a ``notifications/message`` at level ``"loud"`` (no such level), then the answer.
 - ``deaf``: a ``notifications/message`` (data ``"deaf"``), then never answers and never reads its stdin again (what
   the gateway writes then piles up in the pipe).
+- ``unterminated(size)``: ``size`` bytes of ``x`` with no newline, then nothing; the call is never answered.
+
+It exits when its stdin closes (unless it stopped reading).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from typing import Any, Final
@@ -34,16 +38,29 @@ TOOLS: Final = (
     "log_then_answer",
     "bad_log_then_answer",
     "deaf",
+    "unterminated",
 )
 ANSWER: Final = {"content": [{"type": "text", "text": "answered"}], "isError": False}
 
+_write_lock = threading.Lock()
+"""One message at a time on stdout: ``unterminated`` writes from a thread while the main one answers."""
+
 
 def _write(message: Any) -> None:
-    sys.stdout.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
-    sys.stdout.flush()
+    with _write_lock:
+        sys.stdout.write((message if isinstance(message, str) else json.dumps(message)) + "\n")
+        sys.stdout.flush()
 
 
-def _call(request_id: Any, tool: str) -> None:
+def _unterminated(size: int) -> None:
+    chunk = b"x" * 65536
+    with _write_lock:  # no message may follow: the line is never ended
+        sys.stdout.flush()
+        while size > 0:
+            size -= os.write(sys.stdout.fileno(), chunk[:size])
+
+
+def _call(request_id: Any, tool: str, arguments: dict[str, Any]) -> None:
     reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
     if tool == "error_not_an_object":
         reply["error"] = "nope"
@@ -64,6 +81,10 @@ def _call(request_id: Any, tool: str) -> None:
     elif tool == "deaf":
         _write({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "deaf"}})
         threading.Event().wait()  # until the gateway stops the process
+    elif tool == "unterminated":
+        # From a thread: the main one goes on reading stdin, so the process exits when the gateway closes it.
+        threading.Thread(target=_unterminated, args=(int(arguments["size"]),), daemon=True).start()
+        return
     elif tool != "no_answer_fields":
         reply["error"] = {"code": -32602, "message": f"unknown tool {tool!r}"}
     _write(reply)
@@ -86,7 +107,8 @@ def main() -> None:
             tools = [{"name": name, "inputSchema": {"type": "object"}} for name in TOOLS]
             _write({"jsonrpc": "2.0", "id": request_id, "result": {"tools": tools}})
         elif method == "tools/call":
-            _call(request_id, message["params"]["name"])
+            params = message["params"]
+            _call(request_id, params["name"], params.get("arguments") or {})
         elif method == "ping":
             _write({"jsonrpc": "2.0", "id": request_id, "result": {}})
         else:
