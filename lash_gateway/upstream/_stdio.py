@@ -11,7 +11,9 @@ the caller before the result, and a caller that reads slowly holds up nobody els
 message is validated and handed to the SDK session as before (handshake, tools/list, list_changed,
 ping, requests from the server). Lines are split without rescanning what was already scanned, so a
 16 MiB result costs one pass. A line longer than `MAX_MESSAGE_BYTES` drops the connection (`StdioLane.dropped`
-says why): the gateway holds no more of one message than that.
+says why): the gateway holds no more of one message than that. So does a request from the server while more than
+`MAX_UNWRITTEN` messages wait for it to read its stdin: each request is answered from a task of its own, and a
+server that asks without reading the answers would pile those tasks up without end.
 
 The child is spawned and stopped with the SDK's own helpers (its own process group or job object;
 close stdin, wait, then kill the tree), private names reached through `_sdk`. Once the child has exited, what is
@@ -53,6 +55,10 @@ _CANCEL_NOTICE_TIMEOUT: Final = 1.0
 _GROUP_KILL_GRACE: Final = 2.0
 """Seconds the processes a stopped server left behind get between SIGTERM and SIGKILL (the SDK's figure for its own)."""
 _LOG_LEVELS: Final = frozenset(get_args(types.LoggingLevel))
+MAX_UNWRITTEN: Final = 1024
+"""Messages of the SDK session's (answers to the server's requests above all) that may wait for the server to read its
+stdin when it sends another request; past it the connection is dropped. They wait only while the pipe and its buffer
+(about 128 KiB) are full: for a server that reads, however slowly, no more than the gateway's own calls at once."""
 
 
 class _Pending:
@@ -239,6 +245,11 @@ async def open_stdio(
             return
         if isinstance(message, dict) and lane.take(message):
             return
+        if isinstance(message, dict) and "method" in message and "id" in message:  # a request: its answer will wait
+            waiting = write.statistics().tasks_waiting_send
+            if waiting >= MAX_UNWRITTEN:
+                lane.dropped = f"stopped reading its input ({waiting} messages wait to be written to it)"
+                return
         try:
             parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
         except ValueError as exc:
@@ -264,6 +275,8 @@ async def open_stdio(
                             await deliver(line)
                         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                             session_open = False  # the session is gone: keep draining so the child can exit
+                        if lane.dropped is not None:
+                            return  # as below
                 if len(buffer) > MAX_MESSAGE_BYTES:
                     # Ending the read ends the session: the supervisor reconnects, as after a crash.
                     lane.dropped = f"sent a message over {MAX_MESSAGE_MIB} MiB without a newline"

@@ -6,7 +6,9 @@ with no result and no error, an error or a result that is not an object, noise a
 call with a clear error (or with the answer, where one came) and leave the connection usable; a log message the
 server wrote before its answer must reach the caller before the call returns, a caller that stops taking log
 messages must hold up no other call, and a server that stops reading its stdin must hold a call no longer than its
-timeout. A server that writes a line over the message limit is dropped and reconnected while other servers answer.
+timeout. A server that writes a line over the message limit, or floods requests whose answers it does not read, is
+dropped and reconnected while other servers answer; one that floods requests and reads the answers keeps its
+connection.
 """
 
 from __future__ import annotations
@@ -156,6 +158,10 @@ async def test_a_call_cancelled_before_its_request_is_written_sends_nothing() ->
     assert received == b"sent\n"
 
 
+FLOOD: Final = 20_000
+"""Pings a flooding server sends: more than the pipe, the transport's buffer and `MAX_UNWRITTEN` together hold."""
+
+
 async def dropped_and_back(
     pool: McpConnectionPool, caplog: pytest.LogCaptureFixture, since: float | None, reason: str
 ) -> None:
@@ -183,3 +189,28 @@ async def test_a_line_over_the_message_limit_drops_the_connection_and_the_server
             await pool.call_tool(tool("unterminated"), {"size": MAX_MESSAGE_BYTES + 1024 * 1024}, call_timeout=WAIT)
         assert caught.value.server == SERVER
         await dropped_and_back(pool, caplog, since, "sent a message over 64 MiB without a newline")
+
+
+async def test_a_server_flooding_requests_whose_answers_it_does_not_read_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: each request left a task waiting to write its answer to a pipe nobody read, without limit (until
+    the health ping, 30 s on)."""
+    caplog.set_level(logging.WARNING, logger="lash_gateway.upstream")
+    async with liar() as pool:
+        with anyio.fail_after(WAIT):
+            await pool.attach("other", liar_config())
+        since = pool.status(SERVER).connected_since
+        with anyio.fail_after(WAIT), pytest.raises(UpstreamUnavailable):
+            await pool.call_tool(tool("flood"), {"count": FLOOD, "read": False}, call_timeout=WAIT)
+        await dropped_and_back(pool, caplog, since, "stopped reading its input")
+
+
+async def test_a_server_flooding_requests_and_reading_the_answers_keeps_its_connection() -> None:
+    async with liar() as pool:
+        since = pool.status(SERVER).connected_since
+        with anyio.fail_after(WAIT):
+            result = await pool.call_tool(tool("flood"), {"count": FLOOD, "read": True}, call_timeout=WAIT)
+        assert result.structured == {"answered": FLOOD}
+        assert pool.status(SERVER).connected_since == since
+        await still_answers(pool)

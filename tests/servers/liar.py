@@ -15,6 +15,9 @@ JSON-RPC itself. `python -m tests.servers.liar`. It answers `initialize` (echoin
 - ``deaf``: a ``notifications/message`` (data ``"deaf"``), then never answers and never reads its stdin again (what
   the gateway writes then piles up in the pipe).
 - ``unterminated(size)``: ``size`` bytes of ``x`` with no newline, then nothing; the call is never answered.
+- ``flood(count, read)``: ``count`` ``ping`` requests, each with a fresh id. With ``read`` it goes on reading its
+  stdin and answers ``{"answered": count}`` (structured) once every ping is answered; without, it never reads its
+  stdin again, so the gateway's answers pile up in the pipe.
 
 It exits when its stdin closes (unless it stopped reading).
 """
@@ -39,11 +42,16 @@ TOOLS: Final = (
     "bad_log_then_answer",
     "deaf",
     "unterminated",
+    "flood",
 )
 ANSWER: Final = {"content": [{"type": "text", "text": "answered"}], "isError": False}
+FLOOD_ID_PREFIX: Final = "flood-"
+"""The ids of ``flood``'s pings, told apart from the gateway's requests by it."""
 
 _write_lock = threading.Lock()
-"""One message at a time on stdout: ``unterminated`` writes from a thread while the main one answers."""
+"""One message at a time on stdout: ``flood`` writes from a thread while the main one answers."""
+_flood: dict[str, Any] = {}
+"""The ``flood`` waiting for its pings' answers: its request id, how many pings, how many answered."""
 
 
 def _write(message: Any) -> None:
@@ -58,6 +66,11 @@ def _unterminated(size: int) -> None:
         sys.stdout.flush()
         while size > 0:
             size -= os.write(sys.stdout.fileno(), chunk[:size])
+
+
+def _pings(count: int) -> None:
+    for i in range(count):
+        _write({"jsonrpc": "2.0", "id": f"{FLOOD_ID_PREFIX}{i}", "method": "ping"})
 
 
 def _call(request_id: Any, tool: str, arguments: dict[str, Any]) -> None:
@@ -85,6 +98,14 @@ def _call(request_id: Any, tool: str, arguments: dict[str, Any]) -> None:
         # From a thread: the main one goes on reading stdin, so the process exits when the gateway closes it.
         threading.Thread(target=_unterminated, args=(int(arguments["size"]),), daemon=True).start()
         return
+    elif tool == "flood":
+        count = int(arguments["count"])
+        if not arguments.get("read"):
+            _pings(count)
+            threading.Event().wait()  # never reads again; until the gateway stops the process
+        _flood.update(id=request_id, count=count, answered=0)
+        threading.Thread(target=_pings, args=(count,), daemon=True).start()
+        return
     elif tool != "no_answer_fields":
         reply["error"] = {"code": -32602, "message": f"unknown tool {tool!r}"}
     _write(reply)
@@ -94,6 +115,13 @@ def main() -> None:
     for line in sys.stdin:
         message = json.loads(line)
         method, request_id = message.get("method"), message.get("id")
+        if method is None and str(request_id).startswith(FLOOD_ID_PREFIX) and _flood:
+            _flood["answered"] += 1
+            if _flood["answered"] == _flood["count"]:
+                result = {**ANSWER, "structuredContent": {"answered": _flood["count"]}}
+                _write({"jsonrpc": "2.0", "id": _flood.pop("id"), "result": result})
+                _flood.clear()
+            continue
         if request_id is None or method is None:
             continue  # notifications, and answers to requests this server never sends
         if method == "initialize":
