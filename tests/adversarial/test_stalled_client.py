@@ -11,7 +11,7 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -72,7 +72,7 @@ def send_queue(local_port: int, remote_port: int) -> int:
     return 0
 
 
-SPELLINGS: Final = {
+SPELLINGS: Final[dict[str, Callable[[str], str]]] = {
     "as-given": lambda endpoint: endpoint,
     "upper-case": lambda endpoint: endpoint.upper().replace("/MESSAGES/?SESSION_ID=", "/messages/?session_id="),
     "repeated": lambda endpoint: endpoint.replace("session_id=", "session_id=nonsense&session_id="),
