@@ -170,20 +170,24 @@ def assign_tool_names(
     if server_parts is None:
         server_parts = assign_server_parts(servers)
     listed = {server: list(dict.fromkeys(tool_names)) for server, tool_names in servers.items()}
+
+    def base(server: str, tool: str) -> str:
+        part = server_parts[server]
+        return f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
+
     claimed: dict[ToolRef, str] = {}
     for server, unique in listed.items():
         for tool in unique:
             name = held.get(ToolRef(server, tool)) if held is not None else None
-            if name is not None:
+            # Held under the server's part of now: a server replaced with another part (`prefix`) is named afresh.
+            if name is not None and (name == (plain := base(server, tool)) or name.startswith(f"{plain}_")):
                 claimed[ToolRef(server, tool)] = name
     taken = set(claimed.values())
     for server in sorted(listed, key=lambda server: -len(server_parts[server])):  # stable: attach order next
-        part = server_parts[server]
         # Claim in sorted order, canonical names first, so the upstream's listing order changes nothing.
         for tool in sorted(listed[server], key=lambda tool: (normalize(tool) != tool, tool)):
             if ToolRef(server, tool) not in claimed:
-                base = f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
-                claimed[ToolRef(server, tool)] = _claim(base, tool, taken)
+                claimed[ToolRef(server, tool)] = _claim(base(server, tool), tool, taken)
     tools = {
         claimed[ToolRef(server, tool)]: ToolRef(server, tool) for server, unique in listed.items() for tool in unique
     }

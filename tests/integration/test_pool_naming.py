@@ -131,6 +131,20 @@ async def test_a_tool_an_upstream_adds_never_takes_a_name_another_server_holds()
         assert echoed.text() == "for a__b"
 
 
+async def test_a_server_replaced_without_its_prefix_is_named_afresh() -> None:
+    async with McpPluginFactory() as factory:
+        pool = factory.pool
+        await attach(pool, "docs", "docs")
+        assert pool.route("mcp__docs__echo") == ("docs", "echo")
+        command, args = stdio_command("--name", "docs")
+        unprefixed = McpServerConfig.parse(
+            {"command": command, "args": args, "cwd": str(PROJECT_ROOT), "prefix": False}
+        )
+        with anyio.fail_after(STARTUP):
+            await pool.attach("docs", unprefixed)
+        assert {definition.name for definition in pool.definitions()} == {f"mcp__{tool}" for tool in TOOL_NAMES}
+
+
 async def test_detaching_a_server_renames_no_other_servers_tool() -> None:
     """A client holding `mcp__my_docs_<hash>__echo` must not silently reach another server, nor lose
     the tool, because the server that held the plain name went away."""

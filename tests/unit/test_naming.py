@@ -111,6 +111,15 @@ def test_a_tool_keeps_the_name_it_holds_when_a_later_one_would_claim_it() -> Non
     assert after.name_of("fs", "get_file") == f"mcp__fs__get_file_{sha('get_file')[:6]}"
 
 
+def test_a_server_whose_part_changed_is_named_afresh() -> None:
+    """A server replaced with `prefix: false` (part "") or another part holds none of its former names."""
+    before = assign_tool_names({"docs": ["add", "Add"]})
+    for part, expected in (("", "mcp__add"), ("docs_2", "mcp__docs_2__add")):
+        after = assign_tool_names({"docs": ["add", "Add"]}, {"docs": part}, held=before.by_ref)
+        assert after.name_of("docs", "add") == expected
+        assert after.name_of("docs", "Add") == f"{expected}_{sha('Add')[:6]}"
+
+
 def test_a_prompt_keeps_the_name_it_holds_in_the_catalog_it_replaces() -> None:
     parts = {"a": "a", "a__b": "a__b"}
     before = merge({"a": Catalog(prompts=({"name": "b__greet"},))}, parts)
