@@ -57,13 +57,19 @@ class MergedCatalog:
 def merge(
     catalogs: Mapping[str, Catalog], parts: Mapping[str, str], before: MergedCatalog | None = None
 ) -> MergedCatalog:
-    """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names; each prompt
-    still listed keeps the name it had in `before`, the catalog this one replaces."""
+    """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names. What `before`,
+    the catalog this one replaces, gave a server stays its own while it lists it: a URI or a template it serves,
+    a prompt's name. An earlier server that lists them later does not take its reads, subscriptions or prompts."""
     resources: list[Mapping[str, Any]] = []
     uri_routes: dict[str, str] = {}
     templates: list[Mapping[str, Any]] = []
     template_routes: list[tuple[str, str]] = []
     template_owner: dict[str, str] = {}
+    if before is not None:
+        listed = {server: {r["uri"] for r in catalog.resources} for server, catalog in catalogs.items()}
+        uri_routes = {uri: server for uri, server in before.uri_routes.items() if uri in listed.get(server, ())}
+        shown = {server: {t["uriTemplate"] for t in catalog.templates} for server, catalog in catalogs.items()}
+        template_owner = {text: server for text, server in before.template_routes if text in shown.get(server, ())}
     conflicts: dict[str, list[str]] = {}
     for server, catalog in catalogs.items():
         for resource in catalog.resources:
