@@ -8,6 +8,7 @@ from a path; pass it in a header instead.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Final
@@ -18,12 +19,19 @@ __all__ = ["REDACTED", "config_secrets", "redact", "redact_urls", "redacted_args
 REDACTED: Final = "***"
 """What is shown in place of a secret."""
 
-# Words that mark a command-line flag as carrying a secret (`--api-key X`, `--token=X`).
-_SECRET_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "auth", "credential")
-_HEADER_FLAGS: Final = frozenset(("--header", "--headers", "-H"))
+# Words that mark a command-line flag as carrying a secret (`--api-key X`, `--token=X`), and a header or an
+# environment variable as holding one.
+_SECRET_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "auth", "credential", "cookie")
+_KEPT_FLAG_WORDS: Final = ("key", "token", "secret", "password", "passwd", "credential")
+"""The flags whose values are also scrubbed from log lines by value: not `auth` (`--auth none`, `--no-auth x`)."""
+_HEADER_FLAGS: Final = frozenset(("--header", "--headers"))
 """Flags whose value is an HTTP header line (`--header "Authorization: Bearer X"`, as mcp-remote takes a token):
 the header's name is shown, its value hidden."""
+_ENV_FLAGS: Final = frozenset(("-e", "--env"))
+"""Flags whose value is `NAME=VALUE` (`docker run -e GITHUB_TOKEN=...`): the name is shown, the value hidden."""
 _HEADER_LINE: Final = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*:")
+_MIN_ARG_SECRET_LENGTH: Final = 8
+"""Shorter argument values are hidden but not scrubbed from text: too many are ordinary words."""
 _URL_IN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 """Up to the next whitespace: quotes and backticks are legal in userinfo and query values."""
 _MIN_SECRET_LENGTH: Final = 4
@@ -33,8 +41,12 @@ _known: set[str] = set()
 
 
 def remember_secrets(values: Iterable[str]) -> None:
-    """Have `redact` scrub these values from text from now on, wherever they appear (process-wide)."""
-    _known.update(value for value in values if len(value) >= _MIN_SECRET_LENGTH)
+    """Have `redact` scrub these values from text from now on, wherever they appear (process-wide), also as JSON
+    and Python's repr quote them (escaping quotes, backslashes and control characters: a dict in a log line)."""
+    for value in values:
+        if len(value) >= _MIN_SECRET_LENGTH:
+            quoted = (json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1])
+            _known.update((value, *quoted))
 
 
 def config_secrets(url: str | None = None, values: Iterable[str] = (), args: Sequence[str] = ()) -> list[str]:
@@ -102,7 +114,7 @@ def redacted_args(args: Sequence[str]) -> list[str]:
 
 
 def _args_split(args: Sequence[str]) -> list[tuple[str, str | None]]:
-    """Each argument as shown, and the secret it hides (None: none)."""
+    """Each argument as shown, and the secret to scrub from text by value (None: none)."""
     split: list[tuple[str, str | None]] = []
     flag: str | None = None  # a secret flag whose value is the next argument
     for arg in args:
@@ -123,12 +135,27 @@ def _args_split(args: Sequence[str]) -> list[tuple[str, str | None]]:
     return split
 
 
-def _flag_value(flag: str, value: str) -> tuple[str, str]:
-    """A secret flag's value as shown, and the secret: a header line keeps its name."""
+def _flag_value(flag: str, value: str) -> tuple[str, str | None]:
+    """A secret flag's value as shown, and what of it to scrub by value: a header line and an environment
+    assignment keep their names, and are scrubbed when the name is a secret's."""
+    if flag in _ENV_FLAGS:
+        name, equals, assigned = value.partition("=")
+        if not equals:
+            return value, None  # `-e NAME`: the value comes from the environment
+        return f"{name}={REDACTED}", _kept(assigned, _secret_name(name))
     header = _HEADER_LINE.match(value) if flag in _HEADER_FLAGS else None
     if header is None:
-        return REDACTED, value
-    return f"{header.group(1)}: {REDACTED}", value[header.end() :].strip()
+        return REDACTED, _kept(value, any(word in flag.lower() for word in _KEPT_FLAG_WORDS))
+    return f"{header.group(1)}: {REDACTED}", _kept(value[header.end() :].strip(), _secret_name(header.group(1)))
+
+
+def _secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_FLAG_WORDS)
+
+
+def _kept(value: str, secret: bool) -> str | None:
+    return value if secret and len(value) >= _MIN_ARG_SECRET_LENGTH else None
 
 
 def _redacted_match(match: re.Match[str]) -> str:
@@ -139,5 +166,4 @@ def _redacted_match(match: re.Match[str]) -> str:
 
 
 def _is_secret_flag(flag: str) -> bool:
-    lowered = flag.lower()
-    return flag in _HEADER_FLAGS or any(word in lowered for word in _SECRET_FLAG_WORDS)
+    return flag in _HEADER_FLAGS or flag in _ENV_FLAGS or _secret_name(flag)

@@ -13,6 +13,7 @@ Failure semantics (the pool's contract rests on them):
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import random
@@ -318,14 +319,15 @@ class Upstream:
                     extra={"server": self.name},
                 )
             return
-        data = str(params.data)
-        if len(data) > MAX_LOGGED_DATA:
-            data = f"{data[:MAX_LOGGED_DATA]}... ({len(data) - MAX_LOGGED_DATA:,} more characters)"
+        data: Any = params.data
+        text = json.dumps(data, ensure_ascii=False, default=str)
+        if len(text) > MAX_LOGGED_DATA:  # then the field is the text cut short, not the object
+            data = text = f"{text[:MAX_LOGGED_DATA]}... ({len(text) - MAX_LOGGED_DATA:,} more characters)"
         log.info(
             "upstream %s: log message (%s): %s",
             self.name,
             params.level,
-            data,
+            text,
             extra={"server": self.name, "upstream_level": params.level, "data": data},
         )
 

@@ -312,22 +312,34 @@ def test_redacted_view_masks_values_and_keeps_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "shown"),
+    ("args", "shown", "scrubbed"),
     [
         (  # mcp-remote's documented way to pass a token, the usual bridge to remote servers
             ["mcp-remote", "https://h/sse", "--header", f"Authorization: Bearer {SECRET}"],
             ["mcp-remote", "https://h/sse", "--header", "Authorization: ***"],
+            f"Bearer {SECRET}",
         ),
-        (["-H", f"X-Api-Key:{SECRET}"], ["-H", "X-Api-Key: ***"]),
-        ([f"--header=Authorization: Bearer {SECRET}"], ["--header=Authorization: ***"]),
-        ([f"--headers={SECRET}"], ["--headers=***"]),  # not a header line: all of it
+        ([f"--header=X-Api-Key:{SECRET}"], ["--header=X-Api-Key: ***"], SECRET),
+        (
+            ["run", "-e", f"GITHUB_TOKEN={SECRET}", "-e", "GITHUB_TOKEN"],
+            ["run", "-e", "GITHUB_TOKEN=***", "-e", "GITHUB_TOKEN"],
+            SECRET,
+        ),
+        (["--api-key", SECRET], ["--api-key", "***"], SECRET),
+        # Hidden all the same, but not scrubbed from every log line by value: they are ordinary words.
+        (["--header", "Content-Type: application/json"], ["--header", "Content-Type: ***"], None),
+        (["-e", "LOG_LEVEL=debugging"], ["-e", "LOG_LEVEL=***"], None),
+        (["--auth", "nonexistent", "--no-auth", "server.py"], ["--auth", "***", "--no-auth", "***"], None),
+        (["-H", "127.0.0.1"], ["-H", "127.0.0.1"], None),  # not a header flag of every command
     ],
 )
-def test_header_arguments_show_the_header_name_and_hide_its_value(args: list[str], shown: list[str]) -> None:
+def test_secret_arguments_show_their_names_and_hide_their_values(
+    args: list[str], shown: list[str], scrubbed: str | None
+) -> None:
     config = McpServerConfig.stdio("npx", args)
     assert redacted(config)["args"] == shown
     assert SECRET not in repr(config)
-    assert SECRET in " ".join(secret_values(config))  # and it is scrubbed from log lines by value
+    assert secret_values(config) == ([scrubbed] if scrubbed else [])
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Final
 
 import pytest
 
+from lash_gateway import _redact
 from lash_gateway._redact import remember_secrets
 from lash_gateway.admin._logs import LOG_FORMATS, LogFormat, _JsonFormatter, _TextFormatter
 
@@ -19,6 +20,12 @@ SECRET: Final = 'pa"ss\\word\tSECRET-in-a-log'
 def written(log_format: LogFormat, record: logging.LogRecord) -> str:
     formatter = _JsonFormatter() if log_format == "json" else _TextFormatter()
     return formatter.format(record)
+
+
+@pytest.fixture(autouse=True)
+def known_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secrets this module remembers are forgotten after each test (the set is process-wide)."""
+    monkeypatch.setattr(_redact, "_known", set())
 
 
 @pytest.mark.parametrize("log_format", LOG_FORMATS)
@@ -39,3 +46,12 @@ def test_a_secret_is_scrubbed_from_the_message_fields_and_traceback(log_format: 
         fields = json.loads(line)
         assert fields["message"] == "upstream said: bad key ***"
         assert fields["detail"] == {"key": "***", "tries": ["***", 2]}
+
+
+@pytest.mark.parametrize("log_format", LOG_FORMATS)
+def test_a_secret_quoted_inside_a_repr_is_scrubbed(log_format: LogFormat) -> None:
+    """A dict or a tuple in a line is written with repr, which escapes quotes and backslashes as JSON does."""
+    remember_secrets([SECRET])
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "upstream sent %r", ({"token": SECRET},), None)
+
+    assert "SECRET-in-a-log" not in written(log_format, record)
