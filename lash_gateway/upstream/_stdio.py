@@ -23,6 +23,7 @@ when the child outstays its grace, and a server that exits on EOF, as it should,
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -332,6 +333,8 @@ async def _stop_process_group(process: object, server: str) -> None:
         return  # the group went with the child: the usual case
     except PermissionError:
         pass  # some member is not ours to signal, or a zombie: the SDK's helper waits and escalates all the same
+    if not _runs_in_group(pgid):
+        return  # zombies only: nothing to stop (and waiting for them to go would take the whole grace)
     log.info(
         "upstream %s: processes its server started outlived it; terminating them (process group %d)",
         server,
@@ -339,3 +342,29 @@ async def _stop_process_group(process: object, server: str) -> None:
         extra={"server": server, "pgid": pgid},
     )
     await terminate_process_group(process, _GROUP_KILL_GRACE)
+
+
+def _runs_in_group(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs, from `/proc` (True where there is none). A member that exited
+    and was handed to the gateway (the gateway is PID 1 of a container, or a subreaper) is reaped here: nothing
+    else waits for it, and it would count as a member for as long as the gateway runs."""
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return True
+    runs = False
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()  # after the command name, which may hold anything
+        except OSError:
+            continue  # gone since the listing
+        state, parent, group = fields[0], int(fields[1]), int(fields[2])
+        if group != pgid:
+            continue
+        if state != b"Z":
+            runs = True
+        elif parent == os.getpid():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+    return runs

@@ -153,3 +153,48 @@ async def test_a_cancelled_detach_or_replace_still_stops_the_old_server_and_reap
             assert status.connected
             (new,) = stdio_server_pids() - unrelated
             assert new != old
+
+
+SUBREAPER: Final = """
+import ctypes, logging, os, shlex, sys, anyio
+from lash_gateway import McpPluginFactory, McpServerConfig
+from tests.integration._helpers import wait_until
+
+def zombies() -> list[int]:
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{name}/stat", "rb").read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if fields[0] == b"Z" and int(fields[1]) == os.getpid():
+            found.append(int(name))
+    return found
+
+async def main() -> None:
+    # As the gateway is as PID 1 of a container: the server's orphans become its children.
+    assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout)
+    script = f"(true &); exec {shlex.join(sys.argv[1:])}"  # an orphan that exits at once
+    async with McpPluginFactory() as factory:
+        with anyio.fail_after(30):
+            await factory.attach_server("z", McpServerConfig.stdio("/bin/bash", ["-c", script], cwd=os.getcwd()))
+            await wait_until(lambda: len(zombies()) == 1)
+            await factory.detach_server("z")
+    print("zombies left:", zombies())
+
+anyio.run(main)
+"""
+"""A gateway that the processes a server leaves behind are handed to (PID 1 of a container, a subreaper)."""
+
+
+async def test_a_server_whose_leftovers_exited_stops_at_once_and_they_are_reaped() -> None:
+    """Regression: an orphan that had exited (a zombie of the gateway's, as PID 1) counted as a process still
+    running: every stop waited out the 2 s grace, saying processes outlived the server, and the zombies stayed."""
+    command, args = stdio_command()
+    with anyio.fail_after(ATTACH_TIMEOUT + WAIT):
+        done = await anyio.run_process([command, "-c", SUBREAPER, command, *args], cwd=PROJECT_ROOT, check=False)
+    output = done.stdout.decode()
+    assert done.returncode == 0, output + done.stderr.decode()
+    assert "zombies left: []" in output
+    assert "outlived" not in output
