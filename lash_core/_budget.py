@@ -1,8 +1,9 @@
 """The tool output budget: keeps oversized tool outputs from flooding a model's context.
 
 Text is cut at the budget with a note saying what was cut; a resource link's text counts too, and a
-link that does not fit whole is left out (half a URI points elsewhere); binary parts over their budget
-are replaced by a note; structured content (for programs, not the model) and failures pass untouched.
+link that does not fit whole is left out (half a URI points elsewhere), as is any part whose URI or MIME
+type is longer than `MAX_FIELD_CHARS`; binary parts over their budget are replaced by a note; structured
+content (for programs, not the model) and failures pass untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from ._tools import AudioPart, ContentPart, ImagePart, ResourceLinkPart, Resourc
 
 DEFAULT_MAX_TEXT_CHARS = 100_000
 """About 25k tokens, the order of what MCP clients allow one tool output by default."""
+MAX_FIELD_CHARS = 2_048
+"""Characters a part's URI or MIME type may have under a text budget; a part with a longer one is left out, with a
+note (such a field is no real one's: an upstream passing text around the budget)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,9 @@ def apply_budget(result: ToolResult, budget: ToolOutputBudget) -> ToolResult:
     total_text = cut_text = 0
     parts: list[ContentPart] = []
     for part in result.content:
+        if budget.max_text_chars is not None and (field := _oversized_field(part)) is not None:
+            parts.append(TextPart(_field_note(part, field)))
+            continue
         if isinstance(part, TextPart | ResourcePart) and part.text is not None:
             text = part.text
             total_text += len(text)
@@ -55,7 +62,7 @@ def apply_budget(result: ToolResult, budget: ToolOutputBudget) -> ToolResult:
             parts.append(part)
             continue
         if isinstance(part, ResourceLinkPart):
-            chars = len(part.uri) + len(part.name) + len(part.description or "")
+            chars = len(part.uri) + len(part.name) + len(part.description or "") + len(part.mime_type or "")
             total_text += chars
             if remaining is not None and chars > remaining:
                 cut_text += chars
@@ -81,6 +88,21 @@ def apply_budget(result: ToolResult, budget: ToolOutputBudget) -> ToolResult:
     if parts == list(result.content):
         return result
     return replace(result, content=tuple(parts))
+
+
+def _oversized_field(part: ContentPart) -> str | None:
+    """The first of a part's short fields (a URI, a MIME type; a link's name counts as its text) that is longer than
+    `MAX_FIELD_CHARS`, if any: no real one is, and a cut one would point elsewhere."""
+    for name in ("uri", "mime_type"):
+        value = getattr(part, name, None)
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            return name
+    return None
+
+
+def _field_note(part: ContentPart, field: str) -> str:
+    size = len(getattr(part, field))
+    return f"[{part.type} omitted: its {field} has {size:,} characters, over the {MAX_FIELD_CHARS:,} allowed]"
 
 
 def _with_text(part: TextPart | ResourcePart, text: str) -> ContentPart:

@@ -84,6 +84,25 @@ def test_resource_links_count_against_the_text_budget_and_one_that_does_not_fit_
     )
 
 
+@pytest.mark.parametrize(
+    "part",
+    [
+        ResourcePart("x://" + "u" * 5_000, "text/plain", text="t"),
+        ResourcePart("x://r", "m" * 5_000, text="t"),
+        ImagePart(b64(3), "image/" + "p" * 5_000),
+        ResourceLinkPart("x://l", "l", mime_type="m" * 5_000),
+    ],
+    ids=["resource-uri", "resource-mime", "image-mime", "link-mime"],
+)
+def test_a_part_with_a_uri_or_mime_type_past_any_real_one_is_left_out_with_a_note(part: ContentPart) -> None:
+    budgeted = apply_budget(ToolResult.from_parts([TextPart("kept"), part]), ToolOutputBudget(max_text_chars=100_000))
+
+    assert budgeted.content[0] == TextPart("kept")
+    assert len(budgeted.content) == 2 and isinstance(budgeted.content[1], TextPart)
+    assert "omitted" in budgeted.content[1].text and "5,0" in budgeted.content[1].text
+    assert apply_budget(ToolResult.from_parts([part]), ToolOutputBudget(max_text_chars=None)).content == (part,)
+
+
 def test_a_zero_text_budget_keeps_only_the_note() -> None:
     budgeted = apply_budget(ToolResult.ok("hello"), ToolOutputBudget(max_text_chars=0))
 
