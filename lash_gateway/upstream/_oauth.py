@@ -283,8 +283,9 @@ class UpstreamAuth(httpx2.Auth):
                 self._approval,
                 client_metadata_url=oauth.client_metadata_url or self._authorizations.client_metadata_url,
             )
-            if oauth.client_id is not None and await self._storage.get_client_info() is None:
-                # A pre-registered client: the provider takes it from the storage, as a registration's result.
+            if oauth.client_id is not None:
+                # A pre-registered client: the provider takes it from the storage, as a registration's result. The
+                # config has the last word (a rotated secret is used at once); the tokens stay, being the client's.
                 client = OAuthClientInformationFull(
                     client_id=oauth.client_id,
                     client_secret=oauth.client_secret.get_secret_value() if oauth.client_secret else None,
@@ -293,7 +294,8 @@ class UpstreamAuth(httpx2.Auth):
                     redirect_uris=[callback],
                     grant_types=["authorization_code", "refresh_token"],
                 )
-                await self._storage.set_client_info(client)
+                if await self._storage.get_client_info() != client:
+                    await self._storage.set_client_info(client)
         else:
             provider = _provider(self._url, oauth, self._storage)
         await self._restore(provider)
@@ -413,6 +415,9 @@ class UpstreamAuth(httpx2.Auth):
         if record is None:
             return
         try:
+            if (client := await self._storage.get_client_info()) is not None:
+                # The provider loads it only in its first flow: a 401 before that is refreshed with it.
+                context.client_info = client
             context.current_tokens = OAuthToken.model_validate(record["tokens"]) if record.get("tokens") else None
             context.token_expiry_time = record.get("expires_at")
             if record.get("as_metadata") and record.get("prm"):

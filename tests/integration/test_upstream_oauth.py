@@ -308,6 +308,34 @@ async def test_a_pre_registered_client_is_used_as_configured(tmp_path: Path) -> 
         assert SECRET not in str(status)
 
 
+@pytest.mark.parametrize("grant", ["authorization_code", "client_credentials"])
+async def test_a_rotated_client_secret_is_used_at_once_and_the_tokens_are_kept(tmp_path: Path, grant: str) -> None:
+    """Regression: a pre-registered client's first secret stayed in the stored record, and every refresh (and code
+    exchange) after a rotation was refused as `invalid_client` until the server was deleted and attached again."""
+    client = Client(secret=SECRET)
+    async with protected(**{CLIENT_ID: client}) as server, admin_gateway(tmp_path) as (served, http):
+        client.redirect_uris = [served.base_url + "/oauth/callback"]
+        oauth = {"grant": grant, "client_id": CLIENT_ID, "client_secret": SECRET}
+        attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": oauth})
+        if grant == "authorization_code":
+            await approve(attached.json()["authorization_url"])
+        await connected(http, "web")
+
+        client.secret = "the-rotated-secret/:&"  # at the authorization server, then in the gateway's config
+        oauth["client_secret"] = client.secret
+        again = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": oauth})
+        assert again.status_code == 200, again.text  # the tokens are the client's: no new approval
+        server.revoke()  # the next call is refused: the gateway refreshes (or gets a new token) with the new secret
+        async with connect(served.base_url, "http-legacy") as handle:
+            with anyio.fail_after(WAIT):
+                echoed = await handle.client.call_tool("web__echo", {"text": "rotated"})
+        assert text_of(echoed) == "rotated"
+        (*_, last) = server.requests
+        expected = "refresh_token" if grant == "authorization_code" else grant
+        assert (last["grant"], last["client_id"]) == (expected, CLIENT_ID)  # client_id None: the secret was refused
+        assert len(server.authorizations) == (1 if grant == "authorization_code" else 0)
+
+
 async def test_a_refused_authorization_ends_the_attach_and_says_so(tmp_path: Path) -> None:
     async with protected() as server, admin_gateway(tmp_path) as (served, http):
         server.deny = True
