@@ -31,7 +31,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -92,6 +92,8 @@ CLIENT_METADATA_PATH: Final = "/oauth/client-metadata.json"
 DEFAULT_APPROVAL_TIMEOUT: Final = 600.0
 REFRESH_MARGIN: Final = 30.0
 """Seconds before its expiry a token is refreshed (when it can be): no request goes out with one about to lapse."""
+_JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+"""RFC 7523's `client_assertion_type` (the SDK's `PrivateKeyJWTOAuthProvider` sends it with its token requests)."""
 
 
 @dataclass(eq=False)
@@ -240,6 +242,8 @@ class UpstreamAuth(httpx2.Auth):
         self._provider: OAuthClientProvider | None = None
         """Made on the first request: an authorization-code client registers the gateway's callback URL, known
         once the gateway is served."""
+        self._assertion: Callable[[str], Awaitable[str]] | None = None
+        """A `private_key_jwt` client's assertions (audience -> signed JWT), for requests the provider does not make."""
         self.last_error: str | None = None
         """Why the last token request failed (for the status; never a token or secret)."""
         self._startup_timeout = config.startup_timeout
@@ -297,7 +301,8 @@ class UpstreamAuth(httpx2.Auth):
                 if await self._storage.get_client_info() != client:
                     await self._storage.set_client_info(client)
         else:
-            provider = _provider(self._url, oauth, self._storage)
+            self._assertion = _assertion_provider(oauth)
+            provider = _provider(self._url, oauth, self._storage, self._assertion)
         await self._restore(provider)
         return provider
 
@@ -444,18 +449,21 @@ class UpstreamAuth(httpx2.Auth):
         tokens = context.current_tokens
         metadata = context.oauth_metadata
         endpoint = metadata.revocation_endpoint if metadata is not None else None
-        if tokens is not None and endpoint is not None:
+        if tokens is not None and metadata is not None and endpoint is not None:
             for token, hint in ((tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")):
                 if not token:
                     continue
                 form = {"token": token, "token_type_hint": hint}
                 if context.client_info is not None:
                     form["client_id"] = context.client_info.client_id
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
                 try:
-                    data, headers = context.prepare_token_auth(
-                        form, {"Content-Type": "application/x-www-form-urlencoded"}
-                    )
-                    response = await http.post(str(endpoint), data=data, headers=headers)
+                    if self._assertion is not None:  # authenticated as its token requests are (RFC 7523 §2.2)
+                        form["client_assertion"] = await self._assertion(str(metadata.issuer))
+                        form["client_assertion_type"] = _JWT_BEARER
+                    else:
+                        form, headers = context.prepare_token_auth(form, headers)
+                    response = await http.post(str(endpoint), data=form, headers=headers)
                     refused = f"HTTP {response.status_code}" if response.status_code != 200 else None
                 except Exception as exc:  # best effort: the server is detached whatever happens here
                     refused = type(exc).__name__
@@ -556,30 +564,40 @@ class _VaultStorage(TokenStorage):
         await self._vault.save_oauth(self._server, self._record)
 
 
-def _provider(url: str, oauth: OAuthConfig, storage: TokenStorage) -> OAuthClientProvider:
+def _assertion_provider(oauth: OAuthConfig) -> Callable[[str], Awaitable[str]] | None:
+    """A `private_key_jwt` client's assertion provider (each call signs a new JWT for the audience); None for others."""
+    if oauth.auth_method != "private_key_jwt":
+        return None
+    assert oauth.private_key_pem is not None
+    client_id = oauth.client_id or ""
+    signed = SignedJWTParameters(
+        issuer=client_id,
+        subject=client_id,
+        signing_key=oauth.private_key_pem.get_secret_value(),
+        signing_algorithm=oauth.signing_algorithm,
+    )
+    return signed.create_assertion_provider()
+
+
+def _provider(
+    url: str, oauth: OAuthConfig, storage: TokenStorage, assertion: Callable[[str], Awaitable[str]] | None
+) -> OAuthClientProvider:
     scope = " ".join(oauth.scopes) or None
     client_id = oauth.client_id or ""
     with warnings.catch_warnings():
         # Without `issuer` the SDK warns that the MCP server decides where the credentials go: the config says so.
         warnings.simplefilter("ignore", MCPDeprecationWarning)
-        if oauth.auth_method == "private_key_jwt":
-            assert oauth.private_key_pem is not None
-            signed = SignedJWTParameters(
-                issuer=client_id,
-                subject=client_id,
-                signing_key=oauth.private_key_pem.get_secret_value(),
-                signing_algorithm=oauth.signing_algorithm,
-            )
-            return PrivateKeyJWTOAuthProvider(
-                url, storage, client_id, signed.create_assertion_provider(), scope=scope, issuer=oauth.issuer
-            )
+        method = oauth.auth_method
+        if method == "private_key_jwt":
+            assert assertion is not None
+            return PrivateKeyJWTOAuthProvider(url, storage, client_id, assertion, scope=scope, issuer=oauth.issuer)
         assert oauth.client_secret is not None
         return ClientCredentialsOAuthProvider(
             url,
             storage,
             client_id,
             oauth.client_secret.get_secret_value(),
-            token_endpoint_auth_method=oauth.auth_method,
+            token_endpoint_auth_method=method,
             scope=scope,
             issuer=oauth.issuer,
         )

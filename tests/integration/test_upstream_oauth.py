@@ -295,6 +295,22 @@ async def test_detaching_a_server_revokes_its_tokens(tmp_path: Path) -> None:
         assert not server._tokens and not server._refresh  # nothing the gateway held still works
 
 
+async def test_detaching_a_private_key_jwt_server_revokes_its_token_with_a_client_assertion(tmp_path: Path) -> None:
+    """Regression: the revocation request of a `private_key_jwt` client carried no client assertion, the
+    authorization server refused it, and the token stayed good after the detach."""
+    pem, public = private_key()
+    async with protected(**{CLIENT_ID: Client(public_key_pem=public)}) as server, admin_gateway(tmp_path) as (_, http):
+        oauth = {"grant": "client_credentials", "client_id": CLIENT_ID, "private_key_pem": pem, "issuer": server.issuer}
+        attached = await http.put("/admin/servers/jwt", json={"url": server.base + "/mcp", "oauth": oauth})
+        assert attached.status_code == 201, attached.text
+        assert server._tokens
+        assert (await http.delete("/admin/servers/jwt")).status_code == 200
+        assert [(asked["hint"], asked["method"], asked["known"]) for asked in server.revoked] == [
+            ("access_token", "private_key_jwt", True)
+        ]
+        assert not server._tokens
+
+
 async def test_a_pre_registered_client_is_used_as_configured(tmp_path: Path) -> None:
     client = Client(secret=SECRET)
     async with protected(**{CLIENT_ID: client}) as server, admin_gateway(tmp_path) as (served, http):

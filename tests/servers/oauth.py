@@ -13,7 +13,8 @@ authorization spec on one origin:
   `redirect_uri` with `code`, `state` and `iss`; with `deny` set, `error=access_denied`), PKCE S256 required;
   `/as/token` with the `authorization_code` (PKCE checked), `refresh_token` (rotated) and `client_credentials`
   grants, and `client_secret_basic`, `client_secret_post`, `private_key_jwt` (a JWT signed by the client's
-  registered public key, audience the issuer) or no authentication (public clients).
+  registered public key, audience the issuer) or no authentication (public clients); `/as/revoke` (RFC 7009), where
+  the client authenticates as at `/as/token`.
 
 Everything the authorization server is asked is in `requests` (grant, client authentication method, resource,
 scope), `registrations` and `authorizations`, so tests can check what the gateway sent; `revoke()` makes every
@@ -49,6 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 SCOPE = "mcp:read"
 ISSUER_PATH = "/as"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass
@@ -292,7 +294,8 @@ class ProtectedServer:
             client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")  # each form-encoded (RFC 6749)
             return "client_secret_basic", self._with_secret(unquote_plus(client_id), unquote_plus(secret))
         if "client_assertion" in form:
-            return "private_key_jwt", self._with_assertion(str(form["client_assertion"]))
+            typed = form.get("client_assertion_type") == JWT_BEARER
+            return "private_key_jwt", self._with_assertion(str(form["client_assertion"])) if typed else None
         if "client_secret" not in form:  # a public client
             client = self.clients.get(str(form.get("client_id")))
             public = client is not None and client.secret is None and client.public_key_pem is None
