@@ -1,10 +1,12 @@
 """One line an operator can act on, from whatever the SDK, a transport or the gateway raised while talking to
 an upstream: no exception group, no traceback, and no secret (URLs are redacted, remembered secret values
-scrubbed)."""
+scrubbed, and of an authorization server's answer only its error code is kept)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from typing import Any, Final
 
 import anyio
@@ -15,7 +17,7 @@ from mcp.client.auth import OAuthFlowError
 from .._errors import UpstreamError
 from .._redact import redact
 
-__all__ = ["describe_error", "is_expected", "log_failure"]
+__all__ = ["describe_error", "is_expected", "log_failure", "oauth_reason"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -44,8 +46,49 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, MCPError):
         return f"MCP error {exc.code}: {exc.message}"
     if isinstance(exc, OAuthFlowError):
-        return f"authorization failed: {exc}"
+        return f"authorization failed: {oauth_reason(exc)}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+_QUOTED_ANSWER: Final = re.compile(
+    r"(?P<head>(?:Token exchange failed \(\d+\)|Registration failed: \d+)(?: \(redirected to \S+; not followed\))?)"
+    r"(?::| ) ?(?P<body>.*)",
+    re.DOTALL,
+)
+"""The SDK's messages that quote an authorization server's answer whole (which may echo the request's form)."""
+_QUOTED_PARSE_ERROR: Final = re.compile(r"(?P<head>Invalid (?:token|registration) response):")
+"""The SDK's messages that quote a token or registration response that failed validation (tokens, a secret)."""
+_ERROR_CODE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SECRET_MARKERS: Final = (
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "code_verifier",
+    "client_assertion",
+    "code=",
+)
+
+
+def oauth_reason(exc: BaseException) -> str:
+    """Why an OAuth flow failed, for the status and the log: of an authorization server's answer the SDK quotes,
+    only its `error` code is kept (the answer may echo the form: a code, a verifier, a refresh token); URLs in it
+    are redacted."""
+    return redact(_oauth_reason(str(exc), type(exc).__name__))
+
+
+def _oauth_reason(message: str, kind: str) -> str:
+    if match := _QUOTED_ANSWER.fullmatch(message):
+        try:
+            code = json.loads(match["body"]).get("error")
+        except (ValueError, AttributeError):
+            code = None
+        valid = isinstance(code, str) and _ERROR_CODE.fullmatch(code)
+        return f"{match['head']}: {code}" if valid else str(match["head"])
+    if match := _QUOTED_PARSE_ERROR.match(message):
+        return str(match["head"])
+    if any(marker in message for marker in _SECRET_MARKERS):  # a message this does not know that quotes a request
+        return f"{kind}: the authorization server's answer is not shown"
+    return message[:300]
 
 
 def _without_secrets(url: httpx2.URL) -> str:

@@ -18,6 +18,8 @@ gateway needs around them:
   handler waits, up to `Authorizations.timeout`, for the browser to come back to the gateway's `/oauth/callback`
   with that flow's `state`. Meanwhile other requests to the server fail at once, saying it needs authorization.
 - **A status** (`authorization()`): authorized or not, for how long, or the URL waiting for approval; never a token.
+  Of an authorization server's answer only its `error` code is shown or logged (`oauth_reason`), the SDK's own log
+  line included (`_QuotedAnswers`): the rest may echo the request's form.
 
 The SDK's providers keep what they learned on `context` and restore only the tokens; the expiry and the metadata are
 restored here, in `_restore`, the one place that reaches into `OAuthContext`.
@@ -26,7 +28,6 @@ restored here, in `_restore`, the one place that reaches into `OAuthContext`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -57,6 +58,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from pydantic import AnyUrl
 
 from .._config import HttpServerConfig, OAuthConfig
+from ._describe import oauth_reason
 
 __all__ = [
     "CALLBACK_PATH",
@@ -70,6 +72,22 @@ __all__ = [
 ]
 
 log = logging.getLogger("lash_gateway.oauth")
+
+
+class _QuotedAnswers(logging.Filter):
+    """The SDK logs every failed flow with its traceback ("OAuth flow error"), and its message may quote the
+    authorization server's whole answer, which may echo the form (a code, a verifier, a refresh token): such a
+    record keeps the reason `oauth_reason` gives, and no traceback (the flow's failure is logged here too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, OAuthFlowError | ValueError):  # ValueError: a token response that failed validation
+            record.msg, record.args = "%s: %s", (record.getMessage(), oauth_reason(exc))
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("mcp.client.auth.oauth2").addFilter(_QuotedAnswers())  # once: this module is imported once
 
 
 @dataclass(eq=False)
@@ -358,7 +376,7 @@ class UpstreamAuth(httpx2.Auth):
         try:
             provider = await self._provider_now()
         except OAuthFlowError as exc:
-            self.last_error = _reason(exc)
+            self.last_error = oauth_reason(exc)
             raise
         context = provider.context
         tokens = context.current_tokens
@@ -396,7 +414,7 @@ class UpstreamAuth(httpx2.Auth):
                 self.last_error = None
             await self._storage.remember(context)
         except OAuthFlowError as exc:
-            self.last_error = _reason(exc)
+            self.last_error = oauth_reason(exc)
             log.warning(
                 "server %s: no access token: %s",
                 self._server,
@@ -601,22 +619,6 @@ def _provider(
             scope=scope,
             issuer=oauth.issuer,
         )
-
-
-def _reason(exc: OAuthFlowError) -> str:
-    """Why a flow failed, for the status and the log: the SDK's messages may quote a token response (a body that
-    failed validation) or the authorization server's whole answer; only its `error` code is kept of those."""
-    message = str(exc)
-    if "access_token" in message or "refresh_token" in message:
-        return f"{type(exc).__name__}: the authorization server's token response was not usable"
-    head, _, body = message.partition("): ")
-    if body:
-        try:
-            code = json.loads(body).get("error")
-        except (ValueError, AttributeError):
-            code = None
-        return f"{head}): {code}" if isinstance(code, str) else f"{head})"
-    return message[:300]
 
 
 def _state_of(url: str) -> str:

@@ -428,6 +428,59 @@ async def test_a_refused_token_is_refreshed_and_a_dead_refresh_token_asks_the_op
         assert leaked == [], lines[:3]
 
 
+async def test_what_an_authorization_server_quotes_of_a_request_is_never_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the SDK's "Token exchange failed (400): <body>" went whole into the admin API, MCP clients'
+    status and the log, and an authorization server (or a proxy) that echoes the form put the authorization code,
+    the PKCE verifier or the refresh token there."""
+    caplog.set_level(logging.DEBUG)
+    async with protected() as server, admin_gateway(tmp_path) as (served, http):
+        server.echo_token_form = True
+        body = {"url": server.base + "/mcp", "oauth": {}}
+        refused = await http.put("/admin/servers/first", json=body)
+        await approve(refused.json()["authorization_url"])  # its code exchange is refused, quoting the form
+
+        async def failed() -> str | None:
+            reply = await http.get("/admin/servers/first")
+            return reply.text if reply.status_code == 502 else None
+
+        shown = [await poll(failed, WAIT)]
+        assert "Token exchange failed (400)" in shown[0]
+
+        server.echo_token_form = False
+        attached = await http.put("/admin/servers/web", json=body)
+        await approve(attached.json()["authorization_url"])
+        await connected(http, "web")
+        async with connect(served.base_url, "http-legacy") as handle:
+            server.echo_token_form = True  # the refresh (with the refresh token) and the next code exchange
+            server.revoke()
+            with anyio.fail_after(WAIT):
+                assert (await handle.client.call_tool("web__echo", {"text": "a"})).is_error
+
+            async def reauthorizing() -> str | None:
+                authorization = (await http.get("/admin/servers/web")).json()["authorization"]
+                return (
+                    authorization.get("authorization_url") if authorization["state"] == "needs_authorization" else None
+                )
+
+            await approve(await poll(reauthorizing, WAIT))
+
+            async def refused_again() -> str | None:
+                reply = (await http.get("/admin/servers/web")).text
+                return reply if "Token exchange failed (400)" in reply else None
+
+            shown.append(await poll(refused_again, WAIT))
+            with anyio.fail_after(WAIT):
+                seen_by_clients = text_of(await handle.client.call_tool("lash_gateway_status", {}))
+            assert "Token exchange failed (400)" in seen_by_clients
+            shown.append(seen_by_clients)
+        quoted = [secret for secret in server.handed_out if any(secret in text for text in [*shown, caplog.text])]
+        lines = [line for line in caplog.text.splitlines() if any(secret in line for secret in quoted)]
+        assert quoted == [], lines[:3]
+        assert not [text for text in [*shown, caplog.text] if "code_verifier" in text]
+
+
 async def test_deleting_a_server_that_waits_for_its_approval_withdraws_it(tmp_path: Path) -> None:
     async with protected() as server, admin_gateway(tmp_path) as (served, http):
         attached = await http.put("/admin/servers/web", json={"url": server.base + "/mcp", "oauth": {}})

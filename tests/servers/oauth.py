@@ -19,7 +19,8 @@ authorization spec on one origin:
 Everything the authorization server is asked is in `requests` (grant, client authentication method, resource,
 scope), `registrations` and `authorizations`, so tests can check what the gateway sent; `revoke()` makes every
 issued access token invalid at once; `reported_lifetime` is the `expires_in` it reports (short: the client takes
-its token for expired soon, and refreshes it, while the resource server still takes it).
+its token for expired soon, and refreshes it, while the resource server still takes it); with `echo_token_form` the
+token endpoint refuses every request with a page that quotes the form it was sent, as some servers and proxies do.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class ProtectedServer:
     token_lifetime: int = 3600
     reported_lifetime: int = 3600
     deny: bool = False
+    echo_token_form: bool = False
     hold_refresh: anyio.Event | None = None
     """When set, a refresh is answered only once it is set (so a test can see the client refreshing)."""
     handed_out: list[str] = field(default_factory=list)
@@ -179,6 +181,8 @@ class ProtectedServer:
         )
 
     async def _token(self, request: Request) -> Response:
+        if self.echo_token_form:
+            return Response(f"Bad Request: {(await request.body()).decode()}", status_code=400)
         form = dict(await request.form())
         method, client_id = self._authenticate(request, form)
         self.requests.append(
