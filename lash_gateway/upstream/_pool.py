@@ -36,9 +36,9 @@ from ._upstream import Upstream
 log = logging.getLogger("lash_gateway.pool")
 
 SHUTDOWN_GRACE = 10.0
+"""Seconds shutdown waits for upstreams to close (stdio children get SIGTERM, then SIGKILL)."""
 REVOKE_TIMEOUT = 5.0
 """Seconds a detach waits for an authorization server to revoke the server's tokens."""
-"""Seconds shutdown waits for upstreams to close (stdio children get SIGTERM, then SIGKILL)."""
 
 CatalogListener: TypeAlias = Callable[[CatalogKind | None, str | None], None]
 """Told of catalog changes: `(kind, None)` when the resource or prompt list changed, `(None, uri)` when the
