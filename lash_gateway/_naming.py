@@ -72,6 +72,7 @@ _SHORTEN_DIGITS: Final = 8
 _MIN_EXPORT_LIMIT: Final = _SHORTEN_DIGITS + 2
 """A limit must leave room for one character, `_` and the digest."""
 
+_COLLISION_SUFFIX: Final = re.compile(rf"_[0-9a-f]{{{_COLLISION_DIGITS},}}")
 _NOT_NORMAL: Final = re.compile(r"[^a-z0-9]")
 _NOT_EXPORTABLE: Final = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -180,7 +181,7 @@ def assign_tool_names(
         for tool in unique:
             name = held.get(ToolRef(server, tool)) if held is not None else None
             # Held under the server's part of now: a server replaced with another part (`prefix`) is named afresh.
-            if name is not None and (name == (plain := base(server, tool)) or name.startswith(f"{plain}_")):
+            if name is not None and _held_under(name, base(server, tool)):
                 claimed[ToolRef(server, tool)] = name
     taken = set(claimed.values())
     for server in sorted(listed, key=lambda server: -len(server_parts[server])):  # stable: attach order next
@@ -241,6 +242,12 @@ def export_names(lash_names: Iterable[str], limit: int = MAX_TOOL_NAME_LENGTH) -
 def is_valid_tool_name(name: str) -> bool:
     """Whether `name` is 1-64 characters of [A-Za-z0-9_-], as the Claude and OpenAI APIs require."""
     return TOOL_NAME_PATTERN.fullmatch(name) is not None
+
+
+def _held_under(name: str, base: str) -> bool:
+    """Whether `name` is `base` or `base` with a collision suffix (`_` and hex digits): what `_claim` gives."""
+    suffix = name[len(base) :]
+    return name.startswith(base) and (not suffix or _COLLISION_SUFFIX.fullmatch(suffix) is not None)
 
 
 def _claim(base: str, original: str, taken: set[str]) -> str:

@@ -118,6 +118,11 @@ def test_a_server_whose_part_changed_is_named_afresh() -> None:
         after = assign_tool_names({"docs": ["add", "Add"]}, {"docs": part}, held=before.by_ref)
         assert after.name_of("docs", "add") == expected
         assert after.name_of("docs", "Add") == f"{expected}_{sha('Add')[:6]}"
+    # A former part that starts with a tool's name and `_` ("time" of "time_api") is no collision suffix.
+    before = assign_tool_names({"time_api": ["time", "now"], "t": ["t"]})
+    after = assign_tool_names({"time_api": ["time", "now"], "t": ["t"]}, {"time_api": "", "t": ""}, before.by_ref)
+    assert [after.name_of("time_api", "time"), after.name_of("time_api", "now")] == ["mcp__time", "mcp__now"]
+    assert after.name_of("t", "t") == "mcp__t"
 
 
 def test_a_prompt_keeps_the_name_it_holds_in_the_catalog_it_replaces() -> None:
