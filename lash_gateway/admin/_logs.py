@@ -61,8 +61,10 @@ def _redacted(value: Any) -> Any:
         return {redact(str(key)): _redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_redacted(item) for item in value]
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int | float):  # a number can be a known secret too (a PIN)
+        return value if redact(text := str(value)) == text else redact(text)
     return redact(str(value))
 
 

@@ -36,7 +36,7 @@ from .._config import ServerConfig
 from .._errors import (
     UpstreamUnavailable,
 )
-from .._redact import remember_secrets
+from .._redact import redact, remember_secrets
 from .._schema import SanitizedTool
 from .._secrets import redacted, secret_values
 from .._types import ServerStatus, SkippedTool, State
@@ -322,6 +322,7 @@ class Upstream:
         data: Any = params.data
         text = json.dumps(data, ensure_ascii=False, default=str)
         if len(text) > MAX_LOGGED_DATA:  # then the field is the text cut short, not the object
+            text = redact(text)  # before the cut, which could leave the start of a secret unrecognised
             data = text = f"{text[:MAX_LOGGED_DATA]}... ({len(text) - MAX_LOGGED_DATA:,} more characters)"
         log.info(
             "upstream %s: log message (%s): %s",

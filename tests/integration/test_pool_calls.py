@@ -325,12 +325,18 @@ async def test_an_upstream_that_floods_the_gateways_log_is_cut_short(
     """Log messages no caller takes go to the gateway's log: at most `UPSTREAM_LOG_LINES_PER_SECOND` a second, with
     one warning for each second it floods, and each at most `MAX_LOGGED_DATA` characters of data."""
     caplog.set_level(logging.INFO, logger="lash_gateway.upstream")
-    async with attached("stdio", upstream) as factory:
+    secret = "tok_flood_" + "0123456789" * 4  # a config's secret value: scrubbed before the data is cut
+    async with attached("stdio", upstream, env={"LOG_TOKEN": secret}) as factory:
         with anyio.fail_after(WAIT):
             assert (await factory.pool.call_tool(tool("log"), {"message": "m1"})).text() == "logged m1"
             await wait_until(lambda: "log message (info)" in caplog.text)  # it comes apart from the answer
             [small] = [record for record in caplog.records if "log message (info)" in record.getMessage()]
             assert small.data == {"message": "m1"}  # type: ignore[attr-defined]  # the object, for JSON logs
+            caplog.clear()
+            straddling = {"message": "x" * (MAX_LOGGED_DATA - 30) + secret}
+            assert (await factory.pool.call_tool(tool("log"), straddling)).text().startswith("logged x")
+            await wait_until(lambda: "log message (info)" in caplog.text)
+            assert secret[:12] not in caplog.text
             caplog.clear()
             flood = {"message": "x" * (MAX_LOGGED_DATA * 5), "times": 1_000}
             assert (await factory.pool.call_tool(tool("log"), flood)).text().startswith("logged x")

@@ -55,3 +55,14 @@ def test_a_secret_quoted_inside_a_repr_is_scrubbed(log_format: LogFormat) -> Non
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "upstream sent %r", ({"token": SECRET},), None)
 
     assert "SECRET-in-a-log" not in written(log_format, record)
+
+
+def test_a_number_that_is_a_known_secret_is_scrubbed_from_json_fields() -> None:
+    remember_secrets(["12345678"])
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "upstream sent %s", ("{'pin': 12345678}",), None)
+    record.data = {"pin": 12345678, "tries": 3}
+
+    fields = json.loads(written("json", record))
+
+    assert fields["data"] == {"pin": "***", "tries": 3}
+    assert "12345678" not in fields["message"]
