@@ -30,6 +30,7 @@ the header's name is shown, its value hidden."""
 _ENV_FLAGS: Final = frozenset(("-e", "--env"))
 """Flags whose value is `NAME=VALUE` (`docker run -e GITHUB_TOKEN=...`): the name is shown, the value hidden."""
 _HEADER_LINE: Final = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*:")
+_HEADER_NAME: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _MIN_ARG_SECRET_LENGTH: Final = 8
 """Shorter argument values are hidden but not scrubbed from text: too many are ordinary words."""
 _URL_IN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -117,8 +118,15 @@ def _args_split(args: Sequence[str]) -> list[tuple[str, str | None]]:
     """Each argument as shown, and the secret to scrub from text by value (None: none)."""
     split: list[tuple[str, str | None]] = []
     flag: str | None = None  # a secret flag whose value is the next argument
+    header: str | None = None  # a header flag's name given alone (`--headers Authorization "Bearer X"`)
     for arg in args:
-        if flag is not None:
+        if header is not None:
+            split.append((REDACTED, _kept(arg, _secret_name(header))))
+            header = None
+        elif flag in _HEADER_FLAGS and _HEADER_NAME.fullmatch(arg):
+            split.append((arg, None))  # its value is the next argument
+            header, flag = arg, None
+        elif flag is not None:
             split.append(_flag_value(flag, arg))
             flag = None
         elif arg.startswith("-") and _is_secret_flag(name := arg.partition("=")[0]):
@@ -145,7 +153,8 @@ def _flag_value(flag: str, value: str) -> tuple[str, str | None]:
         return f"{name}={REDACTED}", _kept(assigned, _secret_name(name))
     header = _HEADER_LINE.match(value) if flag in _HEADER_FLAGS else None
     if header is None:
-        return REDACTED, _kept(value, any(word in flag.lower() for word in _KEPT_FLAG_WORDS))
+        words = re.split(r"[^a-z0-9]+", flag.lower())  # whole words: not `--tokenizer`, `--keyword`
+        return REDACTED, _kept(value, any(word in words for word in _KEPT_FLAG_WORDS))
     return f"{header.group(1)}: {REDACTED}", _kept(value[header.end() :].strip(), _secret_name(header.group(1)))
 
 

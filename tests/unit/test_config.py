@@ -326,6 +326,12 @@ def test_redacted_view_masks_values_and_keeps_names() -> None:
             SECRET,
         ),
         (["--api-key", SECRET], ["--api-key", "***"], SECRET),
+        (  # mcp-proxy's form: the header's name, then its value
+            ["--headers", "Authorization", f"Bearer {SECRET}", "--headers", "Accept", "text/plain"],
+            ["--headers", "Authorization", "***", "--headers", "Accept", "***"],
+            f"Bearer {SECRET}",
+        ),
+        (["--tokenizer", "bert-base-uncased"], ["--tokenizer", "***"], None),  # hidden, but no secret's name
         # Hidden all the same, but not scrubbed from every log line by value: they are ordinary words.
         (["--header", "Content-Type: application/json"], ["--header", "Content-Type: ***"], None),
         (["-e", "LOG_LEVEL=debugging"], ["-e", "LOG_LEVEL=***"], None),
