@@ -59,14 +59,12 @@ _QUOTED_ANSWER: Final = re.compile(
 _QUOTED_PARSE_ERROR: Final = re.compile(r"(?P<head>Invalid (?:token|registration) response):")
 """The SDK's messages that quote a token or registration response that failed validation (tokens, a secret)."""
 _ERROR_CODE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SECRET_MARKERS: Final = (
-    "access_token",
-    "refresh_token",
-    "client_secret",
-    "code_verifier",
-    "client_assertion",
-    "code=",
+_QUOTED_SECRET: Final = re.compile(
+    r"\b(?:access|refresh|id)[_ ]token\b|\b(?:client[_ ]secret|code[_ ]verifier|client[_ ]assertion|code)\b\W{0,3}[=:]",
+    re.IGNORECASE,
 )
+"""What a message quoting a request or a response shows of a secret: a token field of any kind, or a value given
+to a secret's name (`code=`, `"client_secret": `); not the names alone (`client_secret_post`, `issued no code`)."""
 
 
 def oauth_reason(exc: BaseException) -> str:
@@ -86,7 +84,7 @@ def _oauth_reason(message: str, kind: str) -> str:
         return f"{match['head']}: {code}" if valid else str(match["head"])
     if match := _QUOTED_PARSE_ERROR.match(message):
         return str(match["head"])
-    if any(marker in message for marker in _SECRET_MARKERS):  # a message this does not know that quotes a request
+    if _QUOTED_SECRET.search(message):  # a message this does not know that quotes a request or a response
         return f"{kind}: the authorization server's answer is not shown"
     return message[:300]
 

@@ -9,8 +9,9 @@ import logging
 
 import httpx2
 import pytest
+from mcp.client.auth import OAuthFlowError
 
-from lash_gateway.upstream._describe import describe_error, log_failure
+from lash_gateway.upstream._describe import describe_error, log_failure, oauth_reason
 
 log = logging.getLogger("lash_gateway.test")
 
@@ -40,3 +41,26 @@ def test_an_expected_failure_is_a_warning_with_why_and_no_traceback(caplog: pyte
 def test_descriptions_of_exception_groups_name_each_distinct_leaf() -> None:
     group = ExceptionGroup("x", [OSError("a"), ExceptionGroup("y", [OSError("a"), ValueError("b")])])
     assert describe_error(group) == "OSError: a; ValueError: b"
+
+
+HIDDEN = "OAuthFlowError: the authorization server's answer is not shown"
+METHOD = "unsupported token_endpoint_auth_method 'client_secret_jwt'"
+NO_SECRET = "registered for 'client_secret_post' but issued no client_secret"
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        (
+            'Token exchange failed (400): {"error": "invalid_grant", "code": "c0de"}',
+            "Token exchange failed (400): invalid_grant",
+        ),
+        ("Token exchange failed (400): Bad Request: code=c0de&code_verifier=v", "Token exchange failed (400)"),
+        ("refresh token: rt_s3cret was refused", HIDDEN),
+        ("Code: c0de-s3cret", HIDDEN),
+        (METHOD, METHOD),  # names of methods and fields alone say what went wrong and hold no secret
+        (NO_SECRET, NO_SECRET),
+    ],
+)
+def test_an_oauth_failure_shows_why_and_no_code_token_or_secret(message: str, shown: str) -> None:
+    assert oauth_reason(OAuthFlowError(message)) == shown
