@@ -1,8 +1,10 @@
 """Every attached server's resources, templates and prompts as one catalog, and where each request goes.
 
 The routing rule, deterministic and documented in the README:
-- a URI goes to the server that lists it; when several list it, to the one attached first;
-- else to the first server, in attach order, with a template the URI matches (see `_uri_template`);
+- a URI goes to the server that lists it; when several list it, to the one that served it before (`merge`'s
+  `before`), else to the one attached first;
+- else to the first server, in attach order, with a template the URI matches (see `_uri_template`), a template
+  text staying with the server that served it before as a URI does;
 - resources and templates are listed once per URI and template string (the serving server's entry); every
   other server that lists one is told in its status (`conflicts`);
 - prompts are named like tools (`mcp__<server>__<prompt>`, unique, shortened by the export to its limit), and

@@ -364,7 +364,7 @@ def _runs_in_group(pgid: int) -> bool:
             continue
         if state != b"Z":
             runs = True
-        elif parent == os.getpid():
+        elif parent == os.getpid() and pid != pgid:  # the leader is the event loop's to wait for
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
     return runs
