@@ -16,7 +16,8 @@ names) with a suffix `_` + 6 hex digits of the sha256 of the original name:
   server whose name extends its own.
 - names held: a pool passes the names it gave before (`held`), and each tool still listed keeps
   its own. A tool an upstream adds later never takes a name a client already knows for another
-  tool; it gets the suffix instead.
+  tool; it gets the suffix instead. A server's first listing (it just connected, `newcomers`) is
+  named by the rules above all the same: which server connects first changes no name.
 
 A server whose part is empty (`prefix: false`) names its tools `mcp__<tool>`: by their own names once exported,
 colliding with other names like any tool. Exported names drop the `mcp__` prefix (an MCP client adds its own)
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -161,30 +162,43 @@ def assign_tool_names(
     servers: Mapping[str, Sequence[str]],
     server_parts: Mapping[str, str] | None = None,
     held: Mapping[ToolRef, str] | None = None,
+    newcomers: Collection[str] = (),
 ) -> ToolNames:
     """Lash names for the tools of every server, unique across all of them.
 
     `servers` maps each server name to its tools' upstream names; its iteration order is the attach
     order. A tool listed twice by one server gets one name. `held`: the names given before (the last
-    result's `by_ref`), which the tools still listed keep. The rules are in the module docstring.
+    result's `by_ref`), which the tools still listed keep, except from `newcomers`, the servers listing for
+    the first time, which the rules put ahead (a server attached first but connected last still gets what
+    its place gives it). The rules are in the module docstring.
     """
     if server_parts is None:
         server_parts = assign_server_parts(servers)
     listed = {server: list(dict.fromkeys(tool_names)) for server, tool_names in servers.items()}
+    rank = {server: (-len(server_parts[server]), index) for index, server in enumerate(listed)}
 
     def base(server: str, tool: str) -> str:
         part = server_parts[server]
         return f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
 
+    wanted: dict[str, tuple[int, int]] = {}  # a name a newcomer's tool claims -> the best rank claiming it
+    for server in newcomers:
+        for tool in listed.get(server, ()):
+            plain = base(server, tool)
+            wanted[plain] = min(wanted.get(plain, rank[server]), rank[server])
     claimed: dict[ToolRef, str] = {}
     for server, unique in listed.items():
         for tool in unique:
             name = held.get(ToolRef(server, tool)) if held is not None else None
             # Held under the server's part of now: a server replaced with another part (`prefix`) is named afresh.
-            if name is not None and _held_under(name, base(server, tool)):
+            if (
+                name is not None
+                and _held_under(name, base(server, tool))
+                and wanted.get(name, rank[server]) >= rank[server]
+            ):
                 claimed[ToolRef(server, tool)] = name
     taken = set(claimed.values())
-    for server in sorted(listed, key=lambda server: -len(server_parts[server])):  # stable: attach order next
+    for server in sorted(listed, key=rank.__getitem__):
         # Claim in sorted order, canonical names first, so the upstream's listing order changes nothing.
         for tool in sorted(listed[server], key=lambda tool: (normalize(tool) != tool, tool)):
             if ToolRef(server, tool) not in claimed:

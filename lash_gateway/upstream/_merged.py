@@ -13,7 +13,7 @@ The routing rule, deterministic and documented in the README:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -57,21 +57,32 @@ class MergedCatalog:
 
 
 def merge(
-    catalogs: Mapping[str, Catalog], parts: Mapping[str, str], before: MergedCatalog | None = None
+    catalogs: Mapping[str, Catalog],
+    parts: Mapping[str, str],
+    before: MergedCatalog | None = None,
+    newcomers: Collection[str] = (),
 ) -> MergedCatalog:
     """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names. What `before`,
     the catalog this one replaces, gave a server stays its own while it lists it: a URI or a template it serves,
-    a prompt's name. An earlier server that lists them later does not take its reads, subscriptions or prompts."""
+    a prompt's name. An earlier server that lists them later does not take its reads, subscriptions or prompts,
+    unless that is its first listing (`newcomers`: it just connected, and gets what its place gives it)."""
     resources: list[Mapping[str, Any]] = []
     uri_routes: dict[str, str] = {}
     templates: list[Mapping[str, Any]] = []
     template_routes: list[tuple[str, str]] = []
     template_owner: dict[str, str] = {}
     if before is not None:
-        listed = {server: {r["uri"] for r in catalog.resources} for server, catalog in catalogs.items()}
-        uri_routes = {uri: server for uri, server in before.uri_routes.items() if uri in listed.get(server, ())}
-        shown = {server: {t["uriTemplate"] for t in catalog.templates} for server, catalog in catalogs.items()}
-        template_owner = {text: server for text, server in before.template_routes if text in shown.get(server, ())}
+        order = {server: index for index, server in enumerate(catalogs)}
+        uris = {server: {r["uri"] for r in catalog.resources} for server, catalog in catalogs.items()}
+        texts = {server: {t["uriTemplate"] for t in catalog.templates} for server, catalog in catalogs.items()}
+
+        def kept(key: str, owner: str, listing: Mapping[str, set[str]]) -> bool:
+            """Whether `owner` still lists `key` and no newcomer attached before it does."""
+            ahead = (new for new in newcomers if new in order and order[new] < order.get(owner, -1))
+            return key in listing.get(owner, ()) and not any(key in listing[new] for new in ahead)
+
+        uri_routes = {uri: owner for uri, owner in before.uri_routes.items() if kept(uri, owner, uris)}
+        template_owner = {text: owner for text, owner in before.template_routes if kept(text, owner, texts)}
     conflicts: dict[str, list[str]] = {}
     for server, catalog in catalogs.items():
         for resource in catalog.resources:
@@ -97,6 +108,7 @@ def merge(
         {server: [p["name"] for p in catalog.prompts] for server, catalog in catalogs.items()},
         {server: parts[server] for server in catalogs},
         {ToolRef(*route): name for name, route in before.prompt_routes.items()} if before is not None else None,
+        newcomers,
     )
     by_server = {server: {p["name"]: p for p in catalog.prompts} for server, catalog in catalogs.items()}
     prompts = [{**by_server[ref.server][ref.tool], "name": name} for name, ref in names.tools.items()]

@@ -54,6 +54,10 @@ class McpConnectionPool:
         self._routes: Mapping[str, tuple[Upstream, str]] = MappingProxyType({})
         self._tool_names: Mapping[ToolRef, str] = MappingProxyType({})
         """The name each tool was given, which it keeps while listed (`assign_tool_names`' `held`)."""
+        self._named: set[Upstream] = set()
+        self._merged: set[Upstream] = set()
+        """The upstreams whose tools (catalog) were merged once since they listed them: what they list from then on
+        are changes, which take nothing another server holds; a first listing takes what the server's place gives."""
         self._definitions: tuple[ToolDefinition, ...] = ()
         self._generation = 0
         self._changed = anyio.Event()
@@ -508,11 +512,14 @@ class McpConnectionPool:
         """Merge the catalogs again; tell listeners what changed (`kind`, or whatever differs)."""
         attached = [name for name in self._parts if name in self._servers]
         old = self._catalog
+        upstreams = [self._servers[name] for name in attached]
         new = self._catalog = merge(
-            {name: self._servers[name].catalog for name in attached},
+            {upstream.name: upstream.catalog for upstream in upstreams},
             {name: self._parts[name] for name in attached},
             old,
+            [upstream.name for upstream in upstreams if upstream not in self._merged],
         )
+        self._merged = {upstream for upstream in upstreams if upstream.catalog_listed}
         for name in attached:
             self._servers[name].conflicts = new.conflicts.get(name, ())
         changed: list[CatalogKind] = []
@@ -525,12 +532,15 @@ class McpConnectionPool:
 
     def _rebuild(self) -> None:
         attached = [name for name in self._parts if name in self._servers]
+        upstreams = [self._servers[name] for name in attached]
         names = assign_tool_names(
-            {name: [t.name for t in self._servers[name].tools] for name in attached},
+            {upstream.name: [t.name for t in upstream.tools] for upstream in upstreams},
             {name: self._parts[name] for name in attached},
             self._tool_names,
+            [upstream.name for upstream in upstreams if upstream not in self._named],
         )
         self._tool_names = names.by_ref
+        self._named = {upstream for upstream in upstreams if upstream.tools_listed}
         routes: dict[str, tuple[Upstream, str]] = {}
         definitions: list[ToolDefinition] = []
         by_server = {name: {t.name: t for t in u.tools} for name, u in self._servers.items()}

@@ -108,6 +108,8 @@ class Upstream:
         self.skipped: tuple[SkippedTool, ...] = ()
         self.catalog = Catalog()
         """Resources, templates and prompts as last listed; kept while the server is down, like its tools."""
+        self.tools_listed = self.catalog_listed = False
+        """Whether the tools (the catalog) were listed once: what it lists from then on are changes (see the pool)."""
         self.conflicts: tuple[str, ...] = ()
         """Set by the pool: what this server lists that another serves."""
         self.last_error: str | None = None
@@ -377,7 +379,8 @@ class Upstream:
 
     async def _list_tools(self, client: Client) -> None:
         tools, self.skipped = await list_tools(client.session, self.name, self.config.tools)
-        if tools != self.tools:
+        first, self.tools_listed = not self.tools_listed, True
+        if tools != self.tools or first:
             self.tools = tools
             self._owner.tools_changed(self)
 
@@ -385,9 +388,10 @@ class Upstream:
         old = self.catalog
         new = await list_catalog(client.session, self.name, client.server_capabilities, old, kinds)
         self.catalog = new
-        if (new.resources, new.templates) != (old.resources, old.templates):
+        first, self.catalog_listed = not self.catalog_listed, True
+        if (new.resources, new.templates) != (old.resources, old.templates) or first:
             self._owner.catalog_changed(self, "resources")
-        if new.prompts != old.prompts:
+        if new.prompts != old.prompts or first:
             self._owner.catalog_changed(self, "prompts")
 
     async def roots_changed(self) -> None:

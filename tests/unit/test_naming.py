@@ -111,6 +111,16 @@ def test_a_tool_keeps_the_name_it_holds_when_a_later_one_would_claim_it() -> Non
     assert after.name_of("fs", "get_file") == f"mcp__fs__get_file_{sha('get_file')[:6]}"
 
 
+def test_a_server_listing_for_the_first_time_gets_what_its_place_gives_it_and_a_change_does_not() -> None:
+    """Two servers named by their tools alone (`prefix: false`): `a` was attached first, `b` connected first."""
+    parts = {"a": "", "b": ""}
+    held = assign_tool_names({"a": [], "b": ["x"]}, parts).by_ref
+    connected = assign_tool_names({"a": ["x"], "b": ["x"]}, parts, held, newcomers=["a"])
+    assert [connected.name_of("a", "x"), connected.name_of("b", "x")] == ["mcp__x", f"mcp__x_{sha('x')[:6]}"]
+    changed = assign_tool_names({"a": ["x"], "b": ["x"]}, parts, held)  # `a` added it at runtime
+    assert [changed.name_of("a", "x"), changed.name_of("b", "x")] == [f"mcp__x_{sha('x')[:6]}", "mcp__x"]
+
+
 def test_a_server_whose_part_changed_is_named_afresh() -> None:
     """A server replaced with `prefix: false` (part "") or another part holds none of its former names."""
     before = assign_tool_names({"docs": ["add", "Add"]})

@@ -64,6 +64,8 @@ def test_a_uri_or_template_a_server_serves_stays_its_own_when_an_earlier_server_
     assert kept.server_for_uri("x://9") == "b"
     assert [r["uri"] for r in kept.resources] == ["x://2"] and len(kept.templates) == 1
     assert "resource 'x://2' is also listed by 'b'" in kept.conflicts["a"][0]
+    connected = merge(catalogs, parts, before, newcomers=["a"])  # `a`'s first listing: it connected last
+    assert (connected.server_for_uri("x://2"), connected.server_for_template("x://{id}")) == ("a", "a")
 
 
 def test_a_listed_uri_wins_over_an_earlier_servers_template() -> None:
