@@ -14,10 +14,10 @@ names) with a suffix `_` + 6 hex digits of the sha256 of the original name:
   "b__c"); the server with the longer part keeps the name, as it spells more of it (between parts
   of one length, the server attached first), so that a server's tools cannot take the names of a
   server whose name extends its own.
-- names held: a pool passes the names it gave before (`held`), and each tool still listed keeps
-  its own. A tool an upstream adds later never takes a name a client already knows for another
-  tool; it gets the suffix instead. A server's first listing (it just connected, `newcomers`) is
-  named by the rules above all the same: which server connects first changes no name.
+- tools added later: what a server lists when it connects is named by the rules above, so which
+  server connects first changes no name. A tool a server adds after that (a pool passes them as
+  `later`) is named after all of those, keeping the name it held (`held`) while that is free: it
+  never takes a name a client already knows for another tool, and gets the suffix instead.
 
 A server whose part is empty (`prefix: false`) names its tools `mcp__<tool>`: by their own names once exported,
 colliding with other names like any tool. Exported names drop the `mcp__` prefix (an MCP client adds its own)
@@ -73,7 +73,6 @@ _SHORTEN_DIGITS: Final = 8
 _MIN_EXPORT_LIMIT: Final = _SHORTEN_DIGITS + 2
 """A limit must leave room for one character, `_` and the digest."""
 
-_COLLISION_SUFFIX: Final = re.compile(rf"_[0-9a-f]{{{_COLLISION_DIGITS},}}")
 _NOT_NORMAL: Final = re.compile(r"[^a-z0-9]")
 _NOT_EXPORTABLE: Final = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -162,47 +161,42 @@ def assign_tool_names(
     servers: Mapping[str, Sequence[str]],
     server_parts: Mapping[str, str] | None = None,
     held: Mapping[ToolRef, str] | None = None,
-    newcomers: Collection[str] = (),
+    later: Collection[ToolRef] = (),
 ) -> ToolNames:
     """Lash names for the tools of every server, unique across all of them.
 
     `servers` maps each server name to its tools' upstream names; its iteration order is the attach
-    order. A tool listed twice by one server gets one name. `held`: the names given before (the last
-    result's `by_ref`), which the tools still listed keep, except from `newcomers`, the servers listing for
-    the first time, which the rules put ahead (a server attached first but connected last still gets what
-    its place gives it). The rules are in the module docstring.
+    order. A tool listed twice by one server gets one name. `later`: the tools a server added after its
+    first listing (a pool knows), named after every other and keeping the name they `held` (the last
+    result's `by_ref`) while it is free. The rules are in the module docstring.
     """
     if server_parts is None:
         server_parts = assign_server_parts(servers)
     listed = {server: list(dict.fromkeys(tool_names)) for server, tool_names in servers.items()}
     rank = {server: (-len(server_parts[server]), index) for index, server in enumerate(listed)}
+    # Servers by the rules, and each one's tools in sorted order, canonical names first, so that the upstream's
+    # listing order changes nothing.
+    ordered = [
+        ToolRef(server, tool)
+        for server in sorted(listed, key=rank.__getitem__)
+        for tool in sorted(listed[server], key=lambda tool: (normalize(tool) != tool, tool))
+    ]
 
-    def base(server: str, tool: str) -> str:
-        part = server_parts[server]
-        return f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(tool)}" if part else f"{MCP_PREFIX}{normalize(tool)}"
+    def base(ref: ToolRef) -> str:
+        part = server_parts[ref.server]
+        return f"{MCP_PREFIX}{part}{SEPARATOR}{normalize(ref.tool)}" if part else f"{MCP_PREFIX}{normalize(ref.tool)}"
 
-    wanted: dict[str, tuple[int, int]] = {}  # a name a newcomer's tool claims -> the best rank claiming it
-    for server in newcomers:
-        for tool in listed.get(server, ()):
-            plain = base(server, tool)
-            wanted[plain] = min(wanted.get(plain, rank[server]), rank[server])
-    claimed: dict[ToolRef, str] = {}
-    for server, unique in listed.items():
-        for tool in unique:
-            name = held.get(ToolRef(server, tool)) if held is not None else None
-            # Held under the server's part of now: a server replaced with another part (`prefix`) is named afresh.
-            if (
-                name is not None
-                and _held_under(name, base(server, tool))
-                and wanted.get(name, rank[server]) >= rank[server]
-            ):
-                claimed[ToolRef(server, tool)] = name
-    taken = set(claimed.values())
-    for server in sorted(listed, key=rank.__getitem__):
-        # Claim in sorted order, canonical names first, so the upstream's listing order changes nothing.
-        for tool in sorted(listed[server], key=lambda tool: (normalize(tool) != tool, tool)):
-            if ToolRef(server, tool) not in claimed:
-                claimed[ToolRef(server, tool)] = _claim(base(server, tool), tool, taken)
+    taken: set[str] = set()
+    claimed = {ref: _claim(base(ref), ref.tool, taken) for ref in ordered if ref not in later}
+    added = [ref for ref in ordered if ref in later]
+    for ref in added:
+        name = held.get(ref) if held is not None else None
+        if name is not None and name not in taken:
+            claimed[ref] = name
+            taken.add(name)
+    for ref in added:
+        if ref not in claimed:
+            claimed[ref] = _claim(base(ref), ref.tool, taken)
     tools = {
         claimed[ToolRef(server, tool)]: ToolRef(server, tool) for server, unique in listed.items() for tool in unique
     }
@@ -256,12 +250,6 @@ def export_names(lash_names: Iterable[str], limit: int = MAX_TOOL_NAME_LENGTH) -
 def is_valid_tool_name(name: str) -> bool:
     """Whether `name` is 1-64 characters of [A-Za-z0-9_-], as the Claude and OpenAI APIs require."""
     return TOOL_NAME_PATTERN.fullmatch(name) is not None
-
-
-def _held_under(name: str, base: str) -> bool:
-    """Whether `name` is `base` or `base` with a collision suffix (`_` and hex digits): what `_claim` gives."""
-    suffix = name[len(base) :]
-    return name.startswith(base) and (not suffix or _COLLISION_SUFFIX.fullmatch(suffix) is not None)
 
 
 def _claim(base: str, original: str, taken: set[str]) -> str:

@@ -1,10 +1,11 @@
 """Every attached server's resources, templates and prompts as one catalog, and where each request goes.
 
 The routing rule, deterministic and documented in the README:
-- a URI goes to the server that lists it; when several list it, to the one that served it before (`merge`'s
-  `before`), else to the one attached first;
-- else to the first server, in attach order, with a template the URI matches (see `_uri_template`), a template
-  text staying with the server that served it before as a URI does;
+- a URI goes to the server that lists it; when several list it, to the one attached first, counting what each
+  listed when it connected; a URI a server added later goes to it only if no other serves it (or it served it
+  before, `merge`'s `later` and `before`), so an upstream cannot take another's reads at runtime;
+- else to the first server, in attach order, with a template the URI matches (see `_uri_template`); template
+  texts are owned as URIs are;
 - resources and templates are listed once per URI and template string (the serving server's entry); every
   other server that lists one is told in its status (`conflicts`);
 - prompts are named like tools (`mcp__<server>__<prompt>`, unique, shortened by the export to its limit), and
@@ -13,16 +14,16 @@ The routing rule, deterministic and documented in the README:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from .._naming import ToolRef, assign_tool_names
 from .._uri_template import matches
 from ._catalog import Catalog
 
-__all__ = ["MergedCatalog", "merge"]
+__all__ = ["Added", "MergedCatalog", "merge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,38 +57,33 @@ class MergedCatalog:
         return next((server for listed, server in self.template_routes if listed == template), None)
 
 
+Added: TypeAlias = tuple[str, Literal["uri", "template", "prompt"], str]
+"""A URI, a template or a prompt a server (the first) added after its first listing."""
+
+
 def merge(
     catalogs: Mapping[str, Catalog],
     parts: Mapping[str, str],
     before: MergedCatalog | None = None,
-    newcomers: Collection[str] = (),
+    later: Collection[Added] = (),
 ) -> MergedCatalog:
-    """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names. What `before`,
-    the catalog this one replaces, gave a server stays its own while it lists it: a URI or a template it serves,
-    a prompt's name. An earlier server that lists them later does not take its reads, subscriptions or prompts,
-    unless that is its first listing (`newcomers`: it just connected, and gets what its place gives it)."""
+    """The catalogs of the servers in `catalogs` (attach order), with `parts` their part in names. What a server
+    lists when it connects goes by its place; what it adds `later` takes nothing another server serves, and keeps
+    what `before` (the catalog this one replaces) gave it while nobody else has it."""
+    held_uris = before.uri_routes if before is not None else {}
+    held_templates = dict(before.template_routes) if before is not None else {}
+    uri_routes = _owners(catalogs, "uri", lambda catalog: [r["uri"] for r in catalog.resources], held_uris, later)
+    template_owner = _owners(
+        catalogs, "template", lambda catalog: [t["uriTemplate"] for t in catalog.templates], held_templates, later
+    )
     resources: list[Mapping[str, Any]] = []
-    uri_routes: dict[str, str] = {}
     templates: list[Mapping[str, Any]] = []
     template_routes: list[tuple[str, str]] = []
-    template_owner: dict[str, str] = {}
-    if before is not None:
-        order = {server: index for index, server in enumerate(catalogs)}
-        uris = {server: {r["uri"] for r in catalog.resources} for server, catalog in catalogs.items()}
-        texts = {server: {t["uriTemplate"] for t in catalog.templates} for server, catalog in catalogs.items()}
-
-        def kept(key: str, owner: str, listing: Mapping[str, set[str]]) -> bool:
-            """Whether `owner` still lists `key` and no newcomer attached before it does."""
-            ahead = (new for new in newcomers if new in order and order[new] < order.get(owner, -1))
-            return key in listing.get(owner, ()) and not any(key in listing[new] for new in ahead)
-
-        uri_routes = {uri: owner for uri, owner in before.uri_routes.items() if kept(uri, owner, uris)}
-        template_owner = {text: owner for text, owner in before.template_routes if kept(text, owner, texts)}
     conflicts: dict[str, list[str]] = {}
     for server, catalog in catalogs.items():
         for resource in catalog.resources:
             uri = resource["uri"]
-            owner = uri_routes.setdefault(uri, server)
+            owner = uri_routes[uri]
             if owner == server:
                 resources.append(resource)
             else:
@@ -96,7 +92,7 @@ def merge(
                 )
         for template in catalog.templates:
             text = template["uriTemplate"]
-            owner = template_owner.setdefault(text, server)
+            owner = template_owner[text]
             if owner == server:
                 templates.append(template)
                 template_routes.append((text, server))
@@ -108,7 +104,7 @@ def merge(
         {server: [p["name"] for p in catalog.prompts] for server, catalog in catalogs.items()},
         {server: parts[server] for server in catalogs},
         {ToolRef(*route): name for name, route in before.prompt_routes.items()} if before is not None else None,
-        newcomers,
+        {ToolRef(server, key) for server, kind, key in later if kind == "prompt"},
     )
     by_server = {server: {p["name"]: p for p in catalog.prompts} for server, catalog in catalogs.items()}
     prompts = [{**by_server[ref.server][ref.tool], "name": name} for name, ref in names.tools.items()]
@@ -121,6 +117,29 @@ def merge(
         tuple(template_routes),
         MappingProxyType({server: _capped(found) for server, found in conflicts.items()}),
     )
+
+
+def _owners(
+    catalogs: Mapping[str, Catalog],
+    kind: Literal["uri", "template"],
+    keys_of: Callable[[Catalog], list[str]],
+    held: Mapping[str, str],
+    later: Collection[Added],
+) -> dict[str, str]:
+    """Who serves each URI (template) that `catalogs` list: what servers listed when they connected, in attach
+    order; then what they added later, to the server that held it, else in attach order, where still free."""
+    owner: dict[str, str] = {}
+    listed = [(server, key) for server, catalog in catalogs.items() for key in keys_of(catalog)]
+    for server, key in listed:
+        if (server, kind, key) not in later:
+            owner.setdefault(key, server)
+    added = [(server, key) for server, key in listed if (server, kind, key) in later]
+    for server, key in added:
+        if held.get(key) == server:
+            owner.setdefault(key, server)
+    for server, key in added:
+        owner.setdefault(key, server)
+    return owner
 
 
 MAX_CONFLICTS_SHOWN = 20

@@ -26,7 +26,8 @@ from .._config import HttpServerConfig, McpServerConfig, ServerConfig
 from .._errors import ServerNotAttached, UnknownPrompt, UnknownResource, UnknownTool, UpstreamUnavailable
 from .._naming import ToolRef, assign_tool_names, claim_server_part, validate_server_name
 from .._types import ServerStatus
-from ._catalog import CatalogKind
+from ._arrivals import Arrivals
+from ._catalog import Catalog, CatalogKind
 from ._merged import MergedCatalog, merge
 from ._network import NetworkGuard, guarded_transport
 from ._oauth import Authorizations, MemoryVault, TokenVault, UpstreamAuth
@@ -54,10 +55,10 @@ class McpConnectionPool:
         self._routes: Mapping[str, tuple[Upstream, str]] = MappingProxyType({})
         self._tool_names: Mapping[ToolRef, str] = MappingProxyType({})
         """The name each tool was given, which it keeps while listed (`assign_tool_names`' `held`)."""
-        self._named: set[Upstream] = set()
-        self._merged: set[Upstream] = set()
-        """The upstreams whose tools (catalog) were merged once since they listed them: what they list from then on
-        are changes, which take nothing another server holds; a first listing takes what the server's place gives."""
+        self._tool_arrivals = Arrivals[str](lambda upstream: upstream.tools_listed)
+        self._catalog_arrivals = Arrivals[tuple[Literal["uri", "template", "prompt"], str]](
+            lambda upstream: upstream.catalog_listed
+        )
         self._definitions: tuple[ToolDefinition, ...] = ()
         self._generation = 0
         self._changed = anyio.Event()
@@ -513,13 +514,13 @@ class McpConnectionPool:
         attached = [name for name in self._parts if name in self._servers]
         old = self._catalog
         upstreams = [self._servers[name] for name in attached]
+        later = self._catalog_arrivals.later({upstream: _catalog_keys(upstream.catalog) for upstream in upstreams})
         new = self._catalog = merge(
             {upstream.name: upstream.catalog for upstream in upstreams},
             {name: self._parts[name] for name in attached},
             old,
-            [upstream.name for upstream in upstreams if upstream not in self._merged],
+            [(server, kind, key) for server, (kind, key) in later],
         )
-        self._merged = {upstream for upstream in upstreams if upstream.catalog_listed}
         for name in attached:
             self._servers[name].conflicts = new.conflicts.get(name, ())
         changed: list[CatalogKind] = []
@@ -533,14 +534,14 @@ class McpConnectionPool:
     def _rebuild(self) -> None:
         attached = [name for name in self._parts if name in self._servers]
         upstreams = [self._servers[name] for name in attached]
+        listed = {upstream: [t.name for t in upstream.tools] for upstream in upstreams}
         names = assign_tool_names(
-            {upstream.name: [t.name for t in upstream.tools] for upstream in upstreams},
+            {upstream.name: tools for upstream, tools in listed.items()},
             {name: self._parts[name] for name in attached},
             self._tool_names,
-            [upstream.name for upstream in upstreams if upstream not in self._named],
+            {ToolRef(server, tool) for server, tool in self._tool_arrivals.later(listed)},
         )
         self._tool_names = names.by_ref
-        self._named = {upstream for upstream in upstreams if upstream.tools_listed}
         routes: dict[str, tuple[Upstream, str]] = {}
         definitions: list[ToolDefinition] = []
         by_server = {name: {t.name: t for t in u.tools} for name, u in self._servers.items()}
@@ -564,3 +565,12 @@ class McpConnectionPool:
             self._generation += 1
             changed, self._changed = self._changed, anyio.Event()
             changed.set()
+
+
+def _catalog_keys(catalog: Catalog) -> list[tuple[Literal["uri", "template", "prompt"], str]]:
+    """What a catalog lists, each with its kind, as `Arrivals` tells first listings from later additions."""
+    return [
+        *(("uri", resource["uri"]) for resource in catalog.resources),
+        *(("template", template["uriTemplate"]) for template in catalog.templates),
+        *(("prompt", prompt["name"]) for prompt in catalog.prompts),
+    ]

@@ -180,3 +180,23 @@ async def test_attach_servers_names_servers_in_the_order_given(upstream: Upstrea
         }
         assert pool.route("mcp__my_docs__echo") == ("My-Docs", "echo")
         assert pool.route(f"mcp__{suffixed('my_docs', 'my_docs')}__echo") == ("my_docs", "echo")
+
+
+async def test_which_server_connects_first_changes_no_name(upstream: UpstreamFactory) -> None:
+    """Three servers named by their tools alone, the first attached connecting last: every `echo` is named by its
+    server's place, as if they had connected in order (a clash's suffixes included)."""
+    unprefixed = {"prefix": False}
+    command, args = stdio_command("--name", "slow", "--behaviour", "many-tools=3000")
+    servers = {
+        "a": McpServerConfig.parse({"command": command, "args": args, "cwd": str(PROJECT_ROOT), **unprefixed}),
+        "b": McpServerConfig.parse({"url": upstream("--name", "b").url, **unprefixed}),
+        "c": McpServerConfig.parse({"url": upstream("--name", "c").url, **unprefixed}),
+    }
+    digest = hashlib.sha256(b"echo").hexdigest()
+    async with McpPluginFactory() as factory:
+        with anyio.fail_after(STARTUP):
+            await factory.attach_servers(servers)
+        pool = factory.pool
+        assert pool.route("mcp__echo") == ("a", "echo")
+        assert pool.route(f"mcp__echo_{digest[:6]}") == ("b", "echo")
+        assert pool.route(f"mcp__echo_{digest[:8]}") == ("c", "echo")

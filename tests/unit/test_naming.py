@@ -101,23 +101,33 @@ def test_names_that_meet_across_the_separator_go_to_the_longer_part(servers: dic
     assert names.name_of("a", "b__c") == f"mcp__a__b__c_{sha('b__c')[:6]}"
 
 
-def test_a_tool_keeps_the_name_it_holds_when_a_later_one_would_claim_it() -> None:
-    before = assign_tool_names({"a": ["b__c"], "fs": ["Get-File"]})
-    assert before.name_of("a", "b__c") == "mcp__a__b__c" and before.name_of("fs", "Get-File") == "mcp__fs__get_file"
-    after = assign_tool_names({"a": ["b__c"], "fs": ["get_file", "Get-File"], "a__b": ["c"]}, held=before.by_ref)
-    assert after.name_of("a", "b__c") == "mcp__a__b__c"
+def test_a_tool_added_later_takes_no_name_another_tool_holds() -> None:
+    """`a` adds `b__c` at runtime, whose name spells `a__b`'s `mcp__a__b__c`; `fs` adds `get_file` beside its
+    `Get-File`: each newcomer gets the suffix, and each tool keeps the name clients know."""
+    before = assign_tool_names({"a": [], "a__b": ["c"], "fs": ["Get-File"]})
+    later = {ToolRef("a", "b__c"), ToolRef("fs", "get_file")}
+    after = assign_tool_names(
+        {"a": ["b__c"], "a__b": ["c"], "fs": ["get_file", "Get-File"]}, held=before.by_ref, later=later
+    )
+    assert after.name_of("a__b", "c") == "mcp__a__b__c"
     assert after.name_of("fs", "Get-File") == "mcp__fs__get_file"
-    assert after.name_of("a__b", "c") == f"mcp__a__b__c_{sha('c')[:6]}"
+    assert after.name_of("a", "b__c") == f"mcp__a__b__c_{sha('b__c')[:6]}"
     assert after.name_of("fs", "get_file") == f"mcp__fs__get_file_{sha('get_file')[:6]}"
+    # A later tool keeps what it was given, whatever its form, while nobody listed when connecting claims it.
+    again = assign_tool_names(
+        {"a": ["b__c"], "a__b": ["c"], "fs": ["get_file", "Get-File"]}, held=after.by_ref, later=later
+    )
+    assert again.by_ref == after.by_ref
 
 
-def test_a_server_listing_for_the_first_time_gets_what_its_place_gives_it_and_a_change_does_not() -> None:
-    """Two servers named by their tools alone (`prefix: false`): `a` was attached first, `b` connected first."""
+def test_what_servers_list_when_they_connect_is_named_by_their_place_and_an_addition_after_them() -> None:
+    """Two servers named by their tools alone (`prefix: false`), `a` attached first: when `a` lists `x` on
+    connecting it gets `mcp__x`, even after `b` held it; when `a` adds `x` later, `b` keeps it."""
     parts = {"a": "", "b": ""}
     held = assign_tool_names({"a": [], "b": ["x"]}, parts).by_ref
-    connected = assign_tool_names({"a": ["x"], "b": ["x"]}, parts, held, newcomers=["a"])
+    connected = assign_tool_names({"a": ["x"], "b": ["x"]}, parts, held)
     assert [connected.name_of("a", "x"), connected.name_of("b", "x")] == ["mcp__x", f"mcp__x_{sha('x')[:6]}"]
-    changed = assign_tool_names({"a": ["x"], "b": ["x"]}, parts, held)  # `a` added it at runtime
+    changed = assign_tool_names({"a": ["x"], "b": ["x"]}, parts, held, later={ToolRef("a", "x")})
     assert [changed.name_of("a", "x"), changed.name_of("b", "x")] == [f"mcp__x_{sha('x')[:6]}", "mcp__x"]
 
 
@@ -135,12 +145,17 @@ def test_a_server_whose_part_changed_is_named_afresh() -> None:
     assert after.name_of("t", "t") == "mcp__t"
 
 
-def test_a_prompt_keeps_the_name_it_holds_in_the_catalog_it_replaces() -> None:
-    parts = {"a": "a", "a__b": "a__b"}
-    before = merge({"a": Catalog(prompts=({"name": "b__greet"},))}, parts)
-    catalogs = {"a": Catalog(prompts=({"name": "b__greet"},)), "a__b": Catalog(prompts=({"name": "greet"},))}
-    assert merge(catalogs, parts).prompt_routes["mcp__a__b__greet"] == ("a__b", "greet")
-    assert merge(catalogs, parts, before).prompt_routes["mcp__a__b__greet"] == ("a", "b__greet")
+def test_a_prompt_added_later_takes_no_name_another_prompt_holds() -> None:
+    parts = {"a": "a", "a__b": "a__b", "c": ""}
+    before = merge({"a": Catalog(), "a__b": Catalog(), "c": Catalog(prompts=({"name": "a__b__greet"},))}, parts)
+    catalogs = {
+        "a": Catalog(),
+        "a__b": Catalog(prompts=({"name": "greet"},)),
+        "c": Catalog(prompts=({"name": "a__b__greet"},)),
+    }
+    assert merge(catalogs, parts, before).prompt_routes["mcp__a__b__greet"] == ("a__b", "greet")
+    later = merge(catalogs, parts, before, [("a__b", "prompt", "greet")])
+    assert later.prompt_routes["mcp__a__b__greet"] == ("c", "a__b__greet")
 
 
 def test_a_name_that_already_carries_the_suffix_still_gets_a_unique_name() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from lash_gateway._uri_template import matches
 from lash_gateway.upstream._catalog import Catalog
-from lash_gateway.upstream._merged import merge
+from lash_gateway.upstream._merged import Added, merge
 
 
 @pytest.mark.parametrize(
@@ -54,18 +54,18 @@ def test_listed_uris_go_to_the_first_server_that_lists_them_and_the_others_hear_
     assert merged.conflicts == {"b": ("resource 'x://2' is also listed by 'a', which serves it",)}
 
 
-def test_a_uri_or_template_a_server_serves_stays_its_own_when_an_earlier_server_lists_it_too() -> None:
+def test_a_uri_or_template_a_server_serves_stays_its_own_when_an_earlier_server_adds_it_later() -> None:
     parts = {"a": "a", "b": "b"}
     before = merge({"a": _catalog(), "b": _catalog("x://2", templates=("x://{id}",))}, parts)
     catalogs = {"a": _catalog("x://2", templates=("x://{id}",)), "b": _catalog("x://2", templates=("x://{id}",))}
-    fresh, kept = merge(catalogs, parts), merge(catalogs, parts, before)
-    assert (fresh.server_for_uri("x://2"), fresh.server_for_template("x://{id}")) == ("a", "a")
+    connected = merge(catalogs, parts, before)  # `a` listed them when it connected (last): its place decides
+    assert (connected.server_for_uri("x://2"), connected.server_for_template("x://{id}")) == ("a", "a")
+    added: list[Added] = [("a", "uri", "x://2"), ("a", "template", "x://{id}")]
+    kept = merge(catalogs, parts, before, added)  # `a` added them at runtime: `b` keeps its reads
     assert (kept.server_for_uri("x://2"), kept.server_for_template("x://{id}")) == ("b", "b")
     assert kept.server_for_uri("x://9") == "b"
     assert [r["uri"] for r in kept.resources] == ["x://2"] and len(kept.templates) == 1
     assert "resource 'x://2' is also listed by 'b'" in kept.conflicts["a"][0]
-    connected = merge(catalogs, parts, before, newcomers=["a"])  # `a`'s first listing: it connected last
-    assert (connected.server_for_uri("x://2"), connected.server_for_template("x://{id}")) == ("a", "a")
 
 
 def test_a_listed_uri_wins_over_an_earlier_servers_template() -> None:
