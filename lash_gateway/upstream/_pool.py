@@ -519,7 +519,7 @@ class McpConnectionPool:
             {upstream.name: upstream.catalog for upstream in upstreams},
             {name: self._parts[name] for name in attached},
             old,
-            [(server, kind, key) for server, (kind, key) in later],
+            {(server, kind, key) for server, (kind, key) in later},  # a set: `merge` asks it for every item
         )
         for name in attached:
             self._servers[name].conflicts = new.conflicts.get(name, ())
