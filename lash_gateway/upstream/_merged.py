@@ -4,8 +4,8 @@ The routing rule, deterministic and documented in the README:
 - a URI goes to the server that lists it; when several list it, to the one attached first, counting what each
   listed when it connected; a URI a server added later goes to it only if no other serves it (or it served it
   before, `merge`'s `later` and `before`), so an upstream cannot take another's reads at runtime;
-- else to the first server, in attach order, with a template the URI matches (see `_uri_template`); template
-  texts are owned as URIs are;
+- else to the first server, in attach order, with a template the URI matches (see `_uri_template`), the templates
+  servers added later tried last; template texts are owned as URIs are;
 - resources and templates are listed once per URI and template string (the serving server's entry); every
   other server that lists one is told in its status (`conflicts`);
 - prompts are named like tools (`mcp__<server>__<prompt>`, unique, shortened by the export to its limit), and
@@ -100,6 +100,8 @@ def merge(
                 conflicts.setdefault(server, []).append(
                     f"resource template {text!r} is also listed by {owner!r}, which serves it"
                 )
+    # A template a server added later is tried after all the others: it must not take the URIs another's serves.
+    template_routes.sort(key=lambda route: (route[1], "template", route[0]) in later)
     names = assign_tool_names(
         {server: [p["name"] for p in catalog.prompts] for server, catalog in catalogs.items()},
         {server: parts[server] for server in catalogs},

@@ -68,6 +68,17 @@ def test_a_uri_or_template_a_server_serves_stays_its_own_when_an_earlier_server_
     assert "resource 'x://2' is also listed by 'b'" in kept.conflicts["a"][0]
 
 
+def test_a_template_added_later_matches_after_every_template_listed_on_connecting() -> None:
+    """`a` (attached first) adds `file:///{dir}/{name}` at runtime: the URIs `b`'s `file:///x/{name}` matches still
+    go to `b`; the others, which no template served, go to `a`."""
+    parts = {"a": "a", "b": "b"}
+    catalogs = {"a": _catalog(templates=("file:///{dir}/{name}",)), "b": _catalog(templates=("file:///x/{name}",))}
+    merged = merge(catalogs, parts, later=[("a", "template", "file:///{dir}/{name}")])
+    assert merged.server_for_uri("file:///x/secret") == "b"
+    assert merged.server_for_uri("file:///y/other") == "a"
+    assert merge(catalogs, parts).server_for_uri("file:///x/secret") == "a"  # listed on connecting: attach order
+
+
 def test_a_listed_uri_wins_over_an_earlier_servers_template() -> None:
     merged = merge(
         {"a": _catalog(templates=("x://{id}",)), "b": _catalog("x://7", templates=("x://{id}",))},
