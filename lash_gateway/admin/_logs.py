@@ -64,7 +64,8 @@ def _redacted(value: Any) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int | float):  # a number can be a known secret too (a PIN)
-        return value if redact(text := str(value)) == text else redact(text)
+        scrubbed = redact(text := str(value))
+        return value if scrubbed == text else scrubbed
     return redact(str(value))
 
 

@@ -52,6 +52,14 @@ DEFAULT_DENY_NETWORKS = ("169.254.0.0/16", "fe80::/10", "100.100.100.200/32", "f
 addresses. Loopback stays allowed: local servers are the common case."""
 
 
+def _not_empty(token: SecretStr | None, advice: str) -> SecretStr | None:
+    """`token`, unless it is empty: an empty token would read as none (no authentication for `auth_token`, and no
+    warning that there is none), as when a templated config's variable was unset."""
+    if token is not None and not token.get_secret_value():
+        raise ValueError(f"is empty: {advice}")
+    return token
+
+
 class AdminSettings(BaseModel):
     model_config = _STRICT
 
@@ -78,9 +86,7 @@ class AdminSettings(BaseModel):
     @field_validator("token")
     @classmethod
     def _check_token(cls, token: SecretStr | None) -> SecretStr | None:
-        if token is not None and not token.get_secret_value():
-            raise ValueError("is empty: leave it out to have one generated, or give one")
-        return token
+        return _not_empty(token, "leave it out to have one generated, or give one")
 
     @field_validator("stdio_allow")
     @classmethod
@@ -140,10 +146,7 @@ class GatewaySettings(BaseModel):
     @field_validator("auth_token")
     @classmethod
     def _check_auth_token(cls, token: SecretStr | None) -> SecretStr | None:
-        # An empty token would read as none: no authentication, and no warning that there is none.
-        if token is not None and not token.get_secret_value():
-            raise ValueError("is empty: leave it out to serve without a token, or give one")
-        return token
+        return _not_empty(token, "leave it out to serve without a token, or give one")
 
     @field_validator("virtual_servers")
     @classmethod

@@ -163,9 +163,12 @@ async def test_an_http_message_over_the_limit_fails_its_call_and_the_server_reco
     async with McpPluginFactory() as factory:
         pool = factory.pool
         with anyio.fail_after(WAIT):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(factory.attach_server, "good", server_config("stdio", upstream, startup_timeout=15))
-                tg.start_soon(factory.attach_server, "big", server_config(transport, upstream, startup_timeout=15))
+            await factory.attach_servers(
+                {
+                    "good": server_config("stdio", upstream, startup_timeout=15),
+                    "big": server_config(transport, upstream, startup_timeout=15),
+                }
+            )
         session = session_of(factory)
         since = pool.status("big").connected_since
         with anyio.fail_after(WAIT):
